@@ -1,0 +1,1 @@
+"""Tandem: combined ketamine/esketamine + CBT care service."""

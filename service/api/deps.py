@@ -1,0 +1,70 @@
+"""Dependencies every route uses: the database session, the caller, the request context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from service.audit_trail import AuditIntent, RequestContext
+from service.auth.principal import Principal, Role
+from service.auth.tokens import TokenVerifier
+from service.errors import NotAuthenticated, NotPermitted
+from service.records.audit import AuditAction
+from service.records.tenant import Tenant
+from service.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT; `tandem dev-token` prints one in development")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """One session per request. Service functions commit their own unit of work; anything left is rolled back."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated("send Authorization: Bearer <token>; in development `tandem dev-token` prints one")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return verifier.verify(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def context_for(action: AuditAction, record_kind: str, allowed: frozenset[Role]) -> Callable[..., RequestContext]:
+    """The caller, checked against the roles allowed here and against its tenant, with the audit intent declared."""
+
+    def dependency(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
+        if session.get(Tenant, principal.tenant_id) is None:
+            raise NotPermitted(f"tenant {principal.tenant_id!r} is not registered on this service")
+        session.rollback()  # end the read transaction: on SQLite it holds the write lock until the service commits
+        ctx = RequestContext(principal=principal, request_id=request.state.request_id)
+        ctx.intent = AuditIntent(action, record_kind)
+        request.state.ctx = ctx  # from here on, a refusal is audited as a failed attempt
+        if principal.role not in allowed:
+            raise NotPermitted(f"role {principal.role} may not {action} {record_kind}")
+        return ctx
+
+    return dependency

@@ -1,0 +1,124 @@
+"""Errors leave the JSON API as RFC 9457 problem+json, translated here and nowhere else.
+
+Handlers are sync on purpose: Starlette runs them in its thread pool, and auditing a failure touches the database.
+
+A failed attempt on patient data is audited too, in its own transaction, after the request's work rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.audit_trail import RequestContext, record_failure
+from service.errors import FieldProblem, InvalidRequest, TandemError
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger("tandem.errors")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. vital_signs.0.systolic_mmhg or query.limit")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+def problem_response(request: Request, status: int, title: str, detail: str, errors: list[FieldProblem]) -> JSONResponse:
+    body = Problem(
+        title=title,
+        status=status,
+        detail=detail,
+        request_id=getattr(request.state, "request_id", None),
+        errors=[FieldError(field=e.field, message=e.message) for e in errors],
+    )
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _audit_failure(request: Request, status: int) -> None:
+    ctx: RequestContext | None = getattr(request.state, "ctx", None)
+    if ctx is not None:
+        record_failure(request.app.state.engine, ctx, status)
+
+
+def _request_field(loc: tuple[int | str, ...]) -> str:
+    # Body fields are named as the client wrote them; query and header parameters keep their prefix.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _on_tandem_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, TandemError)
+    _audit_failure(request, error.status_code)
+    problems = error.problems if isinstance(error, InvalidRequest) else []
+    return problem_response(request, error.status_code, error.title, error.message, problems)
+
+
+def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        FieldProblem(_request_field(tuple(e["loc"])), str(e["msg"]).removeprefix("Value error, "))
+        for e in error.errors()
+    ]
+    _audit_failure(request, 422)
+    first = problems[0] if problems else FieldProblem("body", "invalid")
+    return problem_response(request, 422, "Invalid request", f"{first.field}: {first.message}", problems)
+
+
+def _on_http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    detail = error.detail if isinstance(error.detail, str) else "request refused"
+    return problem_response(request, error.status_code, HTTPStatus(error.status_code).phrase, detail, [])
+
+
+def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    # Never echo the exception: it may hold SQL or patient data. The request id lets operators find the log line.
+    logger.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
+    _audit_failure(request, 500)
+    return problem_response(request, 500, "Internal error", "the service failed; quote the request id to support", [])
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TandemError, _on_tandem_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
+    for status, description in {
+        401: "Missing, malformed, expired or untrusted bearer token",
+        403: "The token's role may not do this",
+        404: "No such record in the caller's tenant",
+        413: "Request body too large",
+        422: "The request is invalid; `errors` names each field",
+    }.items()
+}
+WRITE_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    **ERROR_RESPONSES,
+    409: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Conflicts with a stored record"},
+}
+UPDATE_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    **WRITE_ERROR_RESPONSES,
+    412: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "If-Match is not the current version"},
+    428: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "If-Match is required"},
+}

@@ -1,0 +1,172 @@
+"""JSON API routes for every record kind: create, read, list, update.
+
+Routes are generated from the record kinds so each kind behaves the same way; they validate, call one store
+function and shape the HTTP response. (No `from __future__ import annotations` here: FastAPI reads the
+dynamically chosen body and response models from the annotations at run time.)
+"""
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from service.api.deps import SessionDep, SettingsDep, context_for
+from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from service.audit_trail import RequestContext
+from service.records import store
+from service.records.kinds import RECORD_KINDS, RecordKind
+from service.records.store import ListFilters
+
+API_PREFIX = "/api/v1"
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _record_headers(response: Response, public: BaseModel) -> None:
+    response.headers["ETag"] = etag(getattr(public, "version"))
+    response.headers["Cache-Control"] = "no-store"
+
+
+def _update_model(kind: RecordKind) -> type[BaseModel]:
+    """A partial version of the kind's fields: anything left out keeps its stored value."""
+    fields: dict[str, Any] = {
+        name: (info.annotation | None, Field(default=None, description=info.description))
+        for name, info in kind.fields_schema.model_fields.items()
+    }
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{kind.schema_name}Update",
+        __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
+        __doc__=f"Changes to a {kind.label}; only the fields sent are changed. Send If-Match with the ETag.",
+        **fields,
+    )
+
+
+def _page_model(kind: RecordKind) -> type[BaseModel]:
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{kind.schema_name}Page",
+        items=(list[kind.public_schema], ...),  # type: ignore[name-defined]
+        next_cursor=(str | None, Field(default=None, description="Pass as `cursor` to get the next page")),
+    )
+
+
+def record_router(kind: RecordKind) -> APIRouter:
+    router = APIRouter(prefix=f"{API_PREFIX}/{kind.path}", tags=[kind.label])
+    create_schema: Any = kind.create_schema
+    update_schema: Any = _update_model(kind)
+    public_schema: Any = kind.public_schema
+    page_schema: Any = _page_model(kind)
+    plural = kind.schema_name + "s"
+
+    CreateContext = Annotated[RequestContext, Depends(context_for("create", kind.path, kind.writers))]
+    ReadContext = Annotated[RequestContext, Depends(context_for("read", kind.path, kind.readers))]
+    ListContext = Annotated[RequestContext, Depends(context_for("list", kind.path, kind.readers))]
+    UpdateContext = Annotated[RequestContext, Depends(context_for("update", kind.path, kind.writers))]
+
+    @router.post(
+        "",
+        operation_id=f"create{kind.schema_name}",
+        summary=f"Record a {kind.label}",
+        description=(
+            f"Stores a {kind.label}. A `source` identifier already stored returns the stored record with 200 "
+            "instead of creating a duplicate, so a resend is safe."
+        ),
+        status_code=201,
+        response_model=public_schema,
+        responses={200: {"model": public_schema, "description": "Already stored under this source identifier"},
+                   **WRITE_ERROR_RESPONSES},
+    )
+    def create(
+        request: Request,
+        response: Response,
+        session: SessionDep,
+        ctx: CreateContext,
+        payload: Annotated[create_schema, Body()],
+    ) -> Any:
+        public, created = store.create_record(session, ctx, kind, payload)
+        response.status_code = 201 if created else 200
+        response.headers["Location"] = str(request.url_for(f"read{kind.schema_name}", record_id=public.id))  # type: ignore[attr-defined]
+        _record_headers(response, public)
+        return public
+
+    @router.get(
+        "/{record_id}",
+        operation_id=f"read{kind.schema_name}",
+        name=f"read{kind.schema_name}",
+        summary=f"Read a {kind.label}",
+        response_model=public_schema,
+        responses=ERROR_RESPONSES,
+    )
+    def read(record_id: str, response: Response, session: SessionDep, ctx: ReadContext) -> Any:
+        public = store.read_record(session, ctx, kind, record_id)
+        _record_headers(response, public)
+        return public
+
+    @router.get(
+        "",
+        operation_id=f"list{plural}",
+        summary=f"List {kind.label}s",
+        description=f"Ordered by {kind.time_column.replace('_', ' ')}, oldest first; follow `next_cursor` for more.",
+        response_model=page_schema,
+        responses=ERROR_RESPONSES,
+    )
+    def list_(
+        response: Response,
+        session: SessionDep,
+        settings: SettingsDep,
+        ctx: ListContext,
+        patient_id: Annotated[str | None, Query(max_length=64)] = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        since: Annotated[
+            date | AwareDatetime | None, Query(alias="from", description=f"{kind.time_column} on or after")
+        ] = None,
+        until: Annotated[date | AwareDatetime | None, Query(alias="to", description=f"{kind.time_column} before")] = None,
+        identifier: Annotated[
+            str | None, Query(max_length=512, description="system|value of the source identifier (or, for patients, an MRN)")
+        ] = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        limit: Annotated[int | None, Query(ge=1, description="Page size; capped by the server")] = None,
+    ) -> Any:
+        page_size = min(limit or settings.default_page_size, settings.max_page_size)
+        filters = ListFilters(
+            limit=page_size,
+            patient_id=patient_id,
+            status=status,
+            since=store.parse_date_bound(since),
+            until=store.parse_date_bound(until),
+            identifier=identifier,
+            cursor=cursor,
+        )
+        page = store.list_records(session, ctx, kind, filters)
+        response.headers["Cache-Control"] = "no-store"
+        return page_schema(items=page.items, next_cursor=page.next_cursor)
+
+    @router.patch(
+        "/{record_id}",
+        operation_id=f"update{kind.schema_name}",
+        summary=f"Change a {kind.label}",
+        description='Partial update. `If-Match` must carry the ETag last read (W/"n"); a stale one gets 412.',
+        response_model=public_schema,
+        responses=UPDATE_ERROR_RESPONSES,
+    )
+    def update(
+        record_id: str,
+        response: Response,
+        session: SessionDep,
+        ctx: UpdateContext,
+        changes: Annotated[update_schema, Body()],
+        if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
+    ) -> Any:
+        public = store.update_record(
+            session, ctx, kind, record_id, changes.model_dump(exclude_unset=True), if_match  # type: ignore[attr-defined]
+        )
+        _record_headers(response, public)
+        return public
+
+    return router
+
+
+def record_routers() -> list[APIRouter]:
+    return [record_router(kind) for kind in RECORD_KINDS]

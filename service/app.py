@@ -1,0 +1,43 @@
+"""The FastAPI application: wiring only. Behaviour lives in the services and the routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.api import health
+from service.api.middleware import RequestIdAndBodyLimit
+from service.api.problems import install_problem_handlers
+from service.api.records import record_routers
+from service.auth.tokens import TokenVerifier
+from service.db.engine import make_engine
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """
+Tandem keeps the three streams of a combined ketamine/esketamine + CBT programme together: drug sessions,
+therapy sessions and symptom questionnaires.
+
+Every route needs an OAuth2 bearer JWT (roles `ehr-system`, `clinician`, `coordinator`, `admin`; one tenant per
+token). Errors are `application/problem+json` with an `errors` list naming each field. Creates are idempotent on
+the record's `source` identifier; updates need `If-Match`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Tandem",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    app.state.token_verifier = TokenVerifier(settings)
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdAndBodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    for router in record_routers():
+        app.include_router(router)
+    return app

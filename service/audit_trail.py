@@ -1,0 +1,74 @@
+"""Writing audit rows: on success inside the request's transaction, on failure in a transaction of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, insert
+from sqlmodel import Session
+
+from service.auth.principal import Principal
+from service.clock import now_utc
+from service.db.engine import session_scope
+from service.records.audit import AuditAction, AuditEvent
+from service.records.base import new_id
+
+
+@dataclass
+class AuditIntent:
+    """What a request is about to do, known before it runs, so a failure can still be recorded."""
+
+    action: AuditAction
+    record_kind: str
+    record_id: str | None = None
+    patient_id: str | None = None
+
+
+@dataclass
+class RequestContext:
+    """The caller and the request id, passed explicitly to every service function."""
+
+    principal: Principal
+    request_id: str
+    intent: AuditIntent | None = field(default=None)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+
+def _row(ctx: RequestContext, intent: AuditIntent, patient_id: str | None, status_code: int) -> dict[str, object]:
+    return {
+        "id": new_id(),
+        "occurred_at": now_utc(),
+        "tenant_id": ctx.tenant_id,
+        "actor": ctx.principal.subject,
+        "actor_role": ctx.principal.role,
+        "action": intent.action,
+        "record_kind": intent.record_kind,
+        "record_id": intent.record_id,
+        "patient_id": patient_id,
+        "outcome": "success" if status_code < 400 else "failure",
+        "status_code": status_code,
+        "request_id": ctx.request_id,
+    }
+
+
+def record_success(
+    session: Session, ctx: RequestContext, *, status_code: int, patient_ids: Iterable[str | None] = ()
+) -> None:
+    """One row per patient touched (a list touches many); part of the caller's transaction."""
+    intent = ctx.intent
+    assert intent is not None, "a service function must declare its audit intent first"
+    patients = list(dict.fromkeys(patient_ids)) or [intent.patient_id]
+    rows = [_row(ctx, intent, patient_id, status_code) for patient_id in patients]
+    session.execute(insert(AuditEvent), rows)
+
+
+def record_failure(engine: Engine, ctx: RequestContext, status_code: int) -> None:
+    """A refused or failed attempt, written after the request's own transaction was rolled back."""
+    if ctx.intent is None:
+        return
+    with session_scope(engine) as session:
+        session.execute(insert(AuditEvent), [_row(ctx, ctx.intent, ctx.intent.patient_id, status_code)])

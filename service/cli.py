@@ -1,0 +1,140 @@
+"""The `tandem` command: database, tenants, demo data, development tokens, the OpenAPI export and the server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, get_args
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlmodel import Session
+
+from service.auth.principal import Role
+from service.auth.tokens import mint_dev_token
+from service.db import migrations
+from service.db.engine import make_engine
+from service.settings import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="Tandem: combined ketamine/esketamine + CBT care service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants: one per hospital or site.", no_args_is_help=True)
+demo_app = typer.Typer(help="The synthetic demo tenant.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(demo_app, name="demo")
+console = Console(stderr=True)
+
+DEMO_TENANT = "demo"
+OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database (TANDEM_DATABASE_URL) to REVISION."""
+    migrations.upgrade(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. base)."""
+    migrations.downgrade(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@tenant_app.command("add")
+def tenant_add(tenant_id: str, name: Annotated[str, typer.Option(help="Display name")]) -> None:
+    """Register a tenant; tokens name it in their `tenant` claim."""
+    from service.tenants import register_tenant
+
+    with Session(make_engine(get_settings().database_url)) as session:
+        register_tenant(session, tenant_id=tenant_id, name=name)
+    console.print(f"tenant {tenant_id} registered")
+
+
+@demo_app.command("load")
+def demo_load(
+    tenant: str = DEMO_TENANT,
+    patients: Annotated[int, typer.Option(min=1, max=100_000)] = 36,
+    seed: int = 7,
+    if_empty: Annotated[bool, typer.Option(help="Do nothing when the tenant already exists")] = False,
+) -> None:
+    """Load synthetic patients at different points of a combined plan (idempotent: reloading adds nothing)."""
+    from service.demo import generate_demo_tenant
+    from service.demo_loader import load_demo_tenant
+    from service.tenants import register_tenant, tenant_exists
+
+    settings = get_settings()
+    if not settings.development:
+        console.print("[red]refusing to load demo data outside development (TANDEM_ENVIRONMENT)[/red]")
+        raise typer.Exit(2)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        if tenant_exists(session, tenant):
+            if if_empty:
+                console.print(f"demo tenant {tenant!r} already loaded")
+                return
+        else:
+            register_tenant(session, tenant_id=tenant, name="Demo hospital (synthetic data)")
+    demo = generate_demo_tenant(seed=seed, patients=patients)
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task("loading demo patients", total=len(demo.patients))
+        summary = load_demo_tenant(engine, tenant_id=tenant, demo=demo, advance=lambda: progress.advance(task))
+    console.print(
+        f"demo tenant {tenant!r}: {len(demo.patients)} patients, {summary.created} records created, "
+        f"{summary.already_present} already present"
+    )
+
+
+@app.command("dev-token")
+def dev_token(
+    tenant: str = DEMO_TENANT,
+    role: Annotated[str, typer.Option(help="ehr-system, clinician, coordinator or admin")] = "coordinator",
+    subject: str | None = None,
+    hours: Annotated[int, typer.Option(min=1, max=72)] = 12,
+) -> None:
+    """Print a development bearer token (development mode only)."""
+    settings = get_settings()
+    if not settings.development:
+        console.print("[red]dev tokens exist only in development (TANDEM_ENVIRONMENT=development)[/red]")
+        raise typer.Exit(2)
+    if role not in get_args(Role):
+        console.print(f"[red]role must be one of {', '.join(get_args(Role))}[/red]")
+        raise typer.Exit(2)
+    token = mint_dev_token(settings, tenant=tenant, role=role, subject=subject, hours=hours)  # type: ignore[arg-type]
+    sys.stdout.write(token + "\n")
+
+
+@app.command("openapi")
+def openapi(
+    output: Path = OPENAPI_PATH,
+    check: Annotated[bool, typer.Option(help="Fail if OUTPUT differs from the app's spec")] = False,
+) -> None:
+    """Export the OpenAPI spec, or check that the committed export is current."""
+    from service.openapi_export import openapi_document
+
+    document = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if check:
+        if not output.exists() or output.read_text(encoding="utf-8") != document:
+            console.print(f"[red]{output} is out of date; run `tandem openapi` and commit it[/red]")
+            raise typer.Exit(1)
+        console.print(f"{output} is current")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document, encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+@app.command("serve")
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run("service.main:app", host=host, port=port, proxy_headers=True, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

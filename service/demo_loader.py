@@ -1,0 +1,69 @@
+"""Loading the synthetic demo tenant through the same store functions the API uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from service.audit_trail import RequestContext
+from service.auth.principal import Principal
+from service.demo import DemoTenant
+from service.records import store
+from service.records.kinds import (
+    CBT_SESSIONS,
+    ENROLLMENTS,
+    KETAMINE_ADMINISTRATIONS,
+    PATIENTS,
+    PRACTITIONERS,
+    QUESTIONNAIRE_RESPONSES,
+    RecordKind,
+)
+from service.records.questionnaire import QuestionnaireResponseCreate
+from service.records.cbt import CbtSessionCreate
+
+LOADER_SUBJECT = "tandem-demo-loader"
+
+
+@dataclass
+class LoadSummary:
+    created: int = 0
+    already_present: int = 0
+
+
+def load_demo_tenant(
+    engine: Engine, *, tenant_id: str, demo: DemoTenant, advance: Callable[[], None] = lambda: None
+) -> LoadSummary:
+    """Write every demo record; `advance` is called once per patient (for a progress bar)."""
+    summary = LoadSummary()
+    principal = Principal(subject=LOADER_SUBJECT, tenant_id=tenant_id, role="ehr-system", scopes=frozenset())
+
+    def write(session: Session, kind: RecordKind, payload: object) -> str:
+        ctx = RequestContext(principal=principal, request_id="demo-load")
+        public, created = store.create_record(session, ctx, kind, payload)  # type: ignore[arg-type]
+        summary.created += created
+        summary.already_present += not created
+        return str(getattr(public, "id"))
+
+    with Session(engine, expire_on_commit=False) as session:
+        for practitioner in demo.practitioners:
+            write(session, PRACTITIONERS, practitioner)
+        for patient in demo.patients:
+            patient_id = write(session, PATIENTS, patient.patient)
+            enrollment_id = write(session, ENROLLMENTS, patient.enrollment.model_copy(update={"patient_id": patient_id}))
+            for record in patient.records:
+                kind = _kind_of(record)
+                linked = record.model_copy(update={"patient_id": patient_id, "enrollment_id": enrollment_id})
+                write(session, kind, linked)
+            advance()
+    return summary
+
+
+def _kind_of(record: object) -> RecordKind:
+    if isinstance(record, QuestionnaireResponseCreate):
+        return QUESTIONNAIRE_RESPONSES
+    if isinstance(record, CbtSessionCreate):
+        return CBT_SESSIONS
+    return KETAMINE_ADMINISTRATIONS

@@ -1,0 +1,78 @@
+"""Domain errors. Services raise these; the edges (JSON API, FHIR facade, pages) translate them in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TandemError(Exception):
+    """Base of every error the service raises on purpose; the message is safe to show to the caller."""
+
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAuthenticated(TandemError):
+    status_code = 401
+    title = "Not authenticated"
+
+
+class NotPermitted(TandemError):
+    status_code = 403
+    title = "Not permitted"
+
+
+class RecordNotFound(TandemError):
+    """Also what another tenant's record looks like: the two must be indistinguishable."""
+
+    status_code = 404
+    title = "Not found"
+
+    def __init__(self, kind: str, record_id: str) -> None:
+        super().__init__(f"no {kind} with id {record_id!r}")
+
+
+class RecordConflict(TandemError):
+    status_code = 409
+    title = "Conflict"
+
+
+class VersionMismatch(TandemError):
+    status_code = 412
+    title = "Precondition failed"
+
+    def __init__(self, current: int, expected: str) -> None:
+        super().__init__(
+            f"If-Match {expected} does not match the current version W/\"{current}\"; read the record again and retry"
+        )
+
+
+class VersionRequired(TandemError):
+    status_code = 428
+    title = "Precondition required"
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with a request, located by the path of the field (e.g. vital_signs.0.systolic_mmhg)."""
+
+    field: str
+    message: str
+
+
+class InvalidRequest(TandemError):
+    status_code = 422
+    title = "Invalid request"
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        first = problems[0] if problems else FieldProblem("body", "invalid")
+        super().__init__(f"{first.field}: {first.message}")
+        self.problems = problems or [first]
+
+
+def invalid(field_name: str, message: str) -> InvalidRequest:
+    return InvalidRequest([FieldProblem(field_name, message)])

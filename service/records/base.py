@@ -1,0 +1,84 @@
+"""What every stored clinical record has: tenant, id, timestamps, version and source identifier."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import MetaData
+from sqlmodel import Field as SqlField
+from sqlmodel import SQLModel
+
+from service.clock import now_utc
+from service.db.types import UtcDateTime
+
+# Constraint names are part of the schema: alembic needs them to be deterministic on both databases.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+# Records we create ourselves still get a source identifier, so one unique constraint covers every resend.
+OWN_SOURCE_SYSTEM = "urn:tandem:record"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class TenantRecord(SQLModel):
+    """Columns shared by every tenant-owned table (not a table itself)."""
+
+    id: str = SqlField(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = SqlField(foreign_key="tenants.id", max_length=64, index=True)
+    created_at: datetime = SqlField(default_factory=now_utc, sa_type=UtcDateTime)
+    updated_at: datetime = SqlField(default_factory=now_utc, sa_type=UtcDateTime)
+    version: int = SqlField(default=1)
+    source_system: str = SqlField(max_length=255)
+    source_id: str = SqlField(max_length=255)
+
+
+# ---- API shapes shared by every record kind --------------------------------------------------------------
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ApiModel(BaseModel):
+    """Request bodies refuse unknown fields: a typo must not be silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SourceIdentifier(ApiModel):
+    """The sending system and its own id for the record; a resend with the same pair returns the first record."""
+
+    system: Text = Field(description="URI of the sending system, e.g. the EHR's identifier namespace")
+    value: Text = Field(description="The sending system's id for this record")
+
+
+class RecordMeta(BaseModel):
+    """Fields the service owns; clients read them but can never set them."""
+
+    id: str
+    version: int
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    source: SourceIdentifier
+
+
+def record_meta(row: TenantRecord) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "version": row.version,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "source": {"system": row.source_system, "value": row.source_id},
+    }

@@ -1,0 +1,178 @@
+"""The record kinds the service stores, described once; the store and the routes are driven by these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from service.auth.principal import Role
+from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
+from service.records.base import ApiModel, RecordMeta, TenantRecord
+
+Columns = dict[str, Any]
+
+CARE_TEAM: frozenset[Role] = frozenset({"ehr-system", "clinician", "coordinator"})
+PRESCRIBERS: frozenset[Role] = frozenset({"ehr-system", "clinician"})
+SCHEDULERS: frozenset[Role] = frozenset({"ehr-system", "clinician", "coordinator"})
+STAFF_ADMINS: frozenset[Role] = frozenset({"ehr-system", "admin"})
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A field that names another record of the same tenant (and, where it says so, of the same patient)."""
+
+    field: str
+    table: type[TenantRecord]
+    label: str
+    same_patient: bool = False
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    label: str  # in messages: "ketamine administration"
+    path: str  # in URLs: "ketamine-administrations"
+    schema_name: str  # in operation ids: "KetamineAdministration"
+    table: type[TenantRecord]
+    fields_schema: type[ApiModel]
+    create_schema: type[ApiModel]
+    public_schema: type[RecordMeta]
+    time_column: str  # what date filters and ordering use
+    readers: frozenset[Role]
+    writers: frozenset[Role]
+    references: tuple[Reference, ...] = ()
+    immutable: frozenset[str] = frozenset({"patient_id"})
+    patient_scoped: bool = True
+    has_status: bool = True
+    # Hooks where the API shape is not the columns: flatten before writing, expand after reading.
+    to_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
+    from_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
+    save_children: Callable[[Session, TenantRecord, Columns], None] | None = None
+    load_children: Callable[[Session, Sequence[TenantRecord]], Mapping[str, Columns]] | None = None
+    # Children are part of the API shape but not columns, so they are split off before writing.
+    child_fields: frozenset[str] = frozenset()
+
+    def patient_of(self, row: TenantRecord) -> str | None:
+        if not self.patient_scoped:
+            return None
+        return row.id if self.table is patient.Patient else str(getattr(row, "patient_id"))
+
+
+_patient_ref = Reference("patient_id", patient.Patient, "patient")
+_enrollment_ref = Reference("enrollment_id", enrollment.Enrollment, "enrollment", same_patient=True)
+
+
+def _practitioner_ref(field_name: str) -> Reference:
+    return Reference(field_name, practitioner.Practitioner, "practitioner")
+
+
+PATIENTS = RecordKind(
+    label="patient",
+    path="patients",
+    schema_name="Patient",
+    table=patient.Patient,
+    fields_schema=patient.PatientFields,
+    create_schema=patient.PatientCreate,
+    public_schema=patient.PatientPublic,
+    time_column="created_at",
+    readers=CARE_TEAM,
+    writers=PRESCRIBERS,
+    immutable=frozenset(),
+    has_status=False,
+    save_children=patient.save_identifiers,
+    load_children=patient.load_identifiers,
+    child_fields=frozenset({"identifiers"}),
+)
+
+PRACTITIONERS = RecordKind(
+    label="practitioner",
+    path="practitioners",
+    schema_name="Practitioner",
+    table=practitioner.Practitioner,
+    fields_schema=practitioner.PractitionerFields,
+    create_schema=practitioner.PractitionerCreate,
+    public_schema=practitioner.PractitionerPublic,
+    time_column="created_at",
+    readers=CARE_TEAM | {"admin"},
+    writers=STAFF_ADMINS,
+    immutable=frozenset(),
+    patient_scoped=False,
+    has_status=False,
+)
+
+ENROLLMENTS = RecordKind(
+    label="enrollment",
+    path="enrollments",
+    schema_name="Enrollment",
+    table=enrollment.Enrollment,
+    fields_schema=enrollment.EnrollmentFields,
+    create_schema=enrollment.EnrollmentCreate,
+    public_schema=enrollment.EnrollmentPublic,
+    time_column="created_at",
+    readers=CARE_TEAM,
+    writers=SCHEDULERS,
+    references=(_patient_ref, _practitioner_ref("coordinator_id")),
+    to_columns=enrollment.condition_to_columns,
+    from_columns=enrollment.condition_from_columns,
+)
+
+KETAMINE_ADMINISTRATIONS = RecordKind(
+    label="ketamine administration",
+    path="ketamine-administrations",
+    schema_name="KetamineAdministration",
+    table=ketamine.KetamineAdministration,
+    fields_schema=ketamine.KetamineAdministrationFields,
+    create_schema=ketamine.KetamineAdministrationCreate,
+    public_schema=ketamine.KetamineAdministrationPublic,
+    time_column="started_at",
+    readers=CARE_TEAM,
+    writers=PRESCRIBERS,
+    references=(_patient_ref, _enrollment_ref, _practitioner_ref("performer_id")),
+)
+
+CBT_SESSIONS = RecordKind(
+    label="CBT session",
+    path="cbt-sessions",
+    schema_name="CbtSession",
+    table=cbt.CbtSession,
+    fields_schema=cbt.CbtSessionFields,
+    create_schema=cbt.CbtSessionCreate,
+    public_schema=cbt.CbtSessionPublic,
+    time_column="planned_start",
+    readers=CARE_TEAM,
+    writers=SCHEDULERS,
+    references=(_patient_ref, _enrollment_ref, _practitioner_ref("therapist_id")),
+)
+
+QUESTIONNAIRE_RESPONSES = RecordKind(
+    label="questionnaire response",
+    path="questionnaire-responses",
+    schema_name="QuestionnaireResponse",
+    table=questionnaire.QuestionnaireResponse,
+    fields_schema=questionnaire.QuestionnaireResponseFields,
+    create_schema=questionnaire.QuestionnaireResponseCreate,
+    public_schema=questionnaire.QuestionnaireResponsePublic,
+    time_column="authored_at",
+    readers=CARE_TEAM,
+    # Coordinators in collaborative care take PHQ-9s by phone, so they record responses too.
+    writers=CARE_TEAM,
+    references=(
+        _patient_ref,
+        _enrollment_ref,
+        Reference(
+            "ketamine_administration_id", ketamine.KetamineAdministration, "ketamine administration", same_patient=True
+        ),
+        Reference("cbt_session_id", cbt.CbtSession, "CBT session", same_patient=True),
+    ),
+)
+
+RECORD_KINDS: tuple[RecordKind, ...] = (
+    PATIENTS,
+    PRACTITIONERS,
+    ENROLLMENTS,
+    KETAMINE_ADMINISTRATIONS,
+    CBT_SESSIONS,
+    QUESTIONNAIRE_RESPONSES,
+)

@@ -1,0 +1,92 @@
+"""Questionnaire responses as answered, item by item; scoring reads these answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
+from sqlmodel import Field as SqlField
+
+from service.db.types import UtcDateTime
+from service.instruments.answers import ItemAnswer
+from service.records.base import ApiModel, RecordId, RecordMeta, SourceIdentifier, TenantRecord, Text
+
+AuthorKind = Literal["patient", "clinician"]
+ResponseStatus = Literal["completed", "in-progress", "amended"]
+
+
+class QuestionnaireResponse(TenantRecord, table=True):
+    __tablename__ = "questionnaire_responses"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "source_system", "source_id"),
+        UniqueConstraint("tenant_id", "id"),
+        ForeignKeyConstraint(["tenant_id", "patient_id"], ["patients.tenant_id", "patients.id"]),
+        ForeignKeyConstraint(["tenant_id", "enrollment_id"], ["enrollments.tenant_id", "enrollments.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "ketamine_administration_id"],
+            ["ketamine_administrations.tenant_id", "ketamine_administrations.id"],
+        ),
+        ForeignKeyConstraint(["tenant_id", "cbt_session_id"], ["cbt_sessions.tenant_id", "cbt_sessions.id"]),
+    )
+
+    patient_id: str = SqlField(max_length=36, index=True)
+    enrollment_id: str | None = SqlField(default=None, max_length=36)
+    instrument: str = SqlField(max_length=32, index=True)
+    questionnaire: str | None = SqlField(default=None, max_length=1024)
+    authored_at: datetime = SqlField(sa_type=UtcDateTime, index=True)
+    author_kind: str = SqlField(max_length=16)
+    status: str = SqlField(max_length=16, index=True)
+    answers: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
+    ketamine_administration_id: str | None = SqlField(default=None, max_length=36)
+    cbt_session_id: str | None = SqlField(default=None, max_length=36)
+
+
+class QuestionnaireResponseFields(ApiModel):
+    """What a client may set; the service owns id, version, timestamps and tenant."""
+
+    patient_id: RecordId
+    enrollment_id: RecordId | None = None
+    instrument: Text = Field(description="Instrument key, e.g. phq-9, gad-7, c-ssrs-screener")
+    questionnaire: Text | None = Field(default=None, description="Canonical URL of the Questionnaire answered")
+    authored_at: AwareDatetime
+    author_kind: AuthorKind = "patient"
+    status: ResponseStatus = "completed"
+    answers: list[ItemAnswer] = Field(max_length=200)
+    ketamine_administration_id: RecordId | None = Field(
+        default=None, description="The ketamine session this response was taken at, if any"
+    )
+    cbt_session_id: RecordId | None = Field(default=None, description="The CBT session this response belongs to")
+
+    @model_validator(mode="after")
+    def _one_answer_per_item(self) -> QuestionnaireResponseFields:
+        link_ids = [a.link_id for a in self.answers]
+        repeated = sorted({i for i in link_ids if link_ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"item {repeated[0]} is answered more than once")
+        return self
+
+
+class QuestionnaireResponseCreate(QuestionnaireResponseFields):
+    source: SourceIdentifier | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "0b9f3a52-5d7c-4f55-9a0e-2f7a1c0d4e11",
+                    "instrument": "phq-9",
+                    "authored_at": "2026-10-06T08:30:00+01:00",
+                    "answers": [
+                        {"link_id": "44250-9", "value_coding": {"system": "http://loinc.org", "code": "LA6569-3"}},
+                        {"link_id": "44255-8", "value_integer": 2},
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class QuestionnaireResponsePublic(RecordMeta, QuestionnaireResponseFields):
+    pass

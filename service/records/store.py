@@ -1,0 +1,302 @@
+"""Creating, reading, listing and updating records: the one path every edge (API, FHIR, import, sync) goes through.
+
+Each function is one unit of work: it declares its audit intent, checks the tenant, writes the audit row in the
+same transaction and commits before returning, so a client never sees success for something not stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import JSON, and_, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.clock import now_utc
+from service.errors import (
+    FieldProblem,
+    InvalidRequest,
+    RecordConflict,
+    RecordNotFound,
+    VersionMismatch,
+    VersionRequired,
+    invalid,
+)
+from service.records.base import OWN_SOURCE_SYSTEM, SourceIdentifier, TenantRecord, record_meta
+from service.records.kinds import Columns, RecordKind
+from service.records.patient import Patient, PatientIdentifier
+
+ETAG_PATTERN = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    limit: int
+    patient_id: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    identifier: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[BaseModel]
+    next_cursor: str | None
+
+
+# ---- create ---------------------------------------------------------------------------------------------------
+
+
+def create_record(session: Session, ctx: RequestContext, kind: RecordKind, payload: BaseModel) -> tuple[BaseModel, bool]:
+    """Store a new record, or return the one already stored under the same source identifier (created=False)."""
+    values = payload.model_dump(exclude={"source"})
+    ctx.intent = AuditIntent("create", kind.path, patient_id=values.get("patient_id"))
+    source: SourceIdentifier | None = getattr(payload, "source", None)
+    if source is not None:
+        existing = _by_source(session, ctx.tenant_id, kind, source.system, source.value)
+        if existing is not None:
+            return _finish_resend(session, ctx, kind, existing), False
+    _check_references(session, ctx.tenant_id, kind, values)
+    row = kind.table(tenant_id=ctx.tenant_id, source_system="", source_id="", **_columns(kind, payload))
+    row.source_system, row.source_id = (source.system, source.value) if source else (OWN_SOURCE_SYSTEM, row.id)
+    try:
+        # A savepoint: a concurrent duplicate fails on the unique constraint without losing the transaction.
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+            if kind.save_children is not None:
+                kind.save_children(session, row, values)
+    except IntegrityError:
+        existing = _by_source(session, ctx.tenant_id, kind, row.source_system, row.source_id) if source else None
+        if existing is None:
+            raise _conflict(kind, values) from None
+        return _finish_resend(session, ctx, kind, existing), False
+    ctx.intent.record_id = row.id
+    record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
+    public = _public(session, kind, [row])[0]
+    session.commit()
+    return public, True
+
+
+def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord) -> BaseModel:
+    assert ctx.intent is not None
+    ctx.intent.record_id = row.id
+    record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(row)])
+    public = _public(session, kind, [row])[0]
+    session.commit()
+    return public
+
+
+def _conflict(kind: RecordKind, values: Columns) -> RecordConflict:
+    if kind.table is Patient and values.get("identifiers"):
+        return RecordConflict("an identifier of this patient already belongs to another patient of this tenant")
+    return RecordConflict(f"this {kind.label} conflicts with one stored at the same moment; retry the request")
+
+
+# ---- read and list --------------------------------------------------------------------------------------------
+
+
+def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_id: str) -> BaseModel:
+    ctx.intent = AuditIntent("read", kind.path, record_id=record_id)
+    row = _get(session, ctx.tenant_id, kind, record_id)
+    ctx.intent.patient_id = kind.patient_of(row)
+    record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
+    public = _public(session, kind, [row])[0]
+    session.commit()
+    return public
+
+
+def list_records(session: Session, ctx: RequestContext, kind: RecordKind, filters: ListFilters) -> Page:
+    ctx.intent = AuditIntent("list", kind.path, patient_id=filters.patient_id)
+    table = kind.table
+    time_col = col(getattr(table, kind.time_column))
+    query = select(table).where(col(table.tenant_id) == ctx.tenant_id)
+    if filters.patient_id is not None and kind.patient_scoped:
+        owner = col(table.id) if table is Patient else col(getattr(table, "patient_id"))
+        query = query.where(owner == filters.patient_id)
+    if filters.status is not None and kind.has_status:
+        query = query.where(col(getattr(table, "status")) == filters.status)
+    if filters.since is not None:
+        query = query.where(time_col >= filters.since)
+    if filters.until is not None:
+        query = query.where(time_col < filters.until)
+    if filters.identifier is not None:
+        query = query.where(_identifier_clause(ctx.tenant_id, kind, filters.identifier))
+    if filters.cursor is not None:
+        after_time, after_id = _decode_cursor(filters.cursor)
+        query = query.where(or_(time_col > after_time, and_(time_col == after_time, col(table.id) > after_id)))
+    rows = list(session.exec(query.order_by(time_col, col(table.id)).limit(filters.limit + 1)))
+    more = len(rows) > filters.limit
+    rows = rows[: filters.limit]
+    record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(r) for r in rows])
+    items = _public(session, kind, rows)
+    session.commit()
+    next_cursor = _encode_cursor(getattr(rows[-1], kind.time_column), rows[-1].id) if more else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def _identifier_clause(tenant_id: str, kind: RecordKind, identifier: str) -> Any:
+    system, separator, value = identifier.rpartition("|")
+    if not separator or not system or not value:
+        raise invalid("identifier", "expected system|value, e.g. urn:oid:1.2.3|MRN-0001")
+    table = kind.table
+    by_source = and_(col(table.source_system) == system, col(table.source_id) == value)
+    if table is not Patient:
+        return by_source
+    by_mrn = col(table.id).in_(
+        select(PatientIdentifier.patient_id).where(
+            col(PatientIdentifier.tenant_id) == tenant_id,
+            col(PatientIdentifier.system) == system,
+            col(PatientIdentifier.value) == value,
+        )
+    )
+    return or_(by_source, by_mrn)
+
+
+def _encode_cursor(time_value: datetime, record_id: str) -> str:
+    raw = json.dumps([time_value.isoformat(), record_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        time_text, record_id = json.loads(raw)
+        return datetime.fromisoformat(time_text), str(record_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise invalid("cursor", "not a cursor this service issued; start again without it") from None
+
+
+# ---- update ---------------------------------------------------------------------------------------------------
+
+
+def update_record(
+    session: Session,
+    ctx: RequestContext,
+    kind: RecordKind,
+    record_id: str,
+    changes: dict[str, Any],
+    if_match: str | None,
+) -> BaseModel:
+    """Apply a partial change under optimistic concurrency: If-Match must carry the version last read."""
+    ctx.intent = AuditIntent("update", kind.path, record_id=record_id)
+    if if_match is None:
+        raise VersionRequired('send If-Match with the ETag of the version you read, e.g. If-Match: W/"3"')
+    expected = ETAG_PATTERN.match(if_match.strip())
+    if expected is None:
+        raise invalid("If-Match", 'expected an ETag such as W/"3"')
+    row = _get(session, ctx.tenant_id, kind, record_id, for_update=True)
+    ctx.intent.patient_id = kind.patient_of(row)
+    if row.version != int(expected.group(1)):
+        raise VersionMismatch(row.version, if_match)
+    current = _public(session, kind, [row])[0].model_dump(exclude=set(record_meta(row)))
+    for name in kind.immutable & changes.keys():
+        if changes[name] != current[name]:
+            raise invalid(name, f"cannot be changed on an existing {kind.label}; record a new one instead")
+    try:
+        merged = kind.fields_schema.model_validate({**current, **changes})
+    except ValidationError as error:
+        raise InvalidRequest(validation_problems(error)) from None
+    values = merged.model_dump()
+    _check_references(session, ctx.tenant_id, kind, values)
+    for name, value in _columns(kind, merged).items():
+        setattr(row, name, value)
+    row.version += 1
+    row.updated_at = now_utc()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+            if kind.save_children is not None:
+                kind.save_children(session, row, values)
+    except IntegrityError:
+        raise _conflict(kind, values) from None
+    record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
+    public = _public(session, kind, [row])[0]
+    session.commit()
+    return public
+
+
+# ---- shared pieces --------------------------------------------------------------------------------------------
+
+
+def validation_problems(error: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in detail["loc"]) or "body"
+        message = detail["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(where, message))
+    return problems
+
+
+def _get(
+    session: Session, tenant_id: str, kind: RecordKind, record_id: str, *, for_update: bool = False
+) -> TenantRecord:
+    query = select(kind.table).where(col(kind.table.tenant_id) == tenant_id, col(kind.table.id) == record_id)
+    if for_update:
+        query = query.with_for_update()
+    row = session.exec(query).first()
+    if row is None:
+        raise RecordNotFound(kind.label, record_id)
+    return row
+
+
+def _by_source(session: Session, tenant_id: str, kind: RecordKind, system: str, value: str) -> TenantRecord | None:
+    table = kind.table
+    query = select(table).where(
+        col(table.tenant_id) == tenant_id, col(table.source_system) == system, col(table.source_id) == value
+    )
+    return session.exec(query).first()
+
+
+def _check_references(session: Session, tenant_id: str, kind: RecordKind, values: Columns) -> None:
+    """Referenced records must exist in the caller's tenant; another tenant's id reads exactly like a missing one."""
+    for ref in kind.references:
+        ref_id = values.get(ref.field)
+        if ref_id is None:
+            continue
+        target = session.exec(
+            select(ref.table).where(col(ref.table.tenant_id) == tenant_id, col(ref.table.id) == ref_id)
+        ).first()
+        if target is None:
+            raise invalid(ref.field, f"no {ref.label} with id {ref_id!r}")
+        if ref.same_patient and getattr(target, "patient_id", None) != values.get("patient_id"):
+            raise invalid(ref.field, f"{ref.label} {ref_id!r} belongs to another patient")
+
+
+def _columns(kind: RecordKind, payload: BaseModel) -> Columns:
+    """The API shape as column values: JSON columns take JSON-ready values, the rest Python values."""
+    python = payload.model_dump(exclude={"source", *kind.child_fields})
+    as_json = payload.model_dump(mode="json", exclude={"source", *kind.child_fields})
+    for name, column in kind.table.__table__.columns.items():  # type: ignore[attr-defined]
+        if isinstance(column.type, JSON) and name in python:
+            python[name] = as_json[name]
+    return kind.to_columns(python)
+
+
+def _public(session: Session, kind: RecordKind, rows: list[TenantRecord]) -> list[BaseModel]:
+    children = kind.load_children(session, rows) if kind.load_children is not None else {}
+    meta_names = set(TenantRecord.model_fields)
+    result = []
+    for row in rows:
+        columns = {k: v for k, v in row.model_dump().items() if k not in meta_names}
+        values = {**kind.from_columns(columns), **children.get(row.id, {}), **record_meta(row)}
+        result.append(kind.public_schema.model_validate(values))
+    return result
+
+
+def parse_date_bound(value: date | datetime | None) -> datetime | None:
+    """Query bounds accept dates (midnight UTC) or instants."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime(value.year, value.month, value.day, tzinfo=now_utc().tzinfo)

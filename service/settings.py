@@ -1,0 +1,75 @@
+"""Configuration, from the environment only (prefix TANDEM_).
+
+Secrets never come from files in the repo: outside development a placeholder secret stops the service at start.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'tandem.db'}"
+DEV_SECRET_PLACEHOLDER = "dev-only-not-a-secret-change-me-before-use"  # noqa: S105 - a known placeholder, refused in production
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    # DATABASE_URL without prefix is what container platforms set; both spellings are accepted.
+    database_url: str = Field(
+        default=DEFAULT_SQLITE_URL, validation_alias=AliasChoices("TANDEM_DATABASE_URL", "DATABASE_URL")
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    # Our canonical base: FHIR identifiers and canonical URLs are built from it.
+    canonical_base: str = "https://tandem.example.org/fhir"
+
+    # Tokens: audience we accept, the development issuer (HS256 secret), and external issuers (JWKS).
+    token_audience: str = "tandem"
+    dev_issuer: str = "https://tandem.local/dev-issuer"
+    dev_token_secret: str = DEV_SECRET_PLACEHOLDER
+    # JSON object {"issuer": "jwks url", ...}; external identity providers sign with RS/ES keys.
+    trusted_issuers: dict[str, str] = Field(default_factory=dict)
+    token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_page_size: int = Field(default=200, ge=1, le=1000)
+    default_page_size: int = Field(default=50, ge=1, le=1000)
+
+    docs_enabled: bool = True
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def dev_issuer_enabled(self) -> bool:
+        """The local signing key only exists outside production."""
+        return self.environment != "production"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            if self.dev_token_secret == DEV_SECRET_PLACEHOLDER:
+                # The dev issuer is off in production anyway; the secret must still not be the public placeholder
+                # so a mis-set environment cannot mint valid tokens with a value printed in our README.
+                raise ValueError(
+                    "TANDEM_DEV_TOKEN_SECRET is the public placeholder; set a random value "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+            if not self.trusted_issuers:
+                raise ValueError("production needs TANDEM_TRUSTED_ISSUERS: a JSON object of issuer -> JWKS URL")
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("TANDEM_DEFAULT_PAGE_SIZE must not exceed TANDEM_MAX_PAGE_SIZE")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
