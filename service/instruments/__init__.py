@@ -1,0 +1,67 @@
+"""Symptom-questionnaire instruments as data, their scoring, FHIR intake and FHIR publication.
+
+Pure: imports nothing from the rest of the service, the database or the web layer.
+"""
+
+from __future__ import annotations
+
+from .answers import Coding, ItemAnswer
+from .codes import CANONICAL_BASE, QUESTIONNAIRE_BASE
+from .errors import IntakeError
+from .external import ExternalQuestionnaire, find_registered, register_external_questionnaire
+from .fhir_intake import IntakeResponse, intake_questionnaire_response
+from .instrument import (
+    AnswerOption,
+    Band,
+    Comparator,
+    Domain,
+    Instrument,
+    Item,
+    Proration,
+    SafetyRule,
+    Threshold,
+    TotalAlert,
+)
+from .publication import questionnaire_resource
+from .registry import (
+    INSTRUMENTS,
+    instrument_for_canonical,
+    instrument_for_item_codes,
+    instrument_for_panel_code,
+)
+from .scoring import SafetyFinding, Score, ScoringError, resolve_ordinal, score_answers
+from .sdc_fhirpath import calculated_total
+
+__all__ = [
+    "CANONICAL_BASE",
+    "INSTRUMENTS",
+    "QUESTIONNAIRE_BASE",
+    "AnswerOption",
+    "Band",
+    "Coding",
+    "Comparator",
+    "Domain",
+    "ExternalQuestionnaire",
+    "Instrument",
+    "IntakeError",
+    "IntakeResponse",
+    "Item",
+    "ItemAnswer",
+    "Proration",
+    "SafetyFinding",
+    "SafetyRule",
+    "Score",
+    "ScoringError",
+    "Threshold",
+    "TotalAlert",
+    "calculated_total",
+    "find_registered",
+    "instrument_for_canonical",
+    "instrument_for_item_codes",
+    "instrument_for_panel_code",
+    "intake_questionnaire_response",
+    "questionnaire_resource",
+    "register_external_questionnaire",
+    "resolve_ordinal",
+    "score_answers",
+]

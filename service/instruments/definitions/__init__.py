@@ -1,0 +1,1 @@
+"""One module per instrument; each exports a single Instrument constant."""
