@@ -31,7 +31,9 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True, render_item=render_item)
+    context.configure(
+        url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True, render_item=render_item
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -41,7 +43,11 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         # Batch mode lets ALTERs work on SQLite, which rebuilds the table instead.
         context.configure(
-            connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True, render_item=render_item
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=True,
+            compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

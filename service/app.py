@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from service.api import health
 from service.api.middleware import RequestIdAndBodyLimit
+from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers
 from service.api.records import record_routers
 from service.auth.tokens import TokenVerifier
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for router in record_routers():
         app.include_router(router)
+    install_openapi(app)
     return app

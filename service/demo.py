@@ -23,12 +23,62 @@ from service.records.questionnaire import QuestionnaireResponseCreate
 
 DEMO_SOURCE = "urn:tandem:demo"
 DEMO_MRN_SYSTEM = "urn:tandem:demo:mrn"
-FAMILY_NAMES = ["Abara", "Brennan", "Castillo", "Dube", "Eriksen", "Farouk", "Gallagher", "Haddad", "Ito", "Jansen",
-                "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okonkwo", "Petrov", "Quinn", "Rossi", "Silva", "Tan"]
-GIVEN_NAMES = ["Alex", "Bea", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lena", "Mo",
-               "Nia", "Omar", "Pia", "Ravi", "Sana", "Tom", "Uma"]
+FAMILY_NAMES = [
+    "Abara",
+    "Brennan",
+    "Castillo",
+    "Dube",
+    "Eriksen",
+    "Farouk",
+    "Gallagher",
+    "Haddad",
+    "Ito",
+    "Jansen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okonkwo",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Silva",
+    "Tan",
+]
+GIVEN_NAMES = [
+    "Alex",
+    "Bea",
+    "Chen",
+    "Dana",
+    "Eli",
+    "Fatima",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jo",
+    "Kai",
+    "Lena",
+    "Mo",
+    "Nia",
+    "Omar",
+    "Pia",
+    "Ravi",
+    "Sana",
+    "Tom",
+    "Uma",
+]
 # PHQ-9 items (LOINC, CLINICAL.md §2) and the LL358-3 answers by ordinal value.
-PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
+PHQ9_ITEMS = [
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+]
 PHQ9_ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
 LOINC = "http://loinc.org"
 # Where in the programme a demo patient is, in days since enrollment.
@@ -64,11 +114,21 @@ def generate_demo_tenant(*, seed: int = 7, patients: int = 36, anchor: date | No
     anchor = anchor or datetime.now(UTC).date()
     practitioners = [
         PractitionerCreate.model_validate(
-            {"source": _source("practitioner", seed, n), "family_name": name, "given_name": given, "role": role}
+            {
+                "source": _source("practitioner", seed, n),
+                "family_name": name,
+                "given_name": given,
+                "role": role,
+            }
         )
         for n, (name, given, role) in enumerate(
-            [("Adeyemi", "Tola", "psychiatrist"), ("Berg", "Signe", "therapist"), ("Costa", "Rui", "therapist"),
-             ("Dlamini", "Zodwa", "coordinator"), ("Evans", "Mari", "nurse")]
+            [
+                ("Adeyemi", "Tola", "psychiatrist"),
+                ("Berg", "Signe", "therapist"),
+                ("Costa", "Rui", "therapist"),
+                ("Dlamini", "Zodwa", "coordinator"),
+                ("Evans", "Mari", "nurse"),
+            ]
         )
     ]
     return DemoTenant(practitioners, [_patient(rng, seed, n, anchor) for n in range(patients)])
@@ -155,11 +215,20 @@ def _administration(rng: random.Random, seed: int, n: int, k: int, day: date, es
         "patient_id": "pending",
         "started_at": start.isoformat(),
         "vital_signs": [
-            {"taken_at": (start - timedelta(minutes=10)).isoformat(), "systolic_mmhg": rng.randint(110, 138),
-             "diastolic_mmhg": rng.randint(68, 86), "heart_rate_bpm": rng.randint(60, 88), "spo2_percent": 98},
-            {"taken_at": (start + timedelta(minutes=40)).isoformat(), "systolic_mmhg": systolic,
-             "diastolic_mmhg": rng.randint(74, 95) if systolic < 180 else 112, "heart_rate_bpm": rng.randint(64, 96),
-             "spo2_percent": rng.randint(95, 99)},
+            {
+                "taken_at": (start - timedelta(minutes=10)).isoformat(),
+                "systolic_mmhg": rng.randint(110, 138),
+                "diastolic_mmhg": rng.randint(68, 86),
+                "heart_rate_bpm": rng.randint(60, 88),
+                "spo2_percent": 98,
+            },
+            {
+                "taken_at": (start + timedelta(minutes=40)).isoformat(),
+                "systolic_mmhg": systolic,
+                "diastolic_mmhg": rng.randint(74, 95) if systolic < 180 else 112,
+                "heart_rate_bpm": rng.randint(64, 96),
+                "spo2_percent": rng.randint(95, 99),
+            },
         ],
         "sedation_score": rng.choice([3, 4, 4, 5, 5]),
         "dissociation_score": rng.randint(4, 30),
@@ -168,14 +237,25 @@ def _administration(rng: random.Random, seed: int, n: int, k: int, day: date, es
     }
     if esketamine:
         return KetamineAdministrationCreate.model_validate(
-            {**common, "drug": "esketamine", "route": "intranasal", "dose_mg": 56 if k == 0 else 84,
-             "ended_at": (start + timedelta(minutes=10)).isoformat(),
-             "rems_form_submitted_at": (start + timedelta(days=2)).isoformat()}
+            {
+                **common,
+                "drug": "esketamine",
+                "route": "intranasal",
+                "dose_mg": 56 if k == 0 else 84,
+                "ended_at": (start + timedelta(minutes=10)).isoformat(),
+                "rems_form_submitted_at": (start + timedelta(days=2)).isoformat(),
+            }
         )
     weight = round(rng.uniform(55, 105), 1)
     return KetamineAdministrationCreate.model_validate(
-        {**common, "drug": "ketamine", "route": "intravenous", "dose_mg_per_kg": 0.5, "body_weight_kg": weight,
-         "ended_at": (start + timedelta(minutes=40)).isoformat()}
+        {
+            **common,
+            "drug": "ketamine",
+            "route": "intravenous",
+            "dose_mg_per_kg": 0.5,
+            "body_weight_kg": weight,
+            "ended_at": (start + timedelta(minutes=40)).isoformat(),
+        }
     )
 
 

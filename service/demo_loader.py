@@ -12,6 +12,7 @@ from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.demo import DemoTenant
 from service.records import store
+from service.records.cbt import CbtSessionCreate
 from service.records.kinds import (
     CBT_SESSIONS,
     ENROLLMENTS,
@@ -22,7 +23,6 @@ from service.records.kinds import (
     RecordKind,
 )
 from service.records.questionnaire import QuestionnaireResponseCreate
-from service.records.cbt import CbtSessionCreate
 
 LOADER_SUBJECT = "tandem-demo-loader"
 
@@ -45,14 +45,16 @@ def load_demo_tenant(
         public, created = store.create_record(session, ctx, kind, payload)  # type: ignore[arg-type]
         summary.created += created
         summary.already_present += not created
-        return str(getattr(public, "id"))
+        return public.id
 
     with Session(engine, expire_on_commit=False) as session:
         for practitioner in demo.practitioners:
             write(session, PRACTITIONERS, practitioner)
         for patient in demo.patients:
             patient_id = write(session, PATIENTS, patient.patient)
-            enrollment_id = write(session, ENROLLMENTS, patient.enrollment.model_copy(update={"patient_id": patient_id}))
+            enrollment_id = write(
+                session, ENROLLMENTS, patient.enrollment.model_copy(update={"patient_id": patient_id})
+            )
             for record in patient.records:
                 kind = _kind_of(record)
                 linked = record.model_copy(update={"patient_id": patient_id, "enrollment_id": enrollment_id})

@@ -47,7 +47,7 @@ class VersionMismatch(TandemError):
 
     def __init__(self, current: int, expected: str) -> None:
         super().__init__(
-            f"If-Match {expected} does not match the current version W/\"{current}\"; read the record again and retry"
+            f'If-Match {expected} does not match the current version W/"{current}"; read the record again and retry'
         )
 
 

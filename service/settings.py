@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     canonical_base: str = "https://tandem.example.org/fhir"
 
     # Tokens: audience we accept, the development issuer (HS256 secret), and external issuers (JWKS).
-    token_audience: str = "tandem"
+    token_audience: str = "tandem"  # noqa: S105 - an audience name, not a secret
     dev_issuer: str = "https://tandem.local/dev-issuer"
     dev_token_secret: str = DEV_SECRET_PLACEHOLDER
     # JSON object {"issuer": "jwks url", ...}; external identity providers sign with RS/ES keys.

@@ -44,5 +44,7 @@ def readyz(request: Request) -> Health | JSONResponse:
 
 def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse(
-        Health(status="unavailable", detail=detail).model_dump(), status_code=503, headers={"Retry-After": "5"}
+        Health(status="unavailable", detail=detail).model_dump(),
+        status_code=503,
+        headers={"Retry-After": "5"},
     )

@@ -43,7 +43,8 @@ class RequestIdAndBodyLimit:
         def refuse_if_too_large() -> None:
             if received > self.max_body_bytes:
                 raise HTTPException(
-                    413, f"request body is larger than {self.max_body_bytes} bytes; split it into smaller requests"
+                    413,
+                    f"request body is larger than {self.max_body_bytes} bytes; split it into smaller requests",
                 )
 
         async def limited_receive() -> Message:

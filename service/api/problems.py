@@ -39,7 +39,9 @@ class Problem(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
-def problem_response(request: Request, status: int, title: str, detail: str, errors: list[FieldProblem]) -> JSONResponse:
+def problem_response(
+    request: Request, status: int, title: str, detail: str, errors: list[FieldProblem]
+) -> JSONResponse:
     body = Problem(
         title=title,
         status=status,
@@ -119,6 +121,10 @@ WRITE_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 UPDATE_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     **WRITE_ERROR_RESPONSES,
-    412: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "If-Match is not the current version"},
+    412: {
+        "model": Problem,
+        "content": {PROBLEM_JSON: {}},
+        "description": "If-Match is not the current version",
+    },
     428: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "If-Match is required"},
 }

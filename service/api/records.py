@@ -15,6 +15,7 @@ from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext
 from service.records import store
+from service.records.base import RecordMeta
 from service.records.kinds import RECORD_KINDS, RecordKind
 from service.records.store import ListFilters
 
@@ -25,18 +26,18 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def _record_headers(response: Response, public: BaseModel) -> None:
-    response.headers["ETag"] = etag(getattr(public, "version"))
+def _record_headers(response: Response, public: RecordMeta) -> None:
+    response.headers["ETag"] = etag(public.version)
     response.headers["Cache-Control"] = "no-store"
 
 
 def _update_model(kind: RecordKind) -> type[BaseModel]:
     """A partial version of the kind's fields: anything left out keeps its stored value."""
     fields: dict[str, Any] = {
-        name: (info.annotation | None, Field(default=None, description=info.description))
+        name: (info.annotation | None, Field(default=None, description=info.description))  # type: ignore[operator]
         for name, info in kind.fields_schema.model_fields.items()
     }
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{kind.schema_name}Update",
         __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
         __doc__=f"Changes to a {kind.label}; only the fields sent are changed. Send If-Match with the ETag.",
@@ -45,7 +46,7 @@ def _update_model(kind: RecordKind) -> type[BaseModel]:
 
 
 def _page_model(kind: RecordKind) -> type[BaseModel]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{kind.schema_name}Page",
         items=(list[kind.public_schema], ...),  # type: ignore[name-defined]
         next_cursor=(str | None, Field(default=None, description="Pass as `cursor` to get the next page")),
@@ -75,8 +76,10 @@ def record_router(kind: RecordKind) -> APIRouter:
         ),
         status_code=201,
         response_model=public_schema,
-        responses={200: {"model": public_schema, "description": "Already stored under this source identifier"},
-                   **WRITE_ERROR_RESPONSES},
+        responses={
+            200: {"model": public_schema, "description": "Already stored under this source identifier"},
+            **WRITE_ERROR_RESPONSES,
+        },
     )
     def create(
         request: Request,
@@ -87,7 +90,7 @@ def record_router(kind: RecordKind) -> APIRouter:
     ) -> Any:
         public, created = store.create_record(session, ctx, kind, payload)
         response.status_code = 201 if created else 200
-        response.headers["Location"] = str(request.url_for(f"read{kind.schema_name}", record_id=public.id))  # type: ignore[attr-defined]
+        response.headers["Location"] = str(request.url_for(f"read{kind.schema_name}", record_id=public.id))
         _record_headers(response, public)
         return public
 
@@ -122,9 +125,12 @@ def record_router(kind: RecordKind) -> APIRouter:
         since: Annotated[
             date | AwareDatetime | None, Query(alias="from", description=f"{kind.time_column} on or after")
         ] = None,
-        until: Annotated[date | AwareDatetime | None, Query(alias="to", description=f"{kind.time_column} before")] = None,
+        until: Annotated[
+            date | AwareDatetime | None, Query(alias="to", description=f"{kind.time_column} before")
+        ] = None,
         identifier: Annotated[
-            str | None, Query(max_length=512, description="system|value of the source identifier (or, for patients, an MRN)")
+            str | None,
+            Query(max_length=512, description="system|value of the source identifier (or, for patients, an MRN)"),
         ] = None,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
         limit: Annotated[int | None, Query(ge=1, description="Page size; capped by the server")] = None,
@@ -160,7 +166,12 @@ def record_router(kind: RecordKind) -> APIRouter:
         if_match: Annotated[str | None, Header(alias="If-Match", max_length=64)] = None,
     ) -> Any:
         public = store.update_record(
-            session, ctx, kind, record_id, changes.model_dump(exclude_unset=True), if_match  # type: ignore[attr-defined]
+            session,
+            ctx,
+            kind,
+            record_id,
+            changes.model_dump(exclude_unset=True),
+            if_match,
         )
         _record_headers(response, public)
         return public

@@ -49,7 +49,9 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise NotAuthenticated("bearer token has expired; request a new one") from None
         except jwt.InvalidAudienceError:
-            raise NotAuthenticated(f"bearer token is not for this service (audience must be {self._settings.token_audience!r})") from None
+            raise NotAuthenticated(
+                f"bearer token is not for this service (audience must be {self._settings.token_audience!r})"
+            ) from None
         except jwt.PyJWTError as error:
             raise NotAuthenticated(f"bearer token rejected: {error}") from None
         return _principal(claims)
@@ -83,9 +85,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
     )
 
 
-def mint_dev_token(
-    settings: Settings, *, tenant: str, role: Role, subject: str | None = None, hours: int = 12
-) -> str:
+def mint_dev_token(settings: Settings, *, tenant: str, role: Role, subject: str | None = None, hours: int = 12) -> str:
     """A token from the development issuer; refused when that issuer is off (production)."""
     if not settings.dev_issuer_enabled:
         raise RuntimeError("development tokens are disabled in production")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import MetaData
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
@@ -44,11 +44,25 @@ class TenantRecord(SQLModel):
     source_id: str = SqlField(max_length=255)
 
 
+class PatientRecord(TenantRecord):
+    """Columns of records that belong to one patient (not a table itself)."""
+
+    patient_id: str = SqlField(max_length=36, index=True)
+
+
 # ---- API shapes shared by every record kind --------------------------------------------------------------
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+# Clinical times must carry an offset (a naive time is ambiguous); they are kept and returned in UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class ApiModel(BaseModel):
@@ -69,8 +83,8 @@ class RecordMeta(BaseModel):
 
     id: str
     version: int
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
+    created_at: Instant
+    updated_at: Instant
     source: SourceIdentifier
 
 

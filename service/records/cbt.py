@@ -5,18 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field as SqlField
 
 from service.db.types import UtcDateTime
-from service.records.base import ApiModel, LongText, RecordId, RecordMeta, SourceIdentifier, TenantRecord, Text
+from service.records.base import (
+    ApiModel,
+    Instant,
+    LongText,
+    PatientRecord,
+    RecordId,
+    RecordMeta,
+    SourceIdentifier,
+    Text,
+)
 
 CbtSessionStatus = Literal["planned", "attended", "cancelled", "no-show"]
 CbtSetting = Literal["in-person", "video"]
 
 
-class CbtSession(TenantRecord, table=True):
+class CbtSession(PatientRecord, table=True):
     __tablename__ = "cbt_sessions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "source_system", "source_id"),
@@ -26,7 +35,6 @@ class CbtSession(TenantRecord, table=True):
         ForeignKeyConstraint(["tenant_id", "therapist_id"], ["practitioners.tenant_id", "practitioners.id"]),
     )
 
-    patient_id: str = SqlField(max_length=36, index=True)
     enrollment_id: str | None = SqlField(default=None, max_length=36)
     session_number: int
     therapist_id: str | None = SqlField(default=None, max_length=36)
@@ -49,16 +57,18 @@ class CbtSessionFields(ApiModel):
     enrollment_id: RecordId | None = None
     session_number: Annotated[int, Field(ge=1, le=200)]
     therapist_id: RecordId | None = None
-    planned_start: AwareDatetime
+    planned_start: Instant
     planned_minutes: Annotated[int, Field(ge=5, le=240)] = 50
-    actual_start: AwareDatetime | None = None
-    actual_end: AwareDatetime | None = None
+    actual_start: Instant | None = None
+    actual_end: Instant | None = None
     status: CbtSessionStatus = "planned"
     status_reason: Text | None = None
     setting: CbtSetting = "in-person"
     modules_covered: list[Text] = Field(default_factory=list, max_length=30)
     homework_set: LongText | None = None
-    homework_completed: bool | None = Field(default=None, description="Whether the previous session's homework was done")
+    homework_completed: bool | None = Field(
+        default=None, description="Whether the previous session's homework was done"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CbtSessionFields:

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field as SqlField
 
-from service.records.base import ApiModel, RecordId, RecordMeta, SourceIdentifier, TenantRecord, Text
+from service.records.base import ApiModel, PatientRecord, RecordId, RecordMeta, SourceIdentifier, Text
 
 EnrollmentStatus = Literal["active", "on-hold", "completed", "discontinued"]
 
@@ -17,7 +17,7 @@ EnrollmentStatus = Literal["active", "on-hold", "completed", "discontinued"]
 MAJOR_DEPRESSIVE_DISORDER = ("http://snomed.info/sct", "370143000", "Major depressive disorder")
 
 
-class Enrollment(TenantRecord, table=True):
+class Enrollment(PatientRecord, table=True):
     __tablename__ = "enrollments"
     __table_args__ = (
         UniqueConstraint("tenant_id", "source_system", "source_id"),
@@ -26,7 +26,6 @@ class Enrollment(TenantRecord, table=True):
         ForeignKeyConstraint(["tenant_id", "coordinator_id"], ["practitioners.tenant_id", "practitioners.id"]),
     )
 
-    patient_id: str = SqlField(max_length=36, index=True)
     protocol_id: str = SqlField(max_length=64)
     start_date: date
     end_date: date | None = None
@@ -58,10 +57,10 @@ class EnrollmentFields(ApiModel):
     coordinator_id: RecordId | None = None
     target_condition: TargetCondition = Field(default_factory=TargetCondition)
     treatment_resistant: bool = Field(
-        default=False, description="No standard code exists for treatment-resistant depression; recorded as a flag"
+        default=False,
+        description="No standard code exists for treatment-resistant depression; recorded as a flag",
     )
     primary_instrument: Literal["phq-9", "gad-7", "madrs", "qids-sr16"] = "phq-9"
-
 
     @model_validator(mode="after")
     def _consistent(self) -> EnrollmentFields:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field as SqlField
 
 from service.db.types import UtcDateTime
-from service.records.base import ApiModel, LongText, RecordId, RecordMeta, SourceIdentifier, TenantRecord, Text
+from service.records.base import (
+    ApiModel,
+    Instant,
+    LongText,
+    PatientRecord,
+    RecordId,
+    RecordMeta,
+    SourceIdentifier,
+    Text,
+)
 
 Drug = Literal["ketamine", "esketamine"]
 Route = Literal["intravenous", "intramuscular", "intranasal", "sublingual", "oral"]
@@ -25,7 +34,7 @@ HEART_RATE_RANGE = (20, 250)
 DOSE_AGREEMENT_TOLERANCE = 0.05
 
 
-class KetamineAdministration(TenantRecord, table=True):
+class KetamineAdministration(PatientRecord, table=True):
     __tablename__ = "ketamine_administrations"
     __table_args__ = (
         UniqueConstraint("tenant_id", "source_system", "source_id"),
@@ -35,7 +44,6 @@ class KetamineAdministration(TenantRecord, table=True):
         ForeignKeyConstraint(["tenant_id", "performer_id"], ["practitioners.tenant_id", "practitioners.id"]),
     )
 
-    patient_id: str = SqlField(max_length=36, index=True)
     enrollment_id: str | None = SqlField(default=None, max_length=36)
     drug: str = SqlField(max_length=16)
     route: str = SqlField(max_length=16)
@@ -59,7 +67,7 @@ class KetamineAdministration(TenantRecord, table=True):
 class VitalSignReading(ApiModel):
     """Readings taken together at one time; blood pressure needs both values."""
 
-    taken_at: AwareDatetime
+    taken_at: Instant
     systolic_mmhg: Annotated[int, Field(ge=SYSTOLIC_RANGE[0], le=SYSTOLIC_RANGE[1])] | None = None
     diastolic_mmhg: Annotated[int, Field(ge=DIASTOLIC_RANGE[0], le=DIASTOLIC_RANGE[1])] | None = None
     heart_rate_bpm: Annotated[int, Field(ge=HEART_RATE_RANGE[0], le=HEART_RATE_RANGE[1])] | None = None
@@ -69,12 +77,13 @@ class VitalSignReading(ApiModel):
     def _coherent(self) -> VitalSignReading:
         if (self.systolic_mmhg is None) != (self.diastolic_mmhg is None):
             raise ValueError("blood pressure needs both systolic_mmhg and diastolic_mmhg")
-        if self.systolic_mmhg is not None and self.diastolic_mmhg is not None:
-            if self.systolic_mmhg <= self.diastolic_mmhg:
-                raise ValueError("systolic_mmhg must be above diastolic_mmhg")
-        if all(
-            v is None for v in (self.systolic_mmhg, self.heart_rate_bpm, self.spo2_percent)
+        if (
+            self.systolic_mmhg is not None
+            and self.diastolic_mmhg is not None
+            and (self.systolic_mmhg <= self.diastolic_mmhg)
         ):
+            raise ValueError("systolic_mmhg must be above diastolic_mmhg")
+        if all(v is None for v in (self.systolic_mmhg, self.heart_rate_bpm, self.spo2_percent)):
             raise ValueError("a vital-sign reading needs at least one value")
         return self
 
@@ -82,7 +91,7 @@ class VitalSignReading(ApiModel):
 class AdverseEvent(ApiModel):
     description: LongText
     serious: bool = False
-    onset_at: AwareDatetime | None = None
+    onset_at: Instant | None = None
 
 
 class KetamineAdministrationFields(ApiModel):
@@ -95,8 +104,8 @@ class KetamineAdministrationFields(ApiModel):
     dose_mg: Annotated[float, Field(gt=0, le=1000)] | None = None
     dose_mg_per_kg: Annotated[float, Field(gt=0, le=10)] | None = None
     body_weight_kg: Annotated[float, Field(gt=0, le=500)] | None = None
-    started_at: AwareDatetime
-    ended_at: AwareDatetime | None = None
+    started_at: Instant
+    ended_at: Instant | None = None
     lot_number: Text | None = None
     performer_id: RecordId | None = None
     status: AdministrationStatus = "completed"
@@ -106,8 +115,7 @@ class KetamineAdministrationFields(ApiModel):
     dissociation_score: Annotated[int, Field(ge=0, le=92, description="CADSS total")] | None = None
     observation_minutes: Annotated[int, Field(ge=0, le=1440)] | None = None
     adverse_events: list[AdverseEvent] = Field(default_factory=list, max_length=50)
-    rems_form_submitted_at: AwareDatetime | None = None
-
+    rems_form_submitted_at: Instant | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> KetamineAdministrationFields:
@@ -151,8 +159,13 @@ class KetamineAdministrationCreate(KetamineAdministrationFields):
                     "ended_at": "2026-10-07T09:40:00+01:00",
                     "lot_number": "K2419A",
                     "vital_signs": [
-                        {"taken_at": "2026-10-07T08:50:00+01:00", "systolic_mmhg": 128, "diastolic_mmhg": 82,
-                         "heart_rate_bpm": 74, "spo2_percent": 98}
+                        {
+                            "taken_at": "2026-10-07T08:50:00+01:00",
+                            "systolic_mmhg": 128,
+                            "diastolic_mmhg": 82,
+                            "heart_rate_bpm": 74,
+                            "spo2_percent": 98,
+                        }
                     ],
                     "sedation_score": 4,
                     "dissociation_score": 12,

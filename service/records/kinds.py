@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from service.auth.principal import Role
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
-from service.records.base import ApiModel, RecordMeta, TenantRecord
+from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
 
 Columns = dict[str, Any]
 
@@ -57,7 +57,7 @@ class RecordKind:
     def patient_of(self, row: TenantRecord) -> str | None:
         if not self.patient_scoped:
             return None
-        return row.id if self.table is patient.Patient else str(getattr(row, "patient_id"))
+        return row.patient_id if isinstance(row, PatientRecord) else row.id
 
 
 _patient_ref = Reference("patient_id", patient.Patient, "patient")
@@ -162,7 +162,10 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
         _patient_ref,
         _enrollment_ref,
         Reference(
-            "ketamine_administration_id", ketamine.KetamineAdministration, "ketamine administration", same_patient=True
+            "ketamine_administration_id",
+            ketamine.KetamineAdministration,
+            "ketamine administration",
+            same_patient=True,
         ),
         Reference("cbt_session_id", cbt.CbtSession, "CBT session", same_patient=True),
     ),

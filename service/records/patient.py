@@ -60,7 +60,6 @@ class PatientFields(ApiModel):
     birth_date: date
     sex: AdministrativeSex
 
-
     @field_validator("birth_date")
     @classmethod
     def _not_in_future(cls, value: date) -> date:
@@ -120,9 +119,7 @@ def load_identifiers(session: Session, rows: Sequence[TenantRecord]) -> dict[str
     if not ids:
         return found
     query = (
-        select(PatientIdentifier)
-        .where(col(PatientIdentifier.patient_id).in_(ids))
-        .order_by(col(PatientIdentifier.id))
+        select(PatientIdentifier).where(col(PatientIdentifier.patient_id).in_(ids)).order_by(col(PatientIdentifier.id))
     )
     for identifier in session.exec(query):
         found[identifier.patient_id]["identifiers"].append({"system": identifier.system, "value": identifier.value})

@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field as SqlField
 
 from service.db.types import UtcDateTime
 from service.instruments.answers import ItemAnswer
-from service.records.base import ApiModel, RecordId, RecordMeta, SourceIdentifier, TenantRecord, Text
+from service.records.base import ApiModel, Instant, PatientRecord, RecordId, RecordMeta, SourceIdentifier, Text
 
 AuthorKind = Literal["patient", "clinician"]
 ResponseStatus = Literal["completed", "in-progress", "amended"]
 
 
-class QuestionnaireResponse(TenantRecord, table=True):
+class QuestionnaireResponse(PatientRecord, table=True):
     __tablename__ = "questionnaire_responses"
     __table_args__ = (
         UniqueConstraint("tenant_id", "source_system", "source_id"),
@@ -31,7 +31,6 @@ class QuestionnaireResponse(TenantRecord, table=True):
         ForeignKeyConstraint(["tenant_id", "cbt_session_id"], ["cbt_sessions.tenant_id", "cbt_sessions.id"]),
     )
 
-    patient_id: str = SqlField(max_length=36, index=True)
     enrollment_id: str | None = SqlField(default=None, max_length=36)
     instrument: str = SqlField(max_length=32, index=True)
     questionnaire: str | None = SqlField(default=None, max_length=1024)
@@ -50,7 +49,7 @@ class QuestionnaireResponseFields(ApiModel):
     enrollment_id: RecordId | None = None
     instrument: Text = Field(description="Instrument key, e.g. phq-9, gad-7, c-ssrs-screener")
     questionnaire: Text | None = Field(default=None, description="Canonical URL of the Questionnaire answered")
-    authored_at: AwareDatetime
+    authored_at: Instant
     author_kind: AuthorKind = "patient"
     status: ResponseStatus = "completed"
     answers: list[ItemAnswer] = Field(max_length=200)
@@ -79,7 +78,10 @@ class QuestionnaireResponseCreate(QuestionnaireResponseFields):
                     "instrument": "phq-9",
                     "authored_at": "2026-10-06T08:30:00+01:00",
                     "answers": [
-                        {"link_id": "44250-9", "value_coding": {"system": "http://loinc.org", "code": "LA6569-3"}},
+                        {
+                            "link_id": "44250-9",
+                            "value_coding": {"system": "http://loinc.org", "code": "LA6569-3"},
+                        },
                         {"link_id": "44255-8", "value_integer": 2},
                     ],
                 }

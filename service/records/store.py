@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import JSON, and_, or_
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,7 +31,7 @@ from service.errors import (
     VersionRequired,
     invalid,
 )
-from service.records.base import OWN_SOURCE_SYSTEM, SourceIdentifier, TenantRecord, record_meta
+from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
 from service.records.kinds import Columns, RecordKind
 from service.records.patient import Patient, PatientIdentifier
 
@@ -50,14 +51,16 @@ class ListFilters:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[BaseModel]
+    items: list[RecordMeta]
     next_cursor: str | None
 
 
 # ---- create ---------------------------------------------------------------------------------------------------
 
 
-def create_record(session: Session, ctx: RequestContext, kind: RecordKind, payload: BaseModel) -> tuple[BaseModel, bool]:
+def create_record(
+    session: Session, ctx: RequestContext, kind: RecordKind, payload: BaseModel
+) -> tuple[RecordMeta, bool]:
     """Store a new record, or return the one already stored under the same source identifier (created=False)."""
     values = payload.model_dump(exclude={"source"})
     ctx.intent = AuditIntent("create", kind.path, patient_id=values.get("patient_id"))
@@ -88,7 +91,7 @@ def create_record(session: Session, ctx: RequestContext, kind: RecordKind, paylo
     return public, True
 
 
-def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord) -> BaseModel:
+def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord) -> RecordMeta:
     assert ctx.intent is not None
     ctx.intent.record_id = row.id
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(row)])
@@ -106,7 +109,7 @@ def _conflict(kind: RecordKind, values: Columns) -> RecordConflict:
 # ---- read and list --------------------------------------------------------------------------------------------
 
 
-def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_id: str) -> BaseModel:
+def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_id: str) -> RecordMeta:
     ctx.intent = AuditIntent("read", kind.path, record_id=record_id)
     row = _get(session, ctx.tenant_id, kind, record_id)
     ctx.intent.patient_id = kind.patient_of(row)
@@ -119,13 +122,13 @@ def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_
 def list_records(session: Session, ctx: RequestContext, kind: RecordKind, filters: ListFilters) -> Page:
     ctx.intent = AuditIntent("list", kind.path, patient_id=filters.patient_id)
     table = kind.table
-    time_col = col(getattr(table, kind.time_column))
+    time_col = _column(table, kind.time_column)
     query = select(table).where(col(table.tenant_id) == ctx.tenant_id)
     if filters.patient_id is not None and kind.patient_scoped:
-        owner = col(table.id) if table is Patient else col(getattr(table, "patient_id"))
+        owner = _column(table, "id" if table is Patient else "patient_id")
         query = query.where(owner == filters.patient_id)
     if filters.status is not None and kind.has_status:
-        query = query.where(col(getattr(table, "status")) == filters.status)
+        query = query.where(_column(table, "status") == filters.status)
     if filters.since is not None:
         query = query.where(time_col >= filters.since)
     if filters.until is not None:
@@ -187,7 +190,7 @@ def update_record(
     record_id: str,
     changes: dict[str, Any],
     if_match: str | None,
-) -> BaseModel:
+) -> RecordMeta:
     """Apply a partial change under optimistic concurrency: If-Match must carry the version last read."""
     ctx.intent = AuditIntent("update", kind.path, record_id=record_id)
     if if_match is None:
@@ -228,6 +231,10 @@ def update_record(
 
 
 # ---- shared pieces --------------------------------------------------------------------------------------------
+
+
+def _column(table: type[TenantRecord], name: str) -> Any:
+    return sa_inspect(table).columns[name]
 
 
 def validation_problems(error: ValidationError) -> list[FieldProblem]:
@@ -284,10 +291,10 @@ def _columns(kind: RecordKind, payload: BaseModel) -> Columns:
     return kind.to_columns(python)
 
 
-def _public(session: Session, kind: RecordKind, rows: list[TenantRecord]) -> list[BaseModel]:
+def _public(session: Session, kind: RecordKind, rows: list[TenantRecord]) -> list[RecordMeta]:
     children = kind.load_children(session, rows) if kind.load_children is not None else {}
     meta_names = set(TenantRecord.model_fields)
-    result = []
+    result: list[RecordMeta] = []
     for row in rows:
         columns = {k: v for k, v in row.model_dump().items() if k not in meta_names}
         values = {**kind.from_columns(columns), **children.get(row.id, {}), **record_meta(row)}

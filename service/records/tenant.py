@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from service.db.types import UtcDateTime
 from service.clock import now_utc
+from service.db.types import UtcDateTime
 
 
 class Tenant(SQLModel, table=True):

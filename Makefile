@@ -1,0 +1,71 @@
+# Tandem: `make run` serves the demo, `make test` runs the suite. Everything installs into .venv from
+# pyproject.toml, pinned by constraints.txt; nothing needs installing by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+export TANDEM_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),sqlite:///$(CURDIR)/var/tandem.db)
+
+.PHONY: run test ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/tandem db upgrade
+	$(BIN)/tandem demo load --if-empty
+	@echo
+	@echo "Tandem on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "Development token:  $(BIN)/tandem dev-token --tenant demo --role coordinator"
+	@echo "  then: curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/patients"
+	@echo
+	$(BIN)/uvicorn service.main:app --host $(HOST) --port $(PORT)
+
+test: install-dev
+	$(BIN)/pytest -q
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+openapi: install-dev
+	$(BIN)/tandem openapi
+
+openapi-check: install-dev
+	$(BIN)/tandem openapi --check
+
+# Models and migrations agree, and every migration goes up, down and up again (tests/test_migrations.py does
+# the same on PostgreSQL).
+migrations-check: install-dev
+	rm -f var/migrations-check.db
+	TANDEM_DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.db $(BIN)/alembic upgrade head
+	TANDEM_DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.db $(BIN)/alembic check
+	TANDEM_DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.db $(BIN)/alembic downgrade base
+	TANDEM_DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.db $(BIN)/alembic upgrade head
+	rm -f var/migrations-check.db*
+
+docker-lint: install-dev
+	$(BIN)/hadolint Dockerfile
+
+ci: lint typecheck openapi-check migrations-check docker-lint
+	REQUIRE_POSTGRES=1 REQUIRE_FIXTURES=1 $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

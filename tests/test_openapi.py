@@ -1,0 +1,53 @@
+"""openapi/openapi.json is the app's spec, with stable operation ids, documented errors and examples."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from service.openapi_export import openapi_document
+from tests.conftest import project_root
+
+COMMITTED = project_root() / "openapi" / "openapi.json"
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return openapi_document()
+
+
+def test_committed_export_matches_the_app(spec: dict[str, Any]) -> None:
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert committed == spec, "openapi/openapi.json is stale: run `make openapi` and commit it"
+
+
+def test_operation_ids_are_explicit_and_unique(spec: dict[str, Any]) -> None:
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    assert "createKetamineAdministration" in ids
+    assert "listQuestionnaireResponses" in ids
+    assert all("_" not in i for i in ids), "generated ids (with underscores) are unstable"
+
+
+def test_every_protected_operation_documents_its_errors(spec: dict[str, Any]) -> None:
+    for path, item in spec["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            assert {"401", "403", "422"} <= codes, (method, path)
+            if method == "patch":
+                assert {"412", "428"} <= codes, path
+            assert operation["responses"]["401"]["content"]["application/problem+json"]
+
+
+def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    for path, item in spec["paths"].items():
+        post = item.get("post")
+        if post is None:
+            continue
+        ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert schemas[ref].get("examples"), f"{ref} ({path}) has no example"

@@ -1,0 +1,36 @@
+"""Settings come from the environment and refuse placeholder secrets outside development."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "production")
+    monkeypatch.setenv("TANDEM_TRUSTED_ISSUERS", '{"https://idp.example": "https://idp.example/jwks"}')
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings()
+
+
+def test_production_needs_a_trusted_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "production")
+    monkeypatch.setenv("TANDEM_DEV_TOKEN_SECRET", "x" * 48)
+    with pytest.raises(ValidationError, match="TRUSTED_ISSUERS"):
+        Settings()
+
+
+def test_production_with_real_values_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "production")
+    monkeypatch.setenv("TANDEM_DEV_TOKEN_SECRET", "x" * 48)
+    monkeypatch.setenv("TANDEM_TRUSTED_ISSUERS", '{"https://idp.example": "https://idp.example/jwks"}')
+    settings = Settings()
+    assert not settings.dev_issuer_enabled
+
+
+def test_database_url_accepts_the_unprefixed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TANDEM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db.internal/tandem")
+    assert Settings().database_url == "postgresql://db.internal/tandem"
