@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.api import health
+from service.api import health, instruments
 from service.api.middleware import RequestIdAndBodyLimit
 from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers
@@ -41,5 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for router in record_routers():
         app.include_router(router)
+    app.include_router(instruments.router)
     install_openapi(app)
     return app

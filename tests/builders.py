@@ -88,17 +88,9 @@ def cbt_body(patient_id: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-PHQ9_ITEMS = [
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",
-]
+# Our published PHQ-9 linkIds (GET /api/v1/instruments/phq-9); bare LOINC codes are accepted too.
+PHQ9_LOINC = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
+PHQ9_ITEMS = [f"/{code}" for code in PHQ9_LOINC]
 
 
 def questionnaire_body(patient_id: str, **overrides: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The OpenAPI document, with error responses under their real media type.
+"""The OpenAPI document, with bodies and errors under their real media types.
 
 FastAPI files a response `model` under application/json; our errors are application/problem+json, so the
-schema is moved there once the document is generated.
+schema is moved there once the document is generated, and FHIR bodies are listed as application/fhir+json.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.api.operation_outcome import FHIR_JSON
 from service.api.problems import PROBLEM_JSON
 
 
@@ -22,10 +23,19 @@ def install_openapi(app: FastAPI) -> None:
                 for operation in item.values():
                     for response in operation.get("responses", {}).values():
                         _move_problem_schema(response.get("content", {}))
+                    _document_fhir_body(operation.get("requestBody", {}).get("content", {}))
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_fhir_body(content: dict[str, Any]) -> None:
+    """A body that also takes a FHIR resource is listed under application/fhir+json too."""
+    choices = content.get("application/json", {}).get("schema", {}).get("oneOf", [])
+    fhir = [c for c in choices if c.get("$ref", "").endswith("/FhirResource")]
+    if fhir:
+        content[FHIR_JSON] = {"schema": fhir[0]}
 
 
 def _move_problem_schema(content: dict[str, Any]) -> None:

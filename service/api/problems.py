@@ -16,10 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.operation_outcome import FHIR_JSON, operation_outcome, wants_fhir
 from service.audit_trail import RequestContext, record_failure
 from service.errors import FieldProblem, InvalidRequest, TandemError
 
 PROBLEM_JSON = "application/problem+json"
+# Tags of bodies that accept more than one shape (our JSON record, or a FHIR resource).
+BODY_SHAPE_TAGS = ("record", "fhir")
 logger = logging.getLogger("tandem.errors")
 
 
@@ -49,7 +52,11 @@ def problem_response(
         request_id=getattr(request.state, "request_id", None),
         errors=[FieldError(field=e.field, message=e.message) for e in errors],
     )
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
+    headers["Cache-Control"] = "no-store"
+    if wants_fhir(request.headers.get("content-type"), request.headers.get("accept")):
+        outcome = operation_outcome(status, detail, errors)
+        return JSONResponse(outcome, status_code=status, media_type=FHIR_JSON, headers=headers)
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -60,9 +67,12 @@ def _audit_failure(request: Request, status: int) -> None:
 
 
 def _request_field(loc: tuple[int | str, ...]) -> str:
-    # Body fields are named as the client wrote them; query and header parameters keep their prefix.
+    # Body fields are named as the client wrote them (without the body-shape tag of a union body);
+    # query and header parameters keep their prefix.
     parts = [str(p) for p in loc]
     if parts and parts[0] == "body":
+        parts = parts[1:]
+    if parts and parts[0] in BODY_SHAPE_TAGS:
         parts = parts[1:]
     return ".".join(parts) or "body"
 

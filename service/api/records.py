@@ -9,7 +9,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
 from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
@@ -53,9 +53,50 @@ def _page_model(kind: RecordKind) -> type[BaseModel]:
     )
 
 
+class FhirResource(BaseModel):
+    """A FHIR R4 resource (sent as application/fhir+json); the service maps it to a record or refuses it."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "resourceType": "QuestionnaireResponse",
+                    "questionnaire": "http://loinc.org/q/44249-1",
+                    "status": "completed",
+                    "subject": {"reference": "Patient/0b9f3a52-5d7c-4f55-9a0e-2f7a1c0d4e11"},
+                    "authored": "2026-10-06T08:30:00+01:00",
+                    "item": [
+                        {
+                            "linkId": "/44250-9",
+                            "answer": [{"valueCoding": {"system": "http://loinc.org", "code": "LA6569-3"}}],
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    resourceType: str  # noqa: N815 - the FHIR element name
+
+
+def _body_shape(value: Any) -> str:
+    return "fhir" if isinstance(value, dict) and "resourceType" in value else "record"
+
+
+def _create_body(kind: RecordKind) -> Any:
+    """The create body: our JSON record, or, where the kind takes one, a FHIR resource."""
+    if kind.from_fhir is None:
+        return kind.create_schema
+    return Annotated[
+        Annotated[kind.create_schema, Tag("record")] | Annotated[FhirResource, Tag("fhir")],
+        Discriminator(_body_shape),
+    ]
+
+
 def record_router(kind: RecordKind) -> APIRouter:
     router = APIRouter(prefix=f"{API_PREFIX}/{kind.path}", tags=[kind.label])
-    create_schema: Any = kind.create_schema
+    create_body: Any = _create_body(kind)
     update_schema: Any = _update_model(kind)
     public_schema: Any = kind.public_schema
     page_schema: Any = _page_model(kind)
@@ -86,8 +127,10 @@ def record_router(kind: RecordKind) -> APIRouter:
         response: Response,
         session: SessionDep,
         ctx: CreateContext,
-        payload: Annotated[create_schema, Body()],
+        payload: Annotated[create_body, Body()],
     ) -> Any:
+        if isinstance(payload, FhirResource) and kind.from_fhir is not None:
+            payload = kind.from_fhir(session, ctx.tenant_id, payload.model_dump())
         public, created = store.create_record(session, ctx, kind, payload)
         response.status_code = 201 if created else 200
         response.headers["Location"] = str(request.url_for(f"read{kind.schema_name}", record_id=public.id))

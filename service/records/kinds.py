@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from service import questionnaires
 from service.auth.principal import Role
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
@@ -49,6 +50,10 @@ class RecordKind:
     # Hooks where the API shape is not the columns: flatten before writing, expand after reading.
     to_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
     from_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
+    # Columns the service derives from what was sent (a questionnaire's score); may refuse the values.
+    derive: Callable[[Session, str, Columns], Columns] = field(default=lambda session, tenant_id, values: values)
+    # Turns a FHIR resource sent to the JSON API (application/fhir+json) into a create request.
+    from_fhir: Callable[[Session, str, dict[str, Any]], ApiModel] | None = None
     save_children: Callable[[Session, TenantRecord, Columns], None] | None = None
     load_children: Callable[[Session, Sequence[TenantRecord]], Mapping[str, Columns]] | None = None
     # Children are part of the API shape but not columns, so they are split off before writing.
@@ -158,6 +163,9 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
     readers=CARE_TEAM,
     # Coordinators in collaborative care take PHQ-9s by phone, so they record responses too.
     writers=CARE_TEAM,
+    derive=questionnaires.scored_columns,
+    from_columns=questionnaires.score_from_columns,
+    from_fhir=questionnaires.create_from_fhir,
     references=(
         _patient_ref,
         _enrollment_ref,

@@ -8,10 +8,21 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field as SqlField
+from sqlmodel import SQLModel
 
+from service.clock import now_utc
 from service.db.types import UtcDateTime
 from service.instruments.answers import ItemAnswer
-from service.records.base import ApiModel, Instant, PatientRecord, RecordId, RecordMeta, SourceIdentifier, Text
+from service.records.base import (
+    ApiModel,
+    Instant,
+    PatientRecord,
+    RecordId,
+    RecordMeta,
+    SourceIdentifier,
+    Text,
+    new_id,
+)
 
 AuthorKind = Literal["patient", "clinician"]
 ResponseStatus = Literal["completed", "in-progress", "amended"]
@@ -40,6 +51,30 @@ class QuestionnaireResponse(PatientRecord, table=True):
     answers: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
     ketamine_administration_id: str | None = SqlField(default=None, max_length=36)
     cbt_session_id: str | None = SqlField(default=None, max_length=36)
+    sent_total: float | None = None
+    # The score, computed once on write so plan status and the coordinator pages never rescore.
+    total: float | None = None
+    severity: str | None = SqlField(default=None, max_length=32)
+    complete: bool = False
+    missing_items: list[str] = SqlField(default_factory=list, sa_type=JSON)
+    item_scores: dict[str, int] = SqlField(default_factory=dict, sa_type=JSON)
+    safety_findings: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
+    total_mismatch: bool = False
+    instrument_version: str | None = SqlField(default=None, max_length=32)
+
+
+class RegisteredQuestionnaire(SQLModel, table=True):
+    """A hospital forms tool's Questionnaire, mapped onto one of our instruments so its responses can be scored."""
+
+    __tablename__ = "registered_questionnaires"
+    __table_args__ = (UniqueConstraint("tenant_id", "canonical"),)
+
+    id: str = SqlField(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = SqlField(foreign_key="tenants.id", max_length=64, index=True)
+    created_at: datetime = SqlField(default_factory=now_utc, sa_type=UtcDateTime)
+    canonical: str = SqlField(max_length=1024)
+    instrument: str = SqlField(max_length=32)
+    mapping: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
 
 
 class QuestionnaireResponseFields(ApiModel):
@@ -57,6 +92,9 @@ class QuestionnaireResponseFields(ApiModel):
         default=None, description="The ketamine session this response was taken at, if any"
     )
     cbt_session_id: RecordId | None = Field(default=None, description="The CBT session this response belongs to")
+    sent_total: float | None = Field(
+        default=None, description="The total the sender computed; kept beside ours and flagged when they differ"
+    )
 
     @model_validator(mode="after")
     def _one_answer_per_item(self) -> QuestionnaireResponseFields:
@@ -90,5 +128,27 @@ class QuestionnaireResponseCreate(QuestionnaireResponseFields):
     )
 
 
+class SafetyFinding(ApiModel):
+    link_id: str | None = Field(description="The item that raised it; null when the finding is on the total")
+    code: str | None = None
+    reason: str
+    value: float
+
+
+class StoredScore(ApiModel):
+    """Computed by the service from the answers; clients cannot set it."""
+
+    total: float | None = Field(
+        description="Null when the response is incomplete and the instrument allows no proration"
+    )
+    severity: str | None
+    complete: bool
+    missing_items: list[str]
+    item_scores: dict[str, int]
+    safety_findings: list[SafetyFinding]
+    total_mismatch: bool = Field(description="The sent total differs from ours; both are kept")
+    instrument_version: str | None
+
+
 class QuestionnaireResponsePublic(RecordMeta, QuestionnaireResponseFields):
-    pass
+    score: StoredScore

@@ -70,7 +70,8 @@ def create_record(
         if existing is not None:
             return _finish_resend(session, ctx, kind, existing), False
     _check_references(session, ctx.tenant_id, kind, values)
-    row = kind.table(tenant_id=ctx.tenant_id, source_system="", source_id="", **_columns(kind, payload))
+    columns = kind.derive(session, ctx.tenant_id, _columns(kind, payload))
+    row = kind.table(tenant_id=ctx.tenant_id, source_system="", source_id="", **columns)
     row.source_system, row.source_id = (source.system, source.value) if source else (OWN_SOURCE_SYSTEM, row.id)
     try:
         # A savepoint: a concurrent duplicate fails on the unique constraint without losing the transaction.
@@ -202,7 +203,7 @@ def update_record(
     ctx.intent.patient_id = kind.patient_of(row)
     if row.version != int(expected.group(1)):
         raise VersionMismatch(row.version, if_match)
-    current = _public(session, kind, [row])[0].model_dump(exclude=set(record_meta(row)))
+    current = _public(session, kind, [row])[0].model_dump(include=set(kind.fields_schema.model_fields))
     for name in kind.immutable & changes.keys():
         if changes[name] != current[name]:
             raise invalid(name, f"cannot be changed on an existing {kind.label}; record a new one instead")
@@ -212,7 +213,7 @@ def update_record(
         raise InvalidRequest(validation_problems(error)) from None
     values = merged.model_dump()
     _check_references(session, ctx.tenant_id, kind, values)
-    for name, value in _columns(kind, merged).items():
+    for name, value in kind.derive(session, ctx.tenant_id, _columns(kind, merged)).items():
         setattr(row, name, value)
     row.version += 1
     row.updated_at = now_utc()

@@ -1,0 +1,216 @@
+"""Questionnaire responses: scoring on write, FHIR QuestionnaireResponse intake, and registered Questionnaires.
+
+Scores are computed once, when a response is stored, and kept beside the answers: the plan status and the
+coordinator pages read them and never rescore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from service.clock import now_utc
+from service.errors import FieldProblem, InvalidRequest, RecordConflict, invalid
+from service.instruments import (
+    INSTRUMENTS,
+    ExternalQuestionnaire,
+    Instrument,
+    IntakeError,
+    ItemAnswer,
+    ScoringError,
+    intake_questionnaire_response,
+    register_external_questionnaire,
+    score_answers,
+)
+from service.records.base import ApiModel, Text
+from service.records.patient import Patient
+from service.records.questionnaire import QuestionnaireResponseCreate, RegisteredQuestionnaire
+
+SCORE_COLUMNS = (
+    "total",
+    "severity",
+    "complete",
+    "missing_items",
+    "item_scores",
+    "safety_findings",
+    "total_mismatch",
+    "instrument_version",
+)
+# FHIR statuses we store; an entered-in-error response is a correction, handled with corrections, not intake.
+STORED_FHIR_STATUSES = {"completed", "amended", "in-progress"}
+
+
+def scored_columns(session: Session, tenant_id: str, columns: dict[str, Any]) -> dict[str, Any]:
+    """The response's columns with its score added; answers are refused by item when they cannot be scored."""
+    instrument = INSTRUMENTS.get(columns["instrument"])
+    if instrument is None:
+        raise invalid("instrument", f"unknown instrument {columns['instrument']!r}; known: {', '.join(INSTRUMENTS)}")
+    answers = [_canonical_link_id(instrument, ItemAnswer.model_validate(a)) for a in columns["answers"]]
+    try:
+        score = score_answers(instrument, answers, sent_total=columns.get("sent_total"))
+    except ScoringError as error:
+        position = next((n for n, a in enumerate(answers) if a.link_id == error.link_id), None)
+        raise invalid(f"answers.{position}" if position is not None else "answers", str(error)) from None
+    return {
+        **columns,
+        "answers": [a.model_dump(mode="json", exclude_none=True) for a in answers],
+        "total": score.total,
+        "severity": score.severity,
+        "complete": score.complete,
+        "missing_items": list(score.missing_items),
+        "item_scores": dict(score.item_scores),
+        "safety_findings": [f.model_dump(mode="json") for f in score.safety_findings],
+        "total_mismatch": score.total_mismatch,
+        "instrument_version": instrument.version,
+    }
+
+
+def _canonical_link_id(instrument: Instrument, answer: ItemAnswer) -> ItemAnswer:
+    """Senders may name an item by our linkId (/44250-9) or by its bare LOINC code (44250-9)."""
+    if instrument.item(answer.link_id) is not None:
+        return answer
+    item = instrument.item_for_loinc(answer.link_id)
+    return answer if item is None else answer.model_copy(update={"link_id": item.link_id})
+
+
+def score_from_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    """The stored score columns folded into the `score` object of the API shape."""
+    values = dict(columns)
+    values["score"] = {name: values.pop(name) for name in SCORE_COLUMNS}
+    return values
+
+
+# ---- FHIR QuestionnaireResponse intake ------------------------------------------------------------------------
+
+
+def create_from_fhir(session: Session, tenant_id: str, resource: dict[str, Any]) -> QuestionnaireResponseCreate:
+    """A FHIR R4 QuestionnaireResponse as a create request; refused, located FHIR-style, when it cannot be taken."""
+    try:
+        intake = intake_questionnaire_response(resource, registered_questionnaires(session, tenant_id))
+    except IntakeError as error:
+        raise invalid(error.location, error.detail) from None
+    if intake.status not in STORED_FHIR_STATUSES:
+        raise invalid("QuestionnaireResponse.status", f"status {intake.status!r} cannot be recorded as a new response")
+    if intake.authored is None:
+        raise invalid("QuestionnaireResponse.authored", "required: when the questionnaire was answered")
+    patient_id = _patient_for(session, tenant_id, intake.subject_reference)
+    body: dict[str, Any] = {
+        "source": _source_identifier(resource),
+        "patient_id": patient_id,
+        "instrument": intake.instrument.key,
+        "questionnaire": intake.questionnaire,
+        "authored_at": intake.authored,
+        "status": intake.status,
+        "answers": [a.model_dump() for a in intake.answers],
+        "sent_total": intake.sent_total,
+    }
+    try:
+        return QuestionnaireResponseCreate.model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "QuestionnaireResponse." + ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest([FieldProblem(where, first["msg"])]) from None
+
+
+def _patient_for(session: Session, tenant_id: str, reference: str | None) -> str:
+    """Literal references only: Patient/{id}, relative or absolute; another tenant's patient reads as unknown."""
+    if reference is None:
+        raise invalid("QuestionnaireResponse.subject", "required: a reference to the patient, e.g. Patient/{id}")
+    parts = reference.rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] != "Patient" or not parts[-1]:
+        raise invalid("QuestionnaireResponse.subject", f"expected a Patient reference, got {reference!r}")
+    patient = session.exec(
+        select(Patient).where(col(Patient.tenant_id) == tenant_id, col(Patient.id) == parts[-1])
+    ).first()
+    if patient is None:
+        raise invalid("QuestionnaireResponse.subject", f"no patient with id {parts[-1]!r}")
+    return patient.id
+
+
+def _source_identifier(resource: dict[str, Any]) -> dict[str, str] | None:
+    identifier = resource.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("system"), str) and identifier.get("value"):
+        return {"system": identifier["system"], "value": str(identifier["value"])}
+    return None
+
+
+# ---- registered external Questionnaires -----------------------------------------------------------------------
+
+
+class QuestionnaireRegistration(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "instrument": "phq-9",
+                    "canonical": "http://lhcforms.nlm.nih.gov/Questionnaire/44249-1-x",
+                    "questionnaire": {"resourceType": "Questionnaire", "status": "active", "item": ["…"]},
+                }
+            ]
+        }
+    )
+
+    instrument: Text = Field(description="The instrument its responses are scored as, e.g. phq-9")
+    questionnaire: dict[str, Any] = Field(description="The FHIR R4 Questionnaire as the forms tool publishes it")
+    canonical: Text | None = Field(default=None, description="Canonical URL, when the Questionnaire has no url")
+    link_ids: dict[str, str | None] | None = Field(
+        default=None, description="Their linkId -> our item linkId (null to ignore an item), when codes do not say"
+    )
+
+
+class RegisteredQuestionnairePublic(BaseModel):
+    id: str
+    canonical: str
+    instrument: str
+    items_mapped: int
+
+
+def register_questionnaire(
+    session: Session, *, tenant_id: str, registration: QuestionnaireRegistration
+) -> RegisteredQuestionnairePublic:
+    try:
+        external = register_external_questionnaire(
+            registration.questionnaire,
+            registration.instrument,
+            canonical=registration.canonical,
+            link_ids=registration.link_ids,
+        )
+    except IntakeError as error:
+        raise invalid(f"questionnaire: {error.location}", error.detail) from None
+    row = RegisteredQuestionnaire(
+        tenant_id=tenant_id,
+        created_at=now_utc(),
+        canonical=external.key,
+        instrument=external.instrument_key,
+        mapping=external.model_dump(mode="json"),
+    )
+    try:
+        session.add(row)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise RecordConflict(f"a Questionnaire {external.key!r} is already registered") from None
+    return _public(row)
+
+
+def list_registered(session: Session, *, tenant_id: str) -> list[RegisteredQuestionnairePublic]:
+    rows = session.exec(
+        select(RegisteredQuestionnaire)
+        .where(col(RegisteredQuestionnaire.tenant_id) == tenant_id)
+        .order_by(col(RegisteredQuestionnaire.created_at))
+    )
+    return [_public(row) for row in rows]
+
+
+def registered_questionnaires(session: Session, tenant_id: str) -> dict[str, ExternalQuestionnaire]:
+    rows = session.exec(select(RegisteredQuestionnaire).where(col(RegisteredQuestionnaire.tenant_id) == tenant_id))
+    return {row.canonical: ExternalQuestionnaire.model_validate(row.mapping) for row in rows}
+
+
+def _public(row: RegisteredQuestionnaire) -> RegisteredQuestionnairePublic:
+    return RegisteredQuestionnairePublic(
+        id=row.id, canonical=row.canonical, instrument=row.instrument, items_mapped=len(row.mapping["link_ids"])
+    )
