@@ -49,5 +49,12 @@ def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
         post = item.get("post")
         if post is None:
             continue
-        ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
-        assert schemas[ref].get("examples"), f"{ref} ({path}) has no example"
+        schema = post["requestBody"]["content"]["application/json"]["schema"]
+        for choice in schema.get("oneOf", [schema]):
+            ref = choice["$ref"].rsplit("/", 1)[-1]
+            assert schemas[ref].get("examples"), f"{ref} ({path}) has no example"
+
+
+def test_fhir_bodies_are_documented_under_their_media_type(spec: dict[str, Any]) -> None:
+    content = spec["paths"]["/api/v1/questionnaire-responses"]["post"]["requestBody"]["content"]
+    assert content["application/fhir+json"]["schema"]["$ref"].endswith("/FhirResource")
