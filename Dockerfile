@@ -32,4 +32,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"]
 # Migrations first (idempotent), then the API; exec so uvicorn receives SIGTERM for a graceful shutdown.
-CMD ["sh", "-c", "tandem db upgrade && exec uvicorn service.main:app --host 0.0.0.0 --port \"$PORT\" --proxy-headers"]
+CMD ["sh", "-c", "tandem db upgrade && exec uvicorn service.main:app --host 0.0.0.0 --port \"$PORT\" --proxy-headers --no-access-log"]

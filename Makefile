@@ -25,6 +25,7 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
+# No access log: query strings can carry MRNs, and patient data never goes into logs.
 run: install
 	$(BIN)/tandem db upgrade
 	$(BIN)/tandem demo load --if-empty
@@ -33,7 +34,7 @@ run: install
 	@echo "Development token:  $(BIN)/tandem dev-token --tenant demo --role coordinator"
 	@echo "  then: curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/patients"
 	@echo
-	$(BIN)/uvicorn service.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn service.main:app --host $(HOST) --port $(PORT) --no-access-log
 
 test: install-dev
 	$(BIN)/pytest -q

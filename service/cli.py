@@ -133,7 +133,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the API with uvicorn."""
     import uvicorn
 
-    uvicorn.run("service.main:app", host=host, port=port, proxy_headers=True, log_level="info")
+    # No access log: query strings can hold MRNs, and patient data never goes into logs.
+    uvicorn.run("service.main:app", host=host, port=port, proxy_headers=True, log_level="info", access_log=False)
 
 
 if __name__ == "__main__":

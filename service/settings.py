@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'tandem.db'}"
+MIN_SECRET_CHARS = 32
 DEV_SECRET_PLACEHOLDER = "dev-only-not-a-secret-change-me-before-use"  # noqa: S105 - a known placeholder, refused in production
 
 
@@ -54,17 +55,18 @@ class Settings(BaseSettings):
         return self.environment != "production"
 
     @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> Settings:
-        if self.environment == "production":
-            if self.dev_token_secret == DEV_SECRET_PLACEHOLDER:
-                # The dev issuer is off in production anyway; the secret must still not be the public placeholder
-                # so a mis-set environment cannot mint valid tokens with a value printed in our README.
-                raise ValueError(
-                    "TANDEM_DEV_TOKEN_SECRET is the public placeholder; set a random value "
-                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-                )
-            if not self.trusted_issuers:
-                raise ValueError("production needs TANDEM_TRUSTED_ISSUERS: a JSON object of issuer -> JWKS URL")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.environment != "development" and (
+            self.dev_token_secret == DEV_SECRET_PLACEHOLDER or len(self.dev_token_secret) < MIN_SECRET_CHARS
+        ):
+            # The secret is public in our README: anywhere but a developer's machine it would let anyone mint
+            # tokens (test) or signal a mis-set environment (production, where the dev issuer is off anyway).
+            raise ValueError(
+                f"TANDEM_DEV_TOKEN_SECRET must be a random value of at least {MIN_SECRET_CHARS} characters "
+                "outside development (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        if self.environment == "production" and not self.trusted_issuers:
+            raise ValueError("production needs TANDEM_TRUSTED_ISSUERS: a JSON object of issuer -> JWKS URL")
         if self.default_page_size > self.max_page_size:
             raise ValueError("TANDEM_DEFAULT_PAGE_SIZE must not exceed TANDEM_MAX_PAGE_SIZE")
         return self

@@ -8,11 +8,23 @@ from pydantic import ValidationError
 from service.settings import Settings
 
 
-def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TANDEM_ENVIRONMENT", "production")
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_outside_development_the_placeholder_secret_is_refused(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", environment)
     monkeypatch.setenv("TANDEM_TRUSTED_ISSUERS", '{"https://idp.example": "https://idp.example/jwks"}')
-    with pytest.raises(ValidationError, match="placeholder"):
+    with pytest.raises(ValidationError, match="TANDEM_DEV_TOKEN_SECRET"):
         Settings()
+    monkeypatch.setenv("TANDEM_DEV_TOKEN_SECRET", "too-short")
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings()
+
+
+def test_development_runs_with_the_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "development")
+    monkeypatch.delenv("TANDEM_DEV_TOKEN_SECRET", raising=False)
+    assert Settings().dev_issuer_enabled
 
 
 def test_production_needs_a_trusted_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
