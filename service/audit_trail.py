@@ -13,6 +13,7 @@ from service.clock import now_utc
 from service.db.engine import session_scope
 from service.records.audit import AuditAction, AuditEvent
 from service.records.base import new_id
+from service.settings import Settings
 
 
 @dataclass
@@ -27,10 +28,11 @@ class AuditIntent:
 
 @dataclass
 class RequestContext:
-    """The caller and the request id, passed explicitly to every service function."""
+    """The caller, the request id and the settings, passed explicitly to every service function."""
 
     principal: Principal
     request_id: str
+    settings: Settings
     intent: AuditIntent | None = field(default=None)
 
     @property

@@ -82,7 +82,9 @@ def demo_load(
     demo = generate_demo_tenant(seed=seed, patients=patients)
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task("loading demo patients", total=len(demo.patients))
-        summary = load_demo_tenant(engine, tenant_id=tenant, demo=demo, advance=lambda: progress.advance(task))
+        summary = load_demo_tenant(
+            engine, tenant_id=tenant, demo=demo, settings=settings, advance=lambda: progress.advance(task)
+        )
     console.print(
         f"demo tenant {tenant!r}: {len(demo.patients)} patients, {summary.created} records created, "
         f"{summary.already_present} already present"

@@ -23,6 +23,7 @@ from service.records.kinds import (
     RecordKind,
 )
 from service.records.questionnaire import QuestionnaireResponseCreate
+from service.settings import Settings
 
 LOADER_SUBJECT = "tandem-demo-loader"
 
@@ -34,14 +35,19 @@ class LoadSummary:
 
 
 def load_demo_tenant(
-    engine: Engine, *, tenant_id: str, demo: DemoTenant, advance: Callable[[], None] = lambda: None
+    engine: Engine,
+    *,
+    tenant_id: str,
+    demo: DemoTenant,
+    settings: Settings,
+    advance: Callable[[], None] = lambda: None,
 ) -> LoadSummary:
     """Write every demo record; `advance` is called once per patient (for a progress bar)."""
     summary = LoadSummary()
     principal = Principal(subject=LOADER_SUBJECT, tenant_id=tenant_id, role="ehr-system", scopes=frozenset())
 
     def write(session: Session, kind: RecordKind, payload: object) -> str:
-        ctx = RequestContext(principal=principal, request_id="demo-load")
+        ctx = RequestContext(principal=principal, request_id="demo-load", settings=settings)
         public, created = store.create_record(session, ctx, kind, payload)  # type: ignore[arg-type]
         summary.created += created
         summary.already_present += not created

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from service.audit_trail import RequestContext
 from service.clock import now_utc
 from service.errors import FieldProblem, InvalidRequest, RecordConflict, invalid
 from service.instruments import (
@@ -43,7 +44,7 @@ SCORE_COLUMNS = (
 STORED_FHIR_STATUSES = {"completed", "amended", "in-progress"}
 
 
-def scored_columns(session: Session, tenant_id: str, columns: dict[str, Any]) -> dict[str, Any]:
+def scored_columns(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:
     """The response's columns with its score added; answers are refused by item when they cannot be scored."""
     instrument = INSTRUMENTS.get(columns["instrument"])
     if instrument is None:
@@ -86,17 +87,17 @@ def score_from_columns(columns: dict[str, Any]) -> dict[str, Any]:
 # ---- FHIR QuestionnaireResponse intake ------------------------------------------------------------------------
 
 
-def create_from_fhir(session: Session, tenant_id: str, resource: dict[str, Any]) -> QuestionnaireResponseCreate:
+def create_from_fhir(session: Session, ctx: RequestContext, resource: dict[str, Any]) -> QuestionnaireResponseCreate:
     """A FHIR R4 QuestionnaireResponse as a create request; refused, located FHIR-style, when it cannot be taken."""
     try:
-        intake = intake_questionnaire_response(resource, registered_questionnaires(session, tenant_id))
+        intake = intake_questionnaire_response(resource, registered_questionnaires(session, ctx.tenant_id))
     except IntakeError as error:
         raise invalid(error.location, error.detail) from None
     if intake.status not in STORED_FHIR_STATUSES:
         raise invalid("QuestionnaireResponse.status", f"status {intake.status!r} cannot be recorded as a new response")
     if intake.authored is None:
         raise invalid("QuestionnaireResponse.authored", "required: when the questionnaire was answered")
-    patient_id = _patient_for(session, tenant_id, intake.subject_reference)
+    patient_id = _patient_for(session, ctx.tenant_id, intake.subject_reference)
     body: dict[str, Any] = {
         "source": _source_identifier(resource),
         "patient_id": patient_id,

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     docs_enabled: bool = True
 
+    # EHR targets: hosts on private networks (a hospital's VPN) must be named here to be reachable at all.
+    sync_allowed_hosts: list[str] = Field(default_factory=list)
+    sync_require_https: bool = True
+
     @property
     def development(self) -> bool:
         return self.environment == "development"

@@ -104,6 +104,11 @@ def questionnaire_body(patient_id: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def sync_target_body(**overrides: Any) -> dict[str, Any]:
+    # A public address literal: accepted by the URL check without DNS; nothing is ever sent to it in tests.
+    return {"name": f"EHR {uuid.uuid4().hex[:6]}", "base_url": "https://93.184.216.34/fhir", **overrides}
+
+
 # path -> body builder taking a patient id (None for kinds that are not patient-scoped)
 PATIENT_RECORD_BODIES = {
     "enrollments": enrollment_body,
@@ -127,11 +132,13 @@ class ApiDriver:
     def patient(self, **overrides: Any) -> str:
         return str(self.create("patients", patient_body(**overrides))["id"])
 
-    def one_of_each(self) -> dict[str, str]:
-        """A patient with one record of every patient-scoped kind; returns path -> id."""
+    def one_of_each(self, admin_headers: dict[str, str]) -> dict[str, str]:
+        """One record of every kind (patient-scoped ones for one patient); returns path -> id."""
         patient_id = self.patient()
         ids = {"patients": patient_id}
         for path, build in PATIENT_RECORD_BODIES.items():
             ids[path] = str(self.create(path, build(patient_id))["id"])
         ids["practitioners"] = str(self.create("practitioners", practitioner_body())["id"])
+        admin = ApiDriver(self.client, admin_headers)
+        ids["sync/targets"] = str(admin.create("sync/targets", sync_target_body())["id"])
         return ids

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from service.demo import generate_demo_tenant
 from service.demo_loader import load_demo_tenant
+from service.settings import Settings
 from tests.builders import API
 
 ANCHOR = date(2026, 11, 1)
@@ -33,11 +34,11 @@ def test_patients_are_spread_over_the_plan() -> None:
 
 
 def test_loading_twice_adds_nothing(
-    client: TestClient, engine: Engine, tenant: str, auth: Callable[..., dict[str, str]]
+    client: TestClient, engine: Engine, settings: Settings, tenant: str, auth: Callable[..., dict[str, str]]
 ) -> None:
     demo = generate_demo_tenant(seed=11, patients=4, anchor=ANCHOR)
-    first = load_demo_tenant(engine, tenant_id=tenant, demo=demo)
-    second = load_demo_tenant(engine, tenant_id=tenant, demo=demo)
+    first = load_demo_tenant(engine, tenant_id=tenant, demo=demo, settings=settings)
+    second = load_demo_tenant(engine, tenant_id=tenant, demo=demo, settings=settings)
     assert first.created > 4 * 5
     assert (second.created, second.already_present) == (0, first.created)
     listed = client.get(f"{API}/patients", headers=auth(tenant)).json()["items"]

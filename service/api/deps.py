@@ -60,7 +60,7 @@ def context_for(action: AuditAction, record_kind: str, allowed: frozenset[Role])
         if session.get(Tenant, principal.tenant_id) is None:
             raise NotPermitted(f"tenant {principal.tenant_id!r} is not registered on this service")
         session.rollback()  # end the read transaction: on SQLite it holds the write lock until the service commits
-        ctx = RequestContext(principal=principal, request_id=request.state.request_id)
+        ctx = RequestContext(principal=principal, request_id=request.state.request_id, settings=get_settings(request))
         ctx.intent = AuditIntent(action, record_kind)
         request.state.ctx = ctx  # from here on, a refusal is audited as a failed attempt
         if principal.role not in allowed:

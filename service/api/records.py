@@ -130,7 +130,7 @@ def record_router(kind: RecordKind) -> APIRouter:
         payload: Annotated[create_body, Body()],
     ) -> Any:
         if isinstance(payload, FhirResource) and kind.from_fhir is not None:
-            payload = kind.from_fhir(session, ctx.tenant_id, payload.model_dump())
+            payload = kind.from_fhir(session, ctx, payload.model_dump())
         public, created = store.create_record(session, ctx, kind, payload)
         response.status_code = 201 if created else 200
         response.headers["Location"] = str(request.url_for(f"read{kind.schema_name}", record_id=public.id))

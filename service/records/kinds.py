@@ -9,9 +9,11 @@ from typing import Any
 from sqlmodel import Session
 
 from service import questionnaires
+from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
+from service.sync import targets
 
 Columns = dict[str, Any]
 
@@ -19,6 +21,7 @@ CARE_TEAM: frozenset[Role] = frozenset({"ehr-system", "clinician", "coordinator"
 PRESCRIBERS: frozenset[Role] = frozenset({"ehr-system", "clinician"})
 SCHEDULERS: frozenset[Role] = frozenset({"ehr-system", "clinician", "coordinator"})
 STAFF_ADMINS: frozenset[Role] = frozenset({"ehr-system", "admin"})
+ADMINS: frozenset[Role] = frozenset({"admin"})
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,9 @@ class RecordKind:
     to_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
     from_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
     # Columns the service derives from what was sent (a questionnaire's score); may refuse the values.
-    derive: Callable[[Session, str, Columns], Columns] = field(default=lambda session, tenant_id, values: values)
+    derive: Callable[[Session, RequestContext, Columns], Columns] = field(default=lambda session, ctx, values: values)
     # Turns a FHIR resource sent to the JSON API (application/fhir+json) into a create request.
-    from_fhir: Callable[[Session, str, dict[str, Any]], ApiModel] | None = None
+    from_fhir: Callable[[Session, RequestContext, dict[str, Any]], ApiModel] | None = None
     save_children: Callable[[Session, TenantRecord, Columns], None] | None = None
     load_children: Callable[[Session, Sequence[TenantRecord]], Mapping[str, Columns]] | None = None
     # Children are part of the API shape but not columns, so they are split off before writing.
@@ -179,6 +182,23 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
     ),
 )
 
+SYNC_TARGETS = RecordKind(
+    label="EHR sync target",
+    path="sync/targets",
+    schema_name="SyncTarget",
+    table=targets.SyncTarget,
+    fields_schema=targets.SyncTargetFields,
+    create_schema=targets.SyncTargetCreate,
+    public_schema=targets.SyncTargetPublic,
+    time_column="created_at",
+    readers=ADMINS,
+    writers=ADMINS,
+    immutable=frozenset(),
+    patient_scoped=False,
+    has_status=False,
+    derive=targets.checked_urls,
+)
+
 RECORD_KINDS: tuple[RecordKind, ...] = (
     PATIENTS,
     PRACTITIONERS,
@@ -186,4 +206,5 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
     KETAMINE_ADMINISTRATIONS,
     CBT_SESSIONS,
     QUESTIONNAIRE_RESPONSES,
+    SYNC_TARGETS,
 )

@@ -70,7 +70,7 @@ def create_record(
         if existing is not None:
             return _finish_resend(session, ctx, kind, existing), False
     _check_references(session, ctx.tenant_id, kind, values)
-    columns = kind.derive(session, ctx.tenant_id, _columns(kind, payload))
+    columns = kind.derive(session, ctx, _columns(kind, payload))
     row = kind.table(tenant_id=ctx.tenant_id, source_system="", source_id="", **columns)
     row.source_system, row.source_id = (source.system, source.value) if source else (OWN_SOURCE_SYSTEM, row.id)
     try:
@@ -104,7 +104,7 @@ def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row:
 def _conflict(kind: RecordKind, values: Columns) -> RecordConflict:
     if kind.table is Patient and values.get("identifiers"):
         return RecordConflict("an identifier of this patient already belongs to another patient of this tenant")
-    return RecordConflict(f"this {kind.label} conflicts with one stored at the same moment; retry the request")
+    return RecordConflict(f"a stored {kind.label} already has one of this {kind.label}'s unique values (e.g. its name)")
 
 
 # ---- read and list --------------------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def update_record(
         raise InvalidRequest(validation_problems(error)) from None
     values = merged.model_dump()
     _check_references(session, ctx.tenant_id, kind, values)
-    for name, value in kind.derive(session, ctx.tenant_id, _columns(kind, merged)).items():
+    for name, value in kind.derive(session, ctx, _columns(kind, merged)).items():
         setattr(row, name, value)
     row.version += 1
     row.updated_at = now_utc()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
+from service.auth.principal import Role
 from service.records.kinds import RECORD_KINDS
 from tests.builders import API, PATIENT_RECORD_BODIES, ApiDriver, patient_body
 
@@ -14,21 +15,35 @@ PATHS = [kind.path for kind in RECORD_KINDS]
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
 
+def role_for(path: str) -> Role:
+    """A role that may read and write this kind (the EHR interface where it may)."""
+    kind = next(k for k in RECORD_KINDS if k.path == path)
+    return "ehr-system" if "ehr-system" in kind.writers else "admin"
+
+
 @pytest.fixture
 def two_tenants(
     client: TestClient, new_tenant: Callable[[], str], auth: Callable[..., dict[str, str]]
-) -> tuple[ApiDriver, ApiDriver, dict[str, str]]:
-    """Tenant A's driver, tenant B's driver, and B's records (path -> id)."""
-    a = ApiDriver(client, auth(new_tenant(), "ehr-system"))
-    b = ApiDriver(client, auth(new_tenant(), "ehr-system"))
-    return a, b, b.one_of_each()
+) -> tuple[Callable[[str], ApiDriver], Callable[[str], ApiDriver], dict[str, str]]:
+    """Drivers for tenants A and B by path (with a role allowed there), and B's records (path -> id)."""
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+
+    def a(path: str) -> ApiDriver:
+        return ApiDriver(client, auth(tenant_a, role_for(path)))
+
+    def b(path: str) -> ApiDriver:
+        return ApiDriver(client, auth(tenant_b, role_for(path)))
+
+    return a, b, b("patients").one_of_each(auth(tenant_b, "admin"))
+
+
+TwoTenants = tuple[Callable[[str], ApiDriver], Callable[[str], ApiDriver], dict[str, str]]
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_read_of_another_tenants_record_is_404_like_a_missing_one(
-    two_tenants: tuple[ApiDriver, ApiDriver, dict[str, str]], path: str
-) -> None:
-    a, _, b_records = two_tenants
+def test_read_of_another_tenants_record_is_404_like_a_missing_one(two_tenants: TwoTenants, path: str) -> None:
+    drive_a, _, b_records = two_tenants
+    a = drive_a(path)
     foreign = a.client.get(f"{API}/{path}/{b_records[path]}", headers=a.headers)
     missing = a.client.get(f"{API}/{path}/{MISSING_ID}", headers=a.headers)
     assert foreign.status_code == missing.status_code == 404
@@ -38,10 +53,9 @@ def test_read_of_another_tenants_record_is_404_like_a_missing_one(
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_update_of_another_tenants_record_is_404(
-    two_tenants: tuple[ApiDriver, ApiDriver, dict[str, str]], path: str
-) -> None:
-    a, b, b_records = two_tenants
+def test_update_of_another_tenants_record_is_404(two_tenants: TwoTenants, path: str) -> None:
+    drive_a, drive_b, b_records = two_tenants
+    a, b = drive_a(path), drive_b(path)
     response = a.client.patch(f"{API}/{path}/{b_records[path]}", json={}, headers={**a.headers, "If-Match": 'W/"1"'})
     assert response.status_code == 404
     unchanged = b.client.get(f"{API}/{path}/{b_records[path]}", headers=b.headers).json()
@@ -49,10 +63,9 @@ def test_update_of_another_tenants_record_is_404(
 
 
 @pytest.mark.parametrize("path", [p for p in PATHS if p != "practitioners"])
-def test_list_never_shows_another_tenants_records(
-    two_tenants: tuple[ApiDriver, ApiDriver, dict[str, str]], path: str
-) -> None:
-    a, _, b_records = two_tenants
+def test_list_never_shows_another_tenants_records(two_tenants: TwoTenants, path: str) -> None:
+    drive_a, _, b_records = two_tenants
+    a = drive_a(path)
     by_patient = a.client.get(f"{API}/{path}", params={"patient_id": b_records["patients"]}, headers=a.headers)
     everything = a.client.get(f"{API}/{path}", params={"limit": 200}, headers=a.headers)
     assert by_patient.status_code == everything.status_code == 200
@@ -61,10 +74,9 @@ def test_list_never_shows_another_tenants_records(
 
 
 @pytest.mark.parametrize("path", sorted(PATIENT_RECORD_BODIES))
-def test_create_for_another_tenants_patient_reads_like_an_unknown_patient(
-    two_tenants: tuple[ApiDriver, ApiDriver, dict[str, str]], path: str
-) -> None:
-    a, _, b_records = two_tenants
+def test_create_for_another_tenants_patient_reads_like_an_unknown_patient(two_tenants: TwoTenants, path: str) -> None:
+    drive_a, _, b_records = two_tenants
+    a = drive_a(path)
     foreign = a.client.post(f"{API}/{path}", json=PATIENT_RECORD_BODIES[path](b_records["patients"]), headers=a.headers)
     missing = a.client.post(f"{API}/{path}", json=PATIENT_RECORD_BODIES[path](MISSING_ID), headers=a.headers)
     assert foreign.status_code == missing.status_code == 422
@@ -75,9 +87,10 @@ def test_create_for_another_tenants_patient_reads_like_an_unknown_patient(
 
 
 def test_another_tenants_enrollment_cannot_be_linked(
-    two_tenants: tuple[ApiDriver, ApiDriver, dict[str, str]],
+    two_tenants: TwoTenants,
 ) -> None:
-    a, _, b_records = two_tenants
+    drive_a, _, b_records = two_tenants
+    a = drive_a("cbt-sessions")
     patient_id = a.patient()
     body = PATIENT_RECORD_BODIES["cbt-sessions"](patient_id, enrollment_id=b_records["enrollments"])
     response = a.client.post(f"{API}/cbt-sessions", json=body, headers=a.headers)
@@ -85,9 +98,10 @@ def test_another_tenants_enrollment_cannot_be_linked(
     assert response.json()["errors"][0]["field"] == "enrollment_id"
 
 
-def test_a_source_identifier_is_per_tenant(two_tenants: tuple[ApiDriver, ApiDriver, dict[str, str]]) -> None:
+def test_a_source_identifier_is_per_tenant(two_tenants: TwoTenants) -> None:
     """The same EHR id in two tenants gives two records: a resend is recognised within a tenant only."""
-    a, b, _ = two_tenants
+    drive_a, drive_b, _ = two_tenants
+    a, b = drive_a("patients"), drive_b("patients")
     shared = patient_body()
     first = a.client.post(f"{API}/patients", json=shared, headers=a.headers)
     second = b.client.post(f"{API}/patients", json=shared, headers=b.headers)

@@ -1,0 +1,1 @@
+"""EHR sync: targets, the outbox, delivery workers and inbound pulls."""
