@@ -116,9 +116,14 @@ class SyncTargetPublic(RecordMeta, SyncTargetFields):
 def checked_urls(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:
     """Base and token URLs must be public https addresses unless the operator allowed the host."""
     settings = ctx.settings
-    rules = {"allowed_hosts": settings.sync_allowed_hosts, "require_https": settings.sync_require_https}
-    columns = {**columns, "base_url": check_target_url(columns["base_url"], **rules)}
+
+    def check(url: str, field: str) -> str:
+        return check_target_url(
+            url, field=field, allowed_hosts=settings.sync_allowed_hosts, require_https=settings.sync_require_https
+        )
+
+    columns = {**columns, "base_url": check(columns["base_url"], "base_url")}
     token_url = columns["auth"].get("token_url")
     if token_url is not None:
-        check_target_url(token_url, field="auth.token_url", **rules)
+        check(token_url, "auth.token_url")
     return columns
