@@ -11,6 +11,7 @@ from sqlmodel.sql.sqltypes import AutoString
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
 from service.records import audit, kinds, tenant  # noqa: F401 - importing registers every table
+from service.sync import outbox  # noqa: F401
 from service.records.base import metadata
 from service.settings import get_settings
 

@@ -34,6 +34,7 @@ from service.errors import (
 from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
 from service.records.kinds import Columns, RecordKind
 from service.records.patient import Patient, PatientIdentifier
+from service.records.side_effects import record_written
 
 ETAG_PATTERN = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
@@ -86,6 +87,7 @@ def create_record(
             raise _conflict(kind, values) from None
         return _finish_resend(session, ctx, kind, existing), False
     ctx.intent.record_id = row.id
+    record_written(session, ctx, kind, row)
     record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
     public = _public(session, kind, [row])[0]
     session.commit()
@@ -225,6 +227,7 @@ def update_record(
                 kind.save_children(session, row, values)
     except IntegrityError:
         raise _conflict(kind, values) from None
+    record_written(session, ctx, kind, row)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     public = _public(session, kind, [row])[0]
     session.commit()

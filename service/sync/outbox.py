@@ -1,0 +1,96 @@
+"""The outbox: one row per record change per EHR target, written in the transaction that changed the record.
+
+Workers deliver rows at least once; the effect at the EHR is made idempotent by our identifier on every resource.
+Rows of one patient and target are delivered in order (a row waits while an older one of the same patient and
+target is not finished).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import JSON, Index, insert
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from service.clock import now_utc
+from service.db.types import UtcDateTime
+from service.sync.targets import SyncTarget
+
+OutboxStatus = Literal["pending", "in_flight", "sent", "failed", "dead", "not_supported"]
+Operation = Literal["upsert", "delete"]
+# Statuses a row can still leave by itself; the others are final until an operator replays them.
+OPEN_STATUSES = ("pending", "in_flight", "failed")
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "sync_outbox"
+    __table_args__ = (
+        Index("ix_sync_outbox_due", "status", "next_attempt_at"),
+        Index("ix_sync_outbox_target_patient", "target_id", "patient_id", "id"),
+        Index("ix_sync_outbox_tenant_target_status", "tenant_id", "target_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=64)
+    target_id: str = Field(foreign_key="sync_targets.id", max_length=36)
+    record_kind: str = Field(max_length=48)
+    record_id: str = Field(max_length=36)
+    record_version: int
+    patient_id: str | None = Field(default=None, max_length=36)
+    operation: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_status_code: int | None = None
+    last_error: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    correlation_id: str = Field(max_length=36)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+def enqueue(
+    session: Session,
+    *,
+    tenant_id: str,
+    record_kind: str,
+    record_id: str,
+    record_version: int,
+    patient_id: str | None,
+    operation: Operation = "upsert",
+    came_from_target: str | None = None,
+) -> int:
+    """Add a row for every enabled target that takes this kind; returns how many. Part of the caller's transaction.
+
+    A record pulled from a target is not echoed back to it.
+    """
+    targets = session.exec(
+        select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id, col(SyncTarget.enabled).is_(True))
+    ).all()
+    now = now_utc()
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "target_id": target.id,
+            "record_kind": record_kind,
+            "record_id": record_id,
+            "record_version": record_version,
+            "patient_id": patient_id,
+            "operation": operation,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "correlation_id": str(uuid.uuid4()),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for target in targets
+        if record_kind in target.push and target.id != came_from_target
+    ]
+    if rows:
+        session.execute(insert(OutboxMessage), rows)
+    return len(rows)
