@@ -1,0 +1,114 @@
+"""What the engine returns: a frozen, JSON-serialisable snapshot of one enrollment's plan as of an instant."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .inputs import Acknowledgement
+
+Severity = Literal["urgent", "warning", "info"]
+Phase = Literal["baseline", "induction", "consolidation", "maintenance"]
+OverallStatus = Literal["completed", "discontinued", "on_hold", "at_risk", "needs_attention", "on_track"]
+DueKind = Literal["ketamine_session", "cbt_session", "measurement", "rems_form"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Reason(_Out):
+    code: str
+    severity: Severity
+    message: str
+    # The record an acknowledgement must name to close this occurrence; always one of record_ids.
+    occurrence_id: str
+    record_ids: tuple[str, ...]
+    since: datetime
+    needs_acknowledgement: bool
+    acknowledgement: Acknowledgement | None
+    open: bool
+
+
+class Count(_Out):
+    done: int
+    expected: int
+
+
+class Counts(_Out):
+    ketamine_induction: Count
+    ketamine_after_induction: int
+    cbt: Count
+    measurements: Count
+
+
+class ScorePoint(_Out):
+    record_id: str
+    at: datetime
+    total: float
+
+
+class InstrumentOutcome(_Out):
+    instrument: str
+    title: str
+    baseline: ScorePoint | None
+    latest: ScorePoint | None
+    latest_band: str | None
+    # (latest - baseline) / baseline in percent: negative is improvement.
+    change_percent: float | None
+    in_response: bool | None
+    responded_at: datetime | None
+    in_remission: bool | None
+    remitted_at: datetime | None
+    # None until it can be judged: the first measurement after the last induction session.
+    non_response: bool | None
+    worsening: bool
+    relapse: bool
+    relapsed_at: datetime | None
+
+
+class Due(_Out):
+    kind: DueKind
+    due_at: datetime
+    earliest_at: datetime | None
+    overdue_from: datetime | None
+    overdue: bool
+    # The record the due date is counted from (last session, measurement or the enrollment).
+    after_record_id: str
+
+
+class NextDue(_Out):
+    ketamine_session: Due | None
+    cbt_session: Due | None
+    measurement: Due | None
+    rems_form: Due | None
+
+
+class LastContact(_Out):
+    kind: Literal["ketamine_session", "cbt_session", "measurement"]
+    at: datetime
+    record_id: str
+
+
+class PlanStatus(_Out):
+    enrollment_id: str
+    patient_id: str
+    protocol_id: str
+    protocol_version: str
+    as_of: datetime
+    status: OverallStatus
+    phase: Phase
+    weeks_in_treatment: int
+    counts: Counts
+    outcomes: tuple[InstrumentOutcome, ...]
+    reasons: tuple[Reason, ...]
+    next_due: NextDue
+    last_contact: LastContact | None
+    # Earliest instant after as_of at which time alone could change this status; None if nothing pending.
+    next_recompute_at: datetime | None
+
+    @property
+    def open_reasons(self) -> tuple[Reason, ...]:
+        return tuple(r for r in self.reasons if r.open)

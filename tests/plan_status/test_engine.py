@@ -1,0 +1,182 @@
+"""Targeted behaviour of compute_plan_status: messages, counts, due dates, late records, protocol choice."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from service.plan_status import IV_KETAMINE_CBT, PlanStatus, compute_plan_status
+
+from .builders import Records, ack, at, cbt, enrollment, iv_course, phq, session
+from .scenarios import IV_V2
+
+COURSE = iv_course()
+
+
+def status(records: Records, day: float, **kw: object) -> PlanStatus:
+    protocol = kw.pop("protocol", IV_KETAMINE_CBT)
+    return compute_plan_status(
+        enrollment(**kw),  # type: ignore[arg-type]
+        records.sessions,
+        records.cbt,
+        records.measurements,
+        protocol,  # type: ignore[arg-type]
+        records.acks,
+        at(day),
+    )
+
+
+def test_item9_message_names_answer_and_date_and_action() -> None:
+    result = status(COURSE.replacing(phq("m3", 3, 17, item9=True)), 3.5)
+    reason = result.open_reasons[0]
+    assert reason.message == (
+        "PHQ-9 item 9 (thoughts of self-harm) answered 'several days' on 8 Oct 2026 — call the patient today."
+    )
+    assert (reason.occurrence_id, reason.record_ids, reason.since) == ("m3", ("m3",), at(3, -1))
+    assert reason.needs_acknowledgement and reason.acknowledgement is None
+
+
+def test_acknowledgement_is_attached_to_the_reason() -> None:
+    records = COURSE.replacing(phq("m3", 3, 17, item9=True)).plus(ack("phq9_item9_positive", "m3", 4))
+    reason = status(records, 5).reasons[0]
+    assert not reason.open
+    assert reason.acknowledgement is not None and reason.acknowledgement.by == "prac-7"
+
+
+def test_acknowledgement_of_another_record_does_not_close() -> None:
+    records = COURSE.replacing(phq("m3", 3, 17, item9=True)).plus(ack("phq9_item9_positive", "m7", 4))
+    assert status(records, 5).status == "at_risk"
+
+
+def test_acknowledgement_in_the_future_of_as_of_is_ignored() -> None:
+    records = COURSE.replacing(phq("m3", 3, 17, item9=True)).plus(ack("phq9_item9_positive", "m3", 4))
+    result = status(records, 3.5)
+    assert result.status == "at_risk"
+    assert result.next_recompute_at == at(4)
+
+
+def test_blood_pressure_message_gives_the_reading() -> None:
+    result = status(COURSE.replacing(session(3, 7, bp=(185, 112))), 7.5)
+    assert result.open_reasons[0].message.startswith(
+        "Blood pressure 185/112 mmHg at the infusion on 12 Oct 2026 (urgent level 180/110)"
+    )
+
+
+def test_messages_use_the_hospital_timezone() -> None:
+    late = COURSE.replacing(phq("m3", 3, 17, item9=True, hours=14.5))  # 8 Oct 23:30 UTC = 9 Oct in Sydney
+    records = late.without("k3", "k4", "k5", "k6")
+    result = compute_plan_status(
+        enrollment(),
+        records.sessions,
+        records.cbt,
+        records.measurements,
+        IV_KETAMINE_CBT,
+        (),
+        at(4),
+        tz=ZoneInfo("Australia/Sydney"),
+    )
+    assert "on 9 Oct 2026" in result.reasons[0].message
+
+
+def test_counts_and_last_contact_mid_course() -> None:
+    result = status(COURSE, 30)
+    assert result.counts.ketamine_induction.model_dump() == {"done": 6, "expected": 6}
+    assert result.counts.cbt.model_dump() == {"done": 4, "expected": 12}  # days 2, 9, 16, 23; day 30 is at 14:00
+    # Baseline, 5 pre-dose, one weekly slot since the induction ended on day 17 (filled by day 24).
+    assert result.counts.measurements.model_dump() == {"done": 7, "expected": 7}
+    assert result.last_contact is not None and result.last_contact.record_id == "m24"
+    assert result.weeks_in_treatment == 5
+
+
+def test_next_due_during_induction() -> None:
+    result = status(COURSE, 4)
+    ketamine = result.next_due.ketamine_session
+    assert ketamine is not None
+    assert (ketamine.earliest_at, ketamine.due_at, ketamine.overdue_from) == (at(5), at(7), at(10))
+    assert ketamine.after_record_id == "k2" and not ketamine.overdue
+    cbt_due = result.next_due.cbt_session
+    assert cbt_due is not None and cbt_due.due_at == at(9, 5)
+    measurement = result.next_due.measurement
+    assert measurement is not None and measurement.due_at == at(7)
+    assert result.next_due.rems_form is None
+
+
+def test_next_recompute_at_is_the_next_deadline() -> None:
+    records = COURSE.without("k3", "k4", "k5", "k6", "m7", "m10", "m14", "m17", "m24").replacing(
+        *(cbt(n, d, "planned") for n, d in ((2, 9), (3, 16)))
+    )
+    result = status(Records(sessions=records.sessions, measurements=records.measurements), 9)
+    assert result.next_recompute_at == at(10)  # ketamine overdue and CBT not started, both from day 10
+    assert status(Records(sessions=records.sessions, measurements=records.measurements), 10).status == (
+        "needs_attention"
+    )
+
+
+def test_back_dated_score_changes_later_results_only() -> None:
+    # Recorded on day 33 but authored on day 31: computations for day 30 are unaffected.
+    late = phq("m-late", 31, 16)
+    before, after = COURSE.without("m31"), COURSE.without("m31").plus(late)
+    unaware = {"next_recompute_at": None}
+    assert status(before, 30).model_copy(update=unaware) == status(after, 30).model_copy(update=unaware)
+    assert "worsening" in {r.code for r in status(after, 33).open_reasons}
+    assert "worsening" not in {r.code for r in status(before, 33).open_reasons}
+
+
+def test_protocol_with_another_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="follows protocol 'esketamine-cbt'"):
+        status(COURSE, 5, protocol_id="esketamine-cbt")
+
+
+def test_the_engine_applies_the_protocol_it_is_given() -> None:
+    assert status(COURSE, 18, version="2", protocol=IV_V2).phase == "induction"
+    assert status(COURSE, 18).phase == "consolidation"
+
+
+def test_records_must_have_unique_ids() -> None:
+    with pytest.raises(ValueError, match="appears twice"):
+        status(COURSE.plus(phq("m3", 5, 10)), 6)
+
+
+def test_json_shape() -> None:
+    result = status(COURSE.replacing(phq("m3", 3, 17, item9=True)), 18)
+    data = json.loads(result.model_dump_json())
+    assert set(data) == {
+        "enrollment_id",
+        "patient_id",
+        "protocol_id",
+        "protocol_version",
+        "as_of",
+        "status",
+        "phase",
+        "weeks_in_treatment",
+        "counts",
+        "outcomes",
+        "reasons",
+        "next_due",
+        "last_contact",
+        "next_recompute_at",
+    }
+    assert set(data["reasons"][0]) == {
+        "code",
+        "severity",
+        "message",
+        "occurrence_id",
+        "record_ids",
+        "since",
+        "needs_acknowledgement",
+        "acknowledgement",
+        "open",
+    }
+    assert PlanStatus.model_validate_json(result.model_dump_json()) == result
+
+
+def test_records_after_as_of_only_move_next_recompute() -> None:
+    base = status(COURSE.without("m24"), 20)
+    with_future = status(COURSE, 20)
+    assert base.model_copy(update={"next_recompute_at": None}) == with_future.model_copy(
+        update={"next_recompute_at": None}
+    )
+    assert with_future.next_recompute_at is not None and with_future.next_recompute_at <= at(24) + timedelta(0)
