@@ -1,6 +1,79 @@
 """Pure mappings between Tandem's records and HL7 FHIR R4 resources.
 
 This package imports nothing from the service, the database or the web framework (a test enforces it).
+Outbound functions take records (any object with the attributes of the protocols in `records`) and return
+fhir.resources R4B models; `to_json` writes them as R4 4.0.1 JSON. Inbound functions take resource JSON and
+return dicts shaped like the service's `*Create` bodies, or raise MappingError.
 """
 
-__all__: list[str] = []
+from .administration import AdministrationResources, administration_fallback, administration_resources
+from .administration_inbound import administration_from_fhir
+from .capabilities import SYSTEM, writable_types
+from .care_plan import CarePlanResources, care_plan_resources
+from .cbt_session import SessionResources, psychotherapy_cpt, session_resources
+from .cbt_session_inbound import session_from_fhir
+from .definitions import (
+    CODE_SYSTEMS,
+    EXTENSIONS,
+    code_system_resource,
+    extension_definition_resource,
+    published_definitions,
+)
+from .errors import MappingError, operation_outcome
+from .identity import identifier_system, resource_id, sub_resource_id
+from .patient import patient_from_fhir, patient_resource
+from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
+from .questionnaire_response_inbound import response_from_fhir, score_observation_from_fhir
+from .reading import ReferenceResolver, parse_reference
+from .records import (
+    CbtSessionRecord,
+    EnrollmentRecord,
+    KetamineAdministrationRecord,
+    PatientRecord,
+    QuestionnaireResponseRecord,
+    ScoreLike,
+)
+from .release import FHIR_VERSION, build, to_json
+
+__all__ = [
+    "CODE_SYSTEMS",
+    "EXTENSIONS",
+    "FHIR_VERSION",
+    "SYSTEM",
+    "AdministrationResources",
+    "CarePlanResources",
+    "CbtSessionRecord",
+    "EnrollmentRecord",
+    "KetamineAdministrationRecord",
+    "MappingError",
+    "PatientRecord",
+    "QuestionnaireResponseRecord",
+    "ReferenceResolver",
+    "ResponseResources",
+    "ScoreLike",
+    "SessionResources",
+    "administration_fallback",
+    "administration_from_fhir",
+    "administration_resources",
+    "build",
+    "care_plan_resources",
+    "code_system_resource",
+    "extension_definition_resource",
+    "identifier_system",
+    "operation_outcome",
+    "parse_reference",
+    "patient_from_fhir",
+    "patient_resource",
+    "psychotherapy_cpt",
+    "published_definitions",
+    "questionnaire_canonical",
+    "resource_id",
+    "response_from_fhir",
+    "response_resources",
+    "score_observation_from_fhir",
+    "session_from_fhir",
+    "session_resources",
+    "sub_resource_id",
+    "to_json",
+    "writable_types",
+]

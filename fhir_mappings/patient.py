@@ -1,0 +1,76 @@
+"""Patient ⇄ FHIR Patient, with the US Core elements identifier (MRNs typed MR), name, gender, birthDate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .codes import MEDICAL_RECORD_NUMBER, V2_IDENTIFIER_TYPE
+from .errors import MappingError
+from .identity import base_resource, day, source_from
+from .reading import as_list, as_object, expect_type, full_date
+from .records import PatientRecord
+from .release import Patient, build
+
+_MR_TYPE = {
+    "coding": [{"system": V2_IDENTIFIER_TYPE, "code": MEDICAL_RECORD_NUMBER[0], "display": MEDICAL_RECORD_NUMBER[1]}]
+}
+_GENDERS = frozenset({"female", "male", "other", "unknown"})
+
+
+def patient_resource(record: PatientRecord, *, canonical_base: str) -> Patient:
+    resource = base_resource("Patient", canonical_base, "patient", record, f"Patient {record.family_name}")
+    resource["identifier"] += [
+        {"use": "usual", "type": _MR_TYPE, "system": i.system, "value": i.value} for i in record.identifiers
+    ]
+    name: dict[str, Any] = {"use": "official", "family": record.family_name}
+    if record.given_name is not None:
+        name["given"] = [record.given_name]
+    resource |= {"name": [name], "gender": record.sex, "birthDate": day(record.birth_date)}
+    return build(Patient, resource)
+
+
+def _is_mrn(identifier: dict[str, Any]) -> bool:
+    kind = identifier.get("type")
+    return isinstance(kind, dict) and any(
+        isinstance(c, dict) and c.get("system") == V2_IDENTIFIER_TYPE and c.get("code") == MEDICAL_RECORD_NUMBER[0]
+        for c in kind.get("coding") or []
+    )
+
+
+def patient_from_fhir(
+    resource: dict[str, Any], *, canonical_base: str, source_system: str | None = None
+) -> dict[str, Any]:
+    """A PatientCreate body. MRNs are the identifiers typed MR; a missing gender is 'unknown'."""
+    expect_type(resource, "Patient")
+    mrns = []
+    for i, raw in enumerate(as_list(resource.get("identifier"), "Patient.identifier")):
+        identifier = as_object(raw, f"Patient.identifier[{i}]")
+        if _is_mrn(identifier):
+            if not identifier.get("system") or not identifier.get("value"):
+                raise MappingError(f"Patient.identifier[{i}]", "an MRN needs both system and value")
+            mrns.append({"system": identifier["system"], "value": identifier["value"]})
+    family, given = _name(resource)
+    gender = resource.get("gender", "unknown")
+    if gender not in _GENDERS:
+        raise MappingError("Patient.gender", f"{gender!r} is not an R4 administrative gender", code="code-invalid")
+    if "birthDate" not in resource:
+        raise MappingError("Patient.birthDate", "is required", code="required")
+    return {
+        "source": source_from(resource, canonical_base, "patient", source_system, skip=_is_mrn),
+        "identifiers": mrns,
+        "family_name": family,
+        "given_name": given,
+        "birth_date": full_date(resource["birthDate"], "Patient.birthDate"),
+        "sex": gender,
+    }
+
+
+def _name(resource: dict[str, Any]) -> tuple[str, str | None]:
+    names = [as_object(n, "Patient.name") for n in as_list(resource.get("name"), "Patient.name")]
+    # The official name if there is one (US Core), else the first with a family name.
+    chosen = next((n for n in names if n.get("use") == "official" and n.get("family")), None)
+    chosen = chosen or next((n for n in names if n.get("family")), None)
+    if chosen is None:
+        raise MappingError("Patient.name.family", "a family name is required", code="required")
+    given = [g for g in as_list(chosen.get("given"), "Patient.name.given") if isinstance(g, str)]
+    return str(chosen["family"]), " ".join(given) if given else None

@@ -1,0 +1,92 @@
+"""The one place the FHIR release is chosen: fhir.resources R4B models, written as R4 4.0.1 JSON.
+
+R4B's models accept and emit R4 JSON for every resource we map (README.md, "R4 and R4B"), so we build with
+them and serialise to plain JSON; nothing R4B-only (CodeableReference, R4B-only value[x] types) is emitted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, TypeVar
+
+from fhir.resources.R4B.careplan import CarePlan
+from fhir.resources.R4B.codesystem import CodeSystem
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
+from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.goal import Goal
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.procedure import Procedure
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.structuredefinition import StructureDefinition
+
+# What we write on the wire and in StructureDefinition.fhirVersion (R4 technical correction 4.0.1).
+FHIR_VERSION: Final = "4.0.1"
+
+Resource = FHIRResourceModel
+M = TypeVar("M", bound=FHIRResourceModel)
+
+_MODELS: Final[dict[str, type[FHIRResourceModel]]] = {
+    model.__name__: model
+    for model in (
+        CarePlan,
+        CodeSystem,
+        Condition,
+        Encounter,
+        Flag,
+        Goal,
+        MedicationAdministration,
+        Observation,
+        OperationOutcome,
+        Patient,
+        Procedure,
+        Questionnaire,
+        QuestionnaireResponse,
+        StructureDefinition,
+    )
+}
+
+
+def build(model: type[M], data: dict[str, Any]) -> M:
+    """Validate a resource dict against its R4B model; a mapping bug surfaces here, not at the EHR."""
+    if data.get("resourceType") != model.__name__:
+        raise ValueError(f"a {data.get('resourceType')} is not a {model.__name__}")
+    return model.model_validate(data)
+
+
+def model_for(resource_type: str) -> type[FHIRResourceModel]:
+    return _MODELS[resource_type]
+
+
+def to_json(resource: FHIRResourceModel) -> dict[str, Any]:
+    """The R4 JSON of a model: aliases, no nulls, FHIR primitive formats."""
+    result: dict[str, Any] = json.loads(resource.model_dump_json())
+    return result
+
+
+__all__ = [
+    "FHIR_VERSION",
+    "CarePlan",
+    "CodeSystem",
+    "Condition",
+    "Encounter",
+    "Flag",
+    "Goal",
+    "MedicationAdministration",
+    "Observation",
+    "OperationOutcome",
+    "Patient",
+    "Procedure",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Resource",
+    "StructureDefinition",
+    "build",
+    "model_for",
+    "to_json",
+]
