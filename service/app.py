@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-from service.api import health, instruments
+from service.api import caseload, health, instruments
 from service.api.middleware import RequestIdAndBodyLimit
 from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers
 from service.api.records import record_routers
 from service.auth.tokens import TokenVerifier
+from service.caseload.scheduler import SweepThread
 from service.db.engine import make_engine
 from service.settings import Settings, get_settings
 
@@ -23,9 +27,22 @@ the record's `source` identifier; updates need `If-Match`.
 """
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    sweeper = SweepThread(app.state.engine, settings.status_sweep_seconds) if settings.status_sweep_seconds else None
+    if sweeper is not None:
+        sweeper.start()
+    yield
+    if sweeper is not None:
+        sweeper.stop()
+    app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=lifespan,
         title="Tandem",
         version="0.1.0",
         description=DESCRIPTION,
@@ -42,5 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in record_routers():
         app.include_router(router)
     app.include_router(instruments.router)
+    app.include_router(caseload.router)
     install_openapi(app)
     return app

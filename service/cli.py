@@ -25,6 +25,8 @@ demo_app = typer.Typer(help="The synthetic demo tenant.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(demo_app, name="demo")
+status_app = typer.Typer(help="Plan statuses.", no_args_is_help=True)
+app.add_typer(status_app, name="status")
 console = Console(stderr=True)
 
 DEMO_TENANT = "demo"
@@ -89,6 +91,23 @@ def demo_load(
         f"demo tenant {tenant!r}: {len(demo.patients)} patients, {summary.created} records created, "
         f"{summary.already_present} already present"
     )
+
+
+@status_app.command("sweep")
+def status_sweep(
+    every: Annotated[int, typer.Option(help="Repeat every N seconds (0: once)", min=0)] = 0,
+) -> None:
+    """Recompute the patients whose due dates passed since their status was stored."""
+    import time
+
+    from service.caseload.recompute import sweep
+
+    engine = make_engine(get_settings().database_url)
+    while True:
+        console.print(f"plan statuses recomputed: {sweep(engine)} patients")
+        if not every:
+            return
+        time.sleep(every)
 
 
 @app.command("dev-token")

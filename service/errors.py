@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 
 class TandemError(Exception):
     """Base of every error the service raises on purpose; the message is safe to show to the caller."""
@@ -76,3 +78,12 @@ class InvalidRequest(TandemError):
 
 def invalid(field_name: str, message: str) -> InvalidRequest:
     return InvalidRequest([FieldProblem(field_name, message)])
+
+
+def validation_problems(error: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in detail["loc"]) or "body"
+        message = detail["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(where, message))
+    return problems

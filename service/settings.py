@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     docs_enabled: bool = True
 
+    # Seconds between in-process sweeps that move patients whose due dates passed; 0 leaves it to
+    # `tandem status sweep` (cron) — run one or the other.
+    status_sweep_seconds: int = Field(default=0, ge=0, le=86_400)
+
     # EHR targets: hosts on private networks (a hospital's VPN) must be named here to be reachable at all.
     sync_allowed_hosts: list[str] = Field(default_factory=list)
     sync_require_https: bool = True

@@ -50,6 +50,8 @@ def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
         if post is None:
             continue
         schema = post["requestBody"]["content"]["application/json"]["schema"]
+        if schema.get("examples"):
+            continue
         for choice in schema.get("oneOf", [schema]):
             ref = choice["$ref"].rsplit("/", 1)[-1]
             assert schemas[ref].get("examples"), f"{ref} ({path}) has no example"

@@ -27,6 +27,7 @@ class Enrollment(PatientRecord, table=True):
     )
 
     protocol_id: str = SqlField(max_length=64)
+    protocol_version: str | None = SqlField(default=None, max_length=32)
     start_date: date
     end_date: date | None = None
     status: str = SqlField(max_length=16, index=True)
@@ -50,6 +51,9 @@ class EnrollmentFields(ApiModel):
 
     patient_id: RecordId
     protocol_id: Text = Field(description="Protocol the patient follows, e.g. iv-ketamine-cbt or esketamine-cbt")
+    protocol_version: Text | None = Field(
+        default=None, description="Version of the protocol; the newest when left out, then kept for the enrollment"
+    )
     start_date: date
     end_date: date | None = None
     status: EnrollmentStatus = "active"

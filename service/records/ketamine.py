@@ -134,7 +134,8 @@ class KetamineAdministrationFields(ApiModel):
                     f"dose_mg {self.dose_mg} does not match dose_mg_per_kg x body_weight_kg = {expected:.2f}"
                 )
         elif self.dose_mg is not None and self.body_weight_kg is not None and self.dose_mg_per_kg is None:
-            self.dose_mg_per_kg = round(self.dose_mg / self.body_weight_kg, 3)
+            # Six decimals: rounding harder would make a small dose fail its own agreement check on re-validation.
+            self.dose_mg_per_kg = round(self.dose_mg / self.body_weight_kg, 6)
         if self.drug == "esketamine" and self.route != "intranasal":
             # Esketamine (Spravato) is licensed as a nasal spray only (FDA label, section 2).
             raise ValueError("esketamine is given intranasally; route must be intranasal")

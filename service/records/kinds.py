@@ -11,6 +11,7 @@ from sqlmodel import Session
 from service import questionnaires
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
+from service.caseload.enrollment_protocol import pinned_protocol
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
 from service.sync import targets
@@ -22,6 +23,8 @@ PRESCRIBERS: frozenset[Role] = frozenset({"ehr-system", "clinician"})
 SCHEDULERS: frozenset[Role] = frozenset({"ehr-system", "clinician", "coordinator"})
 STAFF_ADMINS: frozenset[Role] = frozenset({"ehr-system", "admin"})
 ADMINS: frozenset[Role] = frozenset({"admin"})
+# Only a clinician may close an urgent flag (CLINICAL.md section 4).
+CLINICIANS: frozenset[Role] = frozenset({"clinician"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ ENROLLMENTS = RecordKind(
     readers=CARE_TEAM,
     writers=SCHEDULERS,
     references=(_patient_ref, _practitioner_ref("coordinator_id")),
+    derive=pinned_protocol,
     to_columns=enrollment.condition_to_columns,
     from_columns=enrollment.condition_from_columns,
 )

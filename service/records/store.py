@@ -23,13 +23,13 @@ from sqlmodel import Session, col, select
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.clock import now_utc
 from service.errors import (
-    FieldProblem,
     InvalidRequest,
     RecordConflict,
     RecordNotFound,
     VersionMismatch,
     VersionRequired,
     invalid,
+    validation_problems,
 )
 from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
 from service.records.kinds import Columns, RecordKind
@@ -239,15 +239,6 @@ def update_record(
 
 def _column(table: type[TenantRecord], name: str) -> Any:
     return sa_inspect(table).columns[name]
-
-
-def validation_problems(error: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for detail in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in detail["loc"]) or "body"
-        message = detail["msg"].removeprefix("Value error, ")
-        problems.append(FieldProblem(where, message))
-    return problems
 
 
 def _get(

@@ -1,0 +1,1 @@
+"""The coordinator's caseload: plan statuses materialised on every write, flag acknowledgements, protocols."""

@@ -1,0 +1,35 @@
+"""The in-process sweep: a daemon thread, for single-process deployments without cron."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Engine
+
+from service.caseload.recompute import sweep
+
+logger = logging.getLogger("tandem.sweep")
+
+
+class SweepThread:
+    def __init__(self, engine: Engine, every_seconds: int) -> None:
+        self._engine = engine
+        self._every = every_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="plan-status-sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                count = sweep(self._engine)
+                logger.info("plan status sweep", extra={"patients": count})
+            except Exception:  # a failed sweep must not end the thread; the next one retries
+                logger.exception("plan status sweep failed")
