@@ -9,6 +9,7 @@ from alembic import context
 from sqlmodel.sql.sqltypes import AutoString
 
 from service.caseload import tables  # noqa: F401
+from service.fhir import tables as fhir_tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
 from service.records import audit, kinds, tenant  # noqa: F401 - importing registers every table

@@ -30,7 +30,11 @@ the record's `source` identifier; updates need `If-Match`.
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    sweeper = SweepThread(app.state.engine, settings.status_sweep_seconds) if settings.status_sweep_seconds else None
+    sweeper = (
+        SweepThread(app.state.engine, settings.status_sweep_seconds, settings.canonical_base)
+        if settings.status_sweep_seconds
+        else None
+    )
     if sweeper is not None:
         sweeper.start()
     yield

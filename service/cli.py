@@ -100,11 +100,12 @@ def status_sweep(
     """Recompute the patients whose due dates passed since their status was stored."""
     import time
 
-    from service.caseload.recompute import sweep
+    from service.patient_refresh import sweep
 
-    engine = make_engine(get_settings().database_url)
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
     while True:
-        console.print(f"plan statuses recomputed: {sweep(engine)} patients")
+        console.print(f"plan statuses recomputed: {sweep(engine, canonical_base=settings.canonical_base)} patients")
         if not every:
             return
         time.sleep(every)

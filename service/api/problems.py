@@ -103,7 +103,7 @@ def _on_http_error(request: Request, error: Exception) -> JSONResponse:
 
 def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     # Never echo the exception: it may hold SQL or patient data. The request id lets operators find the log line.
-    logger.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
+    logger.error("unhandled error", exc_info=error, extra={"request_id": getattr(request.state, "request_id", None)})
     _audit_failure(request, 500)
     return problem_response(request, 500, "Internal error", "the service failed; quote the request id to support", [])
 

@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
-from service.caseload.recompute import plan_statuses, recompute_patient
+from service.caseload.recompute import plan_statuses
 from service.caseload.tables import FlagAcknowledgement, PlanStatusRow
 from service.errors import RecordConflict, RecordNotFound, invalid
+from service.patient_refresh import refresh_patient
 from service.plan_status import PlanStatus
 from service.records.base import LongText, RecordId, Text
 from service.records.patient import Patient
@@ -100,7 +101,7 @@ def acknowledge_flag(
     except IntegrityError:
         raise RecordConflict(f"this {request.code} flag was just acknowledged by someone else") from None
     ctx.intent.record_id = acknowledgement.id
-    recompute_patient(session, ctx.tenant_id, patient_id)
+    refresh_patient(session, tenant_id=ctx.tenant_id, patient_id=patient_id, canonical_base=ctx.settings.canonical_base)
     record_success(session, ctx, status_code=201)
     rows = session.exec(
         select(PlanStatusRow).where(

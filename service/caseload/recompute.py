@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from service.caseload.facts import (
@@ -20,7 +20,6 @@ from service.caseload.facts import (
 from service.caseload.protocols import find_protocol
 from service.caseload.tables import URGENCY, PlanStatusRow
 from service.clock import now_utc
-from service.db.engine import session_scope
 from service.plan_status import PlanStatus, compute_plan_status
 from service.records.enrollment import Enrollment
 
@@ -133,18 +132,3 @@ def _row(tenant_id: str, enrollment: Enrollment, status: PlanStatus, trend: list
         computed_at=status.as_of,
         detail=status.model_dump(mode="json"),
     )
-
-
-def sweep(engine: Engine, now: datetime | None = None) -> int:
-    """Recompute every patient whose status may have changed by the passage of time; returns how many."""
-    now = now or now_utc()
-    with session_scope(engine) as session:
-        due = session.exec(
-            select(PlanStatusRow.tenant_id, PlanStatusRow.patient_id)
-            .where(col(PlanStatusRow.next_recompute_at) <= now)
-            .distinct()
-        ).all()
-    for tenant_id, patient_id in due:
-        with session_scope(engine) as session:
-            recompute_patient(session, tenant_id, patient_id, now)
-    return len(due)

@@ -7,14 +7,15 @@ import threading
 
 from sqlalchemy import Engine
 
-from service.caseload.recompute import sweep
+from service.patient_refresh import sweep
 
 logger = logging.getLogger("tandem.sweep")
 
 
 class SweepThread:
-    def __init__(self, engine: Engine, every_seconds: int) -> None:
+    def __init__(self, engine: Engine, every_seconds: int, canonical_base: str) -> None:
         self._engine = engine
+        self._canonical_base = canonical_base
         self._every = every_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plan-status-sweep", daemon=True)
@@ -29,7 +30,7 @@ class SweepThread:
     def _run(self) -> None:
         while not self._stop.wait(self._every):
             try:
-                count = sweep(self._engine)
+                count = sweep(self._engine, canonical_base=self._canonical_base)
                 logger.info("plan status sweep", extra={"patients": count})
             except Exception:  # a failed sweep must not end the thread; the next one retries
                 logger.exception("plan status sweep failed")

@@ -5,17 +5,32 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from service.audit_trail import RequestContext
-from service.caseload.recompute import recompute_patient
-from service.records.base import TenantRecord
+from service.fhir.projection import project, resources_of
+from service.patient_refresh import refresh_patient
+from service.records.base import RecordMeta, TenantRecord
 from service.records.kinds import RecordKind
 from service.sync import outbox
 
 
-def record_written(session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord) -> None:
-    """Recompute the patient's plan status and queue the change for the EHR targets that take it."""
+def record_written(
+    session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord, public: RecordMeta
+) -> None:
+    """Publish the record's FHIR resources, refresh the patient's plan, and queue the change for the EHRs."""
     patient_id = kind.patient_of(row)
+    canonical_base = ctx.settings.canonical_base
+    if kind.path != "enrollments":  # CarePlans are projected with their computed status, by the refresh below
+        resources = resources_of(kind.path, public, canonical_base)
+        if resources:
+            project(
+                session,
+                tenant_id=ctx.tenant_id,
+                record_kind=kind.path,
+                record_id=row.id,
+                patient_id=patient_id,
+                resources=resources,
+            )
     if patient_id is not None:
-        recompute_patient(session, ctx.tenant_id, patient_id)
+        refresh_patient(session, tenant_id=ctx.tenant_id, patient_id=patient_id, canonical_base=canonical_base)
     outbox.enqueue(
         session,
         tenant_id=ctx.tenant_id,

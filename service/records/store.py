@@ -87,9 +87,9 @@ def create_record(
             raise _conflict(kind, values) from None
         return _finish_resend(session, ctx, kind, existing), False
     ctx.intent.record_id = row.id
-    record_written(session, ctx, kind, row)
-    record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
     public = _public(session, kind, [row])[0]
+    record_written(session, ctx, kind, row, public)
+    record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
     session.commit()
     return public, True
 
@@ -227,9 +227,9 @@ def update_record(
                 kind.save_children(session, row, values)
     except IntegrityError:
         raise _conflict(kind, values) from None
-    record_written(session, ctx, kind, row)
-    record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     public = _public(session, kind, [row])[0]
+    record_written(session, ctx, kind, row, public)
+    record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     session.commit()
     return public
 

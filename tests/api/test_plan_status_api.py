@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.caseload.recompute import sweep
+from service.patient_refresh import sweep
 from service.caseload.scheduler import SweepThread
 from service.caseload.tables import PlanStatusRow
 from service.plan_status import IV_KETAMINE_CBT
@@ -149,7 +149,7 @@ def test_the_sweep_moves_patients_whose_due_dates_passed(api: ApiDriver, engine:
     api.create("ketamine-administrations", administration_body(patient_id, started_at=_at(0.1), ended_at=_at(0.07)))
     assert _status(api, patient_id)["status"] == "on_track"
     later = NOW + timedelta(days=21)
-    assert sweep(engine, now=later) >= 1
+    assert sweep(engine, canonical_base="https://tandem.test/fhir", now=later) >= 1
     with Session(engine) as session:
         row = session.get(PlanStatusRow, (tenant, enrollment_id))
         assert row is not None
@@ -214,7 +214,7 @@ def test_the_in_process_sweep_recomputes_due_statuses(api: ApiDriver, engine: En
         row.next_recompute_at = stale_at
         session.add(row)
         session.commit()
-    sweeper = SweepThread(engine, every_seconds=1)
+    sweeper = SweepThread(engine, every_seconds=1, canonical_base="https://tandem.test/fhir")
     sweeper.start()
     try:
         deadline = time.monotonic() + 20

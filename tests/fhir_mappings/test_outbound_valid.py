@@ -49,7 +49,7 @@ def test_patient(record: Any) -> None:
 @MANY
 @given(s.enrollments(), st.sampled_from([None, "on_track", "at_risk"]))
 def test_care_plan(record: Any, status: str | None) -> None:
-    reasons = ("suicidality-item",) if status == "at_risk" else ()
+    reasons = ("phq9_item9_positive",) if status == "at_risk" else ()
     plan, condition, goal = check_all(
         care_plan_resources(record, canonical_base=s.BASE, plan_status=status, plan_status_reasons=reasons).all()
     )

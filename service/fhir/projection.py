@@ -1,0 +1,203 @@
+"""Keeping the FHIR projection in step with the records, inside the writing transaction.
+
+A record maps to one or more resources (fhir_mappings); a resource gets a new version only when its content
+changed, and a resource a record no longer produces (a removed vital-sign reading) gets a deleted version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, update
+from sqlmodel import Session, col, select
+
+import fhir_mappings as fm
+from service.clock import now_utc
+from service.fhir.tables import FhirResourceVersion, FhirSearchToken
+from service.instruments import INSTRUMENTS
+from service.records.base import RecordMeta
+
+# Elements that hold the resource's clinical date, in the order they are looked for.
+DATE_ELEMENTS = (
+    "effectiveDateTime",
+    "effectivePeriod",
+    "authored",
+    "performedPeriod",
+    "performedDateTime",
+    "period",
+    "occurrenceDateTime",
+)
+
+
+def resources_of(kind_path: str, record: RecordMeta, canonical_base: str, **context: Any) -> list[dict[str, Any]]:
+    """The R4 JSON resources a record maps to."""
+    if kind_path == "patients":
+        return [fm.to_json(fm.patient_resource(record, canonical_base=canonical_base))]  # type: ignore[arg-type]
+    if kind_path == "ketamine-administrations":
+        mapped = fm.administration_resources(record, canonical_base=canonical_base)  # type: ignore[arg-type]
+        return [fm.to_json(mapped.administration), *(fm.to_json(o) for o in mapped.observations)]
+    if kind_path == "cbt-sessions":
+        session = fm.session_resources(record, canonical_base=canonical_base)  # type: ignore[arg-type]
+        return [fm.to_json(session.encounter), fm.to_json(session.procedure)]
+    if kind_path == "questionnaire-responses":
+        instrument = INSTRUMENTS.get(getattr(record, "instrument", ""))
+        response = fm.response_resources(
+            record,  # type: ignore[arg-type]
+            canonical_base=canonical_base,
+            score=getattr(record, "score", None),
+            total_loinc=instrument.total_loinc if instrument else None,
+        )
+        return [fm.to_json(response.response), *(fm.to_json(o) for o in response.observations)]
+    if kind_path == "enrollments":
+        plan = fm.care_plan_resources(
+            record,  # type: ignore[arg-type]
+            canonical_base=canonical_base,
+            plan_status=context.get("plan_status"),
+            plan_status_reasons=tuple(context.get("plan_status_reasons", ())),
+        )
+        return [fm.to_json(r) for r in plan.all()]
+    return []
+
+
+def project(
+    session: Session,
+    *,
+    tenant_id: str,
+    record_kind: str,
+    record_id: str,
+    patient_id: str | None,
+    resources: Iterable[dict[str, Any]],
+    now: datetime | None = None,
+) -> None:
+    """Store new versions of the resources that changed; mark the ones the record no longer has deleted."""
+    now = now or now_utc()
+    current = {
+        (row.resource_type, row.resource_id): row
+        for row in session.exec(
+            select(FhirResourceVersion).where(
+                col(FhirResourceVersion.tenant_id) == tenant_id,
+                col(FhirResourceVersion.record_kind) == record_kind,
+                col(FhirResourceVersion.record_id) == record_id,
+                col(FhirResourceVersion.is_current).is_(True),
+            )
+        )
+    }
+    produced: set[tuple[str, str]] = set()
+    for resource in resources:
+        key = (resource["resourceType"], resource["id"])
+        produced.add(key)
+        previous = current.get(key)
+        if previous is not None and not previous.deleted and _content(previous.body) == _content(resource):
+            continue
+        _store_version(session, tenant_id, record_kind, record_id, patient_id, resource, previous, now)
+    for key, previous in current.items():
+        if key not in produced and not previous.deleted:
+            _store_version(session, tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != "meta"} | {
+        "meta": {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+    }
+
+
+def _store_version(
+    session: Session,
+    tenant_id: str,
+    record_kind: str,
+    record_id: str,
+    patient_id: str | None,
+    resource: dict[str, Any] | None,
+    previous: FhirResourceVersion | None,
+    now: datetime,
+    key: tuple[str, str] | None = None,
+) -> None:
+    if key is None:
+        assert resource is not None
+        key = (resource["resourceType"], resource["id"])
+    resource_type, resource_id = key
+    version = (previous.version_id + 1) if previous is not None else 1
+    if previous is not None:
+        session.execute(
+            update(FhirResourceVersion)
+            .where(
+                col(FhirResourceVersion.tenant_id) == tenant_id,
+                col(FhirResourceVersion.resource_type) == resource_type,
+                col(FhirResourceVersion.resource_id) == resource_id,
+                col(FhirResourceVersion.version_id) == previous.version_id,
+            )
+            .values(is_current=False)
+        )
+    body: dict[str, Any] = {}
+    if resource is not None:
+        meta = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
+        body = {**resource, "meta": meta}
+    session.execute(
+        insert(FhirResourceVersion),
+        [
+            {
+                "tenant_id": tenant_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "version_id": version,
+                "is_current": True,
+                "deleted": resource is None,
+                "last_updated": now,
+                "patient_id": patient_id,
+                "record_kind": record_kind,
+                "record_id": record_id,
+                "clinical_date": _clinical_date(body),
+                "status": body.get("status"),
+                "body": body,
+            }
+        ],
+    )
+    session.execute(
+        delete(FhirSearchToken).where(
+            col(FhirSearchToken.tenant_id) == tenant_id,
+            col(FhirSearchToken.resource_type) == resource_type,
+            col(FhirSearchToken.resource_id) == resource_id,
+        )
+    )
+    tokens = [
+        {
+            "tenant_id": tenant_id,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "param": param,
+            "system": system,
+            "value": value,
+        }
+        for param, system, value in _tokens(body)
+    ]
+    if tokens:
+        session.execute(insert(FhirSearchToken), tokens)
+
+
+def _clinical_date(resource: dict[str, Any]) -> datetime | None:
+    for element in DATE_ELEMENTS:
+        value = resource.get(element)
+        if isinstance(value, dict):
+            value = value.get("start")
+        if isinstance(value, str) and "T" in value:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def _tokens(resource: dict[str, Any]) -> Iterator[tuple[str, str | None, str]]:
+    for coding in (resource.get("code") or {}).get("coding", []):
+        if coding.get("code"):
+            yield "code", coding.get("system"), coding["code"]
+    for concept in resource.get("category", []) or []:
+        for coding in concept.get("coding", []):
+            if coding.get("code"):
+                yield "category", coding.get("system"), coding["code"]
+    for identifier in (
+        resource.get("identifier", [])
+        if isinstance(resource.get("identifier"), list)
+        else ([resource["identifier"]] if isinstance(resource.get("identifier"), dict) else [])
+    ):
+        if identifier.get("value"):
+            yield "identifier", identifier.get("system"), str(identifier["value"])
