@@ -7,8 +7,9 @@ them and serialise to plain JSON; nothing R4B-only (CodeableReference, R4B-only 
 from __future__ import annotations
 
 import json
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
+from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.condition import Condition
@@ -63,6 +64,12 @@ def model_for(resource_type: str) -> type[FHIRResourceModel]:
     return _MODELS[resource_type]
 
 
+def any_model_for(resource_type: str) -> type[FHIRResourceModel]:
+    """Any R4 resource type's model (Bundle, OperationOutcome, …), for wire formats; KeyError if unknown."""
+    model = get_fhir_model_class(resource_type)
+    return cast(type[FHIRResourceModel], model)
+
+
 def to_json(resource: FHIRResourceModel) -> dict[str, Any]:
     """The R4 JSON of a model: aliases, no nulls, FHIR primitive formats."""
     result: dict[str, Any] = json.loads(resource.model_dump_json())
@@ -86,6 +93,7 @@ __all__ = [
     "QuestionnaireResponse",
     "Resource",
     "StructureDefinition",
+    "any_model_for",
     "build",
     "model_for",
     "to_json",

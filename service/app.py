@@ -15,6 +15,7 @@ from service.api.records import record_routers
 from service.auth.tokens import TokenVerifier
 from service.caseload.scheduler import SweepThread
 from service.db.engine import make_engine
+from service.fhir import router as fhir_router
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -64,5 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(instruments.router)
     app.include_router(caseload.router)
+    app.include_router(fhir_router.router)
     install_openapi(app)
     return app

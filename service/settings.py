@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_bundle_entries: int = Field(default=1000, ge=1, le=100_000)
     max_page_size: int = Field(default=200, ge=1, le=1000)
     default_page_size: int = Field(default=50, ge=1, le=1000)
 

@@ -12,13 +12,14 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.operation_outcome import FHIR_JSON, operation_outcome, wants_fhir
+from service.api.operation_outcome import operation_outcome, wants_fhir
 from service.audit_trail import RequestContext, record_failure
 from service.errors import FieldProblem, InvalidRequest, TandemError
+from service.fhir.formats import MEDIA_TYPES, NotAcceptable, render, response_format
 
 PROBLEM_JSON = "application/problem+json"
 # Tags of bodies that accept more than one shape (our JSON record, or a FHIR resource).
@@ -42,9 +43,7 @@ class Problem(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
-def problem_response(
-    request: Request, status: int, title: str, detail: str, errors: list[FieldProblem]
-) -> JSONResponse:
+def problem_response(request: Request, status: int, title: str, detail: str, errors: list[FieldProblem]) -> Response:
     body = Problem(
         title=title,
         status=status,
@@ -54,9 +53,15 @@ def problem_response(
     )
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
     headers["Cache-Control"] = "no-store"
-    if wants_fhir(request.headers.get("content-type"), request.headers.get("accept")):
+    if request.url.path.startswith("/fhir") or wants_fhir(
+        request.headers.get("content-type"), request.headers.get("accept")
+    ):
         outcome = operation_outcome(status, detail, errors)
-        return JSONResponse(outcome, status_code=status, media_type=FHIR_JSON, headers=headers)
+        try:
+            fmt = response_format(request.headers.get("accept"), request.query_params.get("_format"))
+        except NotAcceptable:
+            fmt = "json"  # the refusal itself must still be readable
+        return Response(render(outcome, fmt), status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -77,14 +82,14 @@ def _request_field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _on_tandem_error(request: Request, error: Exception) -> JSONResponse:
+def _on_tandem_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, TandemError)
     _audit_failure(request, error.status_code)
     problems = error.problems if isinstance(error, InvalidRequest) else []
     return problem_response(request, error.status_code, error.title, error.message, problems)
 
 
-def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
+def _on_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = [
         FieldProblem(_request_field(tuple(e["loc"])), str(e["msg"]).removeprefix("Value error, "))
@@ -95,13 +100,13 @@ def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     return problem_response(request, 422, "Invalid request", f"{first.field}: {first.message}", problems)
 
 
-def _on_http_error(request: Request, error: Exception) -> JSONResponse:
+def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail if isinstance(error.detail, str) else "request refused"
     return problem_response(request, error.status_code, HTTPStatus(error.status_code).phrase, detail, [])
 
 
-def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+def _on_unexpected(request: Request, error: Exception) -> Response:
     # Never echo the exception: it may hold SQL or patient data. The request id lets operators find the log line.
     logger.error("unhandled error", exc_info=error, extra={"request_id": getattr(request.state, "request_id", None)})
     _audit_failure(request, 500)

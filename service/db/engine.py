@@ -51,6 +51,17 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+BUNDLE_TRANSACTION = "bundle_transaction"
+
+
+def finish_unit_of_work(session: Session) -> None:
+    """Commit — unless the session is running a FHIR transaction Bundle, which commits once, all or nothing."""
+    if session.info.get(BUNDLE_TRANSACTION):
+        session.flush()
+    else:
+        session.commit()
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on any error."""

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.clock import now_utc
+from service.db.engine import finish_unit_of_work
 from service.errors import (
     InvalidRequest,
     RecordConflict,
@@ -90,7 +91,7 @@ def create_record(
     public = _public(session, kind, [row])[0]
     record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
-    session.commit()
+    finish_unit_of_work(session)
     return public, True
 
 
@@ -99,7 +100,7 @@ def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row:
     ctx.intent.record_id = row.id
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(row)])
     public = _public(session, kind, [row])[0]
-    session.commit()
+    finish_unit_of_work(session)
     return public
 
 
@@ -118,7 +119,7 @@ def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_
     ctx.intent.patient_id = kind.patient_of(row)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     public = _public(session, kind, [row])[0]
-    session.commit()
+    finish_unit_of_work(session)
     return public
 
 
@@ -146,7 +147,7 @@ def list_records(session: Session, ctx: RequestContext, kind: RecordKind, filter
     rows = rows[: filters.limit]
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(r) for r in rows])
     items = _public(session, kind, rows)
-    session.commit()
+    finish_unit_of_work(session)
     next_cursor = _encode_cursor(getattr(rows[-1], kind.time_column), rows[-1].id) if more else None
     return Page(items=items, next_cursor=next_cursor)
 
@@ -230,11 +231,16 @@ def update_record(
     public = _public(session, kind, [row])[0]
     record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
-    session.commit()
+    finish_unit_of_work(session)
     return public
 
 
 # ---- shared pieces --------------------------------------------------------------------------------------------
+
+
+def locked_record(session: Session, tenant_id: str, kind: RecordKind, record_id: str) -> TenantRecord:
+    """The record, locked for update until the transaction ends (a no-op lock on SQLite, which serialises writers)."""
+    return _get(session, tenant_id, kind, record_id, for_update=True)
 
 
 def _column(table: type[TenantRecord], name: str) -> Any:

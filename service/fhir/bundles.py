@@ -1,0 +1,223 @@
+"""Bundles out (searchset, history) and in (batch, transaction).
+
+A transaction runs every entry in one database transaction (all or nothing), resolving urn:uuid references
+between entries; a batch runs each entry on its own and reports each outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from sqlmodel import Session
+
+from service.api.operation_outcome import operation_outcome
+from service.audit_trail import RequestContext, record_failure
+from service.db.engine import BUNDLE_TRANSACTION
+from service.errors import FieldProblem, InvalidRequest, TandemError, invalid
+from service.fhir import interactions
+from service.fhir.interactions import Outcome, SearchResult
+from service.fhir.tables import FhirResourceVersion
+
+
+def http_date(moment: datetime) -> str:
+    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def searchset(result: SearchResult, base: str, resource_type: str) -> dict[str, Any]:
+    query = result.query
+
+    def link(offset: int) -> str:
+        params = [*query.applied, ("_offset", str(offset)), ("_count", str(query.count))]
+        unique = list(dict.fromkeys(p for p in params if p[0] not in ("_offset", "_count")))
+        return f"{base}/{resource_type}?{urlencode([*unique, ('_count', str(query.count)), ('_offset', str(offset))])}"
+
+    links = [{"relation": "self", "url": link(query.offset)}]
+    if not query.summary_count and query.offset + query.count < result.total:
+        # Absolute: clients such as fhirclient refuse relative paging links.
+        links.append({"relation": "next", "url": link(query.offset + query.count)})
+    if query.offset > 0:
+        links.append({"relation": "previous", "url": link(max(0, query.offset - query.count))})
+    entries = [_entry(row, base, "match") for row in result.matches]
+    entries += [_entry(row, base, "include") for row in result.included]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": result.total, "link": links}
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _entry(row: FhirResourceVersion, base: str, mode: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base}/{row.resource_type}/{row.resource_id}",
+        "resource": row.body,
+        "search": {"mode": mode},
+    }
+
+
+def history_bundle(rows: list[FhirResourceVersion], base: str) -> dict[str, Any]:
+    entries = []
+    for row in rows:
+        entry: dict[str, Any] = {
+            "fullUrl": f"{base}/{row.resource_type}/{row.resource_id}",
+            "request": {
+                "method": "DELETE" if row.deleted else ("POST" if row.version_id == 1 else "PUT"),
+                "url": f"{row.resource_type}/{row.resource_id}",
+            },
+            "response": {
+                "status": "410 Gone" if row.deleted else "200 OK",
+                "lastModified": row.last_updated.isoformat(),
+            },
+        }
+        if not row.deleted:
+            entry["resource"] = row.body
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "history", "total": len(rows), "entry": entries}
+
+
+# ---- batch and transaction ----------------------------------------------------------------------------------
+
+
+def process_bundle(
+    session: Session,
+    ctx: RequestContext,
+    bundle: dict[str, Any],
+    *,
+    max_entries: int,
+    authorize: Callable[[str, str], None],
+) -> dict[str, Any]:
+    kind = bundle.get("type")
+    if kind not in ("batch", "transaction"):
+        raise invalid("Bundle.type", "POST /fhir takes a batch or transaction Bundle")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise invalid("Bundle.entry", "must be a list")
+    if len(entries) > max_entries:
+        raise invalid("Bundle.entry", f"{len(entries)} entries; at most {max_entries} per Bundle")
+    if kind == "batch":
+        return _batch(session, ctx, entries, authorize)
+    return _transaction(session, ctx, entries, authorize)
+
+
+def _batch(
+    session: Session, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
+) -> dict[str, Any]:
+    results = []
+    for n, entry in enumerate(entries):
+        try:
+            results.append(_response_entry(_run(session, ctx, entry, n, {}, authorize)))
+        except TandemError as error:
+            session.rollback()
+            record_failure(session.get_bind(), ctx, error.status_code)  # type: ignore[arg-type]
+            results.append(_error_entry(error))
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
+
+
+def _transaction(
+    session: Session, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
+) -> dict[str, Any]:
+    # FHIR processing order (http.html#trules): the creates first, so later entries can refer to them.
+    order = sorted(range(len(entries)), key=lambda n: 0 if _method(entries[n], n) == "POST" else 1)
+    replacements: dict[str, str] = {}
+    outcomes: dict[int, Outcome] = {}
+    session.info[BUNDLE_TRANSACTION] = True
+    try:
+        for n in order:
+            outcomes[n] = _run(session, ctx, entries[n], n, replacements, authorize)
+            full_url = entries[n].get("fullUrl") if isinstance(entries[n], dict) else None
+            location = outcomes[n].location
+            if isinstance(full_url, str) and full_url.startswith("urn:uuid:") and location:
+                replacements[full_url] = "/".join(location.split("/")[:2])
+        session.info.pop(BUNDLE_TRANSACTION, None)
+        session.commit()
+    except TandemError as error:
+        session.info.pop(BUNDLE_TRANSACTION, None)
+        session.rollback()
+        failed = next((n for n in order if n not in outcomes), None)
+        if isinstance(error, InvalidRequest):
+            error.problems = [FieldProblem(f"Bundle.entry[{failed}].{p.field}", p.message) for p in error.problems]
+            error.message = error.problems[0].field + ": " + error.problems[0].message
+        else:
+            error.message = f"Bundle.entry[{failed}]: {error.message} (the transaction changed nothing)"
+        raise
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [_response_entry(outcomes[n]) for n in range(len(entries))],
+    }
+
+
+def _method(entry: Any, n: int) -> str:
+    request = entry.get("request") if isinstance(entry, dict) else None
+    method = request.get("method") if isinstance(request, dict) else None
+    if method not in ("GET", "POST", "PUT"):
+        raise invalid(f"Bundle.entry[{n}].request.method", "supported: GET, POST, PUT")
+    return str(method)
+
+
+def _run(
+    session: Session,
+    ctx: RequestContext,
+    entry: Any,
+    n: int,
+    replacements: dict[str, str],
+    authorize: Callable[[str, str], None],
+) -> Outcome:
+    method = _method(entry, n)
+    url = str(entry["request"].get("url") or "")
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise invalid(f"Bundle.entry[{n}].request.url", "names no resource type")
+    resource_type = path[0]
+    authorize(resource_type, {"GET": "read", "POST": "create", "PUT": "update"}[method])
+    if method == "GET":
+        if len(path) == 2:
+            return interactions.read(session, ctx, resource_type, path[1])
+        result = interactions.search(session, ctx, resource_type, parse_qsl(parts.query), strict=False)
+        return Outcome(status=200, resource=searchset(result, "", resource_type))
+    resource = entry.get("resource")
+    if not isinstance(resource, dict):
+        raise invalid(f"Bundle.entry[{n}].resource", f"a {method} entry needs a resource")
+    resource = _resolve_references(resource, replacements)
+    if method == "POST":
+        if_none_exist = entry["request"].get("ifNoneExist")
+        return interactions.create(session, ctx, resource_type, resource, if_none_exist=if_none_exist)
+    if len(path) != 2:
+        raise invalid(f"Bundle.entry[{n}].request.url", "a PUT names Type/id")
+    return interactions.update(session, ctx, resource_type, path[1], resource, if_match=entry["request"].get("ifMatch"))
+
+
+def _resolve_references(resource: dict[str, Any], replacements: dict[str, str]) -> dict[str, Any]:
+    if not replacements:
+        return resource
+    text = json.dumps(resource)
+    for placeholder, reference in replacements.items():
+        text = text.replace(json.dumps(placeholder), json.dumps(reference))
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _response_entry(outcome: Outcome) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": f"{outcome.status}"}
+    if outcome.location:
+        response["location"] = outcome.location
+        response["etag"] = f'W/"{outcome.version_id}"'
+    if outcome.last_updated:
+        response["lastModified"] = outcome.last_updated.isoformat()
+    entry: dict[str, Any] = {"response": response}
+    if outcome.resource is not None:
+        entry["resource"] = outcome.resource
+    return entry
+
+
+def _error_entry(error: TandemError) -> dict[str, Any]:
+    problems = error.problems if isinstance(error, InvalidRequest) else []
+    return {
+        "response": {
+            "status": str(error.status_code),
+            "outcome": operation_outcome(error.status_code, error.message, problems),
+        }
+    }

@@ -1,0 +1,257 @@
+"""The FHIR interactions, as functions of (session, request context, …) → Outcome.
+
+The HTTP routes and the batch/transaction processor both call these, so an entry of a Bundle behaves exactly
+like the same request sent alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.db.engine import finish_unit_of_work
+from service.errors import RecordNotFound, TandemError, VersionMismatch, invalid
+from service.fhir.search import SearchQuery, current_patients, parse_search, run_search
+from service.fhir.tables import FhirResourceVersion
+from service.fhir.types import FHIR_TYPES, FhirType
+from service.records import store
+from service.records.base import SourceIdentifier
+
+MAX_HISTORY = 100
+
+
+class Gone(TandemError):
+    status_code = 410
+    title = "Gone"
+
+
+class NotSupported(TandemError):
+    status_code = 405
+    title = "Method not allowed"
+
+
+class PreconditionFailed(TandemError):
+    status_code = 412
+    title = "Precondition failed"
+
+
+@dataclass
+class Outcome:
+    status: int
+    resource: dict[str, Any] | None = None
+    version_id: int | None = None
+    last_updated: datetime | None = None
+    location: str | None = None  # relative: Type/id/_history/vid
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def fhir_type(name: str) -> FhirType:
+    found = FHIR_TYPES.get(name)
+    if found is None:
+        raise RecordNotFound("resource type", name)
+    return found
+
+
+def _current(session: Session, tenant_id: str, resource_type: str, resource_id: str) -> FhirResourceVersion | None:
+    r = FhirResourceVersion
+    return session.exec(
+        select(r).where(
+            col(r.tenant_id) == tenant_id,
+            col(r.resource_type) == resource_type,
+            col(r.resource_id) == resource_id,
+            col(r.is_current).is_(True),
+        )
+    ).first()
+
+
+def _outcome(row: FhirResourceVersion, status: int = 200) -> Outcome:
+    return Outcome(
+        status=status,
+        resource=row.body,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        location=f"{row.resource_type}/{row.resource_id}/_history/{row.version_id}",
+    )
+
+
+def read(session: Session, ctx: RequestContext, resource_type: str, resource_id: str) -> Outcome:
+    fhir_type(resource_type)
+    ctx.intent = AuditIntent("read", f"fhir/{resource_type}", record_id=resource_id)
+    row = _current(session, ctx.tenant_id, resource_type, resource_id)
+    if row is None:
+        raise RecordNotFound(resource_type, resource_id)
+    ctx.intent.patient_id = row.patient_id
+    if row.deleted:
+        raise Gone(f"{resource_type}/{resource_id} was deleted")
+    record_success(session, ctx, status_code=200)
+    finish_unit_of_work(session)
+    return _outcome(row)
+
+
+def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id: str, version_id: str) -> Outcome:
+    fhir_type(resource_type)
+    ctx.intent = AuditIntent("read", f"fhir/{resource_type}", record_id=resource_id)
+    r = FhirResourceVersion
+    row = (
+        session.exec(
+            select(r).where(
+                col(r.tenant_id) == ctx.tenant_id,
+                col(r.resource_type) == resource_type,
+                col(r.resource_id) == resource_id,
+                col(r.version_id) == int(version_id),
+            )
+        ).first()
+        if version_id.isdigit()
+        else None
+    )
+    if row is None:
+        raise RecordNotFound(resource_type, f"{resource_id}/_history/{version_id}")
+    ctx.intent.patient_id = row.patient_id
+    if row.deleted:
+        raise Gone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
+    record_success(session, ctx, status_code=200)
+    finish_unit_of_work(session)
+    return _outcome(row)
+
+
+def history(session: Session, ctx: RequestContext, resource_type: str, resource_id: str) -> list[FhirResourceVersion]:
+    """Every version, newest first (a deletion is a version too)."""
+    fhir_type(resource_type)
+    ctx.intent = AuditIntent("read", f"fhir/{resource_type}", record_id=resource_id)
+    r = FhirResourceVersion
+    rows = list(
+        session.exec(
+            select(r)
+            .where(
+                col(r.tenant_id) == ctx.tenant_id,
+                col(r.resource_type) == resource_type,
+                col(r.resource_id) == resource_id,
+            )
+            .order_by(col(r.version_id).desc())
+            .limit(MAX_HISTORY)
+        )
+    )
+    if not rows:
+        raise RecordNotFound(resource_type, resource_id)
+    ctx.intent.patient_id = rows[0].patient_id
+    record_success(session, ctx, status_code=200)
+    finish_unit_of_work(session)
+    return rows
+
+
+@dataclass
+class SearchResult:
+    query: SearchQuery
+    total: int
+    matches: list[FhirResourceVersion]
+    included: list[FhirResourceVersion]
+
+
+def search(
+    session: Session,
+    ctx: RequestContext,
+    resource_type: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    strict: bool,
+) -> SearchResult:
+    fhir_type(resource_type)
+    ctx.intent = AuditIntent("list", f"fhir/{resource_type}")
+    settings = ctx.settings
+    query = parse_search(
+        resource_type, params, max_count=settings.max_page_size, default_count=settings.default_page_size, strict=strict
+    )
+    total, matches = run_search(session, ctx.tenant_id, query)
+    included = (
+        current_patients(session, ctx.tenant_id, {m.patient_id for m in matches if m.patient_id})
+        if query.include_patient
+        else []
+    )
+    # One audit row per patient whose data the search returned (IHE BALP: one event per patient).
+    record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in matches if m.patient_id])
+    finish_unit_of_work(session)
+    return SearchResult(query, total, matches, included)
+
+
+def create(
+    session: Session,
+    ctx: RequestContext,
+    resource_type: str,
+    resource: dict[str, Any],
+    *,
+    if_none_exist: str | None = None,
+) -> Outcome:
+    """Create through the domain store; a resend (same identifier) or a matching If-None-Exist returns what exists."""
+    target = _writable(resource_type, resource)
+    ctx.intent = AuditIntent("create", f"fhir/{resource_type}")
+    payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
+    if if_none_exist is not None:
+        payload = _conditional(session, ctx, target, payload, if_none_exist)
+        if isinstance(payload, Outcome):
+            return payload
+    assert target.kind is not None
+    public, created = store.create_record(session, ctx, target.kind, payload)
+    row = _current(session, ctx.tenant_id, resource_type, public.id)
+    assert row is not None, "a stored record is projected in the same transaction"
+    return _outcome(row, status=201 if created else 200)
+
+
+def _writable(resource_type: str, resource: dict[str, Any]) -> FhirType:
+    target = fhir_type(resource_type)
+    if resource.get("resourceType") != resource_type:
+        raise invalid("resourceType", f"the body is a {resource.get('resourceType')}, the URL says {resource_type}")
+    if not target.writable:
+        raise NotSupported(f"{resource_type} is derived from other records and cannot be written here")
+    return target
+
+
+def _conditional(session: Session, ctx: RequestContext, target: FhirType, payload: Any, criteria: str) -> Any:
+    """If-None-Exist. On identifier=system|value the record's source identifier is set to it, so the store's
+    unique constraint (not a read-then-write) decides among concurrent duplicates."""
+    pairs = [tuple(part.split("=", 1)) for part in criteria.lstrip("?").split("&") if "=" in part]
+    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
+        system, value = pairs[0][1].split("|", 1)
+        if system and value:
+            return payload.model_copy(update={"source": SourceIdentifier(system=system, value=value)})
+    found = parse_search(target.name, pairs, max_count=2, default_count=2, strict=True)  # type: ignore[arg-type]
+    total, matches = run_search(session, ctx.tenant_id, found)
+    if total > 1:
+        raise PreconditionFailed(f"If-None-Exist matched {total} resources; make the criteria more selective")
+    if total == 1:
+        return _outcome(matches[0], status=200)
+    return payload
+
+
+def update(
+    session: Session,
+    ctx: RequestContext,
+    resource_type: str,
+    resource_id: str,
+    resource: dict[str, Any],
+    *,
+    if_match: str | None,
+) -> Outcome:
+    target = _writable(resource_type, resource)
+    assert target.kind is not None
+    ctx.intent = AuditIntent("update", f"fhir/{resource_type}", record_id=resource_id)
+    if resource.get("id") != resource_id:
+        raise invalid("id", f"the body's id {resource.get('id')!r} is not the URL's {resource_id!r}")
+    record = store.locked_record(session, ctx.tenant_id, target.kind, resource_id)
+    row = _current(session, ctx.tenant_id, resource_type, resource_id)
+    if row is None or row.deleted:
+        raise RecordNotFound(resource_type, resource_id)
+    if if_match is not None and store.ETAG_PATTERN.match(if_match.strip()) is None:
+        raise invalid("If-Match", 'expected an ETag such as W/"3"')
+    if if_match is not None and if_match.strip().removeprefix("W/").strip('"') != str(row.version_id):
+        raise VersionMismatch(row.version_id, if_match)
+    payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
+    changes = payload.model_dump(exclude={"source"})
+    store.update_record(session, ctx, target.kind, resource_id, changes, f'W/"{record.version}"')
+    updated = _current(session, ctx.tenant_id, resource_type, resource_id)
+    assert updated is not None
+    return _outcome(updated, status=200)

@@ -1,0 +1,251 @@
+"""HTTP for the FHIR facade: content negotiation, ETags, Prefer, and the routes; behaviour is in interactions.
+
+The facade is described by its CapabilityStatement (GET /fhir/metadata), not by the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+import fhir_mappings as fm
+from service.api.deps import PrincipalDep, SessionDep, context_for
+from service.audit_trail import RequestContext
+from service.auth.principal import Principal
+from service.errors import NotPermitted, RecordNotFound
+from service.fhir import bundles, interactions
+from service.fhir.capability import capability_statement
+from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
+from service.fhir.interactions import Outcome
+from service.fhir.scopes import require_scope
+from service.fhir.types import FHIR_TYPES
+from service.instruments import INSTRUMENTS, questionnaire_resource
+
+router = APIRouter(prefix="/fhir", include_in_schema=False)
+PATIENT_DATA_HEADERS = {"Cache-Control": "no-store"}
+
+
+def fhir_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _respond(
+    request: Request, body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    fmt = response_format(request.headers.get("accept"), request.query_params.get("_format"))
+    content = render(body, fmt) if body is not None else b""
+    return Response(
+        content, status_code=status, media_type=MEDIA_TYPES[fmt], headers={**PATIENT_DATA_HEADERS, **(headers or {})}
+    )
+
+
+def _resource_response(request: Request, outcome: Outcome, *, prefer: str | None = None) -> Response:
+    headers: dict[str, str] = {}
+    if outcome.version_id is not None:
+        headers["ETag"] = f'W/"{outcome.version_id}"'
+    if outcome.last_updated is not None:
+        headers["Last-Modified"] = bundles.http_date(outcome.last_updated)
+    if outcome.location is not None and outcome.status == 201:
+        headers["Location"] = f"{fhir_base(request)}/{outcome.location}"
+    returning = (prefer or "").replace(" ", "")
+    if "return=minimal" in returning:
+        return _respond(request, None, outcome.status, headers)
+    if "return=OperationOutcome" in returning:
+        note = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational", "diagnostics": "done"}],
+        }
+        return _respond(request, note, outcome.status, headers)
+    return _respond(request, outcome.resource, outcome.status, headers)
+
+
+# ---- who may do what ----------------------------------------------------------------------------------------
+
+ACTIONS = {"GET": "read", "POST": "create", "PUT": "update"}
+
+
+def authorize(principal: Principal, resource_type: str, interaction: str) -> None:
+    """The role must be allowed on the type's records, and a SMART scope must grant the interaction."""
+    fhir_type = FHIR_TYPES.get(resource_type)
+    if fhir_type is None:
+        raise RecordNotFound("resource type", resource_type)
+    reading = interaction in ("read", "search")
+    if not reading and not fhir_type.writable:
+        raise interactions.NotSupported(f"{resource_type} is derived from other records and cannot be written here")
+    allowed = fhir_type.readers if reading or fhir_type.kind is None else fhir_type.kind.writers
+    if principal.role not in allowed:
+        raise NotPermitted(f"role {principal.role} may not {interaction} {resource_type}")
+    require_scope(principal.scopes, resource_type, interaction)
+
+
+def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
+    resource_type = request.path_params.get("resource_type", "Bundle")
+    action = ACTIONS.get(request.method, "read")
+    interaction = "search" if request.method == "GET" and "resource_id" not in request.path_params else action
+    if request.url.path.endswith("/_search"):
+        interaction = "search"
+    everyone = frozenset({"ehr-system", "clinician", "coordinator", "admin"})
+    ctx = context_for("list" if interaction == "search" else action, f"fhir/{resource_type}", everyone)(  # type: ignore[arg-type]
+        request, principal, session
+    )
+    if resource_type not in ("Bundle", "Questionnaire", "StructureDefinition", "CodeSystem"):
+        authorize(principal, resource_type, interaction)
+    return ctx
+
+
+FhirContext = Annotated[RequestContext, Depends(fhir_context)]
+
+
+# ---- routes -------------------------------------------------------------------------------------------------
+
+
+@router.get("/metadata")
+def metadata(request: Request) -> Response:
+    """Public, as SMART clients read it before they have a token; it holds no patient data."""
+    settings = request.app.state.settings
+    body = capability_statement(fhir_base(request), settings.canonical_base, request.app.version)
+    return _respond(request, body, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/Questionnaire")
+def search_questionnaires(request: Request, ctx: FhirContext) -> Response:
+    wanted = request.query_params.get("url") or request.query_params.get("_id")
+    found = [questionnaire_resource(i) for i in INSTRUMENTS.values()]
+    matches = [q for q in found if wanted in (None, q.get("url"), q.get("id"))]
+    return _respond(request, _static_bundle(request, matches))
+
+
+@router.get("/Questionnaire/{resource_id}")
+def read_questionnaire(resource_id: str, request: Request, ctx: FhirContext) -> Response:
+    for instrument in INSTRUMENTS.values():
+        questionnaire = questionnaire_resource(instrument)
+        if resource_id in (questionnaire.get("id"), instrument.key):
+            return _respond(request, questionnaire)
+    raise RecordNotFound("Questionnaire", resource_id)
+
+
+def _definitions(request: Request, resource_type: str) -> list[dict[str, Any]]:
+    base = request.app.state.settings.canonical_base
+    return [d for d in fm.published_definitions(base) if d["resourceType"] == resource_type]
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}")
+def vread(
+    resource_type: str, resource_id: str, version_id: str, request: Request, session: SessionDep, ctx: FhirContext
+) -> Response:
+    return _resource_response(request, interactions.vread(session, ctx, resource_type, resource_id, version_id))
+
+
+@router.get("/{resource_type}/{resource_id}/_history")
+def history(resource_type: str, resource_id: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    rows = interactions.history(session, ctx, resource_type, resource_id)
+    return _respond(request, bundles.history_bundle(rows, fhir_base(request)))
+
+
+@router.get("/{resource_type}/{resource_id}")
+def read(resource_type: str, resource_id: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    if resource_type in ("StructureDefinition", "CodeSystem"):
+        found = [d for d in _definitions(request, resource_type) if d.get("id") == resource_id]
+        if not found:
+            raise RecordNotFound(resource_type, resource_id)
+        return _respond(request, found[0])
+    outcome = interactions.read(session, ctx, resource_type, resource_id)
+    if request.headers.get("if-none-match", "").strip() == f'W/"{outcome.version_id}"':
+        return Response(status_code=304, headers={"ETag": f'W/"{outcome.version_id}"', **PATIENT_DATA_HEADERS})
+    return _resource_response(request, outcome)
+
+
+def _search(
+    resource_type: str, params: list[tuple[str, str]], request: Request, session: Any, ctx: RequestContext
+) -> Response:
+    if resource_type in ("StructureDefinition", "CodeSystem"):
+        wanted = dict(params).get("url") or dict(params).get("_id")
+        found = [d for d in _definitions(request, resource_type) if wanted in (None, d.get("url"), d.get("id"))]
+        return _respond(request, _static_bundle(request, found))
+    strict = "handling=strict" in (request.headers.get("prefer") or "").replace(" ", "")
+    params = [(k, v) for k, v in params if k != "_format"]
+    result = interactions.search(session, ctx, resource_type, params, strict=strict)
+    return _respond(request, bundles.searchset(result, fhir_base(request), resource_type))
+
+
+@router.get("/{resource_type}")
+def search(resource_type: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    return _search(resource_type, list(request.query_params.multi_items()), request, session, ctx)
+
+
+@router.post("/{resource_type}/_search")
+async def search_by_post(resource_type: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    form = await request.form()
+    params = [*request.query_params.multi_items(), *((k, str(v)) for k, v in form.multi_items())]
+    response: Response = await _in_thread(_search, resource_type, params, request, session, ctx)
+    return response
+
+
+@router.post("/{resource_type}")
+async def create(resource_type: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    resource = parse_body(await request.body(), request.headers.get("content-type"))
+    outcome = await _in_thread(
+        interactions.create, session, ctx, resource_type, resource, if_none_exist=request.headers.get("if-none-exist")
+    )
+    return _resource_response(request, outcome, prefer=request.headers.get("prefer"))
+
+
+@router.put("/{resource_type}/{resource_id}")
+async def update(
+    resource_type: str, resource_id: str, request: Request, session: SessionDep, ctx: FhirContext
+) -> Response:
+    resource = parse_body(await request.body(), request.headers.get("content-type"))
+    outcome = await _in_thread(
+        interactions.update,
+        session,
+        ctx,
+        resource_type,
+        resource_id,
+        resource,
+        if_match=request.headers.get("if-match"),
+    )
+    return _resource_response(request, outcome, prefer=request.headers.get("prefer"))
+
+
+@router.post("")
+async def batch_or_transaction(request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    bundle = parse_body(await request.body(), request.headers.get("content-type"))
+    if bundle.get("resourceType") != "Bundle":
+        from service.errors import invalid
+
+        raise invalid("resourceType", "POST /fhir takes a Bundle")
+    settings = request.app.state.settings
+    result = await _in_thread(
+        bundles.process_bundle,
+        session,
+        ctx,
+        bundle,
+        max_entries=settings.max_bundle_entries,
+        authorize=lambda resource_type, interaction: authorize(ctx.principal, resource_type, interaction),
+    )
+    return _respond(request, result)
+
+
+def _static_bundle(request: Request, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    base = fhir_base(request)
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "link": [{"relation": "self", "url": str(request.url)}],
+        "entry": [
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in resources
+        ],
+    }
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Database work runs in the thread pool: no blocking I/O inside async def."""
+    from starlette.concurrency import run_in_threadpool
+
+    result: Any = await run_in_threadpool(function, *args, **kwargs)
+    return result

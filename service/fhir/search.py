@@ -1,0 +1,267 @@
+"""FHIR search over the projection: the parameters EHR integrations use, parsed once, run as one SQL query.
+
+Unknown parameters are ignored, as the spec asks, unless the client sends `Prefer: handling=strict`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_
+from sqlmodel import Session, col, select
+
+from service.errors import FieldProblem, InvalidRequest
+from service.fhir.tables import FhirResourceVersion, FhirSearchToken
+
+RESULT_PARAMETERS = {"_count", "_sort", "_include", "_summary", "_offset", "_format", "_total", "_elements"}
+DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+TOKEN_PARAMETERS = {"code", "category", "identifier"}
+REFERENCE_PARAMETERS = {"patient", "subject"}
+# Which search parameter names mean the resource's clinical date, per type (FHIR R4 search parameter registry).
+DATE_PARAMETERS = {
+    "Observation": {"date", "effective"},
+    "MedicationAdministration": {"effective-time", "date"},
+    "Encounter": {"date"},
+    "Procedure": {"date"},
+    "QuestionnaireResponse": {"authored", "date"},
+    "CarePlan": {"date"},
+    "Goal": {"target-date"},
+    "Condition": {"onset-date"},
+}
+_DATE = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+class InvalidSearch(InvalidRequest):
+    """FHIR answers a search it cannot run with 400 (http.html#search)."""
+
+    status_code = 400
+    title = "Invalid search"
+
+
+def invalid(name: str, message: str) -> InvalidSearch:
+    return InvalidSearch([FieldProblem(name, message)])
+
+
+@dataclass(frozen=True)
+class DateBound:
+    prefix: str
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class SearchQuery:
+    resource_type: str
+    ids: list[str] = field(default_factory=list)
+    tokens: list[tuple[str, list[tuple[str | None, str | None]]]] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)
+    dates: list[DateBound] = field(default_factory=list)
+    last_updated: list[DateBound] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    count: int = 50
+    offset: int = 0
+    sort: str | None = None
+    include_patient: bool = False
+    summary_count: bool = False
+    applied: list[tuple[str, str]] = field(default_factory=list)
+
+
+def supported_parameters(resource_type: str) -> list[str]:
+    names = ["_id", "_lastUpdated", "identifier", "status"]
+    if resource_type != "Patient":
+        names += ["patient", "subject", "code", "category"]
+    names += sorted(DATE_PARAMETERS.get(resource_type, set()))
+    return names
+
+
+def parse_search(
+    resource_type: str, params: Sequence[tuple[str, str]], *, max_count: int, default_count: int, strict: bool
+) -> SearchQuery:
+    query = SearchQuery(resource_type=resource_type, count=default_count)
+    known = set(supported_parameters(resource_type))
+    for raw_name, value in params:
+        name, _, modifier = raw_name.partition(":")
+        if name in RESULT_PARAMETERS:
+            _result_parameter(query, name, value, max_count)
+            continue
+        if name not in known or modifier not in ("", "exact"):
+            if strict:
+                raise invalid(
+                    raw_name, f"unknown search parameter for {resource_type}; supported: {', '.join(sorted(known))}"
+                )
+            continue
+        values = [v for v in value.split(",") if v]
+        if not values:
+            continue
+        query.applied.append((raw_name, value))
+        if name == "_id":
+            query.ids.extend(values)
+        elif name in TOKEN_PARAMETERS:
+            query.tokens.append((name, [_token(name, v) for v in values]))
+        elif name in REFERENCE_PARAMETERS:
+            query.patients.extend(_patient_id(name, v) for v in values)
+        elif name == "status":
+            query.statuses.extend(values)
+        elif name == "_lastUpdated":
+            query.last_updated.append(_date_bound(name, value))
+        else:
+            query.dates.append(_date_bound(name, value))
+    return query
+
+
+def _result_parameter(query: SearchQuery, name: str, value: str, max_count: int) -> None:
+    if name == "_count":
+        if not value.isdigit():
+            raise invalid("_count", "must be a whole number")
+        query.count = min(int(value), max_count)  # capped, as the spec allows
+    elif name == "_offset":
+        if not value.isdigit():
+            raise invalid("_offset", "must be a whole number")
+        query.offset = int(value)
+    elif name == "_sort":
+        if value not in ("date", "-date", "_lastUpdated", "-_lastUpdated"):
+            raise invalid("_sort", "supported: date, -date, _lastUpdated, -_lastUpdated")
+        query.sort = value
+    elif name == "_include":
+        if value.split(":")[-1] not in ("patient", "subject", "*") and value != "*":
+            raise invalid("_include", "supported: <Type>:patient and <Type>:subject")
+        query.include_patient = True
+    elif name == "_summary":
+        if value == "count":
+            query.summary_count = True
+        elif value != "false":
+            raise invalid("_summary", "supported: count, false")
+    if name in ("_count", "_sort", "_include", "_summary"):
+        query.applied.append((name, value))
+
+
+def _token(name: str, value: str) -> tuple[str | None, str | None]:
+    if "|" not in value:
+        return None, value
+    system, code = value.split("|", 1)
+    if not system and not code:
+        raise invalid(name, "a token is system|code, |code, system| or code")
+    return (system or ""), (code or None)
+
+
+def _patient_id(name: str, value: str) -> str:
+    parts = value.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] != "Patient":
+        raise invalid(name, f"{value!r} does not reference a Patient")
+    return parts[-1]
+
+
+def _date_bound(name: str, value: str) -> DateBound:
+    prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in DATE_PREFIXES else value
+    if prefix == "ne":
+        raise invalid(name, "the ne prefix is not supported")
+    match = _DATE.match(text)
+    if match is None:
+        raise invalid(name, f"{text!r} is not a FHIR date or dateTime")
+    year, month, day, hour, minute, second, zone = match.groups()
+    if hour is not None and zone is None:
+        raise invalid(name, "a dateTime needs a time zone (Z or +hh:mm)")
+    tz = UTC if zone in (None, "Z") else datetime.strptime(zone.replace(":", ""), "%z").tzinfo
+    start = datetime(
+        int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=tz
+    )
+    if day is None and month is None:
+        end = start.replace(year=start.year + 1)
+    elif day is None:
+        end = start + timedelta(days=calendar.monthrange(start.year, start.month)[1])
+    elif hour is None:
+        end = start + timedelta(days=1)
+    elif second is None:
+        end = start + timedelta(minutes=1)
+    else:
+        end = start + timedelta(seconds=1)
+    return DateBound(prefix, start.astimezone(UTC), end.astimezone(UTC))
+
+
+def _date_clause(column: Any, bound: DateBound) -> Any:
+    return {
+        "eq": and_(column >= bound.start, column < bound.end),
+        "lt": column < bound.start,
+        "eb": column < bound.start,
+        "le": column < bound.end,
+        "gt": column >= bound.end,
+        "sa": column >= bound.end,
+        "ge": column >= bound.start,
+    }[bound.prefix]
+
+
+def run_search(session: Session, tenant_id: str, query: SearchQuery) -> tuple[int, list[FhirResourceVersion]]:
+    """The total number of matches and the requested page (current, undeleted versions of the tenant only)."""
+    r = FhirResourceVersion
+    conditions: list[Any] = [
+        col(r.tenant_id) == tenant_id,
+        col(r.resource_type) == query.resource_type,
+        col(r.is_current).is_(True),
+        col(r.deleted).is_(False),
+    ]
+    if query.ids:
+        conditions.append(col(r.resource_id).in_(query.ids))
+    if query.patients:
+        conditions.append(col(r.patient_id).in_(query.patients))
+    if query.statuses:
+        conditions.append(col(r.status).in_(query.statuses))
+    conditions += [_date_clause(col(r.clinical_date), b) for b in query.dates]
+    conditions += [_date_clause(col(r.last_updated), b) for b in query.last_updated]
+    for param, alternatives in query.tokens:
+        t = FhirSearchToken
+        matches = []
+        for system, code in alternatives:
+            clause = [col(t.param) == param]
+            if code is not None:
+                clause.append(col(t.value) == code)
+            if system is not None:
+                clause.append(col(t.system) == system if system else col(t.system).is_(None))
+            matches.append(and_(*clause))
+        conditions.append(
+            exists().where(
+                col(t.tenant_id) == tenant_id,
+                col(t.resource_type) == query.resource_type,
+                col(t.resource_id) == col(r.resource_id),
+                or_(*matches),
+            )
+        )
+    total = session.exec(select(func.count()).select_from(r).where(*conditions)).one()
+    if query.summary_count:
+        return total, []
+    orders: dict[str, list[Any]] = {
+        "date": [col(r.clinical_date).asc()],
+        "-date": [col(r.clinical_date).desc()],
+        "_lastUpdated": [col(r.last_updated).asc()],
+        "-_lastUpdated": [col(r.last_updated).desc()],
+    }
+    order = orders.get(query.sort or "", [col(r.last_updated).asc()])
+    page = session.exec(
+        select(r).where(*conditions).order_by(*order, col(r.resource_id)).offset(query.offset).limit(query.count)
+    ).all()
+    return total, list(page)
+
+
+def current_patients(session: Session, tenant_id: str, patient_ids: set[str]) -> list[FhirResourceVersion]:
+    """Patients for _include, from the caller's tenant only."""
+    if not patient_ids:
+        return []
+    r = FhirResourceVersion
+    return list(
+        session.exec(
+            select(r).where(
+                col(r.tenant_id) == tenant_id,
+                col(r.resource_type) == "Patient",
+                col(r.resource_id).in_(sorted(patient_ids)),
+                col(r.is_current).is_(True),
+                col(r.deleted).is_(False),
+            )
+        )
+    )

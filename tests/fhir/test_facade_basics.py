@@ -1,0 +1,141 @@
+"""The FHIR facade: metadata, create, read, vread, history, search, update with ETags, formats, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.fhir.support import about, fhir_headers, patient_resource
+from tests.shared_fixtures import load_fixture
+
+US_CORE_QR = "fhir/uscore7-QuestionnaireResponse-phq-9-example.json"
+
+
+@pytest.fixture
+def headers(tenant: str, auth: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return fhir_headers(auth(tenant, "ehr-system"))
+
+
+def _create_patient(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    response = client.post("/fhir/Patient", json=patient_resource(**overrides), headers=headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def test_metadata_is_a_public_r4_capability_statement(client: TestClient) -> None:
+    response = client.get("/fhir/metadata")
+    assert response.status_code == 200
+    statement = response.json()
+    assert (statement["resourceType"], statement["fhirVersion"]) == ("CapabilityStatement", "4.0.1")
+    types = {r["type"] for r in statement["rest"][0]["resource"]}
+    assert {"Patient", "MedicationAdministration", "QuestionnaireResponse", "Observation", "CarePlan"} <= types
+
+
+def test_create_read_and_etag(client: TestClient, headers: dict[str, str]) -> None:
+    created = client.post("/fhir/Patient", json=patient_resource(), headers=headers)
+    assert created.status_code == 201, created.text
+    patient = created.json()
+    assert created.headers["etag"] == 'W/"1"'
+    assert created.headers["location"].endswith(f"/fhir/Patient/{patient['id']}/_history/1")
+    assert created.headers["location"].startswith("http")
+    read = client.get(f"/fhir/Patient/{patient['id']}", headers=headers)
+    assert read.status_code == 200
+    assert read.headers["content-type"].startswith("application/fhir+json")
+    assert read.json()["name"][0]["family"] == "Okonkwo"
+    assert read.headers["last-modified"]
+    not_modified = client.get(f"/fhir/Patient/{patient['id']}", headers={**headers, "If-None-Match": 'W/"1"'})
+    assert not_modified.status_code == 304
+
+
+def test_update_with_if_match_and_stale_412(client: TestClient, headers: dict[str, str]) -> None:
+    patient = _create_patient(client, headers)
+    changed = {**patient, "name": [{"family": "Okonkwo-Reid", "given": ["Ada"]}]}
+    updated = client.put(f"/fhir/Patient/{patient['id']}", json=changed, headers={**headers, "If-Match": 'W/"1"'})
+    assert updated.status_code == 200, updated.text
+    assert updated.headers["etag"] == 'W/"2"'
+    stale = client.put(f"/fhir/Patient/{patient['id']}", json=changed, headers={**headers, "If-Match": 'W/"1"'})
+    assert stale.status_code == 412
+    assert stale.json()["resourceType"] == "OperationOutcome"
+    first = client.get(f"/fhir/Patient/{patient['id']}/_history/1", headers=headers)
+    assert first.json()["name"][0]["family"] == "Okonkwo"
+    history = client.get(f"/fhir/Patient/{patient['id']}/_history", headers=headers).json()
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+
+
+def test_a_questionnaire_response_is_scored_and_published_with_its_score(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    patient = _create_patient(client, headers)
+    response = client.post(
+        "/fhir/QuestionnaireResponse", json=about(load_fixture(US_CORE_QR), patient["id"]), headers=headers
+    )
+    assert response.status_code == 201, response.text
+    scores = client.get(
+        "/fhir/Observation", params={"patient": patient["id"], "code": "http://loinc.org|44261-6"}, headers=headers
+    ).json()
+    assert scores["total"] == 1
+    assert scores["entry"][0]["resource"]["valueInteger"] == 12
+
+
+def test_search_pages_with_absolute_next_links(client: TestClient, headers: dict[str, str]) -> None:
+    ids = {_create_patient(client, headers, name=[{"family": "Pager"}])["id"] for _ in range(5)}
+    seen: set[str] = set()
+    url: str | None = "/fhir/Patient?_count=2"
+    while url:
+        bundle = client.get(url, headers=headers).json()
+        assert bundle["type"] == "searchset"
+        seen |= {e["resource"]["id"] for e in bundle.get("entry", [])}
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+        assert url is None or url.startswith("http")
+    assert ids <= seen
+
+
+def test_unknown_parameters_are_ignored_unless_strict(client: TestClient, headers: dict[str, str]) -> None:
+    assert client.get("/fhir/Patient", params={"shoe-size": "44"}, headers=headers).status_code == 200
+    strict = client.get("/fhir/Patient", params={"shoe-size": "44"}, headers={**headers, "Prefer": "handling=strict"})
+    assert strict.status_code == 400
+    assert "shoe-size" in strict.text
+
+
+def test_xml_in_and_out(client: TestClient, headers: dict[str, str]) -> None:
+    xml = (
+        b'<Patient xmlns="http://hl7.org/fhir"><name><family value="Xmlson"/></name>'
+        b'<gender value="male"/><birthDate value="1990-02-03"/></Patient>'
+    )
+    created = client.post(
+        "/fhir/Patient",
+        content=xml,
+        headers={**headers, "Content-Type": "application/fhir+xml", "Accept": "application/fhir+xml"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["content-type"].startswith("application/fhir+xml")
+    assert b"Xmlson" in created.content
+
+
+def test_unacceptable_format_gets_406(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.get("/fhir/Patient", headers={**headers, "Accept": "text/csv"})
+    assert response.status_code == 406
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_errors_are_operation_outcomes(client: TestClient, headers: dict[str, str]) -> None:
+    missing = client.get("/fhir/Patient/nope", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
+    unknown_type = client.get("/fhir/Spaceship", headers=headers)
+    assert unknown_type.status_code == 404
+    wrong_type = client.post("/fhir/Patient", json={"resourceType": "Observation"}, headers=headers)
+    assert wrong_type.status_code == 422
+    derived = client.post(
+        "/fhir/Observation",
+        json={"resourceType": "Observation", "status": "final", "code": {"text": "x"}},
+        headers=headers,
+    )
+    assert derived.status_code == 405
+    no_token = client.get("/fhir/Patient")
+    assert no_token.status_code == 401
+    assert no_token.json()["resourceType"] == "OperationOutcome"
