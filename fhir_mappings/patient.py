@@ -17,11 +17,18 @@ _MR_TYPE = {
 _GENDERS = frozenset({"female", "male", "other", "unknown"})
 
 
+# Where the service records a patient it creates itself (no sender): see service/records/base.py.
+OWN_SOURCE_SYSTEM = "urn:tandem:record"
+
+
 def patient_resource(record: PatientRecord, *, canonical_base: str) -> Patient:
+    """Patient identity belongs to the hospital: the Patient carries the hospital's identifiers (the sender's id
+    and the MRNs) and, only when it has none, ours. Our record id is the resource id either way."""
     resource = base_resource("Patient", canonical_base, "patient", record, f"Patient {record.family_name}")
-    resource["identifier"] += [
-        {"use": "usual", "type": _MR_TYPE, "system": i.system, "value": i.value} for i in record.identifiers
-    ]
+    ours, source = resource["identifier"]
+    hospital = [] if source["system"] == OWN_SOURCE_SYSTEM else [source]
+    hospital += [{"use": "usual", "type": _MR_TYPE, "system": i.system, "value": i.value} for i in record.identifiers]
+    resource["identifier"] = hospital or [ours]
     name: dict[str, Any] = {"use": "official", "family": record.family_name}
     if record.given_name is not None:
         name["given"] = [record.given_name]

@@ -17,6 +17,7 @@ from service.caseload.scheduler import SweepThread
 from service.db.engine import make_engine
 from service.fhir import router as fhir_router
 from service.settings import Settings, get_settings
+from service.web import install_web
 
 DESCRIPTION = """
 Tandem keeps the three streams of a combined ketamine/esketamine + CBT programme together: drug sessions,
@@ -66,5 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instruments.router)
     app.include_router(caseload.router)
     app.include_router(fhir_router.router)
+    install_web(app)
     install_openapi(app)
     return app

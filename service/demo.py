@@ -127,7 +127,7 @@ def generate_demo_tenant(*, seed: int = 7, patients: int = 36, anchor: date | No
                 ("Berg", "Signe", "therapist"),
                 ("Costa", "Rui", "therapist"),
                 ("Dlamini", "Zodwa", "coordinator"),
-                ("Evans", "Mari", "nurse"),
+                ("Evans", "Mari", "coordinator"),
             ]
         )
     ]

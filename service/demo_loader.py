@@ -54,13 +54,16 @@ def load_demo_tenant(
         return public.id
 
     with Session(engine, expire_on_commit=False) as session:
+        coordinators = []
         for practitioner in demo.practitioners:
-            write(session, PRACTITIONERS, practitioner)
-        for patient in demo.patients:
+            practitioner_id = write(session, PRACTITIONERS, practitioner)
+            if practitioner.role == "coordinator":
+                coordinators.append(practitioner_id)
+        for n, patient in enumerate(demo.patients):
             patient_id = write(session, PATIENTS, patient.patient)
-            enrollment_id = write(
-                session, ENROLLMENTS, patient.enrollment.model_copy(update={"patient_id": patient_id})
-            )
+            coordinator = coordinators[n % len(coordinators)] if coordinators else None
+            enrollment = patient.enrollment.model_copy(update={"patient_id": patient_id, "coordinator_id": coordinator})
+            enrollment_id = write(session, ENROLLMENTS, enrollment)
             for record in patient.records:
                 kind = _kind_of(record)
                 linked = record.model_copy(update={"patient_id": patient_id, "enrollment_id": enrollment_id})

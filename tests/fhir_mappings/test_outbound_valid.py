@@ -39,11 +39,14 @@ def check_all(resources: list[Any]) -> list[dict[str, Any]]:
 def test_patient(record: Any) -> None:
     (patient,) = check_all([patient_resource(record, canonical_base=s.BASE)])
     assert patient["meta"]["versionId"] == str(record.version)
-    assert patient["identifier"][0] == {
-        "use": "official",
-        "system": f"{s.BASE}/identifier/patient",
-        "value": record.id,
-    }
+    ours = {"use": "official", "system": f"{s.BASE}/identifier/patient", "value": record.id}
+    sender = {"use": "secondary", "system": record.source.system, "value": record.source.value}
+    if record.source.system == "urn:tandem:record" and not record.identifiers:
+        assert patient["identifier"] == [ours]
+    else:
+        assert ours not in patient["identifier"]
+        assert (sender in patient["identifier"]) == (record.source.system != "urn:tandem:record")
+        assert {i["value"] for i in patient["identifier"] if i.get("type")} == {i.value for i in record.identifiers}
 
 
 @MANY

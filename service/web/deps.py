@@ -1,0 +1,97 @@
+"""Who is asking, for the pages: the session cookie, CSRF on every form, and the request context for services."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from service.api.deps import get_engine
+from service.audit_trail import AuditIntent, RequestContext
+from service.auth.principal import Role
+from service.errors import NotPermitted
+from service.records.audit import AuditAction
+from service.records.tenant import Tenant
+from service.settings import Settings
+from service.web.rendering import CsrfRefused, SignInRequired
+from service.web.session_cookie import COOKIE_NAME, WebSession, csrf_valid, decode_session
+
+# Who may use the pages at all; EHR systems use the API.
+WEB_ROLES: frozenset[Role] = frozenset({"clinician", "coordinator", "admin"})
+CARE_PAGES: frozenset[Role] = frozenset({"clinician", "coordinator"})
+ADMIN_PAGES: frozenset[Role] = frozenset({"admin"})
+
+
+def page_session(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """One session per request, like the API's, but reachable from the error path: a refusal is audited in a
+    transaction of its own, so this one must be rolled back first (SQLite holds its write lock until then)."""
+    with Session(engine, expire_on_commit=False) as session:
+        request.state.page_session = session
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(page_session)]
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def browser_session(request: Request) -> WebSession | None:
+    """The session in the request's cookie, if it is ours and current (signed in or not)."""
+    session = decode_session(request.cookies.get(COOKIE_NAME), settings_of(request))
+    request.state.web_session = session
+    return session
+
+
+def signed_in(request: Request) -> WebSession:
+    session = browser_session(request)
+    if session is None or not session.signed_in or session.role not in WEB_ROLES:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(target if request.method == "GET" else "/")
+    return session
+
+
+SignedIn = Annotated[WebSession, Depends(signed_in)]
+
+
+def require_csrf(web_session: WebSession | None, token: str, settings: Settings) -> None:
+    if not csrf_valid(web_session, token, settings):
+        raise CsrfRefused()
+
+
+def page_context(action: AuditAction, record_kind: str, allowed: frozenset[Role]) -> Callable[..., RequestContext]:
+    """Like the API's context_for: the tenant must be registered, the role allowed; refusals are audited."""
+
+    def dependency(request: Request, web_session: SignedIn, session: SessionDep) -> RequestContext:
+        return context_for_page(request, web_session, session, action, record_kind, allowed)
+
+    return dependency
+
+
+def context_for_page(
+    request: Request,
+    web_session: WebSession,
+    session: Session,
+    action: AuditAction,
+    record_kind: str,
+    allowed: frozenset[Role],
+    *,
+    patient_id: str | None = None,
+) -> RequestContext:
+    principal = web_session.principal()
+    if session.get(Tenant, principal.tenant_id) is None:
+        raise NotPermitted(f"tenant {principal.tenant_id!r} is not registered on this service; sign in again")
+    session.rollback()  # end the read transaction before the service's own unit of work (SQLite write lock)
+    request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
+    ctx = RequestContext(principal=principal, request_id=request_id, settings=settings_of(request))
+    ctx.intent = AuditIntent(action, record_kind, patient_id=patient_id)
+    request.state.ctx = ctx
+    if principal.role not in allowed:
+        raise NotPermitted(f"a {principal.role} may not open this page")
+    return ctx

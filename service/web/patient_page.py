@@ -1,0 +1,278 @@
+"""One patient's page: plan status explained, the timeline, score charts, urgent flags to acknowledge, EHR sync."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from service.audit_trail import RequestContext
+from service.caseload.patient_status import FlagAcknowledgementRequest, acknowledge_flag, read_plan_status
+from service.caseload.tables import PlanStatusRow
+from service.errors import InvalidRequest, validation_problems
+from service.instruments import INSTRUMENTS
+from service.plan_status import PlanStatus
+from service.records.base import RecordMeta
+from service.records.cbt import CbtSessionPublic
+from service.records.ketamine import KetamineAdministrationPublic
+from service.records.kinds import (
+    CBT_SESSIONS,
+    CLINICIANS,
+    KETAMINE_ADMINISTRATIONS,
+    PATIENTS,
+    QUESTIONNAIRE_RESPONSES,
+    RecordKind,
+)
+from service.records.patient import PatientPublic
+from service.records.questionnaire import QuestionnaireResponsePublic
+from service.records.store import ListFilters, list_records, read_record
+from service.web import labels
+from service.web.charts import ChartMarker, ChartPoint, score_chart
+from service.web.deps import CARE_PAGES, SessionDep, SignedIn, context_for_page, require_csrf, settings_of
+from service.web.rendering import WebRoute, render
+from service.web.sync_admin import patient_sync_state
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+LIST_PAGE = 200
+MAX_RECORDS_PER_KIND = 2000
+
+
+@dataclass
+class TimelineEntry:
+    anchor: str
+    at: datetime
+    kind: str  # ketamine | cbt | questionnaire
+    title: str
+    record: Any
+    api_path: str
+    attention: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    label: str
+    href: str
+
+
+def _all(session: Session, ctx: RequestContext, kind: RecordKind, patient_id: str) -> list[Any]:
+    """Every record of a kind for the patient (each page audited by the store)."""
+    found: list[RecordMeta] = []
+    cursor: str | None = None
+    while len(found) < MAX_RECORDS_PER_KIND:
+        page = list_records(session, ctx, kind, ListFilters(limit=LIST_PAGE, patient_id=patient_id, cursor=cursor))
+        found.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return found
+
+
+def _ketamine_entry(record: KetamineAdministrationPublic) -> TimelineEntry:
+    dose = f"{record.dose_mg:g} mg" if record.dose_mg is not None else ""
+    if record.dose_mg_per_kg is not None:
+        dose += f" ({record.dose_mg_per_kg:.2g} mg/kg)"
+    title = f"{record.drug.capitalize()} {record.route}" + (f", {dose}" if dose else "")
+    attention = []
+    for reading in record.vital_signs:
+        systolic, diastolic = reading.systolic_mmhg, reading.diastolic_mmhg
+        if systolic is not None and diastolic is not None and (systolic >= 180 or diastolic >= 110):
+            attention.append(f"BP {reading.systolic_mmhg}/{reading.diastolic_mmhg}")
+    if record.sedation_score is not None and record.sedation_score <= 2:
+        attention.append(f"MOAA/S {record.sedation_score}")
+    attention.extend("serious adverse event" for e in record.adverse_events if e.serious)
+    return TimelineEntry(
+        f"rec-{record.id}", record.started_at, "ketamine", title, record,
+        f"/api/v1/ketamine-administrations/{record.id}", attention,
+    )  # fmt: skip
+
+
+def _cbt_entry(record: CbtSessionPublic) -> TimelineEntry:
+    title = f"CBT session {record.session_number}: {record.status.replace('-', ' ')}"
+    attention: list[str] = [record.status] if record.status in ("no-show", "cancelled") else []
+    return TimelineEntry(
+        f"rec-{record.id}", record.planned_start, "cbt", title, record, f"/api/v1/cbt-sessions/{record.id}", attention
+    )
+
+
+def _questionnaire_entry(record: QuestionnaireResponsePublic) -> TimelineEntry:
+    instrument = INSTRUMENTS.get(record.instrument)
+    name = instrument.key.upper() if instrument else record.instrument
+    score = record.score
+    title = f"{name}: {score.total:g}" if score.total is not None else f"{name}: not scored (incomplete)"
+    if score.severity:
+        title += f" ({score.severity})"
+    attention = [f.reason for f in score.safety_findings]
+    return TimelineEntry(
+        f"rec-{record.id}", record.authored_at, "questionnaire", title, record,
+        f"/api/v1/questionnaire-responses/{record.id}", attention,
+    )  # fmt: skip
+
+
+def _charts(
+    responses: Sequence[QuestionnaireResponsePublic],
+    administrations: Sequence[KetamineAdministrationPublic],
+    statuses: Sequence[PlanStatus],
+) -> list[dict[str, Any]]:
+    markers = [
+        ChartMarker(a.started_at, f"{a.drug.capitalize()} session {a.started_at:%d %b %Y}", f"rec-{a.id}")
+        for a in administrations
+        if a.status != "not-done"
+    ]
+    baselines: dict[str, float] = {}
+    for status in reversed(statuses):  # the most recent enrollment wins
+        for outcome in status.outcomes:
+            if outcome.baseline is not None:
+                baselines[outcome.instrument] = outcome.baseline.total
+    by_instrument: dict[str, list[ChartPoint]] = {}
+    for response in responses:
+        if response.score.total is not None and response.status != "in-progress":
+            point = ChartPoint(response.authored_at, response.score.total, f"rec-{response.id}")
+            by_instrument.setdefault(response.instrument, []).append(point)
+    charts = []
+    for key, points in sorted(by_instrument.items()):
+        instrument = INSTRUMENTS.get(key)
+        if instrument is None or not instrument.has_total:
+            continue
+        charts.append(
+            {
+                "title": instrument.title,
+                "key": key,
+                "svg": score_chart(instrument, points, markers, baseline=baselines.get(key)),
+                "points": sorted(points, key=lambda p: p.at),
+                "baseline": baselines.get(key),
+                "remission": str(instrument.remission) if instrument.remission else None,
+            }
+        )
+    return charts
+
+
+def _evidence(record_ids: Sequence[str], timeline: dict[str, TimelineEntry], enrollment_id: str) -> list[Evidence]:
+    found = []
+    for record_id in record_ids:
+        entry = timeline.get(record_id)
+        if entry is not None:
+            found.append(Evidence(f"{entry.title} — {entry.at:%d %b %Y}", f"#{entry.anchor}"))
+        elif record_id == enrollment_id:
+            found.append(Evidence("the enrollment", f"#enrollment-{enrollment_id}"))
+        else:
+            found.append(Evidence(f"record {record_id[:8]}", f"#rec-{record_id}"))
+    return found
+
+
+def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> dict[str, Any]:
+    patient = read_record(session, ctx, PATIENTS, patient_id)
+    assert isinstance(patient, PatientPublic)
+    plan = read_plan_status(session, ctx, patient_id, None)
+    administrations: list[KetamineAdministrationPublic] = _all(session, ctx, KETAMINE_ADMINISTRATIONS, patient_id)
+    cbt_sessions: list[CbtSessionPublic] = _all(session, ctx, CBT_SESSIONS, patient_id)
+    responses: list[QuestionnaireResponsePublic] = _all(session, ctx, QUESTIONNAIRE_RESPONSES, patient_id)
+    entries = (
+        [_ketamine_entry(a) for a in administrations]
+        + [_cbt_entry(c) for c in cbt_sessions]
+        + [_questionnaire_entry(q) for q in responses]
+    )
+    entries.sort(key=lambda e: e.at, reverse=True)
+    by_id = {e.record.id: e for e in entries}
+    enrollments = []
+    for status in plan.statuses:
+        reasons = [
+            {"reason": r, "evidence": _evidence(r.record_ids, by_id, status.enrollment_id)}
+            for r in sorted(status.reasons, key=lambda r: (not r.open, _severity_rank(r.severity), r.since))
+        ]
+        due = [d for d in (status.next_due.ketamine_session, status.next_due.cbt_session,
+                           status.next_due.measurement, status.next_due.rems_form) if d is not None]  # fmt: skip
+        enrollments.append(
+            {
+                "status": status,
+                "look": labels.status_look(status.status),
+                "reasons": reasons,
+                "urgent_open": [r for r in status.reasons if r.open and r.needs_acknowledgement],
+                "due": sorted(due, key=lambda d: d.due_at),
+            }
+        )
+    return {
+        "patient": patient,
+        "name": f"{patient.given_name} {patient.family_name}" if patient.given_name else patient.family_name,
+        "enrollments": enrollments,
+        "timeline": entries,
+        "charts": _charts(responses, administrations, plan.statuses),
+        "sync": patient_sync_state(session, ctx.tenant_id, patient_id),
+        "can_acknowledge": ctx.principal.role in CLINICIANS,
+    }
+
+
+def _severity_rank(severity: str) -> int:
+    return {"urgent": 0, "warning": 1}.get(severity, 2)
+
+
+def _notice(acknowledged: str | None, was: str | None, statuses: list[dict[str, Any]]) -> str | None:
+    if not acknowledged:
+        return None
+    now = statuses[0]["look"].label if statuses else "unknown"
+    before = labels.status_look(was).label if was in labels.STATUS_LOOKS else None
+    change = f" Plan status: {before} → {now}." if before and before != now else f" Plan status: {now}."
+    return f"Acknowledged: {labels.flag_label(acknowledged)}.{change}"
+
+
+@router.get("/patients/{patient_id}")
+def patient_page(
+    request: Request,
+    patient_id: str,
+    session: SessionDep,
+    web_session: SignedIn,
+    acknowledged: str | None = None,
+    was: str | None = None,
+) -> Response:
+    ctx = context_for_page(request, web_session, session, "read", "patients", CARE_PAGES, patient_id=patient_id)
+    values = patient_values(session, ctx, patient_id)
+    values["title"] = values["name"]
+    values["notice"] = _notice(acknowledged, was, values["enrollments"])
+    values["ack_error"] = None
+    values["ack_form"] = {}
+    return render(request, "patient.html", values)
+
+
+@router.post("/patients/{patient_id}/acknowledgements")
+def acknowledge(
+    request: Request,
+    patient_id: str,
+    session: SessionDep,
+    web_session: SignedIn,
+    enrollment_id: Annotated[str, Form(max_length=64)] = "",
+    code: Annotated[str, Form(max_length=64)] = "",
+    occurrence_id: Annotated[str, Form(max_length=128)] = "",
+    note: Annotated[str, Form(max_length=4000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    require_csrf(web_session, csrf_token, settings_of(request))
+    ctx = context_for_page(
+        request, web_session, session, "create", "flag-acknowledgements", CLINICIANS, patient_id=patient_id
+    )
+    if not note.strip():
+        values = patient_values(session, ctx, patient_id)
+        values.update(
+            title=values["name"],
+            notice=None,
+            ack_error="Write what was done before acknowledging (the note is required).",
+            ack_form={"code": code, "occurrence_id": occurrence_id},
+        )
+        return render(request, "patient.html", values, status_code=422)
+    try:
+        acknowledgement = FlagAcknowledgementRequest(
+            enrollment_id=enrollment_id, code=code, occurrence_id=occurrence_id, note=note
+        )
+    except ValidationError as error:
+        raise InvalidRequest(validation_problems(error)) from None
+    before = session.get(PlanStatusRow, (ctx.tenant_id, enrollment_id))
+    was = before.status if before is not None and before.patient_id == patient_id else None
+    session.rollback()
+    acknowledge_flag(session, ctx, patient_id, acknowledgement)
+    query = urlencode({"acknowledged": code, **({"was": was} if was else {})})
+    return RedirectResponse(f"/patients/{patient_id}?{query}#flags", status_code=303)

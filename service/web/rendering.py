@@ -1,0 +1,147 @@
+"""Templates, security headers, and the one place where errors on the pages become HTML.
+
+Every route of the web router uses `WebRoute`: whatever it returns or raises leaves with the security headers,
+and a domain error becomes an error page (a failed attempt on patient data is audited like on the API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from service.audit_trail import RequestContext, record_failure
+from service.errors import TandemError
+from service.web import labels
+from service.web.session_cookie import WebSession, csrf_token
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class SignInRequired(Exception):
+    """No valid session: a page sends the browser to sign in, and back afterwards."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("sign in first")
+        self.next_path = next_path
+
+
+class CsrfRefused(TandemError):
+    status_code = 403
+    title = "Form expired or not from this site"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This form could not be accepted: its security token is missing or does not match your session "
+            "(the page may be old, or you signed in again elsewhere). Nothing was changed. "
+            "Go back, reload the page and try again."
+        )
+
+
+def _when(value: datetime | None, with_time: bool = True) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%d %b %Y %H:%M UTC" if with_time else "%d %b %Y")
+
+
+environment = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+environment.filters["when"] = _when
+environment.filters["date"] = lambda value: _when(value, with_time=False)
+environment.globals["status_look"] = labels.status_look
+environment.globals["flag_label"] = labels.flag_label
+environment.globals["phase_label"] = labels.phase_label
+environment.globals["due_label"] = labels.due_label
+environment.globals["severity_looks"] = labels.SEVERITY_LOOKS
+
+
+def render(
+    request: Request,
+    template: str,
+    values: Mapping[str, Any],
+    *,
+    status_code: int = 200,
+    web_session: WebSession | None = None,
+) -> HTMLResponse:
+    session = web_session or getattr(request.state, "web_session", None)
+    settings = request.app.state.settings
+    body = environment.get_template(template).render(
+        **values,
+        session=session if session is not None and session.signed_in else None,
+        csrf=csrf_token(session, settings) if session is not None else "",
+        request_path=request.url.path,
+    )
+    return HTMLResponse(body, status_code=status_code)
+
+
+def error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", {"title": title, "message": message}, status_code=status_code)
+
+
+def sign_in_redirect(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/sign-in?next={quote(next_path, safe='/')}", status_code=303)
+
+
+def with_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    # Every page may show patient data or a form token: never stored by the browser or a proxy
+    # (only the stylesheet says otherwise).
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Pragma", "no-cache")
+    return response
+
+
+def _audit_failure(request: Request, ctx: RequestContext, status_code: int) -> None:
+    page_session: Session | None = getattr(request.state, "page_session", None)
+    if page_session is not None:
+        page_session.rollback()
+    record_failure(request.app.state.engine, ctx, status_code)
+
+
+class WebRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except SignInRequired as needed:
+                response = sign_in_redirect(needed.next_path)
+            except TandemError as error:
+                ctx: RequestContext | None = getattr(request.state, "ctx", None)
+                if ctx is not None:
+                    await run_in_threadpool(_audit_failure, request, ctx, error.status_code)
+                response = error_page(request, error.status_code, error.title, error.message)
+            except RequestValidationError:
+                response = error_page(request, 400, "Bad request", "The address has a value this page cannot use.")
+            return with_security_headers(response)
+
+        return route

@@ -1,0 +1,189 @@
+"""EHR sync as the pages show it: outbox counts per target, recent errors, dead letters, and replaying one.
+
+`replay_dead_letter` is a service function (session and context explicit, audited, one unit of work); it lives
+here until the sync package grows its own operator functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.clock import now_utc
+from service.errors import RecordNotFound
+from service.sync.outbox import OutboxMessage
+from service.sync.targets import SyncTarget
+
+OUTBOX_STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
+RECENT_ERRORS = 20
+DEAD_LETTERS_SHOWN = 100
+ERROR_SUMMARY_CHARS = 600
+
+
+@dataclass
+class TargetCounts:
+    target_id: str
+    name: str
+    enabled: bool
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    target_name: str
+    record_kind: str
+    record_id: str
+    record_version: int
+    patient_id: str | None
+    status: str
+    attempts: int
+    last_status_code: int | None
+    error: str
+    updated_at: Any
+
+
+@dataclass(frozen=True)
+class SyncOverview:
+    targets: list[TargetCounts]
+    recent_errors: list[OutboxEntry]
+    dead_letters: list[OutboxEntry]
+
+
+def _targets(session: Session, tenant_id: str) -> dict[str, TargetCounts]:
+    found = session.exec(
+        select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id).order_by(col(SyncTarget.name))
+    ).all()
+    return {t.id: TargetCounts(t.id, t.name, t.enabled) for t in found}
+
+
+def _count_into(targets: dict[str, TargetCounts], rows: Any) -> list[TargetCounts]:
+    for target_id, status, count in rows:
+        if target_id in targets:
+            targets[target_id].counts[str(status)] = int(count)
+    return list(targets.values())
+
+
+def error_summary(error: dict[str, Any] | None) -> str:
+    """The EHR's words: OperationOutcome diagnostics where there are some, else the stored error, shortened."""
+    if not error:
+        return ""
+    issues = error.get("issue") if isinstance(error, dict) else None
+    if isinstance(issues, list):
+        texts = [
+            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code") or "")
+            for i in issues
+            if isinstance(i, dict)
+        ]
+        summary = "; ".join(t for t in texts if t)
+        if summary:
+            return summary[:ERROR_SUMMARY_CHARS]
+    return json.dumps(error, sort_keys=True)[:ERROR_SUMMARY_CHARS]
+
+
+def _entry(message: OutboxMessage, targets: dict[str, TargetCounts]) -> OutboxEntry:
+    assert message.id is not None
+    target = targets.get(message.target_id)
+    return OutboxEntry(
+        id=message.id,
+        target_name=target.name if target else message.target_id,
+        record_kind=message.record_kind,
+        record_id=message.record_id,
+        record_version=message.record_version,
+        patient_id=message.patient_id,
+        status=message.status,
+        attempts=message.attempts,
+        last_status_code=message.last_status_code,
+        error=error_summary(message.last_error),
+        updated_at=message.updated_at,
+    )
+
+
+def read_sync_overview(session: Session, ctx: RequestContext) -> SyncOverview:
+    """Per target counts by outbox status, the latest errors and the dead letters; audited as a list."""
+    ctx.intent = AuditIntent("list", "sync-outbox")
+    targets = _targets(session, ctx.tenant_id)
+    counted = session.exec(
+        select(OutboxMessage.target_id, OutboxMessage.status, func.count())
+        .where(col(OutboxMessage.tenant_id) == ctx.tenant_id)
+        .group_by(col(OutboxMessage.target_id), col(OutboxMessage.status))
+    ).all()
+    per_target = _count_into(targets, counted)
+    errors = session.exec(
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.tenant_id) == ctx.tenant_id,
+            col(OutboxMessage.status).in_(("failed", "dead")),
+            col(OutboxMessage.last_error).is_not(None),
+        )
+        .order_by(col(OutboxMessage.updated_at).desc(), col(OutboxMessage.id).desc())
+        .limit(RECENT_ERRORS)
+    ).all()
+    dead = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.tenant_id) == ctx.tenant_id, col(OutboxMessage.status) == "dead")
+        .order_by(col(OutboxMessage.updated_at).desc(), col(OutboxMessage.id).desc())
+        .limit(DEAD_LETTERS_SHOWN)
+    ).all()
+    overview = SyncOverview(
+        targets=per_target,
+        recent_errors=[_entry(m, targets) for m in errors],
+        dead_letters=[_entry(m, targets) for m in dead],
+    )
+    record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in [*errors, *dead]])
+    session.commit()
+    return overview
+
+
+def patient_sync_state(session: Session, tenant_id: str, patient_id: str) -> list[TargetCounts]:
+    """Counts by outbox status per target of one patient's records (call after the patient's read is audited)."""
+    targets = _targets(session, tenant_id)
+    if not targets:
+        return []
+    counted = session.exec(
+        select(OutboxMessage.target_id, OutboxMessage.status, func.count())
+        .where(
+            col(OutboxMessage.tenant_id) == tenant_id,
+            col(OutboxMessage.target_id).in_(list(targets)),
+            col(OutboxMessage.patient_id) == patient_id,
+        )
+        .group_by(col(OutboxMessage.target_id), col(OutboxMessage.status))
+    ).all()
+    session.rollback()
+    return [t for t in _count_into(targets, counted) if t.total or t.enabled]
+
+
+def replay_dead_letter(session: Session, ctx: RequestContext, message_id: int) -> OutboxMessage:
+    """Put a dead letter back in the queue: pending, no attempts, due now. Only a dead row of the caller's tenant.
+
+    The EHR's last error is kept until the next attempt overwrites it, so the operator can still see why it died.
+    """
+    ctx.intent = AuditIntent("update", "sync-outbox", record_id=str(message_id))
+    message = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.tenant_id) == ctx.tenant_id, col(OutboxMessage.id) == message_id)
+        .with_for_update()
+    ).first()
+    if message is None or message.status != "dead":
+        raise RecordNotFound("dead letter", str(message_id))
+    ctx.intent.patient_id = message.patient_id
+    now = now_utc()
+    message.status = "pending"
+    message.attempts = 0
+    message.next_attempt_at = now
+    message.claimed_by = None
+    message.claimed_until = None
+    message.updated_at = now
+    session.add(message)
+    record_success(session, ctx, status_code=200, patient_ids=[message.patient_id])
+    session.commit()
+    return message

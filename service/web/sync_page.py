@@ -1,0 +1,41 @@
+"""The EHR sync page for administrators: per target counts, recent errors, dead letters and their replay."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+
+from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_page, require_csrf, settings_of
+from service.web.rendering import WebRoute, render
+from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@router.get("/sync")
+def sync_page(request: Request, session: SessionDep, web_session: SignedIn, replayed: str | None = None) -> Response:
+    ctx = context_for_page(request, web_session, session, "list", "sync-outbox", ADMIN_PAGES)
+    overview = read_sync_overview(session, ctx)
+    values = {
+        "title": "EHR sync",
+        "overview": overview,
+        "statuses": OUTBOX_STATUSES,
+        "notice": f"Message {replayed} is queued again." if replayed and replayed.isdigit() else None,
+    }
+    return render(request, "sync.html", values)
+
+
+@router.post("/sync/dead-letters/{message_id}/replay")
+def replay(
+    request: Request,
+    message_id: int,
+    session: SessionDep,
+    web_session: SignedIn,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    require_csrf(web_session, csrf_token, settings_of(request))
+    ctx = context_for_page(request, web_session, session, "update", "sync-outbox", ADMIN_PAGES)
+    replay_dead_letter(session, ctx, message_id)
+    return RedirectResponse(f"/sync?replayed={message_id}", status_code=303)

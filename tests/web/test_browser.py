@@ -1,0 +1,115 @@
+"""The pages in a real browser: headless Chromium (Debian's) driving a uvicorn server on loopback.
+
+Signs in, filters the caseload to at-risk patients, opens one with a PHQ-9 item-9 flag, acknowledges it, and saves
+screenshots of the caseload and the patient page (docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from service.auth.tokens import mint_dev_token
+from service.demo import generate_demo_tenant
+from service.demo_loader import load_demo_tenant
+from service.settings import Settings
+from tests.conftest import project_root
+from tests.live_server import serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = project_root() / "docs" / "screenshots"
+
+pytestmark = pytest.mark.browser
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
+    print(f"skipping browser tests: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        _skip_or_fail(f"{CHROMIUM} is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("playwright is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_coordinator_flow_in_a_real_browser(
+    chromium: Any,
+    web_app: FastAPI,
+    web_settings: Settings,
+    new_tenant: Callable[[], str],
+    database_url: str,
+) -> None:
+    tenant = new_tenant()
+    load_demo_tenant(
+        web_app.state.engine, tenant_id=tenant, demo=generate_demo_tenant(seed=7, patients=36), settings=web_settings
+    )
+    token = mint_dev_token(web_settings, tenant=tenant, role="clinician", subject="dr-demo")
+    save = database_url.startswith("sqlite")  # one set of screenshots is enough
+    with serve(web_app) as base_url:
+        context = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+        page = context.new_page()
+        page.goto("/")
+        assert "/sign-in" in page.url
+        page.get_by_label("Bearer token from your hospital's identity provider").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base_url}/")
+        assert page.get_by_role("heading", name="Caseload").is_visible()
+        if save:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "caseload.png"), full_page=False)
+
+        page.get_by_label("Status", exact=True).select_option("at_risk")
+        page.get_by_label("Open flag").select_option("phq9_item9_positive")
+        page.get_by_role("button", name="Apply filters").click()
+        page.wait_for_url("**flag=phq9_item9_positive**")
+        rows = page.locator("table.registry tbody tr")
+        assert rows.count() >= 1
+        for index in range(rows.count()):
+            assert "At risk" in rows.nth(index).inner_text()
+
+        rows.first.locator("a").first.click()
+        page.wait_for_url("**/patients/*")
+        flag = page.locator(".urgent-flag", has_text="PHQ-9 item 9 (self-harm) positive").first
+        assert flag.is_visible()
+        assert "PHQ-9 item 9" in page.locator(".reasons").inner_text()
+        if save:
+            page.set_viewport_size({"width": 1280, "height": 1700})
+            page.screenshot(path=str(SCREENSHOTS / "patient.png"), full_page=False)
+
+        before = page.locator("#main h2").first.inner_text()
+        assert "At risk" in before
+        flag.get_by_label("What was done (required)").fill(
+            "Called the patient; safety plan reviewed, no plan or intent"
+        )
+        flag.get_by_role("button").click()
+        page.wait_for_url("**acknowledged=phq9_item9_positive**")
+        notice = page.get_by_role("status").first.inner_text()
+        assert notice.startswith("Acknowledged: PHQ-9 item 9 (self-harm) positive.")
+        assert "Acknowledged by dr-demo" in page.locator(".reasons").inner_text()
+        context.close()

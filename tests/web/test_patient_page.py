@@ -1,0 +1,214 @@
+"""The patient page and flag acknowledgement: CSRF, roles, tenant isolation, audit and security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from service.caseload.tables import FlagAcknowledgement
+from service.records.audit import AuditEvent
+from tests.builders import ApiDriver, administration_body, cbt_body
+from tests.web.conftest import Browser, at, at_risk_patient, stored_status
+
+
+def _acks(engine: Engine, tenant: str) -> list[FlagAcknowledgement]:
+    with Session(engine) as session:
+        return list(session.exec(select(FlagAcknowledgement).where(col(FlagAcknowledgement.tenant_id) == tenant)))
+
+
+def _ack_form(b: Browser, patient_id: str, note: str) -> dict[str, str]:
+    page = b.get(f"/patients/{patient_id}")
+    assert page.status_code == 200
+    status = page.text
+    enrollment = status.split('name="enrollment_id" value="')[1].split('"')[0]
+    occurrence = status.split('name="occurrence_id" value="')[1].split('"')[0]
+    return {"enrollment_id": enrollment, "code": "phq9_item9_positive", "occurrence_id": occurrence, "note": note}
+
+
+def test_patient_page_explains_the_status_and_shows_the_records(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    api = api_as(tenant)
+    patient_id = at_risk_patient(api)
+    given = api.create(
+        "ketamine-administrations",
+        administration_body(patient_id, started_at=at(0.5), ended_at=at(0.47), vital_signs=[]),
+    )
+    api.create(
+        "cbt-sessions",
+        cbt_body(patient_id, planned_start=at(0.4), actual_start=None, actual_end=None, status="no-show"),
+    )
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    page = b.get(f"/patients/{patient_id}")
+    assert page.status_code == 200
+    text = page.text
+    assert "At risk" in text and "▲" in text
+    assert "PHQ-9 item 9 (self-harm) positive" in text
+    assert 'class="score-chart"' in text and "ref-remission" in text and "session-mark" in text
+    assert f'id="rec-{given["id"]}"' in text
+    assert "CBT session 1: no show" in text
+    assert 'action="/patients/' in text and 'name="note"' in text
+    assert "EHR sync of this patient" in text
+    for header, value in [
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+    ]:
+        assert page.headers[header] == value
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_clinician_acknowledges_the_flag_and_sees_the_status_change(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    b = browser()
+    b.sign_in(tenant, "clinician", subject="dr-lee")
+    form = _ack_form(b, patient_id, "Called the patient; safety plan reviewed")
+    done = b.post(f"/patients/{patient_id}/acknowledgements", form, csrf=b.csrf())
+    assert done.status_code == 303, done.text
+    assert done.headers["location"].startswith(f"/patients/{patient_id}?acknowledged=phq9_item9_positive&was=at_risk")
+    page = b.get(done.headers["location"])
+    assert "Acknowledged: PHQ-9 item 9 (self-harm) positive. Plan status: At risk →" in page.text
+    assert "Acknowledged by dr-lee" in page.text
+    assert stored_status(web_engine, tenant, patient_id).status != "at_risk"
+    assert [a.acknowledged_by for a in _acks(web_engine, tenant)] == ["dr-lee"]
+
+
+def test_acknowledgement_needs_a_note(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    form = _ack_form(b, patient_id, "   ")
+    refused = b.post(f"/patients/{patient_id}/acknowledgements", form, csrf=b.csrf())
+    assert refused.status_code == 422
+    assert "the note is required" in refused.text
+    assert _acks(web_engine, tenant) == []
+
+
+def test_forms_without_the_right_csrf_token_change_nothing(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    form = _ack_form(b, patient_id, "Called")
+    other = browser()
+    other.sign_in(tenant, "clinician")
+    other.get("/")
+    for token in (None, "", "forged-token", other.csrf()):
+        refused = b.post(f"/patients/{patient_id}/acknowledgements", form, csrf=token)
+        assert refused.status_code == 403
+        assert "Nothing was changed" in refused.text
+        assert refused.headers["cache-control"] == "no-store"
+    assert _acks(web_engine, tenant) == []
+    assert stored_status(web_engine, tenant, patient_id).status == "at_risk"
+    # Sign-out and sign-in forms are protected too.
+    assert b.post("/sign-out", {}).status_code == 403
+    assert b.get("/").status_code == 200
+    assert browser().post("/sign-in", {"token": "x"}).status_code == 403
+
+
+def test_coordinators_see_flags_but_cannot_acknowledge(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    clinician = browser()
+    clinician.sign_in(tenant, "clinician")
+    form = _ack_form(clinician, patient_id, "Called")
+    b = browser()
+    b.sign_in(tenant, "coordinator")
+    page = b.get(f"/patients/{patient_id}")
+    assert "PHQ-9 item 9 (self-harm) positive" in page.text
+    assert "A clinician must acknowledge this flag." in page.text
+    assert 'name="note"' not in page.text
+    refused = b.post(f"/patients/{patient_id}/acknowledgements", form, csrf=b.csrf())
+    assert refused.status_code == 403
+    assert _acks(web_engine, tenant) == []
+    with Session(web_engine) as session:
+        failures = session.exec(
+            select(AuditEvent).where(
+                col(AuditEvent.tenant_id) == tenant,
+                col(AuditEvent.record_kind) == "flag-acknowledgements",
+                col(AuditEvent.outcome) == "failure",
+            )
+        ).all()
+    assert [(f.actor_role, f.status_code, f.patient_id) for f in failures] == [("coordinator", 403, patient_id)]
+
+
+def test_admins_do_not_read_patient_pages(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    b = browser()
+    b.sign_in(tenant, "admin")
+    assert b.get(f"/patients/{patient_id}").status_code == 403
+    assert b.get("/").headers["location"] == "/sync"
+
+
+def test_another_tenants_patient_is_not_found(
+    browser: Callable[..., Browser],
+    api_as: Callable[..., ApiDriver],
+    tenant: str,
+    new_tenant: Callable[[], str],
+    web_engine: Engine,
+) -> None:
+    other = new_tenant()
+    theirs = at_risk_patient(api_as(other), family_name="Elsewhere")
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    page = b.get(f"/patients/{theirs}")
+    assert page.status_code == 404
+    assert "Elsewhere" not in page.text
+    assert b.get("/patients/no-such-patient").status_code == 404
+    assert "Elsewhere" not in b.get("/").text
+    assert "Elsewhere" not in b.get(f"/?flag=phq9_item9_positive&coordinator={theirs}").text
+    clinician_of_other = browser()
+    clinician_of_other.sign_in(other, "clinician")
+    form = _ack_form(clinician_of_other, theirs, "Called")
+    b.get("/")
+    refused = b.post(f"/patients/{theirs}/acknowledgements", form, csrf=b.csrf())
+    assert refused.status_code == 404
+    assert _acks(web_engine, other) == []
+    assert stored_status(web_engine, other, theirs).status == "at_risk"
+
+
+def test_page_views_are_audited_like_api_reads(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    b = browser()
+    b.sign_in(tenant, "coordinator", subject="coord-kim")
+    page = b.get(f"/patients/{patient_id}")
+    request_id = page.headers["x-request-id"]
+    caseload = b.get("/")
+    with Session(web_engine) as session:
+        rows = session.exec(select(AuditEvent).where(col(AuditEvent.request_id) == request_id)).all()
+        listed = session.exec(
+            select(AuditEvent).where(col(AuditEvent.request_id) == caseload.headers["x-request-id"])
+        ).all()
+    seen = {(r.action, r.record_kind) for r in rows}
+    assert {
+        ("read", "patients"),
+        ("read", "plan-status"),
+        ("list", "ketamine-administrations"),
+        ("list", "cbt-sessions"),
+        ("list", "questionnaire-responses"),
+    } <= seen
+    assert all(r.actor == "coord-kim" and r.tenant_id == tenant and r.outcome == "success" for r in rows)
+    assert {r.patient_id for r in rows} == {patient_id}
+    assert [(r.action, r.record_kind, r.patient_id) for r in listed] == [("list", "caseload", patient_id)]
+
+
+def test_stylesheet_is_served_from_the_package(browser: Callable[..., Browser]) -> None:
+    response = browser().get("/static/tandem.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert response.headers["x-content-type-options"] == "nosniff"
