@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from sqlmodel import Session, col, select
 
@@ -189,11 +190,12 @@ def create(
     """Create through the domain store; a resend (same identifier) or a matching If-None-Exist returns what exists."""
     target = _writable(resource_type, resource)
     ctx.intent = AuditIntent("create", f"fhir/{resource_type}")
+    existing = _existing(session, ctx, target, if_none_exist) if if_none_exist is not None else None
+    if existing is not None:
+        return existing  # a match is returned without judging the body, as FHIR conditional create does
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
     if if_none_exist is not None:
-        payload = _conditional(session, ctx, target, payload, if_none_exist)
-        if isinstance(payload, Outcome):
-            return payload
+        payload = _with_source_from_criteria(payload, if_none_exist)
     assert target.kind is not None
     public, created = store.create_record(session, ctx, target.kind, payload)
     row = _current(session, ctx.tenant_id, resource_type, public.id)
@@ -210,20 +212,28 @@ def _writable(resource_type: str, resource: dict[str, Any]) -> FhirType:
     return target
 
 
-def _conditional(session: Session, ctx: RequestContext, target: FhirType, payload: Any, criteria: str) -> Any:
-    """If-None-Exist. On identifier=system|value the record's source identifier is set to it, so the store's
-    unique constraint (not a read-then-write) decides among concurrent duplicates."""
-    pairs = [tuple(part.split("=", 1)) for part in criteria.lstrip("?").split("&") if "=" in part]
-    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
-        system, value = pairs[0][1].split("|", 1)
-        if system and value:
-            return payload.model_copy(update={"source": SourceIdentifier(system=system, value=value)})
-    found = parse_search(target.name, pairs, max_count=2, default_count=2, strict=True)  # type: ignore[arg-type]
+def _criteria(criteria: str) -> list[tuple[str, str]]:
+    pairs = [part.split("=", 1) for part in criteria.lstrip("?").split("&") if "=" in part]
+    return [(name, unquote_plus(value)) for name, value in pairs]
+
+
+def _existing(session: Session, ctx: RequestContext, target: FhirType, criteria: str) -> Outcome | None:
+    """If-None-Exist: one match is returned (200), several refuse the create (412), none lets it proceed."""
+    found = parse_search(target.name, _criteria(criteria), max_count=2, default_count=2, strict=True)
     total, matches = run_search(session, ctx.tenant_id, found)
     if total > 1:
         raise PreconditionFailed(f"If-None-Exist matched {total} resources; make the criteria more selective")
-    if total == 1:
-        return _outcome(matches[0], status=200)
+    return _outcome(matches[0], status=200) if total == 1 else None
+
+
+def _with_source_from_criteria(payload: Any, criteria: str) -> Any:
+    """On identifier=system|value the record's source identifier becomes that identifier, so among concurrent
+    duplicates the store's unique constraint (not the search above) decides: one record, the rest get it."""
+    pairs = _criteria(criteria)
+    if len(pairs) == 1 and pairs[0][0] == "identifier" and "|" in pairs[0][1]:
+        system, value = pairs[0][1].split("|", 1)
+        if system and value and hasattr(payload, "source"):
+            return payload.model_copy(update={"source": SourceIdentifier(system=system, value=value)})
     return payload
 
 

@@ -10,14 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 import fhir_mappings as fm
 from service.api.deps import PrincipalDep, SessionDep, context_for
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
-from service.errors import NotPermitted, RecordNotFound
+from service.errors import NotPermitted, RecordNotFound, invalid
 from service.fhir import bundles, interactions
-from service.fhir.capability import capability_statement
+from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
 from service.fhir.scopes import require_scope
@@ -91,7 +92,10 @@ def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep)
     ctx = context_for("list" if interaction == "search" else action, f"fhir/{resource_type}", everyone)(  # type: ignore[arg-type]
         request, principal, session
     )
-    if resource_type not in ("Bundle", "Questionnaire", "StructureDefinition", "CodeSystem"):
+    if resource_type in STATIC_TYPES:
+        if interaction not in ("read", "search"):
+            raise interactions.NotSupported(f"{resource_type} resources are published by the service, not written")
+    elif resource_type != "Bundle":
         authorize(principal, resource_type, interaction)
     return ctx
 
@@ -211,11 +215,10 @@ async def update(
 
 
 @router.post("")
+@router.post("/", include_in_schema=False)
 async def batch_or_transaction(request: Request, session: SessionDep, ctx: FhirContext) -> Response:
     bundle = parse_body(await request.body(), request.headers.get("content-type"))
     if bundle.get("resourceType") != "Bundle":
-        from service.errors import invalid
-
         raise invalid("resourceType", "POST /fhir takes a Bundle")
     settings = request.app.state.settings
     result = await _in_thread(
@@ -245,7 +248,5 @@ def _static_bundle(request: Request, resources: list[dict[str, Any]]) -> dict[st
 
 async def _in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Database work runs in the thread pool: no blocking I/O inside async def."""
-    from starlette.concurrency import run_in_threadpool
-
     result: Any = await run_in_threadpool(function, *args, **kwargs)
     return result

@@ -1,0 +1,131 @@
+"""The facade against third-party code: sekmet's conformance_smoke scenario and the fhirpy client library,
+both over HTTP to a real uvicorn server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from fhirpy import SyncFHIRClient
+
+from service.auth.tokens import mint_dev_token
+from service.settings import Settings
+from tests.builders import API, ApiDriver, patient_body
+from tests.ehr_peer.sekmet_server import run_conformance_smoke
+from tests.fhir.support import patient_resource
+from tests.live_server import serve
+
+# Steps of sekmet's conformance_smoke that fail on purpose, and why (docs/fhir.md says the same):
+KNOWN_REFUSALS = {
+    # Its transaction writes a free-standing heart-rate Observation. We model vital signs only as part of a
+    # ketamine session, and refuse resources we cannot map rather than store them as blobs (DESIGN.md).
+    "Transaction with urn:uuid references",
+    # Reads what that transaction would have created, through a chained parameter (subject:Patient.family).
+    "Search Observation by patient with _include",
+}
+
+
+@pytest.fixture
+def live_fhir(client: TestClient) -> Iterator[str]:
+    with serve(client.app) as base_url:  # type: ignore[arg-type]
+        yield base_url + "/fhir"
+
+
+def test_sekmet_conformance_smoke(
+    live_fhir: str, client: TestClient, settings: Settings, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    # A hospital's server is never empty: a few patients already there, so paging has pages.
+    api = ApiDriver(client, auth(tenant, "ehr-system"))
+    for _ in range(3):
+        api.create("patients", patient_body())
+    token = mint_dev_token(settings, tenant=tenant, role="ehr-system")
+    outcome = run_conformance_smoke(live_fhir, token)
+    failed = {step["name"] for step in outcome.steps if step["status"] in ("failed", "error")}
+    print(
+        f"conformance_smoke: {outcome.passed} passed, {outcome.failed} failed, {outcome.warnings} warnings, "
+        f"{outcome.skipped} skipped; failed on purpose: {sorted(failed)}"
+    )
+    assert failed == KNOWN_REFUSALS, outcome.failures()
+    assert outcome.passed >= 12
+
+
+@pytest.fixture
+def fhirpy_client(live_fhir: str, settings: Settings, tenant: str) -> SyncFHIRClient:
+    token = mint_dev_token(settings, tenant=tenant, role="ehr-system")
+    return SyncFHIRClient(live_fhir, authorization=f"Bearer {token}")
+
+
+def test_an_off_the_shelf_client_creates_reads_pages_and_updates(fhirpy_client: SyncFHIRClient) -> None:
+    created = []
+    for n in range(7):
+        patient = fhirpy_client.resource("Patient", **patient_resource(name=[{"family": f"Fhirpy{n}"}]))
+        patient.save()
+        assert patient.id
+        created.append(patient.id)
+    read = fhirpy_client.reference("Patient", created[0]).to_resource()
+    assert read["name"][0]["family"] == "Fhirpy0"
+    everyone = fhirpy_client.resources("Patient").limit(2).fetch_all()  # follows every next link
+    assert set(created) <= {p.id for p in everyone}
+    read["name"] = [{"family": "Fhirpy0-renamed"}]
+    read.save()
+    again = fhirpy_client.reference("Patient", created[0]).to_resource()
+    assert again["name"][0]["family"] == "Fhirpy0-renamed"
+    assert again["meta"]["versionId"] == "2"
+
+
+def test_an_off_the_shelf_client_sends_a_transaction(fhirpy_client: SyncFHIRClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:9a1f0c62-0d5e-4c9e-8f7a-000000000001",
+                "resource": patient_resource(name=[{"family": "Transactional"}]),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": _phq9_response("urn:uuid:9a1f0c62-0d5e-4c9e-8f7a-000000000001"),
+                "request": {"method": "POST", "url": "QuestionnaireResponse"},
+            },
+        ],
+    }
+    response = fhirpy_client.execute("", method="post", data=bundle)
+    assert response["type"] == "transaction-response"
+    assert [e["response"]["status"] for e in response["entry"]] == ["201", "201"]
+    patient_id = response["entry"][0]["response"]["location"].split("/")[1]
+    scored = fhirpy_client.resources("Observation").search(patient=patient_id, code="http://loinc.org|44261-6")
+    assert [o["valueInteger"] for o in scored.fetch_all()] == [9]
+
+
+def _phq9_response(subject: str, answer: str = "LA6569-3") -> dict[str, Any]:
+    items = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://loinc.org/q/44249-1",
+        "status": "completed",
+        "subject": {"reference": subject},
+        "authored": "2026-10-06T08:30:00Z",
+        "item": [
+            {"linkId": f"/{code}", "answer": [{"valueCoding": {"system": "http://loinc.org", "code": answer}}]}
+            for code in items
+        ],
+    }
+
+
+def test_json_api_and_fhir_see_the_same_records(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    """The facade is a translator: a record written through either edge reads through the other."""
+    api = ApiDriver(client, auth(tenant, "ehr-system"))
+    patient_id = api.create("patients", patient_body(family_name="Bothways"))["id"]
+    via_fhir = client.get(f"/fhir/Patient/{patient_id}", headers=api.headers).json()
+    assert via_fhir["name"][0]["family"] == "Bothways"
+    created = client.post(
+        "/fhir/Patient",
+        content=json.dumps(patient_resource(name=[{"family": "Fromfhir"}])),
+        headers={**api.headers, "Content-Type": "application/fhir+json"},
+    ).json()
+    assert client.get(f"{API}/patients/{created['id']}", headers=api.headers).json()["family_name"] == "Fromfhir"
