@@ -9,13 +9,14 @@ from alembic import context
 from sqlmodel.sql.sqltypes import AutoString
 
 from service.caseload import tables  # noqa: F401
-from service.fhir import tables as fhir_tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
+from service.fhir import tables as fhir_tables  # noqa: F401
 from service.records import audit, kinds, tenant  # noqa: F401 - importing registers every table
 from service.records.base import metadata
 from service.settings import get_settings
 from service.sync import outbox  # noqa: F401
+from service.sync import tables as sync_tables  # noqa: F401
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

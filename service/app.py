@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import caseload, health, instruments
+from service.api import caseload, health, instruments, well_known
 from service.api.middleware import RequestIdAndBodyLimit
 from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers
@@ -17,6 +17,7 @@ from service.caseload.scheduler import SweepThread
 from service.db.engine import make_engine
 from service.fhir import router as fhir_router
 from service.settings import Settings, get_settings
+from service.sync import api as sync_api
 from service.web import install_web
 
 DESCRIPTION = """
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instruments.router)
     app.include_router(caseload.router)
     app.include_router(fhir_router.router)
+    app.include_router(sync_api.router)
+    app.include_router(well_known.router)
     install_web(app)
     install_openapi(app)
     return app

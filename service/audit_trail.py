@@ -34,6 +34,8 @@ class RequestContext:
     request_id: str
     settings: Settings
     intent: AuditIntent | None = field(default=None)
+    # The EHR target a pulled record came from: its changes are not echoed back there.
+    origin_target: str | None = None
 
     @property
     def tenant_id(self) -> str:

@@ -17,6 +17,7 @@ from service.auth.tokens import mint_dev_token
 from service.db import migrations
 from service.db.engine import make_engine
 from service.settings import PROJECT_ROOT, get_settings
+from service.sync.cli import app as sync_app
 
 app = typer.Typer(help="Tandem: combined ketamine/esketamine + CBT care service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
@@ -27,6 +28,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(demo_app, name="demo")
 status_app = typer.Typer(help="Plan statuses.", no_args_is_help=True)
 app.add_typer(status_app, name="status")
+app.add_typer(sync_app, name="sync")
 console = Console(stderr=True)
 
 DEMO_TENANT = "demo"

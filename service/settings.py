@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # EHR targets: hosts on private networks (a hospital's VPN) must be named here to be reachable at all.
     sync_allowed_hosts: list[str] = Field(default_factory=list)
     sync_require_https: bool = True
+    sync_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Our SMART Backend Services signing keys: a JSON object of kid -> PEM, oldest first; all are published at
+    # /.well-known/jwks.json (so an EHR can verify during a rotation) and the newest signs.
+    smart_private_keys: dict[str, str] = Field(default_factory=dict)
 
     @property
     def development(self) -> bool:

@@ -38,4 +38,5 @@ def record_written(
         record_id=row.id,
         record_version=row.version,
         patient_id=patient_id,
+        came_from_target=ctx.origin_target,
     )

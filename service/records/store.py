@@ -238,6 +238,11 @@ def update_record(
 # ---- shared pieces --------------------------------------------------------------------------------------------
 
 
+def public_record(session: Session, kind: RecordKind, row: TenantRecord) -> RecordMeta:
+    """A stored row in its API shape (what the mappings and the sync read)."""
+    return _public(session, kind, [row])[0]
+
+
 def locked_record(session: Session, tenant_id: str, kind: RecordKind, record_id: str) -> TenantRecord:
     """The record, locked for update until the transaction ends (a no-op lock on SQLite, which serialises writers)."""
     return _get(session, tenant_id, kind, record_id, for_update=True)

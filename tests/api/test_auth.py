@@ -13,7 +13,8 @@ from service.settings import Settings
 from tests.builders import API, ApiDriver, patient_body
 from tests.conftest import TEST_SECRET
 
-OPEN_PATHS = {"/healthz", "/readyz"}
+# Public on purpose: probes, and our public keys (EHRs fetch them to verify our SMART assertions).
+OPEN_PATHS = {"/healthz", "/readyz", "/.well-known/jwks.json"}
 
 
 def _token(settings: Settings, **claims: object) -> dict[str, str]:

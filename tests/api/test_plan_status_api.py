@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.patient_refresh import sweep
 from service.caseload.scheduler import SweepThread
 from service.caseload.tables import PlanStatusRow
+from service.patient_refresh import sweep
 from service.plan_status import IV_KETAMINE_CBT
 from tests.builders import (
     API,

@@ -1,0 +1,201 @@
+"""Admin routes of the EHR sync: target status, dead letters (list, inspect, replay), dry run, pull now.
+
+(No `from __future__ import annotations`: FastAPI reads the annotations at run time.)
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.deps import SessionDep, context_for, get_engine
+from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from service.audit_trail import RequestContext, record_success
+from service.records.kinds import ADMINS
+from service.sync import status as sync_status
+from service.sync.capabilities import KindDecision
+from service.sync.client import FhirClient
+from service.sync.delivery import DeliveryResult, RecordPlan, dry_run_requests, plan_row
+from service.sync.pull import pull
+from service.sync.targets import SyncTarget
+from service.sync.worker import Processor
+
+router = APIRouter(prefix="/api/v1/sync", tags=["EHR sync"])
+ReadContext = Annotated[RequestContext, Depends(context_for("read", "sync/targets", ADMINS))]
+WriteContext = Annotated[RequestContext, Depends(context_for("update", "sync/targets", ADMINS))]
+
+
+class DryRunRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"record_kind": "ketamine-administrations", "record_id": "6d1f3a2b-8c4e-4f5a-9b6c-7d8e9f0a1b2c"}
+            ]
+        },
+    )
+
+    record_kind: str = Field(description="e.g. ketamine-administrations")
+    record_id: str
+
+
+class DryRun(BaseModel):
+    target_id: str
+    mapping: str = Field(description="natural, fallback or not_supported")
+    reason: str | None
+    requests: list[dict[str, Any]]
+
+
+class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kinds": ["patients"]}, {}]})
+
+    kinds: list[str] | None = Field(default=None, description="Default: the target's configured pull kinds")
+
+
+class PullResult(BaseModel):
+    target_id: str
+    kinds: dict[str, dict[str, Any]]
+
+
+def _audit(session: SessionDep, ctx: RequestContext, record_id: str | None = None) -> None:
+    assert ctx.intent is not None
+    ctx.intent.record_id = record_id
+    record_success(session, ctx, status_code=200)
+    session.commit()
+
+
+def _target(session: SessionDep, ctx: RequestContext, target_id: str) -> SyncTarget:
+    target = session.get(SyncTarget, target_id)
+    if target is None or target.tenant_id != ctx.tenant_id:
+        from service.errors import RecordNotFound
+
+        raise RecordNotFound("EHR sync target", target_id)
+    return target
+
+
+@router.get(
+    "/targets/{target_id}/status",
+    operation_id="readSyncTargetStatus",
+    summary="Delivery counts, last success and last error of a target",
+    response_model=sync_status.TargetStatus,
+    responses=ERROR_RESPONSES,
+)
+def read_status(target_id: str, session: SessionDep, ctx: ReadContext) -> sync_status.TargetStatus:
+    result = sync_status.target_status(session, ctx.tenant_id, target_id)
+    _audit(session, ctx, target_id)
+    return result
+
+
+@router.get(
+    "/dead-letters",
+    operation_id="listDeadLetters",
+    summary="Messages given up on, with the EHR's OperationOutcome",
+    response_model=list[sync_status.OutboxEntry],
+    responses=ERROR_RESPONSES,
+)
+def list_dead(
+    session: SessionDep,
+    ctx: ReadContext,
+    target_id: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[sync_status.OutboxEntry]:
+    result = sync_status.list_dead_letters(session, ctx.tenant_id, target_id=target_id, limit=limit)
+    _audit(session, ctx)
+    return result
+
+
+@router.get(
+    "/messages/{outbox_id}",
+    operation_id="readSyncMessage",
+    summary="One outbox message with its request log",
+    response_model=sync_status.OutboxDetail,
+    responses=ERROR_RESPONSES,
+)
+def read_message(outbox_id: int, session: SessionDep, ctx: ReadContext) -> sync_status.OutboxDetail:
+    result = sync_status.outbox_detail(session, ctx.tenant_id, outbox_id)
+    _audit(session, ctx)
+    return result
+
+
+@router.post(
+    "/dead-letters/{outbox_id}/replay",
+    operation_id="replayDeadLetter",
+    summary="Send one dead letter again",
+    response_model=sync_status.ReplayResult,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def replay_one(outbox_id: int, session: SessionDep, ctx: WriteContext) -> sync_status.ReplayResult:
+    count = sync_status.replay(session, ctx.tenant_id, outbox_id=outbox_id)
+    _audit(session, ctx)
+    return sync_status.ReplayResult(replayed=count)
+
+
+@router.post(
+    "/dead-letters/replay",
+    operation_id="replayDeadLetters",
+    summary="Send all dead letters again (optionally of one target)",
+    response_model=sync_status.ReplayResult,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def replay_all(
+    session: SessionDep, ctx: WriteContext, target_id: Annotated[str | None, Query(max_length=36)] = None
+) -> sync_status.ReplayResult:
+    count = sync_status.replay(session, ctx.tenant_id, target_id=target_id)
+    _audit(session, ctx)
+    return sync_status.ReplayResult(replayed=count)
+
+
+@router.post(
+    "/targets/{target_id}/dry-run",
+    operation_id="dryRunSync",
+    summary="The exact requests a record would produce for this target (nothing is written)",
+    response_model=DryRun,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def dry_run(
+    target_id: str, body: DryRunRequest, session: SessionDep, ctx: ReadContext, engine: Any = Depends(get_engine)
+) -> DryRun:
+    target = _target(session, ctx, target_id)
+    processor = Processor(engine, ctx.settings, "dry-run")
+    client = FhirClient(target, ctx.settings, http=processor.http)
+    try:
+        capabilities = processor.capabilities(client)
+        planned = plan_row(
+            session,
+            tenant_id=ctx.tenant_id,
+            kind=body.record_kind,
+            record_id=body.record_id,
+            capabilities=capabilities,
+            canonical_base=ctx.settings.canonical_base,
+            code_map=target.code_map or {},
+        )
+    finally:
+        client.close()
+    if isinstance(planned, DeliveryResult):
+        result = DryRun(target_id=target_id, mapping="not_supported", reason=planned.reason, requests=[])
+    else:
+        assert isinstance(planned, RecordPlan)
+        decision: KindDecision = planned.decision
+        requests = dry_run_requests(
+            session, planned, target_id=target_id, base_url=target.base_url, use_batch=capabilities.batch
+        )
+        result = DryRun(target_id=target_id, mapping=decision.mapping, reason=decision.reason, requests=requests)
+    _audit(session, ctx, body.record_id)
+    return result
+
+
+@router.post(
+    "/targets/{target_id}/pull",
+    operation_id="pullFromTarget",
+    summary="Pull what the EHR recorded since the last pull",
+    response_model=PullResult,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def pull_now(
+    target_id: str, body: PullRequest, session: SessionDep, ctx: WriteContext, engine: Any = Depends(get_engine)
+) -> PullResult:
+    _target(session, ctx, target_id)
+    session.rollback()
+    summary = pull(engine, ctx.settings, target_id, body.kinds, tenant_id=ctx.tenant_id)
+    _audit(session, ctx, target_id)
+    return PullResult(target_id=target_id, kinds={k: vars(v) for k, v in summary.kinds.items()})

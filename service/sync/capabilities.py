@@ -1,0 +1,184 @@
+"""What each target lets us write, from its CapabilityStatement (fetched once, cached), and how we write each
+record kind there: the natural resources, a documented fallback, or `not_supported` with the reason.
+
+Idempotent writes need one of two things per resource type:
+- `search-create`: the type is created and searchable by `identifier`: search by our identifier first, create
+  only when nothing matches (a lost create is found by the same search on the retry);
+- `put-client-id`: the type accepts update-as-create (`updateCreate`): PUT under our deterministic id.
+A type offering neither cannot be written without risking duplicates, and is treated as not writable.
+Conditional create is not used: it needs the same `identifier` search, so it would add nothing but atomicity,
+which the per-patient ordering already gives us.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fhir_mappings import SYSTEM, writable_types
+
+Strategy = Literal["search-create", "put-client-id"]
+Mapping = Literal["natural", "fallback", "not_supported"]
+CAPABILITY_TTL_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class TypeSupport:
+    writes: frozenset[str]
+    identifier_search: bool
+    update_create: bool
+
+    @property
+    def strategy(self) -> Strategy | None:
+        if "create" in self.writes and self.identifier_search:
+            return "search-create"
+        if "update" in self.writes and self.update_create:
+            return "put-client-id"
+        return None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    types: dict[str, TypeSupport]
+    batch: bool
+    transaction: bool
+    software: str | None = None
+
+    def support(self, resource_type: str) -> TypeSupport:
+        return self.types.get(resource_type, TypeSupport(frozenset(), False, False))
+
+    def strategy(self, resource_type: str) -> Strategy | None:
+        return self.support(resource_type).strategy
+
+    def why_not(self, resource_type: str) -> str:
+        support = self.support(resource_type)
+        if not support.writes:
+            return f"the target accepts no {resource_type} writes"
+        if "create" in support.writes and not support.identifier_search and not support.update_create:
+            return (
+                f"the target creates {resource_type} but cannot search it by identifier nor update-as-create it, "
+                "so a retried create could duplicate it"
+            )
+        return f"the target cannot write {resource_type} idempotently ({', '.join(sorted(support.writes))} only)"
+
+
+def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
+    writable = writable_types(statement)
+    types: dict[str, TypeSupport] = {}
+    for rest in statement.get("rest") or []:
+        if not isinstance(rest, dict) or rest.get("mode") != "server":
+            continue
+        for resource in rest.get("resource") or []:
+            if not isinstance(resource, dict) or not isinstance(resource.get("type"), str):
+                continue
+            name = resource["type"]
+            params = {p.get("name") for p in resource.get("searchParam") or [] if isinstance(p, dict)}
+            types[name] = TypeSupport(
+                writes=frozenset(writable.get(name, set())),
+                identifier_search="identifier" in params,
+                update_create=resource.get("updateCreate") is True,
+            )
+    system = writable.get(SYSTEM, set())
+    software = (statement.get("software") or {}).get("name") if isinstance(statement.get("software"), dict) else None
+    return Capabilities(types=types, batch="batch" in system, transaction="transaction" in system, software=software)
+
+
+# ---- decisions per record kind ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KindDecision:
+    kind: str
+    mapping: Mapping
+    strategies: dict[str, Strategy] = field(default_factory=dict)
+    reason: str | None = None
+    # Optional resources left out because the target cannot take them (e.g. score Observations).
+    left_out: tuple[str, ...] = ()
+
+
+# kind -> (natural required types, natural optional types, fallback required types, fallback description)
+_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str]] = {
+    "patients": (("Patient",), (), (), ""),
+    # Without Goal writes the CarePlan goes without its `goal` reference (Goal is optional on a CarePlan).
+    "enrollments": (("CarePlan", "Condition"), ("Goal",), (), ""),
+    "ketamine-administrations": (
+        ("MedicationAdministration", "Observation"),
+        (),
+        ("Procedure", "Observation"),
+        "a Procedure 'administration of drug' (SNOMED 18629005) with the same Observations",
+    ),
+    "cbt-sessions": (
+        ("Encounter", "Procedure"),
+        (),
+        ("Procedure",),
+        "the psychotherapy Procedure alone, without its Encounter",
+    ),
+    "questionnaire-responses": (
+        ("QuestionnaireResponse",),
+        ("Observation",),
+        ("Observation",),
+        "the score as Observations only (total and safety items), without the answers",
+    ),
+}
+
+
+def decide(kind: str, capabilities: Capabilities) -> KindDecision:
+    if kind not in _KINDS:
+        return KindDecision(kind, "not_supported", reason=f"{kind} are not sent to EHRs")
+    required, optional, fallback, fallback_text = _KINDS[kind]
+    missing = [t for t in required if capabilities.strategy(t) is None]
+    if not missing:
+        strategies = {t: s for t in (*required, *optional) if (s := capabilities.strategy(t)) is not None}
+        left_out = tuple(t for t in optional if t not in strategies)
+        return KindDecision(kind, "natural", strategies, left_out=left_out)
+    reason = "; ".join(capabilities.why_not(t) for t in missing)
+    if fallback:
+        fallback_missing = [t for t in fallback if capabilities.strategy(t) is None]
+        if not fallback_missing:
+            strategies = {t: s for t in fallback if (s := capabilities.strategy(t)) is not None}
+            return KindDecision(kind, "fallback", strategies, reason=f"{reason}: sending {fallback_text}")
+        reason += "; fallback (" + fallback_text + ") impossible: "
+        reason += "; ".join(capabilities.why_not(t) for t in fallback_missing)
+    return KindDecision(kind, "not_supported", reason=reason)
+
+
+# ---- cache ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    statement: dict[str, Any]
+    fetched_at: float
+
+
+class CapabilityCache:
+    """CapabilityStatements per target (keyed by base URL too, so a changed URL is refetched), with a TTL."""
+
+    def __init__(self, ttl: float = CAPABILITY_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def get(self, target_id: str, base_url: str, fetch: Callable[[], dict[str, Any]]) -> Capabilities:
+        key = (target_id, base_url)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and self._clock() - entry.fetched_at < self.ttl:
+                return parse_capabilities(entry.statement)
+        statement = fetch()
+        with self._lock:
+            self._entries[key] = _Entry(statement, self._clock())
+            self.fetches += 1
+        return parse_capabilities(statement)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CAPABILITIES = CapabilityCache()

@@ -1,0 +1,586 @@
+"""Delivering one outbox row: the record's resources written to the target with an idempotent effect.
+
+Per resource, by the strategy its type allows (see capabilities.py):
+- search-create: GET Type?identifier=<ours> with `Prefer: handling=strict` (an unsupported search fails loudly
+  instead of matching everything). Found: update it under its EHR version with If-Match (skipped when we already
+  delivered this record version to that id). Not found: create. A create that got no answer is *unknown*: the
+  attempt fails and the next one resolves it by the same search; nothing is ever re-POSTed blindly.
+- put-client-id: PUT Type/<our deterministic id> (update-as-create), with If-Match once we know its version.
+References to our other resources are rewritten to the EHR's ids. Creates of a record's dependent resources go
+in one batch Bundle when the target accepts batches.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlmodel import Session, col, select
+
+from service.clock import now_utc
+from service.sync.capabilities import Capabilities, KindDecision, decide
+from service.sync.client import Exchange, FhirClient
+from service.sync.records import (
+    PlannedResource,
+    plan_resources,
+    public_record,
+    references_in,
+    rewrite_references,
+)
+from service.sync.tables import RemoteResource
+
+STRICT = {"Prefer": "handling=strict"}
+_ETAG = re.compile(r'^(?:W/)?"([^"]+)"$')
+_POLICY_CODES = frozenset({"forbidden", "security", "suppressed"})
+_POLICY_WORDS = ("break-the-glass", "break the glass", "btg", "policy", "consent", "restricted")
+
+
+class DeliveryFailure(Exception):
+    """An attempt that did not finish. `retryable` decides between a later retry and a dead letter."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        outcome: Any = None,
+        retry_after: str | None = None,
+        unknown: bool = False,
+        policy: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code
+        self.outcome = outcome
+        self.retry_after = retry_after
+        self.unknown = unknown
+        self.policy = policy
+        self.remote: list[RemoteResource] = []
+
+    def as_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": str(self), "status_code": self.status_code, "retryable": self.retryable}
+        if self.unknown:
+            error["outcome_unknown"] = True
+        if self.policy:
+            error["policy_refusal"] = True
+        if self.outcome is not None:
+            error["operation_outcome"] = self.outcome
+        return error
+
+
+@dataclass
+class DeliveryResult:
+    status: str  # sent | not_supported
+    reason: str | None = None
+    remote: list[RemoteResource] = field(default_factory=list)
+    requests: int = 0
+
+
+@dataclass
+class RecordPlan:
+    kind: str
+    record_id: str
+    record_version: int
+    decision: KindDecision
+    resources: list[PlannedResource]
+
+
+def plan_row(
+    session: Session,
+    *,
+    tenant_id: str,
+    kind: str,
+    record_id: str,
+    capabilities: Capabilities,
+    canonical_base: str,
+    code_map: dict[str, Any],
+) -> RecordPlan | DeliveryResult:
+    decision = decide(kind, capabilities)
+    if decision.mapping == "not_supported":
+        return DeliveryResult("not_supported", decision.reason)
+    record = public_record(session, tenant_id, kind, record_id)
+    if record is None:
+        return DeliveryResult("not_supported", f"the {kind} record {record_id} no longer exists")
+    resources = plan_resources(record, kind, decision, canonical_base=canonical_base, code_map=code_map)
+    if not resources:
+        return DeliveryResult("not_supported", f"{decision.reason or kind}: nothing to send for this record")
+    return RecordPlan(kind, record_id, record.version, decision, resources)
+
+
+def known_references(
+    session: Session, target_id: str, plan: RecordPlan
+) -> tuple[dict[str, str], dict[str, RemoteResource]]:
+    """Our references -> the target's, for every resource of ours the target already holds; and the remote rows
+    of this record by role."""
+    wanted = set().union(*(references_in(r.body) for r in plan.resources))
+    wanted |= {r.local_reference for r in plan.resources}
+    pairs = {tuple(ref.split("/", 1)) for ref in wanted if ref.count("/") == 1}
+    known: dict[str, str] = {}
+    if pairs:
+        rows = session.exec(
+            select(RemoteResource).where(
+                col(RemoteResource.target_id) == target_id,
+                col(RemoteResource.local_id).in_({local for _, local in pairs}),
+            )
+        ).all()
+        for row in rows:
+            if (row.resource_type, row.local_id) in pairs:
+                known[f"{row.resource_type}/{row.local_id}"] = f"{row.resource_type}/{row.remote_id}"
+    own = session.exec(
+        select(RemoteResource).where(
+            col(RemoteResource.target_id) == target_id,
+            col(RemoteResource.record_kind) == plan.kind,
+            col(RemoteResource.record_id) == plan.record_id,
+        )
+    ).all()
+    return known, {row.role: row for row in own}
+
+
+def outgoing_body(resource: PlannedResource, known: dict[str, str], remote_id: str | None) -> dict[str, Any]:
+    body = rewrite_references(resource.body, known)
+    body.pop("meta", None)  # the EHR owns versionId/lastUpdated of its copy
+    if remote_id is None:
+        body.pop("id", None)
+    else:
+        body["id"] = remote_id
+    return dict(body)
+
+
+# ---- classification of answers ----------------------------------------------------------------------------------
+
+
+def is_policy_refusal(status: int, outcome: Any) -> bool:
+    if status != 403 or not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
+        return False
+    for issue in outcome.get("issue") or []:
+        if not isinstance(issue, dict):
+            continue
+        text = " ".join(
+            str(x)
+            for x in (
+                issue.get("diagnostics"),
+                (issue.get("details") or {}).get("text"),
+                *[c.get("code") for c in (issue.get("details") or {}).get("coding") or [] if isinstance(c, dict)],
+            )
+            if x
+        ).lower()
+        if issue.get("code") in _POLICY_CODES or any(word in text for word in _POLICY_WORDS):
+            return True
+    return False
+
+
+def failure_from(exchange: Exchange, what: str) -> DeliveryFailure:
+    status = exchange.status_code
+    policy = is_policy_refusal(status, exchange.body)
+    retryable = (status in (408, 409, 429) or status >= 500) and not policy
+    message = f"{what}: HTTP {status}" + (" (policy refusal: not retried)" if policy else "")
+    return DeliveryFailure(
+        message,
+        retryable=retryable,
+        status_code=status,
+        outcome=exchange.body,
+        retry_after=exchange.headers.get("Retry-After"),
+        policy=policy,
+    )
+
+
+def transport_failure(error: httpx.HTTPError, what: str, *, unknown: bool) -> DeliveryFailure:
+    suffix = " (outcome unknown: resolved by a search on the retry)" if unknown else ""
+    return DeliveryFailure(f"{what}: {type(error).__name__}{suffix}", retryable=True, unknown=unknown)
+
+
+def _version(exchange: Exchange) -> str | None:
+    match = _ETAG.match((exchange.headers.get("ETag") or "").strip())
+    if match:
+        return match.group(1)
+    meta = (exchange.body or {}).get("meta") if isinstance(exchange.body, dict) else None
+    return str(meta["versionId"]) if isinstance(meta, dict) and meta.get("versionId") else None
+
+
+def _created_id(exchange: Exchange, resource_type: str) -> str | None:
+    if (
+        isinstance(exchange.body, dict)
+        and exchange.body.get("resourceType") == resource_type
+        and exchange.body.get("id")
+    ):
+        return str(exchange.body["id"])
+    location = exchange.headers.get("Location") or exchange.headers.get("Content-Location") or ""
+    match = re.search(rf"{resource_type}/([A-Za-z0-9\-.]{{1,64}})", location)
+    return match.group(1) if match else None
+
+
+def _matches(bundle: Any, resource_type: str) -> list[dict[str, Any]]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return []
+    found = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        mode = (entry.get("search") or {}).get("mode", "match") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == resource_type and mode != "outcome":
+            found.append(resource)
+    return found
+
+
+# ---- delivery ---------------------------------------------------------------------------------------------------
+
+
+class Delivery:
+    """Delivers one RecordPlan through one client; collects the remote rows to store."""
+
+    def __init__(
+        self,
+        client: FhirClient,
+        plan: RecordPlan,
+        *,
+        tenant_id: str,
+        known: dict[str, str],
+        delivered: dict[str, RemoteResource],
+        use_batch: bool,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.tenant_id = tenant_id
+        self.known = dict(known)
+        self.delivered = delivered
+        self.use_batch = use_batch
+        self.remote: list[RemoteResource] = []
+        self.notes: list[str] = []
+
+    def run(self) -> DeliveryResult:
+        """In waves: a resource goes once every resource of this record it refers to is at the target (so its
+        references can name the EHR's ids); a wave's creates go in one batch Bundle where the target takes them."""
+        own = {r.local_reference for r in self.plan.resources}
+        remaining = list(self.plan.resources)
+        try:
+            while remaining:
+                ready = [
+                    r for r in remaining if (references_in(r.body) & own) - {r.local_reference} <= self.known.keys()
+                ]
+                ready = ready or remaining[:1]
+                creates: list[PlannedResource] = []
+                # A retryable failure of one resource does not stop the others of its wave: the attempt still
+                # makes progress (what it confirmed is kept), then fails with the first failure.
+                first: DeliveryFailure | None = None
+                for resource in ready:
+                    try:
+                        if resource.strategy == "put-client-id":
+                            self._put_client_id(resource)
+                        elif not self._find_and_update(resource):
+                            creates.append(resource)
+                    except DeliveryFailure as failure:
+                        if not failure.retryable:
+                            raise
+                        first = first or failure
+                if self.use_batch and len(creates) > 1:
+                    self._batch_create(creates)
+                else:
+                    for resource in creates:
+                        try:
+                            self._create(resource)
+                        except DeliveryFailure as failure:
+                            if not failure.retryable:
+                                raise
+                            first = first or failure
+                if first is not None:
+                    raise first
+                remaining = [r for r in remaining if r not in ready]
+        except DeliveryFailure as failure:
+            failure.remote = self.remote
+            raise
+        return DeliveryResult("sent", "; ".join(self.notes) or None, self.remote)
+
+    # -- one resource
+
+    def _search(self, resource: PlannedResource) -> list[dict[str, Any]]:
+        what = f"search {resource.resource_type} by identifier"
+        try:
+            exchange = self.client.request(
+                "GET", resource.resource_type, params={"identifier": resource.identifier_query}, headers=STRICT
+            )
+        except httpx.HTTPError as error:
+            raise transport_failure(error, what, unknown=False) from error
+        if not exchange.ok:
+            raise failure_from(exchange, what)
+        return _matches(exchange.body, resource.resource_type)
+
+    def _find_and_update(self, resource: PlannedResource) -> bool:
+        """True when the target already holds the resource (updated now if this record version is newer).
+
+        A resource an earlier attempt confirmed (we hold its EHR id) needs no search: it is skipped when it has
+        this record version already, else updated directly under its known version (a 412/404 falls back to the
+        search)."""
+        done = self.delivered.get(resource.role)
+        if done is not None and done.resource_type == resource.resource_type:
+            if done.record_version >= self.plan.record_version:
+                self._remember(resource, done.remote_id, done.remote_version)
+                return True
+            if "update" in self.client_capabilities_writes(resource.resource_type) and self._update(
+                resource, done.remote_id, done.remote_version, tolerate=(404, 410, 412)
+            ):
+                return True
+        for tries in range(2):
+            matches = self._search(resource)
+            if not matches:
+                return False
+            if len(matches) > 1:
+                self.notes.append(
+                    f"{len(matches)} {resource.resource_type} at the target carry {resource.role}'s identifier"
+                )
+            existing = matches[0]
+            remote_id = str(existing["id"])
+            meta = existing.get("meta") or {}
+            remote_version = str(meta.get("versionId")) if meta.get("versionId") else None
+            done = self.delivered.get(resource.role)
+            if done is not None and done.remote_id == remote_id and done.record_version >= self.plan.record_version:
+                self._remember(resource, remote_id, remote_version)
+                return True
+            if "update" not in self.client_capabilities_writes(resource.resource_type):
+                self.notes.append(f"the target accepts no {resource.resource_type} updates; its copy was kept")
+                self._remember(resource, remote_id, remote_version)
+                return True
+            if self._update(resource, remote_id, remote_version, tolerate=(412,) if tries == 0 else ()):
+                return True
+            # someone changed it since our search: search again and apply on the new version
+        return True
+
+    def _update(
+        self, resource: PlannedResource, remote_id: str, remote_version: str | None, *, tolerate: tuple[int, ...]
+    ) -> bool:
+        """PUT under If-Match; False when the answer is one of `tolerate` (the caller searches again)."""
+        headers = {"If-Match": f'W/"{remote_version}"'} if remote_version else {}
+        what = f"update {resource.resource_type}"
+        try:
+            exchange = self.client.request(
+                "PUT",
+                f"{resource.resource_type}/{remote_id}",
+                json_body=outgoing_body(resource, self.known, remote_id),
+                headers=headers,
+            )
+        except httpx.HTTPError as error:
+            raise transport_failure(error, what, unknown=False) from error
+        if exchange.status_code in tolerate:
+            return False
+        if not exchange.ok:
+            raise failure_from(exchange, what)
+        self._remember(resource, remote_id, _version(exchange))
+        return True
+
+    def client_capabilities_writes(self, resource_type: str) -> frozenset[str]:
+        return self.capabilities.support(resource_type).writes
+
+    capabilities: Capabilities  # set by deliver_plan
+
+    def _create(self, resource: PlannedResource) -> None:
+        what = f"create {resource.resource_type}"
+        try:
+            exchange = self.client.request(
+                "POST", resource.resource_type, json_body=outgoing_body(resource, self.known, None)
+            )
+        except httpx.HTTPError as error:
+            raise transport_failure(error, what, unknown=True) from error
+        if not exchange.ok:
+            raise failure_from(exchange, what)
+        remote_id = _created_id(exchange, resource.resource_type)
+        if remote_id is None:
+            raise DeliveryFailure(f"{what}: the target did not say which id it gave", retryable=True, unknown=True)
+        self._remember(resource, remote_id, _version(exchange))
+
+    def _put_client_id(self, resource: PlannedResource) -> None:
+        done = self.delivered.get(resource.role)
+        if done is not None and done.record_version >= self.plan.record_version:
+            self._remember(resource, done.remote_id, done.remote_version)
+            return
+        path = f"{resource.resource_type}/{resource.local_id}"
+        what = f"update-as-create {resource.resource_type}"
+        version = done.remote_version if done is not None else None
+        for tries in range(2):
+            headers = {"If-Match": f'W/"{version}"'} if version else {}
+            try:
+                exchange = self.client.request(
+                    "PUT", path, json_body=outgoing_body(resource, self.known, resource.local_id), headers=headers
+                )
+            except httpx.HTTPError as error:
+                raise transport_failure(error, what, unknown=False) from error  # PUT is idempotent: just repeat
+            if exchange.status_code == 412 and tries == 0:
+                try:
+                    current = self.client.request("GET", path)
+                except httpx.HTTPError as error:
+                    raise transport_failure(error, f"read {resource.resource_type}", unknown=False) from error
+                version = _version(current)
+                continue
+            if not exchange.ok:
+                raise failure_from(exchange, what)
+            self._remember(resource, resource.local_id, _version(exchange))
+            return
+
+    def _batch_create(self, resources: list[PlannedResource]) -> None:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {
+                    "resource": outgoing_body(r, self.known, None),
+                    "request": {"method": "POST", "url": r.resource_type},
+                }
+                for r in resources
+            ],
+        }
+        what = f"batch create of {len(resources)} resources"
+        try:
+            exchange = self.client.request("POST", "", json_body=bundle)
+        except httpx.HTTPError as error:
+            raise transport_failure(error, what, unknown=True) from error
+        if not exchange.ok:
+            raise failure_from(exchange, what)
+        entries = (exchange.body or {}).get("entry") or []
+        if len(entries) != len(resources):
+            raise DeliveryFailure(f"{what}: {len(entries)} entries answered", retryable=True, unknown=True)
+        failed: DeliveryFailure | None = None
+        for resource, entry in zip(resources, entries, strict=True):
+            response = entry.get("response") or {}
+            status = int(str(response.get("status", "0")).split(" ", 1)[0] or 0)
+            if 200 <= status < 300:
+                answered = Exchange(
+                    status,
+                    httpx.Headers(
+                        {"Location": str(response.get("location") or ""), "ETag": str(response.get("etag") or "")}
+                    ),
+                    entry.get("resource"),
+                )
+                remote_id = _created_id(answered, resource.resource_type)
+                if remote_id is not None:
+                    self._remember(resource, remote_id, _version(answered))
+                    continue
+            failed = failed or failure_from(
+                Exchange(status or 500, httpx.Headers(), response.get("outcome")),
+                f"batch entry {resource.resource_type}",
+            )
+        if failed is not None:
+            raise failed
+
+    def _remember(self, resource: PlannedResource, remote_id: str, remote_version: str | None) -> None:
+        self.known[resource.local_reference] = f"{resource.resource_type}/{remote_id}"
+        self.remote.append(
+            RemoteResource(
+                tenant_id=self.tenant_id,
+                target_id=self.client.target.id,
+                record_kind=self.plan.kind,
+                record_id=self.plan.record_id,
+                role=resource.role,
+                resource_type=resource.resource_type,
+                local_id=resource.local_id,
+                remote_id=remote_id,
+                remote_version=remote_version,
+                record_version=self.plan.record_version,
+                updated_at=now_utc(),
+            )
+        )
+
+
+def deliver_plan(
+    client: FhirClient,
+    plan: RecordPlan,
+    capabilities: Capabilities,
+    *,
+    tenant_id: str,
+    known: dict[str, str],
+    delivered: dict[str, RemoteResource],
+    use_batch: bool | None = None,
+) -> DeliveryResult:
+    delivery = Delivery(
+        client,
+        plan,
+        tenant_id=tenant_id,
+        known=known,
+        delivered=delivered,
+        use_batch=capabilities.batch if use_batch is None else use_batch,
+    )
+    delivery.capabilities = capabilities
+    result = delivery.run()
+    if plan.decision.mapping == "fallback":
+        result.reason = "; ".join(filter(None, [plan.decision.reason, result.reason]))
+    return result
+
+
+def store_remote(session: Session, rows: list[RemoteResource]) -> None:
+    """Upsert (target, record, role) -> remote id/version; part of the caller's transaction."""
+    for row in rows:
+        existing = session.exec(
+            select(RemoteResource).where(
+                col(RemoteResource.target_id) == row.target_id,
+                col(RemoteResource.record_kind) == row.record_kind,
+                col(RemoteResource.record_id) == row.record_id,
+                col(RemoteResource.role) == row.role,
+            )
+        ).first()
+        if existing is None:
+            session.add(row)
+        else:
+            for name in ("resource_type", "local_id", "remote_id", "remote_version", "record_version", "updated_at"):
+                setattr(existing, name, getattr(row, name))
+            session.add(existing)
+
+
+# ---- dry run ----------------------------------------------------------------------------------------------------
+
+
+def dry_run_requests(
+    session: Session, plan: RecordPlan, *, target_id: str, base_url: str, use_batch: bool
+) -> list[dict[str, Any]]:
+    """The requests delivering this record would make now (the search decides between the create and the update
+    at run time: both are listed, the update with the EHR id we know, if any)."""
+    known, delivered = known_references(session, target_id, plan)
+    base = base_url.rstrip("/")
+    requests: list[dict[str, Any]] = []
+    for resource in plan.resources:
+        done = delivered.get(resource.role)
+        if resource.strategy == "put-client-id":
+            headers = {"If-Match": f'W/"{done.remote_version}"'} if done and done.remote_version else {}
+            requests.append(
+                {
+                    "method": "PUT",
+                    "url": f"{base}/{resource.resource_type}/{resource.local_id}",
+                    "headers": headers,
+                    "body": outgoing_body(resource, known, resource.local_id),
+                }
+            )
+        else:
+            requests.append(
+                {
+                    "method": "GET",
+                    "url": f"{base}/{resource.resource_type}?identifier={resource.identifier_query}",
+                    "headers": dict(STRICT),
+                    "when": "always: finds a copy made by an earlier attempt",
+                }
+            )
+            if done is not None:
+                requests.append(
+                    {
+                        "method": "PUT",
+                        "url": f"{base}/{resource.resource_type}/{done.remote_id}",
+                        "headers": {"If-Match": f'W/"{done.remote_version}"'} if done.remote_version else {},
+                        "body": outgoing_body(resource, known, done.remote_id),
+                        "when": "the search finds it and this record version was not delivered yet",
+                    }
+                )
+            requests.append(
+                {
+                    "method": "POST",
+                    "url": f"{base}/{resource.resource_type}",
+                    "headers": {},
+                    "body": outgoing_body(resource, known, None),
+                    "when": "the search finds nothing"
+                    + (
+                        " (dependent resources are sent together in a batch Bundle)"
+                        if use_batch and resource.role != "main"
+                        else ""
+                    ),
+                }
+            )
+        known.setdefault(
+            resource.local_reference, f"{resource.resource_type}/{done.remote_id if done else resource.local_id}"
+        )
+    return requests

@@ -1,0 +1,314 @@
+"""Inbound: what the EHR recorded (patients by MRN, questionnaire results, score Observations, CBT encounters),
+pulled since a cursor per target and resource type, and stored through the same domain functions as any write.
+
+Pages are followed by `Bundle.link[next]` only (never built), and only on the target's origin. Resources are
+de-duplicated by id within a run and by their source identifier across runs (`create_record` returns the stored
+record for a known source), so a re-pull is idempotent. A pulled record is not echoed back to the target it came
+from; resources we wrote ourselves come back as the record they were made from.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+import fhir_mappings as fm
+from fhir_mappings import MappingError, parse_reference
+from service.audit_trail import RequestContext
+from service.auth.principal import Principal
+from service.clock import now_utc
+from service.errors import RecordNotFound, TandemError
+from service.instruments import IntakeError, intake_questionnaire_response
+from service.questionnaires import registered_questionnaires
+from service.records import store
+from service.records.kinds import CBT_SESSIONS, PATIENTS, QUESTIONNAIRE_RESPONSES, RecordKind
+from service.records.patient import Patient
+from service.settings import Settings
+from service.sync.client import FhirClient, UnsafeUrl
+from service.sync.tables import PullCursor, RemoteResource
+from service.sync.targets import SyncTarget
+
+logger = logging.getLogger("tandem.sync.pull")
+PAGE_SIZE = 100
+MAX_PAGES = 10_000
+STRICT = {"Prefer": "handling=strict"}
+# Pull kind -> (FHIR type, record kind)
+PULL_TYPES: dict[str, tuple[str, RecordKind]] = {
+    "patients": ("Patient", PATIENTS),
+    "questionnaire-responses": ("QuestionnaireResponse", QUESTIONNAIRE_RESPONSES),
+    "observations": ("Observation", QUESTIONNAIRE_RESPONSES),
+    "encounters": ("Encounter", CBT_SESSIONS),
+}
+# Pull patients before what refers to them.
+PULL_ORDER = ("patients", "questionnaire-responses", "observations", "encounters")
+
+
+class PullError(Exception):
+    pass
+
+
+@dataclass
+class KindSummary:
+    fetched: int = 0
+    created: int = 0
+    already_present: int = 0
+    skipped: int = 0
+    pages: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PullSummary:
+    target_id: str
+    kinds: dict[str, KindSummary] = field(default_factory=dict)
+
+
+def system_context(settings: Settings, tenant_id: str, target_id: str) -> RequestContext:
+    principal = Principal(
+        subject=f"sync:{target_id}", tenant_id=tenant_id, role="ehr-system", scopes=frozenset(), client_id=None
+    )
+    return RequestContext(principal=principal, request_id=str(uuid.uuid4()), settings=settings, origin_target=target_id)
+
+
+def source_system(target: SyncTarget) -> str:
+    """The namespace of the target's own ids in our records' `source` (value "<Type>/<id>")."""
+    return target.base_url
+
+
+def pull(
+    engine: Engine,
+    settings: Settings,
+    target_id: str,
+    kinds: list[str] | None = None,
+    *,
+    tenant_id: str | None = None,
+    client: FhirClient | None = None,
+    progress: Callable[[str, KindSummary], None] | None = None,
+) -> PullSummary:
+    with Session(engine, expire_on_commit=False) as session:
+        target = session.get(SyncTarget, target_id)
+    if target is None or (tenant_id is not None and target.tenant_id != tenant_id):
+        raise RecordNotFound("EHR sync target", target_id)
+    wanted = [k for k in PULL_ORDER if k in (kinds or target.pull)]
+    client = client or FhirClient(target, settings)
+    summary = PullSummary(target_id)
+    for kind in wanted:
+        result = summary.kinds[kind] = KindSummary()
+        try:
+            _pull_kind(engine, settings, target, client, kind, result, progress)
+        except (httpx.HTTPError, PullError, UnsafeUrl) as error:
+            result.errors.append(f"{type(error).__name__}: {error}")
+    return summary
+
+
+def _first_query(target: SyncTarget, kind: str, cursor: str | None) -> dict[str, str]:
+    params = {"_count": str(PAGE_SIZE)}
+    if cursor:
+        params["_lastUpdated"] = f"gt{cursor}"
+    if kind == "patients":
+        if not target.mrn_system:
+            raise PullError("patients are pulled by MRN: set the target's mrn_system")
+        params["identifier"] = f"{target.mrn_system}|"
+    if kind == "observations":
+        params["category"] = "survey"
+    return params
+
+
+def _pages(client: FhirClient, resource_type: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+    url: str | None = resource_type
+    query: dict[str, str] | None = params
+    for _ in range(MAX_PAGES):
+        if url is None:
+            return
+        exchange = client.request("GET", url, params=query, headers=STRICT)
+        if not exchange.ok or not isinstance(exchange.body, dict) or exchange.body.get("resourceType") != "Bundle":
+            raise PullError(f"search {resource_type}: HTTP {exchange.status_code} {_diagnostics(exchange.body)}")
+        yield exchange.body
+        query = None
+        url = next(
+            (str(link["url"]) for link in exchange.body.get("link") or [] if link.get("relation") == "next"), None
+        )
+    raise PullError(f"search {resource_type}: more than {MAX_PAGES} pages")
+
+
+def _pull_kind(
+    engine: Engine,
+    settings: Settings,
+    target: SyncTarget,
+    client: FhirClient,
+    kind: str,
+    result: KindSummary,
+    progress: Callable[[str, KindSummary], None] | None,
+) -> None:
+    resource_type, record_kind = PULL_TYPES[kind]
+    with Session(engine) as session:
+        row = session.get(PullCursor, (target.id, resource_type))
+        cursor = row.last_updated if row else None
+        session.rollback()
+    seen: set[str] = set()
+    newest = cursor
+    for page in _pages(client, resource_type, _first_query(target, kind, cursor)):
+        result.pages += 1
+        for entry in page.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if (entry.get("search") or {}).get("mode", "match") != "match" or not isinstance(resource, dict):
+                continue
+            if resource.get("resourceType") != resource_type or not resource.get("id"):
+                continue
+            key = f"{resource_type}/{resource['id']}"
+            if key in seen:
+                continue
+            seen.add(key)
+            result.fetched += 1
+            updated = str((resource.get("meta") or {}).get("lastUpdated") or "")
+            if cursor and updated and updated <= cursor:
+                continue  # the target ignored _lastUpdated: already pulled
+            if updated and (newest is None or updated > newest):
+                newest = updated
+            _store_one(engine, settings, target, kind, record_kind, resource, result)
+        if progress is not None:
+            progress(kind, result)
+    if newest and newest != cursor:
+        with Session(engine) as session:
+            row = session.get(PullCursor, (target.id, resource_type))
+            if row is None:
+                row = PullCursor(
+                    target_id=target.id, resource_type=resource_type, last_updated=newest, updated_at=now_utc()
+                )
+            row.last_updated, row.updated_at = newest, now_utc()
+            session.add(row)
+            session.commit()
+
+
+def _ours_derived(resource: dict[str, Any], canonical_base: str) -> bool:
+    """A resource we derived from one of our records (a score Observation, a vital sign): not a record itself."""
+    prefix = f"{canonical_base}/identifier/"
+    raw = resource.get("identifier") or []
+    for identifier in [raw] if isinstance(raw, dict) else raw:
+        if (
+            isinstance(identifier, dict)
+            and str(identifier.get("system", "")).startswith(prefix)
+            and "/" in str(identifier.get("value", ""))
+        ):
+            return True
+    return False
+
+
+def _store_one(
+    engine: Engine,
+    settings: Settings,
+    target: SyncTarget,
+    kind: str,
+    record_kind: RecordKind,
+    resource: dict[str, Any],
+    result: KindSummary,
+) -> None:
+    base = settings.canonical_base
+    if _ours_derived(resource, base):
+        result.skipped += 1
+        return
+    with Session(engine, expire_on_commit=False) as session:
+        resolver = _resolver(session, target)
+        try:
+            body = _create_body(session, target, kind, resource, base, resolver)
+            payload: BaseModel = record_kind.create_schema.model_validate(body)
+        except (MappingError, IntakeError, ValidationError) as error:
+            session.rollback()
+            result.skipped += 1
+            result.errors.append(f"{resource['resourceType']}/{resource['id']}: {str(error)[:200]}")
+            return
+        ctx = system_context(settings, target.tenant_id, target.id)
+        try:
+            _, created = store.create_record(session, ctx, record_kind, payload)
+        except TandemError as error:
+            session.rollback()
+            result.skipped += 1
+            result.errors.append(f"{resource['resourceType']}/{resource['id']}: {error}")
+            return
+    if created:
+        result.created += 1
+    else:
+        result.already_present += 1
+
+
+def _create_body(
+    session: Session,
+    target: SyncTarget,
+    kind: str,
+    resource: dict[str, Any],
+    base: str,
+    resolver: Callable[[str], str | None],
+) -> dict[str, Any]:
+    source = source_system(target)
+    if kind == "patients":
+        return fm.patient_from_fhir(resource, canonical_base=base, source_system=source)
+    if kind == "questionnaire-responses":
+        intake = intake_questionnaire_response(resource, registered_questionnaires(session, target.tenant_id))
+        body = fm.response_from_fhir(
+            resource,
+            canonical_base=base,
+            resolve_patient=resolver,
+            resolve_reference=resolver,
+            source_system=source,
+            instrument=intake.instrument.key,
+        )
+        body["answers"] = [a.model_dump(mode="json", exclude_none=True) for a in intake.answers]
+        return body
+    if kind == "observations":
+        return fm.score_observation_from_fhir(
+            resource, canonical_base=base, resolve_patient=resolver, source_system=source
+        )
+    return fm.session_from_fhir(
+        resource, canonical_base=base, resolve_patient=resolver, resolve_reference=resolver, source_system=source
+    )
+
+
+def _resolver(session: Session, target: SyncTarget) -> Callable[[str], str | None]:
+    """The target's reference -> our record id: a resource we wrote there, a record pulled from there, or a
+    resource the target stores under our own id (update-as-create)."""
+
+    def resolve(reference: str) -> str | None:
+        parsed = parse_reference(reference)
+        if parsed is None:
+            return None
+        resource_type, remote_id = parsed
+        ours = session.exec(
+            select(RemoteResource).where(
+                col(RemoteResource.target_id) == target.id,
+                col(RemoteResource.resource_type) == resource_type,
+                col(RemoteResource.remote_id) == remote_id,
+                col(RemoteResource.role) == "main",
+            )
+        ).first()
+        if ours is not None:
+            return ours.record_id
+        if resource_type == "Patient":
+            patient = session.exec(
+                select(Patient).where(
+                    col(Patient.tenant_id) == target.tenant_id,
+                    col(Patient.source_system) == source_system(target),
+                    col(Patient.source_id) == f"Patient/{remote_id}",
+                )
+            ).first()
+            if patient is None:
+                patient = session.exec(
+                    select(Patient).where(col(Patient.tenant_id) == target.tenant_id, col(Patient.id) == remote_id)
+                ).first()
+            return patient.id if patient is not None else None
+        return None
+
+    return resolve
+
+
+def _diagnostics(body: Any) -> str:
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        return "; ".join(str(i.get("diagnostics") or i.get("code")) for i in body.get("issue") or [])[:300]
+    return ""

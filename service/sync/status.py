@@ -1,0 +1,159 @@
+"""What operators see: per-target counts, dead letters (inspect, replay), the per-message log, policy refusals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from service.clock import now_utc
+from service.errors import RecordNotFound
+from service.sync.outbox import OutboxMessage
+from service.sync.tables import SyncAttempt
+from service.sync.targets import SyncTarget
+
+STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
+
+
+class TargetStatus(BaseModel):
+    target_id: str
+    counts: dict[str, int] = Field(description="Outbox rows per status: " + ", ".join(STATUSES))
+    last_success_at: datetime | None
+    last_error: dict[str, Any] | None = Field(description="The most recent failure (dead or failed row)")
+    last_error_at: datetime | None
+
+
+class AttemptLog(BaseModel):
+    attempt: int
+    method: str
+    url: str
+    status_code: int | None
+    outcome: str
+    duration_ms: int
+    at: datetime
+
+
+class OutboxEntry(BaseModel):
+    id: int
+    target_id: str
+    record_kind: str
+    record_id: str
+    record_version: int
+    patient_id: str | None
+    status: str
+    attempts: int
+    correlation_id: str
+    last_status_code: int | None
+    last_error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboxDetail(OutboxEntry):
+    log: list[AttemptLog]
+
+
+class ReplayResult(BaseModel):
+    replayed: int
+
+
+def _target(session: Session, tenant_id: str, target_id: str) -> SyncTarget:
+    target = session.get(SyncTarget, target_id)
+    if target is None or target.tenant_id != tenant_id:
+        raise RecordNotFound("EHR sync target", target_id)
+    return target
+
+
+def _entry(row: OutboxMessage) -> OutboxEntry:
+    return OutboxEntry.model_validate(row.model_dump())
+
+
+def target_status(session: Session, tenant_id: str, target_id: str) -> TargetStatus:
+    _target(session, tenant_id, target_id)
+    where = (col(OutboxMessage.tenant_id) == tenant_id, col(OutboxMessage.target_id) == target_id)
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in session.execute(
+        select(OutboxMessage.status, func.count()).where(*where).group_by(col(OutboxMessage.status))
+    ).all():
+        counts[str(status)] = int(count)
+    last_success = session.execute(select(func.max(OutboxMessage.delivered_at)).where(*where)).scalar()
+    failing = session.exec(
+        select(OutboxMessage)
+        .where(*where, col(OutboxMessage.status).in_(("failed", "dead")))
+        .order_by(col(OutboxMessage.updated_at).desc())
+        .limit(1)
+    ).first()
+    return TargetStatus(
+        target_id=target_id,
+        counts=counts,
+        last_success_at=last_success,
+        last_error=failing.last_error if failing else None,
+        last_error_at=failing.updated_at if failing else None,
+    )
+
+
+def list_dead_letters(
+    session: Session, tenant_id: str, *, target_id: str | None = None, limit: int = 100
+) -> list[OutboxEntry]:
+    query = select(OutboxMessage).where(col(OutboxMessage.tenant_id) == tenant_id, col(OutboxMessage.status) == "dead")
+    if target_id is not None:
+        query = query.where(col(OutboxMessage.target_id) == target_id)
+    return [_entry(r) for r in session.exec(query.order_by(col(OutboxMessage.id)).limit(limit))]
+
+
+def outbox_detail(session: Session, tenant_id: str, outbox_id: int) -> OutboxDetail:
+    """One message with its request log (every attempt, every request)."""
+    row = session.get(OutboxMessage, outbox_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise RecordNotFound("outbox message", str(outbox_id))
+    attempts = session.exec(
+        select(SyncAttempt).where(col(SyncAttempt.outbox_id) == outbox_id).order_by(col(SyncAttempt.id))
+    )
+    log = [AttemptLog.model_validate(a.model_dump()) for a in attempts]
+    return OutboxDetail(**_entry(row).model_dump(), log=log)
+
+
+def replay(
+    session: Session,
+    tenant_id: str,
+    *,
+    outbox_id: int | None = None,
+    target_id: str | None = None,
+) -> int:
+    """Send dead letters again from the first attempt: one (outbox_id), a target's, or all of the tenant's.
+    Commits; returns how many were queued."""
+    query = update(OutboxMessage).where(col(OutboxMessage.tenant_id) == tenant_id, col(OutboxMessage.status) == "dead")
+    if outbox_id is not None:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None or row.tenant_id != tenant_id:
+            raise RecordNotFound("outbox message", str(outbox_id))
+        query = query.where(col(OutboxMessage.id) == outbox_id)
+    if target_id is not None:
+        _target(session, tenant_id, target_id)
+        query = query.where(col(OutboxMessage.target_id) == target_id)
+    now = now_utc()
+    result = session.execute(
+        query.values(
+            status="pending", attempts=0, next_attempt_at=now, claimed_by=None, claimed_until=None, updated_at=now
+        )
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def policy_refusals(session: Session, tenant_id: str, patient_id: str) -> list[OutboxEntry]:
+    """Dead letters of this patient that a target refused on policy (break-the-glass, consent): shown on the
+    patient's status so a coordinator can act; never retried by themselves."""
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.tenant_id) == tenant_id,
+            col(OutboxMessage.patient_id) == patient_id,
+            col(OutboxMessage.status) == "dead",
+        )
+        .order_by(col(OutboxMessage.id))
+    )
+    return [_entry(r) for r in rows if (r.last_error or {}).get("policy_refusal")]

@@ -1,0 +1,67 @@
+"""Tables of the delivery machinery: what the EHR calls our resources, the per-request log and pull cursors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.db.types import UtcDateTime
+
+
+class RemoteResource(SQLModel, table=True):
+    """One resource we wrote (or found) at a target: its EHR id and version, per (target, record, role).
+
+    `local_id` is the id our mapping gives the resource, so references between our resources can be rewritten
+    to the EHR's ids ("Patient/<our id>" -> "Patient/<their id>").
+    """
+
+    __tablename__ = "sync_remote_resources"
+    __table_args__ = (
+        UniqueConstraint("target_id", "record_kind", "record_id", "role"),
+        Index("ix_sync_remote_resources_local", "target_id", "resource_type", "local_id"),
+        Index("ix_sync_remote_resources_remote", "target_id", "resource_type", "remote_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=64)
+    target_id: str = Field(foreign_key="sync_targets.id", max_length=36)
+    record_kind: str = Field(max_length=48)
+    record_id: str = Field(max_length=36)
+    role: str = Field(max_length=64)
+    resource_type: str = Field(max_length=64)
+    local_id: str = Field(max_length=64)
+    remote_id: str = Field(max_length=64)
+    remote_version: str | None = Field(default=None, max_length=64)
+    record_version: int
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class SyncAttempt(SQLModel, table=True):
+    """One HTTP request made for an outbox row (no PHI: URLs carry ids and our identifiers only)."""
+
+    __tablename__ = "sync_attempts"
+    __table_args__ = (Index("ix_sync_attempts_outbox", "outbox_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="sync_outbox.id")
+    correlation_id: str = Field(max_length=36)
+    attempt: int
+    method: str = Field(max_length=8)
+    url: str = Field(max_length=2048)
+    status_code: int | None = None
+    outcome: str = Field(max_length=32)
+    duration_ms: int
+    at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PullCursor(SQLModel, table=True):
+    """Where the last pull of one resource type from one target stopped (the highest meta.lastUpdated seen)."""
+
+    __tablename__ = "sync_pull_cursors"
+
+    target_id: str = Field(foreign_key="sync_targets.id", primary_key=True, max_length=36)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    last_updated: str = Field(max_length=64)
+    updated_at: datetime = Field(sa_type=UtcDateTime)

@@ -1,0 +1,326 @@
+"""The delivery worker: claims due outbox rows under a lease, delivers them, records the outcome.
+
+Claiming: rows `pending`/`failed` whose `next_attempt_at` passed, or `in_flight` rows whose lease
+(`claimed_until`) expired (a killed worker's rows come back this way). A row is never claimed while an older row
+of the same target and patient is unfinished, so each patient's changes reach a target in order. PostgreSQL:
+`SELECT … FOR UPDATE SKIP LOCKED`, so workers never wait on each other; SQLite: the claim runs under BEGIN
+IMMEDIATE (service/db/engine.py), one writer at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from service.clock import now_utc
+from service.records import tenant as _tenant_table  # noqa: F401 - FK target of the outbox, for a bare worker process
+from service.settings import Settings
+from service.sync import auth as sync_auth
+from service.sync.backoff import parse_retry_after, retry_delay
+from service.sync.capabilities import CAPABILITIES, Capabilities, CapabilityCache
+from service.sync.client import FhirClient, RequestLog, UnsafeUrl
+from service.sync.delivery import (
+    DeliveryFailure,
+    DeliveryResult,
+    RecordPlan,
+    deliver_plan,
+    known_references,
+    plan_row,
+    store_remote,
+)
+from service.sync.outbox import OPEN_STATUSES, OutboxMessage
+from service.sync.tables import SyncAttempt
+from service.sync.targets import SyncTarget
+
+logger = logging.getLogger("tandem.sync")
+DEFAULT_LEASE_SECONDS = 120
+DEFAULT_MAX_ATTEMPTS = 8
+IDLE_POLL_SECONDS = 1.0
+
+
+def max_attempts(settings: Settings) -> int:
+    return settings.sync_max_attempts
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    not_supported: int = 0
+    requests: int = 0
+    released: int = 0
+
+    def add(self, status: str) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+
+
+# ---- claiming ---------------------------------------------------------------------------------------------------
+
+
+def claim(
+    engine: Engine, worker_id: str, *, limit: int, lease_seconds: int, tenant_id: str | None = None
+) -> list[OutboxMessage]:
+    now = now_utc()
+    older = aliased(OutboxMessage)
+    blocked = exists().where(
+        and_(
+            col(older.target_id) == col(OutboxMessage.target_id),
+            col(older.patient_id) == col(OutboxMessage.patient_id),
+            col(older.id) < col(OutboxMessage.id),
+            col(older.status).in_(OPEN_STATUSES),
+        )
+    )
+    due = or_(
+        and_(col(OutboxMessage.status).in_(("pending", "failed")), col(OutboxMessage.next_attempt_at) <= now),
+        and_(col(OutboxMessage.status) == "in_flight", col(OutboxMessage.claimed_until) < now),
+    )
+    query = select(OutboxMessage).where(due, ~blocked).order_by(col(OutboxMessage.id)).limit(limit)
+    if tenant_id is not None:
+        query = query.where(col(OutboxMessage.tenant_id) == tenant_id)
+    with Session(engine, expire_on_commit=False) as session:
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=OutboxMessage)
+        rows = list(session.exec(query))
+        if rows:
+            until = now + timedelta(seconds=lease_seconds)
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_([r.id for r in rows]))
+                .values(status="in_flight", claimed_by=worker_id, claimed_until=until, updated_at=now)
+            )
+            session.expunge_all()  # plain snapshots from here on: nothing to flush
+            for row in rows:
+                row.status, row.claimed_by, row.claimed_until = "in_flight", worker_id, until
+        session.commit()
+        return rows
+
+
+def release(engine: Engine, worker_id: str, ids: list[int]) -> int:
+    """Give back claimed rows not started (graceful stop): they are due again at once."""
+    if not ids:
+        return 0
+    with Session(engine) as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id).in_(ids),
+                col(OutboxMessage.claimed_by) == worker_id,
+                col(OutboxMessage.status) == "in_flight",
+            )
+            .values(status="pending", claimed_by=None, claimed_until=None, updated_at=now_utc())
+        )
+        session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---- processing one row -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Processor:
+    engine: Engine
+    settings: Settings
+    worker_id: str
+    capability_cache: CapabilityCache = field(default_factory=lambda: CAPABILITIES)
+    tokens: sync_auth.TokenCache = field(default_factory=lambda: sync_auth.TOKENS)
+    http: httpx.Client = field(
+        default_factory=lambda: httpx.Client(
+            timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False, trust_env=False
+        )
+    )
+    rng: random.Random = field(default_factory=random.Random)
+    use_batch: bool | None = None
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    def capabilities(self, client: FhirClient) -> Capabilities:
+        def fetch() -> dict[str, Any]:
+            exchange = client.request("GET", "metadata")
+            if not exchange.ok or not isinstance(exchange.body, dict):
+                raise DeliveryFailure(
+                    f"CapabilityStatement: HTTP {exchange.status_code}",
+                    retryable=True,
+                    status_code=exchange.status_code,
+                    outcome=exchange.body,
+                )
+            return exchange.body
+
+        return self.capability_cache.get(client.target.id, client.target.base_url, fetch)
+
+    def process(self, row: OutboxMessage) -> str:
+        assert row.id is not None
+        attempt = row.attempts + 1
+        log: list[RequestLog] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            target = session.get(SyncTarget, row.target_id)
+        result: DeliveryResult | None = None
+        failure: DeliveryFailure | None = None
+        if target is None or not target.enabled:
+            result = DeliveryResult("not_supported", "the target was removed or disabled")
+        else:
+            client = FhirClient(
+                target, self.settings, row.correlation_id, self.tokens, log.append, self.http, rate_limit=True
+            )
+            try:
+                capabilities = self.capabilities(client)
+                with Session(self.engine, expire_on_commit=False) as session:
+                    planned = plan_row(
+                        session,
+                        tenant_id=row.tenant_id,
+                        kind=row.record_kind,
+                        record_id=row.record_id,
+                        capabilities=capabilities,
+                        canonical_base=self.settings.canonical_base,
+                        code_map=target.code_map or {},
+                    )
+                    known, delivered = (
+                        known_references(session, target.id, planned) if isinstance(planned, RecordPlan) else ({}, {})
+                    )
+                if isinstance(planned, RecordPlan):
+                    result = deliver_plan(
+                        client,
+                        planned,
+                        capabilities,
+                        tenant_id=row.tenant_id,
+                        known=known,
+                        delivered=delivered,
+                        use_batch=self.use_batch,
+                    )
+                else:
+                    result = planned
+            except DeliveryFailure as error:
+                failure = error
+            except httpx.HTTPError as error:
+                failure = DeliveryFailure(f"{type(error).__name__}", retryable=True)
+            except sync_auth.AuthError as error:
+                failure = DeliveryFailure(
+                    f"authentication: {error}", retryable=False, status_code=error.status_code, outcome=error.body
+                )
+            except UnsafeUrl as error:
+                failure = DeliveryFailure(f"refused to contact the target: {error}", retryable=False)
+            except Exception:
+                logger.exception("delivery of outbox row %s failed unexpectedly", row.id)
+                failure = DeliveryFailure("internal error while delivering (see the service log)", retryable=True)
+        return self._finish(row, attempt, result, failure, log)
+
+    def _finish(
+        self,
+        row: OutboxMessage,
+        attempt: int,
+        result: DeliveryResult | None,
+        failure: DeliveryFailure | None,
+        log: list[RequestLog],
+    ) -> str:
+        now = now_utc()
+        values: dict[str, Any] = {"attempts": attempt, "updated_at": now, "claimed_by": None, "claimed_until": None}
+        if failure is None:
+            assert result is not None
+            status = result.status
+            values |= {"status": status, "last_status_code": None, "next_attempt_at": now}
+            if status == "sent":
+                values["delivered_at"] = now
+                values["last_error"] = {"note": result.reason} if result.reason else None
+            else:
+                values["last_error"] = {"message": result.reason, "not_supported": True}
+            remote = result.remote
+        else:
+            exhausted = attempt >= max_attempts(self.settings)
+            status = "failed" if failure.retryable and not exhausted else "dead"
+            error = failure.as_error()
+            if failure.retryable and exhausted:
+                error["message"] = f"gave up after {attempt} attempts: {error['message']}"
+            delay = retry_delay(attempt, retry_after=parse_retry_after(failure.retry_after), rng=self.rng)
+            values |= {
+                "status": status,
+                "last_status_code": failure.status_code,
+                "last_error": error,
+                "next_attempt_at": now + timedelta(seconds=delay),
+            }
+            remote = failure.remote
+        with Session(self.engine) as session:
+            store_remote(session, remote)
+            for entry in log:
+                session.add(
+                    SyncAttempt(
+                        outbox_id=row.id,  # type: ignore[arg-type]
+                        correlation_id=row.correlation_id,
+                        attempt=attempt,
+                        method=entry.method,
+                        url=entry.url,
+                        status_code=entry.status_code,
+                        outcome=entry.outcome,
+                        duration_ms=entry.duration_ms,
+                        at=now,
+                    )
+                )
+            # Only while the lease is still ours: a worker that outlived its lease does not overwrite a newer claim.
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.claimed_by) == self.worker_id)
+                .values(**values)
+            )
+            session.commit()
+        self.stats.requests += len(log)
+        self.stats.add(status)
+        return status
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------------
+
+
+def run_worker(
+    engine: Engine,
+    settings: Settings,
+    *,
+    worker_id: str,
+    stop_event: threading.Event,
+    once: bool = False,
+    batch: int = 20,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    idle_poll: float = IDLE_POLL_SECONDS,
+    progress: Callable[[WorkerStats], None] | None = None,
+    processor: Processor | None = None,
+    tenant_id: str | None = None,
+) -> WorkerStats:
+    """Deliver until `stop_event` is set (or, with once=True, until nothing is due). Rows claimed but not
+    started when the stop comes are released. tenant_id: only that tenant's rows (a per-tenant worker)."""
+    processor = processor or Processor(engine, settings, worker_id)
+    processor.worker_id = worker_id
+    stats = processor.stats
+    try:
+        while not stop_event.is_set():
+            rows = claim(engine, worker_id, limit=batch, lease_seconds=lease_seconds, tenant_id=tenant_id)
+            if not rows:
+                if once:
+                    break
+                stop_event.wait(idle_poll)
+                continue
+            stats.claimed += len(rows)
+            for index, row in enumerate(rows):
+                if stop_event.is_set():
+                    stats.released += release(engine, worker_id, [r.id for r in rows[index:] if r.id is not None])
+                    break
+                processor.process(row)
+            if progress is not None:
+                progress(stats)
+    finally:
+        processor.http.close()
+    return stats
