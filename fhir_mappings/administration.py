@@ -31,7 +31,12 @@ _DRUGS: Final = {
     "esketamine": {"coding": [{"system": RXNORM, "code": RXNORM_ESKETAMINE}], "text": "esketamine nasal spray"},
 }
 # R4 Procedure.status has completed/stopped/not-done like MedicationAdministration.
-_PROCEDURE_STATUS: Final = {"completed": "completed", "stopped": "stopped", "not-done": "not-done"}
+_PROCEDURE_STATUS: Final = {
+    "completed": "completed",
+    "stopped": "stopped",
+    "not-done": "not-done",
+    "entered-in-error": "entered-in-error",
+}
 
 
 @dataclass(frozen=True, slots=True)

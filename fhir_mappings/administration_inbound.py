@@ -60,11 +60,11 @@ def administration_from_fhir(
     """observations: the Observations that are partOf this administration (vitals, scores, adverse events)."""
     expect_type(resource, _WHERE)
     status = resource.get("status")
-    if status not in ("completed", "stopped", "not-done"):
+    if status not in ("completed", "stopped", "not-done", "entered-in-error"):
         raise MappingError(f"{_WHERE}.status", f"{status!r} is not a finished administration", code="not-supported")
     reasons = [concept_text(r, f"{_WHERE}.statusReason") for r in as_list(resource.get("statusReason"), _WHERE)]
     status_reason = next((r for r in reasons if r), None)
-    if status != "completed" and status_reason is None:
+    if status in ("stopped", "not-done") and status_reason is None:
         raise MappingError(f"{_WHERE}.statusReason", f"a {status} administration needs a reason", code="required")
     dosage = as_object(resource.get("dosage") or {}, f"{_WHERE}.dosage")
     contained = _contained_medication(resource)

@@ -38,12 +38,14 @@ ENCOUNTER_STATUS: Final = {
     "attended": "finished",
     "cancelled": "cancelled",
     "no-show": "cancelled",
+    "entered-in-error": "entered-in-error",
 }
 PROCEDURE_STATUS: Final = {
     "planned": "preparation",
     "attended": "completed",
     "cancelled": "not-done",
     "no-show": "not-done",
+    "entered-in-error": "entered-in-error",
 }
 _CLASSES: Final = {"in-person": AMBULATORY, "video": VIRTUAL}
 

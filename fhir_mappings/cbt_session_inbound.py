@@ -45,6 +45,7 @@ _STATUS: Final = {
     "in-progress": "attended",
     "finished": "attended",
     "cancelled": "cancelled",
+    "entered-in-error": "entered-in-error",
 }
 
 

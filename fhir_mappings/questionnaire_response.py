@@ -103,7 +103,9 @@ def _score_observations(
 ) -> list[Observation]:
     derived = [{"reference": f"QuestionnaireResponse/{resource_id(record.id)}"}]
     common = {
-        "status": "final" if score.complete else "preliminary",
+        "status": "entered-in-error"
+        if record.status == "entered-in-error"
+        else ("final" if score.complete else "preliminary"),
         "category": [_SURVEY],
         "subject": reference("Patient", record.patient_id),
         "effectiveDateTime": instant(record.authored_at),

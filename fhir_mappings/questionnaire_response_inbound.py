@@ -31,7 +31,7 @@ from .reading import (
 )
 
 _WHERE: Final = "QuestionnaireResponse"
-_STATUSES: Final = frozenset({"completed", "in-progress", "amended"})
+_STATUSES: Final = frozenset({"completed", "in-progress", "amended", "entered-in-error"})
 _CLINICIANS: Final = frozenset({"Practitioner", "PractitionerRole"})
 _OBSERVATION_STATUS: Final = {
     "final": "completed",

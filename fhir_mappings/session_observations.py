@@ -54,7 +54,8 @@ def session_observations(
     ) -> Observation:
         head = base_resource("Observation", canonical_base, "ketamine-administration", record, summary, role=role)
         body = {
-            "status": "final",
+            # A session recorded in error takes its observations with it.
+            "status": "entered-in-error" if record.status == "entered-in-error" else "final",
             "category": [category],
             "code": code,
             "subject": reference("Patient", record.patient_id),

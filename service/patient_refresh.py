@@ -2,25 +2,95 @@
 
 One function, so a record write, a flag acknowledgement and the time-driven sweep keep the caseload and the
 FHIR CarePlans (which carry the computed status) in step.
+
+Inside a FHIR transaction Bundle (one database transaction for every entry) a patient's refresh is done once,
+just before the commit, instead of after each of the patient's entries: the stored result is the same (each
+refresh replaces the statuses from what is stored), without recomputing and re-projecting once per entry. A read
+of the plan statuses or of the enrollment resources (CarePlan, Condition, Goal) inside the same transaction runs
+the pending refreshes first, so later entries of the Bundle still see current statuses.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.orm import ORMExecuteState, SessionTransaction
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from service.caseload.recompute import recompute_patient
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
-from service.db.engine import session_scope
+from service.db.engine import BUNDLE_TRANSACTION, session_scope
 from service.fhir.projection import project, resources_of
+from service.fhir.tables import FhirResourceVersion
 from service.records.base import TenantRecord, record_meta
 from service.records.enrollment import Enrollment, EnrollmentPublic, condition_from_columns
 
 
+PENDING = "pending_patient_refreshes"
+# What a refresh writes besides plan_statuses: the enrollment's projected resources.
+REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal"})
+
+
 def refresh_patient(
+    session: Session, *, tenant_id: str, patient_id: str, canonical_base: str, as_of: datetime | None = None
+) -> None:
+    if as_of is None and session.info.get(BUNDLE_TRANSACTION):
+        pending: dict[tuple[str, str], str] = session.info.setdefault(PENDING, {})
+        pending[(tenant_id, patient_id)] = canonical_base
+        return
+    _refresh(session, tenant_id=tenant_id, patient_id=patient_id, canonical_base=canonical_base, as_of=as_of)
+
+
+def run_pending_refreshes(session: OrmSession) -> None:
+    """The refreshes deferred in this transaction, once per patient, in the order the patients were first written."""
+    pending: dict[tuple[str, str], str] = session.info.pop(PENDING, None) or {}
+    for (tenant_id, patient_id), canonical_base in pending.items():
+        _refresh(session, tenant_id=tenant_id, patient_id=patient_id, canonical_base=canonical_base, as_of=None)  # type: ignore[arg-type]
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _before_commit(session: OrmSession) -> None:
+    if session.info.get(PENDING) and not session.in_nested_transaction():  # not a savepoint's release
+        run_pending_refreshes(session)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (rolled back: a commit ran them already)
+        session.info.pop(PENDING, None)
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _before_dependent_read(state: ORMExecuteState) -> None:
+    """A read of what a pending refresh would change sees it changed."""
+    if not state.is_select or not state.session.info.get(PENDING):
+        return
+    classes = {mapper.class_ for mapper in state.all_mappers}
+    if PlanStatusRow in classes or (FhirResourceVersion in classes and _names_refreshed_type(state.statement)):
+        run_pending_refreshes(state.session)
+
+
+def _names_refreshed_type(statement: Any) -> bool:
+    where = getattr(statement, "whereclause", None)
+    if where is None:
+        return True  # unfiltered: may include them
+    for element in visitors.iterate(where):
+        if isinstance(element, BindParameter):
+            value = element.value
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, str) and v in REFRESHED_TYPES for v in values):
+                return True
+    return False
+
+
+def _refresh(
     session: Session, *, tenant_id: str, patient_id: str, canonical_base: str, as_of: datetime | None = None
 ) -> None:
     recompute_patient(session, tenant_id, patient_id, as_of)

@@ -40,8 +40,8 @@ SCORE_COLUMNS = (
     "total_mismatch",
     "instrument_version",
 )
-# FHIR statuses we store; an entered-in-error response is a correction, handled with corrections, not intake.
-STORED_FHIR_STATUSES = {"completed", "amended", "in-progress"}
+# FHIR statuses we store (entered-in-error arrives as a correction of a stored response).
+STORED_FHIR_STATUSES = {"completed", "amended", "in-progress", "entered-in-error"}
 
 
 def scored_columns(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,11 @@ def belongs(record_enrollment_id: str | None, enrollment: Enrollment) -> bool:
     return record_enrollment_id in (None, enrollment.id)
 
 
+def counts(record: KetamineAdministration | CbtSession, enrollment: Enrollment) -> bool:
+    """Sessions recorded in error count for nothing (responses in error are ignored by the engine itself)."""
+    return record.status != "entered-in-error" and belongs(record.enrollment_id, enrollment)
+
+
 def enrollment_facts(enrollment: Enrollment, protocol_version: str) -> EnrollmentFacts:
     return EnrollmentFacts(
         id=enrollment.id,

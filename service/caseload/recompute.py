@@ -13,6 +13,7 @@ from service.caseload.facts import (
     administration_facts,
     belongs,
     cbt_facts,
+    counts,
     enrollment_facts,
     load_patient_facts,
     measurement_facts,
@@ -42,8 +43,8 @@ def _status(
         raise ProtocolMissing(f"protocol {enrollment.protocol_id} {enrollment.protocol_version} is not available")
     return compute_plan_status(
         enrollment_facts(enrollment, protocol.version),
-        [administration_facts(r) for r in facts.administrations if belongs(r.enrollment_id, enrollment)],
-        [cbt_facts(r) for r in facts.cbt_sessions if belongs(r.enrollment_id, enrollment)],
+        [administration_facts(r) for r in facts.administrations if counts(r, enrollment)],
+        [cbt_facts(r) for r in facts.cbt_sessions if counts(r, enrollment)],
         [measurement_facts(r) for r in facts.responses if belongs(r.enrollment_id, enrollment)],
         protocol,
         [

@@ -27,6 +27,8 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
         interactions = ["read", "vread", "history-instance", "search-type"]
         if fhir_type.writable:
             interactions += ["create", "update"]
+        if fhir_type.correctable:
+            interactions.append("delete")
         entry: dict[str, Any] = {
             "type": fhir_type.name,
             "interaction": [{"code": code} for code in interactions],
@@ -36,6 +38,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "conditionalCreate": fhir_type.writable,
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
+            # DELETE is a correction: the record is kept as entered-in-error and its resources answer 410.
             "searchInclude": [f"{fhir_type.name}:patient"] if fhir_type.name != "Patient" else [],
             "searchParam": [
                 {

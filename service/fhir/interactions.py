@@ -15,8 +15,9 @@ from urllib.parse import unquote_plus
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
-from service.db.engine import finish_unit_of_work
+from service.db.engine import BUNDLE_TRANSACTION, finish_unit_of_work
 from service.errors import RecordNotFound, TandemError, VersionMismatch, invalid
+from service.fhir.projection import retract
 from service.fhir.search import SearchQuery, current_patients, parse_search, run_search
 from service.fhir.tables import FhirResourceVersion
 from service.fhir.types import FHIR_TYPES, FhirType
@@ -235,6 +236,30 @@ def _with_source_from_criteria(payload: Any, criteria: str) -> Any:
         if system and value and hasattr(payload, "source"):
             return payload.model_copy(update={"source": SourceIdentifier(system=system, value=value)})
     return payload
+
+
+def delete(session: Session, ctx: RequestContext, resource_type: str, resource_id: str) -> Outcome:
+    """A record sent in error: marked entered-in-error (kept, recomputed, propagated), its resources retracted."""
+    target = fhir_type(resource_type)
+    if not target.correctable or target.kind is None:
+        raise NotSupported(f"{resource_type} cannot be deleted; correct the records that refer to it instead")
+    ctx.intent = AuditIntent("delete", f"fhir/{resource_type}", record_id=resource_id)
+    record = store.locked_record(session, ctx.tenant_id, target.kind, resource_id)
+    row = _current(session, ctx.tenant_id, resource_type, resource_id)
+    if row is None or row.deleted:
+        raise RecordNotFound(resource_type, resource_id)
+    session.info[BUNDLE_TRANSACTION] = True  # one unit: the status change, the retraction and the audit row
+    try:
+        store.update_record(
+            session, ctx, target.kind, resource_id, {"status": "entered-in-error"}, f'W/"{record.version}"'
+        )
+        retract(session, tenant_id=ctx.tenant_id, record_kind=target.kind.path, record_id=resource_id)
+    finally:
+        session.info.pop(BUNDLE_TRANSACTION, None)
+    ctx.intent = AuditIntent("delete", f"fhir/{resource_type}", record_id=resource_id, patient_id=row.patient_id)
+    record_success(session, ctx, status_code=200)
+    session.commit()
+    return Outcome(status=200)
 
 
 def update(

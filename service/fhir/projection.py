@@ -97,6 +97,19 @@ def project(
             _store_version(session, tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
 
 
+def retract(session: Session, *, tenant_id: str, record_kind: str, record_id: str, now: datetime | None = None) -> None:
+    """Every resource of the record gets a deleted version: read afterwards is 410 Gone, history keeps the rest."""
+    project(
+        session,
+        tenant_id=tenant_id,
+        record_kind=record_kind,
+        record_id=record_id,
+        patient_id=None,
+        resources=(),
+        now=now,
+    )
+
+
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k != "meta"} | {
         "meta": {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}

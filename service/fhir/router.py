@@ -65,7 +65,7 @@ def _resource_response(request: Request, outcome: Outcome, *, prefer: str | None
 
 # ---- who may do what ----------------------------------------------------------------------------------------
 
-ACTIONS = {"GET": "read", "POST": "create", "PUT": "update"}
+ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
 
 
 def authorize(principal: Principal, resource_type: str, interaction: str) -> None:
@@ -212,6 +212,22 @@ async def update(
         if_match=request.headers.get("if-match"),
     )
     return _resource_response(request, outcome, prefer=request.headers.get("prefer"))
+
+
+@router.delete("/{resource_type}/{resource_id}")
+def delete(resource_type: str, resource_id: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    interactions.delete(session, ctx, resource_type, resource_id)
+    note = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": f"{resource_type}/{resource_id} is marked entered-in-error; reads now answer 410",
+            }
+        ],
+    }
+    return _respond(request, note)
 
 
 @router.post("")

@@ -33,6 +33,8 @@ class FhirType:
     kind: kinds.RecordKind | None  # the record kind whose records are this type's primary resources
     readers: frozenset[Role]
     inbound: Inbound | None = None  # None: read-only
+    # DELETE marks the record entered-in-error (a correction that reaches the EHRs) and retracts its resources.
+    correctable: bool = False
 
     @property
     def writable(self) -> bool:
@@ -118,9 +120,11 @@ FHIR_TYPES: dict[str, FhirType] = {
     t.name: t
     for t in (
         FhirType("Patient", kinds.PATIENTS, CARE_TEAM, _patient),
-        FhirType("MedicationAdministration", kinds.KETAMINE_ADMINISTRATIONS, CARE_TEAM, _administration),
-        FhirType("Encounter", kinds.CBT_SESSIONS, CARE_TEAM, _encounter),
-        FhirType("QuestionnaireResponse", kinds.QUESTIONNAIRE_RESPONSES, CARE_TEAM, questionnaires.create_from_fhir),
+        FhirType("MedicationAdministration", kinds.KETAMINE_ADMINISTRATIONS, CARE_TEAM, _administration, True),
+        FhirType("Encounter", kinds.CBT_SESSIONS, CARE_TEAM, _encounter, True),
+        FhirType(
+            "QuestionnaireResponse", kinds.QUESTIONNAIRE_RESPONSES, CARE_TEAM, questionnaires.create_from_fhir, True
+        ),
         FhirType("Observation", None, CARE_TEAM),
         FhirType("Procedure", None, CARE_TEAM),
         FhirType("CarePlan", None, CARE_TEAM),

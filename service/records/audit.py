@@ -15,7 +15,7 @@ from service.clock import now_utc
 from service.db.types import UtcDateTime
 from service.records.base import new_id
 
-AuditAction = Literal["create", "read", "list", "update"]
+AuditAction = Literal["create", "read", "list", "update", "delete"]
 AuditOutcome = Literal["success", "failure"]
 
 

@@ -21,7 +21,7 @@ from service.records.base import (
     Text,
 )
 
-CbtSessionStatus = Literal["planned", "attended", "cancelled", "no-show"]
+CbtSessionStatus = Literal["planned", "attended", "cancelled", "no-show", "entered-in-error"]
 CbtSetting = Literal["in-person", "video"]
 
 

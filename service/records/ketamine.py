@@ -23,7 +23,8 @@ from service.records.base import (
 
 Drug = Literal["ketamine", "esketamine"]
 Route = Literal["intravenous", "intramuscular", "intranasal", "sublingual", "oral"]
-AdministrationStatus = Literal["completed", "stopped", "not-done"]
+# entered-in-error: a correction (the record stays, marked wrong); it then counts for nothing.
+AdministrationStatus = Literal["completed", "stopped", "not-done", "entered-in-error"]
 
 # Physiological plausibility bounds: values outside them are typing errors, not clinical findings.
 # A BP of 300/200 is already beyond any recorded survivable reading; 400/20 must be refused.

@@ -25,7 +25,7 @@ from service.records.base import (
 )
 
 AuthorKind = Literal["patient", "clinician"]
-ResponseStatus = Literal["completed", "in-progress", "amended"]
+ResponseStatus = Literal["completed", "in-progress", "amended", "entered-in-error"]
 
 
 class QuestionnaireResponse(PatientRecord, table=True):
