@@ -132,6 +132,38 @@ def dev_token(
     sys.stdout.write(token + "\n")
 
 
+@app.command("import")
+def import_files(
+    files: Annotated[list[Path], typer.Argument(help="FHIR Bundles (.json) or NDJSON files (.ndjson)", exists=True)],
+    tenant: Annotated[str, typer.Option(help="The tenant the records belong to")],
+) -> None:
+    """Load FHIR Bundles or NDJSON through the same path as the API; refused lines never stop the rest."""
+    from service.fhir.bulk_import import ImportSummary, count_units, import_file
+    from service.tenants import tenant_exists
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        if not tenant_exists(session, tenant):
+            console.print(f"[red]no tenant {tenant!r}; register it with `tandem tenant add {tenant} --name ...`[/red]")
+            raise typer.Exit(2)
+    summary = ImportSummary()
+    with Progress(console=console) as progress:
+        task = progress.add_task("importing", total=sum(count_units(f) for f in files))
+        for path in files:
+            import_file(
+                engine, settings, tenant_id=tenant, path=path, summary=summary, advance=lambda: progress.advance(task)
+            )
+    console.print(
+        f"accepted {summary.accepted} ({summary.created} created, {summary.already_present} already present), "
+        f"refused {len(summary.refused)}"
+    )
+    for where, why in summary.refused:
+        console.print(f"  refused {where}: {why}")
+    if summary.refused:
+        raise typer.Exit(1)
+
+
 @app.command("openapi")
 def openapi(
     output: Path = OPENAPI_PATH,

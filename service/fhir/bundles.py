@@ -184,7 +184,14 @@ def _run(
     resource = _resolve_references(resource, replacements)
     if method == "POST":
         if_none_exist = entry["request"].get("ifNoneExist")
-        return interactions.create(session, ctx, resource_type, resource, if_none_exist=if_none_exist)
+        full_url = entry.get("fullUrl")
+        # An entry's urn:uuid names it in this Bundle: a resent Bundle then finds what it created (RFC 3986 URI).
+        named = (
+            ("urn:ietf:rfc:3986", full_url) if isinstance(full_url, str) and full_url.startswith("urn:uuid:") else None
+        )
+        return interactions.create(
+            session, ctx, resource_type, resource, if_none_exist=if_none_exist, default_source=named
+        )
     if len(path) != 2:
         raise invalid(f"Bundle.entry[{n}].request.url", "a PUT names Type/id")
     return interactions.update(session, ctx, resource_type, path[1], resource, if_match=entry["request"].get("ifMatch"))

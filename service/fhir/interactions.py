@@ -187,8 +187,12 @@ def create(
     resource: dict[str, Any],
     *,
     if_none_exist: str | None = None,
+    default_source: tuple[str, str | None] | None = None,
 ) -> Outcome:
-    """Create through the domain store; a resend (same identifier) or a matching If-None-Exist returns what exists."""
+    """Create through the domain store; a resend (same identifier) or a matching If-None-Exist returns what exists.
+
+    default_source names a resource that carries no business identifier (a file's Type/id, a Bundle entry's
+    urn:uuid), so sending it again finds the same record."""
     target = _writable(resource_type, resource)
     ctx.intent = AuditIntent("create", f"fhir/{resource_type}")
     existing = _existing(session, ctx, target, if_none_exist) if if_none_exist is not None else None
@@ -197,6 +201,10 @@ def create(
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
     if if_none_exist is not None:
         payload = _with_source_from_criteria(payload, if_none_exist)
+    if default_source is not None and default_source[1] and getattr(payload, "source", True) is None:
+        payload = payload.model_copy(
+            update={"source": SourceIdentifier(system=default_source[0], value=default_source[1])}
+        )
     assert target.kind is not None
     public, created = store.create_record(session, ctx, target.kind, payload)
     row = _current(session, ctx.tenant_id, resource_type, public.id)
