@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import caseload, health, instruments, well_known
-from service.api.middleware import RequestIdAndBodyLimit
+from service.api.middleware import RateLimit, RequestIdAndBodyLimit, SecurityHeaders
 from service.api.openapi_schema import install_openapi
-from service.api.problems import install_problem_handlers
+from service.api.problems import install_problem_handlers, rate_limited
 from service.api.records import record_routers
 from service.auth.tokens import TokenVerifier
 from service.caseload.scheduler import SweepThread
@@ -61,6 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.token_verifier = TokenVerifier(settings)
     install_problem_handlers(app)
+    # Added innermost first: the request id is outermost, so every answer (a 429 too) carries one.
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Exist", "Prefer", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "X-Request-ID"],
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=rate_limited)
     app.add_middleware(RequestIdAndBodyLimit, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     for router in record_routers():

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1, le=1000)
 
     docs_enabled: bool = True
+    # Requests per minute per client (bearer token, or address without one); 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
+    # Browser origins allowed to call the API; empty (the default) sends no CORS headers at all.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
 
     # Seconds between in-process sweeps that move patients whose due dates passed; 0 leaves it to
     # `tandem status sweep` (cron) — run one or the other.

@@ -83,6 +83,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "environment": "test",
         "dev_token_secret": TEST_SECRET,
+        # The suite sends thousands of requests with one token; the limit itself is tested with a small one.
+        "rate_limit_per_minute": 0,
         **overrides,
     }
     return Settings.model_validate(values)
@@ -140,3 +142,19 @@ def fresh_engine(url: str) -> Engine:
 
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings_factory(database_url: str) -> Iterator[Callable[..., TestClient]]:
+    """A separate app on the same database with some settings changed: settings_factory(rate_limit_per_minute=5)."""
+    clients: list[TestClient] = []
+
+    def build(**overrides: object) -> TestClient:
+        test_client = TestClient(create_app(make_settings(database_url, **overrides)), raise_server_exceptions=False)
+        test_client.__enter__()
+        clients.append(test_client)
+        return test_client
+
+    yield build
+    for test_client in clients:
+        test_client.__exit__(None, None, None)

@@ -1,4 +1,4 @@
-"""ASGI middleware: a request id on every request and response, and a cap on request body size.
+"""ASGI middleware: request ids, body size cap, security headers and a per-client rate limit.
 
 Plain ASGI rather than BaseHTTPMiddleware: it streams, and the size cap must hold for chunked bodies too. The cap
 raises an HTTPException from `receive`, the one exception FastAPI lets through its body parsing untouched, so
@@ -7,13 +7,19 @@ the edge's error translator renders it like any other error.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
+import time
 import uuid
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
+MAX_TRACKED_CLIENTS = 10_000
 # A caller's id is echoed only when it looks like an id, so it can never smuggle content into our logs.
 SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -57,3 +63,84 @@ class RequestIdAndBodyLimit:
             return message
 
         await self.app(scope, limited_receive, send_with_id)
+
+
+class SecurityHeaders:
+    """Headers every response gets; a route that sets its own Cache-Control (public metadata) keeps it."""
+
+    DEFAULTS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in self.DEFAULTS if name not in present]
+                if b"cache-control" not in present:
+                    # Patient data must never sit in a shared cache; anything public says so itself.
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RateLimit:
+    """A token bucket per client (its bearer token, or its address when it has none), in this process.
+
+    Each API replica limits on its own: behind N replicas a client gets up to N times the rate. The answer to
+    a client over its rate is 429 with Retry-After, in the same error format as every other refusal.
+    """
+
+    def __init__(self, app: ASGIApp, *, per_minute: int, render: Callable[[Scope, int, str], Response]) -> None:
+        self.app = app
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.render = render
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.rate <= 0:
+            await self.app(scope, receive, send)
+            return
+        key = self._client(scope)
+        now = time.monotonic()
+        tokens, last = self.buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            wait = math.ceil((1 - tokens) / self.rate)
+            self.buckets[key] = (tokens, now)
+            response = self.render(scope, wait, f"too many requests from this client; retry after {wait} s")
+            await response(scope, receive, send)
+            return
+        self.buckets[key] = (tokens - 1, now)
+        if len(self.buckets) > MAX_TRACKED_CLIENTS:
+            self._forget_idle(now)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _client(scope: Scope) -> str:
+        authorization = dict(scope["headers"]).get(b"authorization")
+        if authorization:
+            return "token:" + hashlib.sha256(authorization).hexdigest()
+        client = scope.get("client") or ("unknown", 0)
+        return f"address:{client[0]}"
+
+    def _forget_idle(self, now: float) -> None:
+        """A full bucket holds no state worth keeping: drop those, so the table cannot grow without bound."""
+        self.buckets = {
+            key: (tokens, last)
+            for key, (tokens, last) in self.buckets.items()
+            if tokens + (now - last) * self.rate < self.capacity
+        }

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from service.api.operation_outcome import operation_outcome, wants_fhir
 from service.audit_trail import RequestContext, record_failure
@@ -63,6 +64,13 @@ def problem_response(request: Request, status: int, title: str, detail: str, err
             fmt = "json"  # the refusal itself must still be readable
         return Response(render(outcome, fmt), status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def rate_limited(scope: Scope, retry_after: int, detail: str) -> Response:
+    """The 429 the rate limiter sends, in the caller's error format."""
+    response = problem_response(Request(scope), 429, "Too many requests", detail, [])
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _audit_failure(request: Request, status: int) -> None:

@@ -59,6 +59,14 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
                 "searchParam": [{"name": "_id", "type": "token"}, {"name": "url", "type": "uri"}],
             }
         )
+    resources.append(
+        {
+            "type": "AuditEvent",
+            "interaction": [{"code": "search-type"}],
+            "documentation": "Administrators only: the audit trail, one event per patient (IHE BALP).",
+            "searchParam": [{"name": "patient", "type": "reference"}, {"name": "date", "type": "date"}],
+        }
+    )
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -17,7 +17,7 @@ from service.api.deps import PrincipalDep, SessionDep, context_for
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.errors import NotPermitted, RecordNotFound, invalid
-from service.fhir import bundles, interactions
+from service.fhir import audit_export, bundles, interactions
 from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
@@ -92,7 +92,11 @@ def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep)
     ctx = context_for("list" if interaction == "search" else action, f"fhir/{resource_type}", everyone)(  # type: ignore[arg-type]
         request, principal, session
     )
-    if resource_type in STATIC_TYPES:
+    if request.url.path.rstrip("/").endswith("/fhir/AuditEvent"):
+        if principal.role != "admin":
+            raise NotPermitted("only administrators read the audit trail")
+        require_scope(principal.scopes, "AuditEvent", "search")
+    elif resource_type in STATIC_TYPES:
         if interaction not in ("read", "search"):
             raise interactions.NotSupported(f"{resource_type} resources are published by the service, not written")
     elif resource_type != "Bundle":
@@ -112,6 +116,13 @@ def metadata(request: Request) -> Response:
     settings = request.app.state.settings
     body = capability_statement(fhir_base(request), settings.canonical_base, request.app.version)
     return _respond(request, body, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/AuditEvent")
+def search_audit_events(request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+    """Administrators export the audit trail (IHE BALP); reading it is itself audited."""
+    bundle = audit_export.search_audit(session, ctx, list(request.query_params.multi_items()), fhir_base(request))
+    return _respond(request, bundle)
 
 
 @router.get("/Questionnaire")

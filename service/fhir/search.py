@@ -265,3 +265,8 @@ def current_patients(session: Session, tenant_id: str, patient_ids: set[str]) ->
             )
         )
     )
+
+
+# The date-parameter grammar, for other searches (AuditEvent) that filter on an instant.
+date_bound = _date_bound
+date_clause = _date_clause
