@@ -36,8 +36,11 @@ run: install
 	@echo
 	$(BIN)/uvicorn service.main:app --host $(HOST) --port $(PORT) --no-access-log
 
+# Two workers: the machine has two cores; each worker gets its own databases.
+PYTEST := $(BIN)/pytest -q -n 2
+
 test: install-dev
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -66,7 +69,7 @@ docker-lint: install-dev
 	$(BIN)/hadolint Dockerfile
 
 ci: lint typecheck openapi-check migrations-check docker-lint
-	REQUIRE_POSTGRES=1 REQUIRE_FIXTURES=1 $(BIN)/pytest -q
+	REQUIRE_POSTGRES=1 REQUIRE_FIXTURES=1 REQUIRE_BROWSER=1 $(PYTEST)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
