@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel
 
+from service.instruments import INSTRUMENTS, Item
 from service.records.cbt import CbtSessionCreate
 from service.records.enrollment import EnrollmentCreate
 from service.records.ketamine import KetamineAdministrationCreate
@@ -67,20 +68,9 @@ GIVEN_NAMES = [
     "Tom",
     "Uma",
 ]
-# PHQ-9 items (LOINC, CLINICAL.md §2) and the LL358-3 answers by ordinal value.
-PHQ9_ITEMS = [
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",
-]
-PHQ9_ANSWERS = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
-LOINC = "http://loinc.org"
+# The PHQ-9 as we publish it: its scored items, and each item's answer code by ordinal value (LL358-3).
+PHQ9 = INSTRUMENTS["phq-9"]
+PHQ9_ITEMS = [item.link_id for item in PHQ9.scored_items]
 # Where in the programme a demo patient is, in days since enrollment.
 PLAN_POINTS = [3, 8, 12, 17, 24, 35, 50, 70, 95, 120]
 
@@ -193,8 +183,8 @@ def _phq9(rng: random.Random, seed: int, n: int, k: int, authored: datetime, tot
             ordinals[slot] += 1
             remaining -= 1
     answers = [
-        {"link_id": code, "value_coding": {"system": LOINC, "code": PHQ9_ANSWERS[value]}}
-        for code, value in zip(PHQ9_ITEMS, [*ordinals, item9], strict=True)
+        {"link_id": item.link_id, "value_coding": _answer(item, value)}
+        for item, value in zip(PHQ9.scored_items, [*ordinals, item9], strict=True)
     ]
     return QuestionnaireResponseCreate.model_validate(
         {
@@ -205,6 +195,11 @@ def _phq9(rng: random.Random, seed: int, n: int, k: int, authored: datetime, tot
             "answers": answers,
         }
     )
+
+
+def _answer(item: Item, score: int) -> dict[str, str | None]:
+    option = next(o for o in item.options if o.score == score)
+    return {"system": option.system, "code": option.code}
 
 
 def _administration(rng: random.Random, seed: int, n: int, k: int, day: date, esketamine: bool) -> BaseModel:
