@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import caseload, health, instruments, well_known
-from service.api.middleware import RateLimit, RequestIdAndBodyLimit, SecurityHeaders
+from service.api.middleware import RateLimit, RefuseNul, RequestIdAndBodyLimit, SecurityHeaders
 from service.api.openapi_schema import install_openapi
-from service.api.problems import install_problem_handlers, rate_limited
+from service.api.problems import install_problem_handlers, rate_limited, refused
 from service.api.records import record_routers
 from service.auth.tokens import TokenVerifier
 from service.caseload.scheduler import SweepThread
@@ -54,9 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Tandem",
         version="0.1.0",
         description=DESCRIPTION,
-        docs_url="/docs" if settings.docs_enabled else None,
+        docs_url="/docs" if settings.docs_served else None,
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_served else None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "X-Request-ID"],
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RefuseNul, render=refused)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=rate_limited)
     app.add_middleware(RequestIdAndBodyLimit, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)

@@ -51,7 +51,7 @@ def _row(ctx: RequestContext, intent: AuditIntent, patient_id: str | None, statu
         "actor_role": ctx.principal.role,
         "action": intent.action,
         "record_kind": intent.record_kind,
-        "record_id": intent.record_id,
+        "record_id": intent.record_id[:64] if intent.record_id else None,  # a hostile id must not break the audit
         "patient_id": patient_id,
         "outcome": "success" if status_code < 400 else "failure",
         "status_code": status_code,

@@ -102,7 +102,11 @@ def create_from_fhir(session: Session, ctx: RequestContext, resource: dict[str, 
         "source": _source_identifier(resource),
         "patient_id": patient_id,
         "instrument": intake.instrument.key,
-        "questionnaire": intake.questionnaire,
+        # Our own published Questionnaire is the default: stored as none, so a response read back and sent
+        # again is the same record.
+        "questionnaire": None
+        if intake.questionnaire == f"{ctx.settings.canonical_base}/Questionnaire/{intake.instrument.key}"
+        else intake.questionnaire,
         "authored_at": intake.authored,
         "status": intake.status,
         "answers": [a.model_dump() for a in intake.answers],

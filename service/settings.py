@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=200, ge=1, le=1000)
     default_page_size: int = Field(default=50, ge=1, le=1000)
 
-    docs_enabled: bool = True
+    # /docs and /openapi.json: served unless turned off; off by default in production.
+    docs_enabled: bool | None = None
     # Requests per minute per client (bearer token, or address without one); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
     # Browser origins allowed to call the API; empty (the default) sends no CORS headers at all.
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     # Our SMART Backend Services signing keys: a JSON object of kid -> PEM, oldest first; all are published at
     # /.well-known/jwks.json (so an EHR can verify during a rotation) and the newest signs.
     smart_private_keys: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def docs_served(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else self.environment != "production"
 
     @property
     def development(self) -> bool:

@@ -14,6 +14,7 @@ from service.audit_trail import RequestContext
 from service.caseload import patient_status
 from service.caseload.protocols import add_protocol, available_protocols
 from service.caseload.query import CaseloadFilters, CaseloadPage, SortKey, read_caseload
+from service.errors import invalid
 from service.plan_status import ESKETAMINE_CBT, Protocol
 from service.records.kinds import ADMINS, CARE_TEAM, CLINICIANS
 
@@ -43,6 +44,8 @@ def read_plan_status(
     ] = None,
 ) -> Any:
     response.headers["Cache-Control"] = "no-store"
+    if as_of is not None and not 1900 <= as_of.year <= 2200:
+        raise invalid("query.as_of", "must be between the years 1900 and 2200")
     return patient_status.read_plan_status(session, ctx, patient_id, as_of)
 
 

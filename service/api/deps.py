@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -38,6 +38,8 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# Row numbers in paths (outbox messages): beyond the database's integer is a 422, never a 500.
+RowNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -20,6 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_TRACKED_CLIENTS = 10_000
+# An address's bucket is this many times a client's: a hospital's interface engine may front several clients.
+ADDRESS_BUCKET_SIZE = 4.0
+NUL = b"%00"
 # A caller's id is echoed only when it looks like an id, so it can never smuggle content into our logs.
 SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -63,6 +66,22 @@ class RequestIdAndBodyLimit:
             return message
 
         await self.app(scope, limited_receive, send_with_id)
+
+
+class RefuseNul:
+    """PostgreSQL cannot store or compare text with NUL characters: refuse them in the URL up front (bodies are
+    checked by the request models)."""
+
+    def __init__(self, app: ASGIApp, *, render: Callable[[Scope, int, str], Response]) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (NUL in scope.get("query_string", b"") or "\x00" in scope.get("path", "")):
+            response = self.render(scope, 400, "the URL contains a NUL character")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -114,33 +133,45 @@ class RateLimit:
         if scope["type"] != "http" or self.rate <= 0:
             await self.app(scope, receive, send)
             return
-        key = self._client(scope)
         now = time.monotonic()
-        tokens, last = self.buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            wait = math.ceil((1 - tokens) / self.rate)
-            self.buckets[key] = (tokens, now)
+        # The token is unchecked here, so an address has a bucket of its own too (several clients may share
+        # one, hence the larger size): a stream of made-up tokens cannot dodge the limit.
+        waits = [self._take(key, size, now) for key, size in self._buckets_of(scope)]
+        wait = max(waits)
+        if wait:
             response = self.render(scope, wait, f"too many requests from this client; retry after {wait} s")
             await response(scope, receive, send)
             return
-        self.buckets[key] = (tokens - 1, now)
         if len(self.buckets) > MAX_TRACKED_CLIENTS:
             self._forget_idle(now)
         await self.app(scope, receive, send)
 
+    def _take(self, key: str, size: float, now: float) -> int:
+        """Take one token; the seconds to wait when there is none (0 when taken)."""
+        rate = self.rate * size
+        capacity = self.capacity * size
+        tokens, last = self.buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            return math.ceil((1 - tokens) / rate)
+        self.buckets[key] = (tokens - 1, now)
+        return 0
+
     @staticmethod
-    def _client(scope: Scope) -> str:
+    def _buckets_of(scope: Scope) -> list[tuple[str, float]]:
+        client = scope.get("client") or ("unknown", 0)
+        found = [(f"address:{client[0]}", ADDRESS_BUCKET_SIZE)]
         authorization = dict(scope["headers"]).get(b"authorization")
         if authorization:
-            return "token:" + hashlib.sha256(authorization).hexdigest()
-        client = scope.get("client") or ("unknown", 0)
-        return f"address:{client[0]}"
+            found.append(("token:" + hashlib.sha256(authorization).hexdigest(), 1.0))
+        return found
 
     def _forget_idle(self, now: float) -> None:
         """A full bucket holds no state worth keeping: drop those, so the table cannot grow without bound."""
         self.buckets = {
             key: (tokens, last)
             for key, (tokens, last) in self.buckets.items()
-            if tokens + (now - last) * self.rate < self.capacity
+            if tokens + (now - last) * self.rate
+            < self.capacity * (ADDRESS_BUCKET_SIZE if key.startswith("address:") else 1)
         }

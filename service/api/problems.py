@@ -8,6 +8,7 @@ A failed attempt on patient data is audited too, in its own transaction, after t
 from __future__ import annotations
 
 import logging
+import traceback
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -66,6 +67,11 @@ def problem_response(request: Request, status: int, title: str, detail: str, err
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def refused(scope: Scope, status: int, detail: str) -> Response:
+    """A refusal decided by middleware, in the caller's error format."""
+    return problem_response(Request(scope), status, HTTPStatus(status).phrase, detail, [])
+
+
 def rate_limited(scope: Scope, retry_after: int, detail: str) -> Response:
     """The 429 the rate limiter sends, in the caller's error format."""
     response = problem_response(Request(scope), 429, "Too many requests", detail, [])
@@ -116,7 +122,15 @@ def _on_http_error(request: Request, error: Exception) -> Response:
 
 def _on_unexpected(request: Request, error: Exception) -> Response:
     # Never echo the exception: it may hold SQL or patient data. The request id lets operators find the log line.
-    logger.error("unhandled error", exc_info=error, extra={"request_id": getattr(request.state, "request_id", None)})
+    # The exception's message can quote SQL parameters or key values (a unique violation names the MRN): log
+    # its type and where it was raised, never its text.
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    logger.error(
+        "unhandled %s\n%s",
+        type(error).__name__,
+        frames,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
     _audit_failure(request, 500)
     return problem_response(request, 500, "Internal error", "the service failed; quote the request id to support", [])
 

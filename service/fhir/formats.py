@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from fhir_mappings.release import any_model_for
 from service.errors import TandemError, invalid
+from service.records.base import nul_in
 
 Format = Literal["json", "xml"]
 FHIR_JSON = "application/fhir+json"
@@ -65,6 +66,8 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
             raise invalid("body", f"not valid JSON: {error}") from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceType"), str):
             raise invalid("resourceType", "the body is not a FHIR resource (no resourceType)")
+        if nul_in(parsed):
+            raise invalid("body", "contains a NUL character, which no FHIR string may hold")
         return parsed
     return _from_xml(body)
 

@@ -108,7 +108,7 @@ def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id
                 col(r.version_id) == int(version_id),
             )
         ).first()
-        if version_id.isdigit()
+        if version_id.isdigit() and len(version_id) <= 9
         else None
     )
     if row is None:
@@ -293,7 +293,7 @@ def update(
     if if_match is not None and if_match.strip().removeprefix("W/").strip('"') != str(row.version_id):
         raise VersionMismatch(row.version_id, if_match)
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
-    changes = payload.model_dump(exclude={"source"})
+    changes = payload.model_dump(exclude={"source", *target.carried_elsewhere})
     store.update_record(session, ctx, target.kind, resource_id, changes, f'W/"{record.version}"')
     updated = _current(session, ctx.tenant_id, resource_type, resource_id)
     assert updated is not None

@@ -127,7 +127,10 @@ def search_audit_events(request: Request, session: SessionDep, ctx: FhirContext)
 
 @router.get("/Questionnaire")
 def search_questionnaires(request: Request, ctx: FhirContext) -> Response:
-    wanted = request.query_params.get("url") or request.query_params.get("_id")
+    return _questionnaires(request, request.query_params.get("url") or request.query_params.get("_id"))
+
+
+def _questionnaires(request: Request, wanted: str | None) -> Response:
     found = [questionnaire_resource(i) for i in INSTRUMENTS.values()]
     matches = [q for q in found if wanted in (None, q.get("url"), q.get("id"))]
     return _respond(request, _static_bundle(request, matches))
@@ -176,6 +179,8 @@ def read(resource_type: str, resource_id: str, request: Request, session: Sessio
 def _search(
     resource_type: str, params: list[tuple[str, str]], request: Request, session: Any, ctx: RequestContext
 ) -> Response:
+    if resource_type == "Questionnaire":
+        return _questionnaires(request, dict(params).get("url") or dict(params).get("_id"))
     if resource_type in ("StructureDefinition", "CodeSystem"):
         wanted = dict(params).get("url") or dict(params).get("_id")
         found = [d for d in _definitions(request, resource_type) if wanted in (None, d.get("url"), d.get("id"))]

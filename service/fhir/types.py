@@ -35,6 +35,9 @@ class FhirType:
     inbound: Inbound | None = None  # None: read-only
     # DELETE marks the record entered-in-error (a correction that reaches the EHRs) and retracts its resources.
     correctable: bool = False
+    # Fields this resource does not carry itself (they travel in its companion resources): a PUT of the
+    # resource alone keeps their stored values instead of clearing them.
+    carried_elsewhere: frozenset[str] = frozenset()
 
     @property
     def writable(self) -> bool:
@@ -120,8 +123,24 @@ FHIR_TYPES: dict[str, FhirType] = {
     t.name: t
     for t in (
         FhirType("Patient", kinds.PATIENTS, CARE_TEAM, _patient),
-        FhirType("MedicationAdministration", kinds.KETAMINE_ADMINISTRATIONS, CARE_TEAM, _administration, True),
-        FhirType("Encounter", kinds.CBT_SESSIONS, CARE_TEAM, _encounter, True),
+        FhirType(
+            "MedicationAdministration",
+            kinds.KETAMINE_ADMINISTRATIONS,
+            CARE_TEAM,
+            _administration,
+            True,
+            # The session's Observations (partOf the administration) carry these.
+            frozenset({"vital_signs", "sedation_score", "dissociation_score", "adverse_events", "body_weight_kg"}),
+        ),
+        # The session's Procedure carries what was done in it.
+        FhirType(
+            "Encounter",
+            kinds.CBT_SESSIONS,
+            CARE_TEAM,
+            _encounter,
+            True,
+            frozenset({"modules_covered", "homework_set", "homework_completed"}),
+        ),
         FhirType(
             "QuestionnaireResponse", kinds.QUESTIONNAIRE_RESPONSES, CARE_TEAM, questionnaires.create_from_fhir, True
         ),
@@ -130,5 +149,6 @@ FHIR_TYPES: dict[str, FhirType] = {
         FhirType("CarePlan", None, CARE_TEAM),
         FhirType("Condition", None, CARE_TEAM),
         FhirType("Goal", None, CARE_TEAM),
+        FhirType("Flag", None, CARE_TEAM),
     )
 }

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import MetaData
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
@@ -69,6 +69,26 @@ class ApiModel(BaseModel):
     """Request bodies refuse unknown fields: a typo must not be silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refusing it here names the field instead of failing at the database.
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if nul_in(name) or nul_in(value):
+                    raise ValueError(f"{name} contains a NUL character")
+        return data
+
+
+def nul_in(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(nul_in(k) or nul_in(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(nul_in(v) for v in value)
+    return False
 
 
 class SourceIdentifier(ApiModel):

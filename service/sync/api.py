@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import SessionDep, context_for, get_engine
+from service.api.deps import RowNumber, SessionDep, context_for, get_engine
 from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext, record_success
 from service.records.kinds import ADMINS
@@ -111,7 +111,7 @@ def list_dead(
     response_model=sync_status.OutboxDetail,
     responses=ERROR_RESPONSES,
 )
-def read_message(outbox_id: int, session: SessionDep, ctx: ReadContext) -> sync_status.OutboxDetail:
+def read_message(outbox_id: RowNumber, session: SessionDep, ctx: ReadContext) -> sync_status.OutboxDetail:
     result = sync_status.outbox_detail(session, ctx.tenant_id, outbox_id)
     _audit(session, ctx)
     return result
@@ -124,7 +124,7 @@ def read_message(outbox_id: int, session: SessionDep, ctx: ReadContext) -> sync_
     response_model=sync_status.ReplayResult,
     responses=WRITE_ERROR_RESPONSES,
 )
-def replay_one(outbox_id: int, session: SessionDep, ctx: WriteContext) -> sync_status.ReplayResult:
+def replay_one(outbox_id: RowNumber, session: SessionDep, ctx: WriteContext) -> sync_status.ReplayResult:
     count = sync_status.replay(session, ctx.tenant_id, outbox_id=outbox_id)
     _audit(session, ctx)
     return sync_status.ReplayResult(replayed=count)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from service.api.deps import RowNumber
 from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_page, require_csrf, settings_of
 from service.web.rendering import WebRoute, render
 from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter
@@ -30,7 +31,7 @@ def sync_page(request: Request, session: SessionDep, web_session: SignedIn, repl
 @router.post("/sync/dead-letters/{message_id}/replay")
 def replay(
     request: Request,
-    message_id: int,
+    message_id: RowNumber,
     session: SessionDep,
     web_session: SignedIn,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
