@@ -20,6 +20,7 @@ from .definitions import (
     published_definitions,
 )
 from .errors import MappingError, operation_outcome
+from .flag import safety_flag_resource
 from .identity import identifier_system, resource_id, sub_resource_id
 from .patient import patient_from_fhir, patient_resource
 from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
@@ -70,6 +71,7 @@ __all__ = [
     "resource_id",
     "response_from_fhir",
     "response_resources",
+    "safety_flag_resource",
     "score_observation_from_fhir",
     "session_from_fhir",
     "session_resources",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,14 +51,21 @@ class CarePlanResources:
         return [self.care_plan, self.condition, self.goal]
 
 
+GOAL_ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
+
+
 def care_plan_resources(
     record: EnrollmentRecord,
     *,
     canonical_base: str,
     plan_status: str | None = None,
     plan_status_reasons: tuple[str, ...] = (),
+    goal_achievement: str | None = None,
+    progress: Mapping[str, str] | None = None,
 ) -> CarePlanResources:
-    """plan_status/reasons are codes of our plan-status CodeSystems, computed by the service."""
+    """plan_status/reasons are codes of our plan-status CodeSystems, computed by the service; goal_achievement is
+    a goal-achievement code (achieved, improving, worsening, in-progress, …); progress is a note per activity
+    ("ketamine-course", "cbt-course", "measurement"), e.g. "4 of 6 induction sessions"."""
     condition_id = sub_resource_id(record.id, "condition")
     goal_id = sub_resource_id(record.id, "goal")
     subject = reference("Patient", record.patient_id)
@@ -82,7 +90,7 @@ def care_plan_resources(
         "period": period,
         "addresses": [{"reference": f"Condition/{condition_id}"}],
         "goal": [{"reference": f"Goal/{goal_id}"}],
-        "activity": _activities(record, canonical_base),
+        "activity": _activities(record, canonical_base, progress or {}),
     }
     if record.status_reason is not None:
         plan["note"] = [{"text": record.status_reason}]
@@ -97,11 +105,20 @@ def care_plan_resources(
     return CarePlanResources(
         care_plan=build(CarePlan, plan),
         condition=build(Condition, _condition(record, canonical_base, subject)),
-        goal=build(Goal, _goal(record, canonical_base, subject, condition_id)),
+        goal=build(Goal, _goal(record, canonical_base, subject, condition_id, goal_achievement)),
     )
 
 
-def _activities(record: EnrollmentRecord, canonical_base: str) -> list[dict[str, Any]]:
+def _activities(record: EnrollmentRecord, canonical_base: str, progress: Mapping[str, str]) -> list[dict[str, Any]]:
+    activities = _activity_details(record, canonical_base)
+    for activity in activities:
+        component = activity["detail"]["code"]["coding"][0]["code"]
+        if component in progress:
+            activity["progress"] = [{"text": progress[component]}]
+    return activities
+
+
+def _activity_details(record: EnrollmentRecord, canonical_base: str) -> list[dict[str, Any]]:
     status = _ACTIVITY_STATUS[record.status]
     esketamine = "esketamine" in record.protocol_id
     drug = (RXNORM_ESKETAMINE, "esketamine") if esketamine else (RXNORM_KETAMINE, "ketamine")
@@ -157,9 +174,14 @@ def _condition(record: EnrollmentRecord, canonical_base: str, subject: dict[str,
     }
 
 
-def _goal(record: EnrollmentRecord, canonical_base: str, subject: dict[str, Any], condition_id: str) -> dict[str, Any]:
+def _goal(
+    record: EnrollmentRecord, canonical_base: str, subject: dict[str, Any], condition_id: str, achievement: str | None
+) -> dict[str, Any]:
     text = f"Remission of depressive symptoms on {record.primary_instrument}"
     goal = base_resource("Goal", canonical_base, "enrollment", record, text, role="goal")
+    if achievement is not None:
+        # R4 value set goal-achievement (http://hl7.org/fhir/R4/valueset-goal-achievement.html).
+        goal["achievementStatus"] = {"coding": [{"system": GOAL_ACHIEVEMENT, "code": achievement}]}
     return goal | {
         "lifecycleStatus": _GOAL_STATUS[record.status],
         "description": {"text": text},

@@ -17,6 +17,7 @@ from service.auth.tokens import TokenVerifier
 from service.caseload.scheduler import SweepThread
 from service.db.engine import make_engine
 from service.fhir import router as fhir_router
+from service.observability import install_observability
 from service.settings import Settings, get_settings
 from service.sync import api as sync_api
 from service.web import install_web
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseNul, render=refused)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=rate_limited)
     app.add_middleware(RequestIdAndBodyLimit, max_body_bytes=settings.max_body_bytes)
+    install_observability(app)
     app.include_router(health.router)
     for router in record_routers():
         app.include_router(router)

@@ -13,14 +13,13 @@ the pending refreshes first, so later entries of the Bundle still see current st
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, select
 
 from service.caseload.recompute import recompute_patient
@@ -29,13 +28,14 @@ from service.clock import now_utc
 from service.db.engine import BUNDLE_TRANSACTION, session_scope
 from service.fhir.projection import project, resources_of
 from service.fhir.tables import FhirResourceVersion
+from service.plan_status import PlanStatus
 from service.records.base import TenantRecord, record_meta
 from service.records.enrollment import Enrollment, EnrollmentPublic, condition_from_columns
-
+from service.records.patient import Patient
 
 PENDING = "pending_patient_refreshes"
 # What a refresh writes besides plan_statuses: the enrollment's projected resources.
-REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal"})
+REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal", "Flag"})
 
 
 def refresh_patient(
@@ -93,6 +93,7 @@ def _names_refreshed_type(statement: Any) -> bool:
 def _refresh(
     session: Session, *, tenant_id: str, patient_id: str, canonical_base: str, as_of: datetime | None = None
 ) -> None:
+    _serialise_per_patient(session, tenant_id, patient_id)
     recompute_patient(session, tenant_id, patient_id, as_of)
     statuses = {
         row.enrollment_id: row
@@ -105,9 +106,11 @@ def _refresh(
     enrollments = session.exec(
         select(Enrollment).where(col(Enrollment.tenant_id) == tenant_id, col(Enrollment.patient_id) == patient_id)
     )
+    evidence = _evidence_types(session, tenant_id, patient_id)
     for enrollment in enrollments:
         status = statuses.get(enrollment.id)
         codes = sorted(code for code in status.open_flags.split(",") if code) if status else []
+        plan = PlanStatus.model_validate(status.detail) if status else None
         project(
             session,
             tenant_id=tenant_id,
@@ -120,8 +123,36 @@ def _refresh(
                 canonical_base,
                 plan_status=status.status if status else None,
                 plan_status_reasons=codes,
+                plan=plan,
+                evidence=evidence,
             ),
         )
+
+
+def _serialise_per_patient(session: Session, tenant_id: str, patient_id: str) -> None:
+    """Two transactions writing for one patient would each replace the stored status computed without the
+    other's record (and collide on its key). On PostgreSQL the patient row is the lock that orders them; SQLite
+    already runs one writer at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Patient.id)
+            .where(col(Patient.tenant_id) == tenant_id, col(Patient.id) == patient_id)
+            .with_for_update(key_share=True)
+        )
+
+
+def _evidence_types(session: Session, tenant_id: str, patient_id: str) -> dict[str, str]:
+    """record id -> the resource type it is published as, so a Flag can point at its evidence."""
+    r = FhirResourceVersion
+    rows = session.exec(
+        select(r.resource_id, r.resource_type).where(
+            col(r.tenant_id) == tenant_id,
+            col(r.patient_id) == patient_id,
+            col(r.is_current).is_(True),
+            col(r.resource_type).in_(["QuestionnaireResponse", "MedicationAdministration", "Encounter"]),
+        )
+    ).all()
+    return {resource_id: resource_type for resource_id, resource_type in rows}
 
 
 def _public(row: TenantRecord) -> EnrollmentPublic:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
@@ -81,8 +82,13 @@ def rate_limited(scope: Scope, retry_after: int, detail: str) -> Response:
 
 def _audit_failure(request: Request, status: int) -> None:
     ctx: RequestContext | None = getattr(request.state, "ctx", None)
-    if ctx is not None:
+    if ctx is None:
+        return
+    try:
         record_failure(request.app.state.engine, ctx, status)
+    except SQLAlchemyError:
+        # The database that failed the request may be the one we would write to; the answer must still go out.
+        logger.error("could not audit a failed request", extra={"request_id": ctx.request_id})
 
 
 def _request_field(loc: tuple[int | str, ...]) -> str:
@@ -117,6 +123,8 @@ def _on_validation_error(request: Request, error: Exception) -> Response:
 def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail if isinstance(error.detail, str) else "request refused"
+    # Starlette's Allow on a 405 names only the first route matched, not every method of the path, so it is
+    # not passed on: a wrong Allow is worse than none (docs/reliability.md).
     return problem_response(request, error.status_code, HTTPStatus(error.status_code).phrase, detail, [])
 
 
@@ -145,6 +153,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
     for status, description in {
+        400: "The request cannot be read (a body that is not JSON, a NUL character in the URL)",
         401: "Missing, malformed, expired or untrusted bearer token",
         403: "The token's role may not do this",
         404: "No such record in the caller's tenant",

@@ -64,6 +64,8 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
             parsed = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise invalid("body", f"not valid JSON: {error}") from None
+        except RecursionError:
+            raise invalid("body", "nested too deeply to be a FHIR resource") from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceType"), str):
             raise invalid("resourceType", "the body is not a FHIR resource (no resourceType)")
         if nul_in(parsed):

@@ -17,6 +17,7 @@ import fhir_mappings as fm
 from service.clock import now_utc
 from service.fhir.tables import FhirResourceVersion, FhirSearchToken
 from service.instruments import INSTRUMENTS
+from service.plan_status import PlanStatus
 from service.records.base import RecordMeta
 
 # Elements that hold the resource's clinical date, in the order they are looked for.
@@ -51,14 +52,72 @@ def resources_of(kind_path: str, record: RecordMeta, canonical_base: str, **cont
         )
         return [fm.to_json(response.response), *(fm.to_json(o) for o in response.observations)]
     if kind_path == "enrollments":
+        status: PlanStatus | None = context.get("plan")
         plan = fm.care_plan_resources(
             record,  # type: ignore[arg-type]
             canonical_base=canonical_base,
             plan_status=context.get("plan_status"),
             plan_status_reasons=tuple(context.get("plan_status_reasons", ())),
+            goal_achievement=_goal_achievement(status),
+            progress=_progress(status),
         )
-        return [fm.to_json(r) for r in plan.all()]
+        flags = _safety_flags(record.id, status, context.get("evidence", {}), canonical_base)
+        return [*(fm.to_json(r) for r in plan.all()), *flags]
     return []
+
+
+def _goal_achievement(status: PlanStatus | None) -> str | None:
+    primary = status.outcomes[0] if status is not None and status.outcomes else None
+    if primary is None or primary.latest is None:
+        return None
+    if primary.in_remission:
+        return "achieved"
+    if primary.worsening:
+        return "worsening"
+    return "improving" if primary.in_response else "in-progress"
+
+
+def _progress(status: PlanStatus | None) -> dict[str, str]:
+    if status is None:
+        return {}
+    counts = status.counts
+    induction = counts.ketamine_induction
+    after = f", {counts.ketamine_after_induction} after" if counts.ketamine_after_induction else ""
+    return {
+        "ketamine-course": f"{induction.done} of {induction.expected} induction sessions{after}",
+        "cbt-course": f"{counts.cbt.done} of {counts.cbt.expected} CBT sessions",
+        "measurement": f"{counts.measurements.done} of {counts.measurements.expected} measurements",
+    }
+
+
+def _safety_flags(
+    enrollment_id: str, status: PlanStatus | None, evidence: dict[str, str], canonical_base: str
+) -> list[dict[str, Any]]:
+    """Each urgent reason as a Flag: active while open, inactive once acknowledged (kept, for the record)."""
+    if status is None:
+        return []
+    flags = []
+    for reason in status.reasons:
+        if reason.severity != "urgent":
+            continue
+        flag = fm.to_json(
+            fm.safety_flag_resource(
+                canonical_base=canonical_base,
+                enrollment_id=enrollment_id,
+                patient_id=status.patient_id,
+                code=reason.code,
+                occurrence_id=reason.occurrence_id,
+                message=reason.message,
+                since=reason.since,
+                evidence=[{"reference": f"{evidence[i]}/{i}"} for i in reason.record_ids if i in evidence],
+            )
+        )
+        if not reason.open:
+            flag["status"] = "inactive"
+            if reason.acknowledgement is not None:
+                flag["period"]["end"] = reason.acknowledgement.acknowledged_at.isoformat()
+        flags.append(flag)
+    return flags
 
 
 def project(
@@ -85,16 +144,18 @@ def project(
         )
     }
     produced: set[tuple[str, str]] = set()
+    writes = _Writes()
     for resource in resources:
         key = (resource["resourceType"], resource["id"])
         produced.add(key)
         previous = current.get(key)
         if previous is not None and not previous.deleted and _content(previous.body) == _content(resource):
             continue
-        _store_version(session, tenant_id, record_kind, record_id, patient_id, resource, previous, now)
+        writes.add(tenant_id, record_kind, record_id, patient_id, resource, previous, now)
     for key, previous in current.items():
         if key not in produced and not previous.deleted:
-            _store_version(session, tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
+            writes.add(tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
+    writes.execute(session, tenant_id)
 
 
 def retract(session: Session, *, tenant_id: str, record_kind: str, record_id: str, now: datetime | None = None) -> None:
@@ -116,40 +177,40 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _store_version(
-    session: Session,
-    tenant_id: str,
-    record_kind: str,
-    record_id: str,
-    patient_id: str | None,
-    resource: dict[str, Any] | None,
-    previous: FhirResourceVersion | None,
-    now: datetime,
-    key: tuple[str, str] | None = None,
-) -> None:
-    if key is None:
-        assert resource is not None
-        key = (resource["resourceType"], resource["id"])
-    resource_type, resource_id = key
-    version = (previous.version_id + 1) if previous is not None else 1
-    if previous is not None:
-        session.execute(
-            update(FhirResourceVersion)
-            .where(
-                col(FhirResourceVersion.tenant_id) == tenant_id,
-                col(FhirResourceVersion.resource_type) == resource_type,
-                col(FhirResourceVersion.resource_id) == resource_id,
-                col(FhirResourceVersion.version_id) == previous.version_id,
-            )
-            .values(is_current=False)
-        )
-    body: dict[str, Any] = {}
-    if resource is not None:
-        meta = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
-        body = {**resource, "meta": meta}
-    session.execute(
-        insert(FhirResourceVersion),
-        [
+class _Writes:
+    """The statements of one projection, sent together: one multi-row INSERT of versions, one of tokens.
+
+    A resource seen for the first time has no earlier version to retire and no tokens to remove, so a new
+    record costs two INSERTs whatever the number of resources it maps to."""
+
+    def __init__(self) -> None:
+        self.retired: list[tuple[str, str, int]] = []
+        self.versions: list[dict[str, Any]] = []
+        self.tokens: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        tenant_id: str,
+        record_kind: str,
+        record_id: str,
+        patient_id: str | None,
+        resource: dict[str, Any] | None,
+        previous: FhirResourceVersion | None,
+        now: datetime,
+        key: tuple[str, str] | None = None,
+    ) -> None:
+        if key is None:
+            assert resource is not None
+            key = (resource["resourceType"], resource["id"])
+        resource_type, resource_id = key
+        version = (previous.version_id + 1) if previous is not None else 1
+        if previous is not None:
+            self.retired.append((resource_type, resource_id, previous.version_id))
+        body: dict[str, Any] = {}
+        if resource is not None:
+            meta = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
+            body = {**resource, "meta": meta}
+        self.versions.append(
             {
                 "tenant_id": tenant_id,
                 "resource_type": resource_type,
@@ -165,28 +226,42 @@ def _store_version(
                 "status": body.get("status"),
                 "body": body,
             }
-        ],
-    )
-    session.execute(
-        delete(FhirSearchToken).where(
-            col(FhirSearchToken.tenant_id) == tenant_id,
-            col(FhirSearchToken.resource_type) == resource_type,
-            col(FhirSearchToken.resource_id) == resource_id,
         )
-    )
-    tokens = [
-        {
-            "tenant_id": tenant_id,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "param": param,
-            "system": system,
-            "value": value,
-        }
-        for param, system, value in _tokens(body)
-    ]
-    if tokens:
-        session.execute(insert(FhirSearchToken), tokens)
+        self.tokens += [
+            {
+                "tenant_id": tenant_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "param": param,
+                "system": system,
+                "value": value,
+            }
+            for param, system, value in _tokens(body)
+        ]
+
+    def execute(self, session: Session, tenant_id: str) -> None:
+        for resource_type, resource_id, version_id in self.retired:
+            session.execute(
+                update(FhirResourceVersion)
+                .where(
+                    col(FhirResourceVersion.tenant_id) == tenant_id,
+                    col(FhirResourceVersion.resource_type) == resource_type,
+                    col(FhirResourceVersion.resource_id) == resource_id,
+                    col(FhirResourceVersion.version_id) == version_id,
+                )
+                .values(is_current=False)
+            )
+            session.execute(
+                delete(FhirSearchToken).where(
+                    col(FhirSearchToken.tenant_id) == tenant_id,
+                    col(FhirSearchToken.resource_type) == resource_type,
+                    col(FhirSearchToken.resource_id) == resource_id,
+                )
+            )
+        if self.versions:
+            session.execute(insert(FhirResourceVersion), self.versions)
+        if self.tokens:
+            session.execute(insert(FhirSearchToken), self.tokens)
 
 
 def _clinical_date(resource: dict[str, Any]) -> datetime | None:

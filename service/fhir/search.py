@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from service.errors import FieldProblem, InvalidRequest
@@ -118,12 +118,12 @@ def parse_search(
 
 def _result_parameter(query: SearchQuery, name: str, value: str, max_count: int) -> None:
     if name == "_count":
-        if not value.isdigit():
+        if not value.isdigit() or len(value) > 9:
             raise invalid("_count", "must be a whole number")
         query.count = min(int(value), max_count)  # capped, as the spec allows
     elif name == "_offset":
-        if not value.isdigit():
-            raise invalid("_offset", "must be a whole number")
+        if not value.isdigit() or len(value) > 9:
+            raise invalid("_offset", "must be a whole number below 10^9")
         query.offset = int(value)
     elif name == "_sort":
         if value not in ("date", "-date", "_lastUpdated", "-_lastUpdated"):
@@ -225,12 +225,15 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> tuple[in
             if system is not None:
                 clause.append(col(t.system) == system if system else col(t.system).is_(None))
             matches.append(and_(*clause))
+        # An uncorrelated IN: both databases run it as one index range over the tokens (a correlated EXISTS let
+        # SQLite probe every matching token once per candidate resource).
         conditions.append(
-            exists().where(
-                col(t.tenant_id) == tenant_id,
-                col(t.resource_type) == query.resource_type,
-                col(t.resource_id) == col(r.resource_id),
-                or_(*matches),
+            col(r.resource_id).in_(
+                select(t.resource_id).where(
+                    col(t.tenant_id) == tenant_id,
+                    col(t.resource_type) == query.resource_type,
+                    or_(*matches),
+                )
             )
         )
     total = session.exec(select(func.count()).select_from(r).where(*conditions)).one()

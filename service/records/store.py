@@ -257,7 +257,9 @@ def _get(
 ) -> TenantRecord:
     query = select(kind.table).where(col(kind.table.tenant_id) == tenant_id, col(kind.table.id) == record_id)
     if for_update:
-        query = query.with_for_update()
+        # NO KEY UPDATE: a concurrent insert that references this row (its FK check takes KEY SHARE) must not
+        # deadlock with us; we never change a row's key.
+        query = query.with_for_update(key_share=True)
     row = session.exec(query).first()
     if row is None:
         raise RecordNotFound(kind.label, record_id)

@@ -12,6 +12,7 @@ from rich.console import Console
 from sqlmodel import Session
 
 from service.db.engine import make_engine
+from service.observability import configure_logging
 from service.settings import get_settings
 from service.sync import status as sync_status
 from service.sync.pull import KindSummary, pull
@@ -30,6 +31,7 @@ def _summary(stats: WorkerStats) -> str:
 
 def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None = None) -> None:
     settings = get_settings()
+    configure_logging(settings)
     engine = make_engine(settings.database_url, pool_size=2)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -70,10 +72,19 @@ def worker(
     ]
     for child in children:
         child.start()
+
+    def stop_children(*_: object) -> None:
+        # Each child finishes its current row and releases the rest of its claims on SIGTERM.
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop_children)
     try:
         for child in children:
             child.join()
     except KeyboardInterrupt:
+        stop_children()
         for child in children:
             child.join()
     failed = [c for c in children if c.exitcode]

@@ -125,6 +125,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
     ("GET", "/.well-known/jwks.json"): public(),
+    # Prometheus metrics take their own bearer token (TANDEM_METRICS_TOKEN), never a user's: unset here, so not
+    # served to anyone (404); the token check is tested in tests/reliability/test_observability.py.
+    ("GET", "/metrics"): public(404),
     ("GET", "/fhir/metadata"): public(),
     ("GET", "/openapi.json"): public(),
     ("GET", "/docs"): public(),

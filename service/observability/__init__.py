@@ -1,0 +1,29 @@
+"""Operating the service: Prometheus metrics, structured JSON logs, and 503 for a database that went away.
+
+Wiring (service/app.py and the process entry points):
+
+    from service.observability import configure_logging, install_observability
+    configure_logging(settings)          # once per process, before serving
+    install_observability(app)           # in create_app, after install_problem_handlers and add_middleware
+
+Nothing here reads or logs request bodies, query strings, raw paths or patient data: requests are labelled by
+their route template (`/api/v1/patients/{record_id}`), never by the path that carries an id.
+"""
+
+from __future__ import annotations
+
+from service.observability.db_errors import install_database_error_handler, is_database_unavailable
+from service.observability.install import install_observability
+from service.observability.logging import JsonFormatter, configure_logging
+from service.observability.metrics import METRICS_TOKEN_ENV, DatabaseCollector, HttpMetrics
+
+__all__ = [
+    "METRICS_TOKEN_ENV",
+    "DatabaseCollector",
+    "HttpMetrics",
+    "JsonFormatter",
+    "configure_logging",
+    "install_database_error_handler",
+    "install_observability",
+    "is_database_unavailable",
+]
