@@ -8,7 +8,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export TANDEM_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),sqlite:///$(CURDIR)/var/tandem.db)
 
-.PHONY: run test ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean
+.PHONY: run test ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,15 @@ docker-lint: install-dev
 
 ci: lint typecheck openapi-check migrations-check docker-lint
 	REQUIRE_POSTGRES=1 REQUIRE_FIXTURES=1 REQUIRE_BROWSER=1 $(PYTEST)
+	$(MAKE) bench-smoke
+
+# Benchmarks (bench/): `make bench` measures and writes docs/benchmarks.md; the smoke run (tiny sizes, no
+# judgement of timings) keeps the scripts from rotting and runs in CI.
+bench: install-dev
+	$(BIN)/python -m bench.run
+
+bench-smoke: install-dev
+	$(BIN)/python -m bench.run --smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
