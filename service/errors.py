@@ -43,10 +43,26 @@ class RecordConflict(TandemError):
     title = "Conflict"
 
 
-class VersionMismatch(TandemError):
+class RecordGone(TandemError):
+    """A record removed as a correction: reads answer 410 while its history stays."""
+
+    status_code = 410
+    title = "Gone"
+
+
+class NotSupported(TandemError):
+    """The interaction exists, but not for this kind of resource (a derived or published one)."""
+
+    status_code = 405
+    title = "Method not allowed"
+
+
+class PreconditionFailed(TandemError):
     status_code = 412
     title = "Precondition failed"
 
+
+class VersionMismatch(PreconditionFailed):
     def __init__(self, current: int, expected: str) -> None:
         super().__init__(
             f'If-Match {expected} does not match the current version W/"{current}"; read the record again and retry'

@@ -16,7 +16,14 @@ from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.db.engine import BUNDLE_TRANSACTION, finish_unit_of_work
-from service.errors import RecordNotFound, TandemError, VersionMismatch, invalid
+from service.errors import (
+    NotSupported,
+    PreconditionFailed,
+    RecordGone,
+    RecordNotFound,
+    VersionMismatch,
+    invalid,
+)
 from service.fhir.projection import retract
 from service.fhir.search import SearchQuery, current_patients, parse_search, run_search
 from service.fhir.tables import FhirResourceVersion
@@ -25,21 +32,6 @@ from service.records import store
 from service.records.base import SourceIdentifier
 
 MAX_HISTORY = 100
-
-
-class Gone(TandemError):
-    status_code = 410
-    title = "Gone"
-
-
-class NotSupported(TandemError):
-    status_code = 405
-    title = "Method not allowed"
-
-
-class PreconditionFailed(TandemError):
-    status_code = 412
-    title = "Precondition failed"
 
 
 @dataclass
@@ -89,7 +81,7 @@ def read(session: Session, ctx: RequestContext, resource_type: str, resource_id:
         raise RecordNotFound(resource_type, resource_id)
     ctx.intent.patient_id = row.patient_id
     if row.deleted:
-        raise Gone(f"{resource_type}/{resource_id} was deleted")
+        raise RecordGone(f"{resource_type}/{resource_id} was deleted")
     record_success(session, ctx, status_code=200)
     finish_unit_of_work(session)
     return _outcome(row)
@@ -115,7 +107,7 @@ def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id
         raise RecordNotFound(resource_type, f"{resource_id}/_history/{version_id}")
     ctx.intent.patient_id = row.patient_id
     if row.deleted:
-        raise Gone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
+        raise RecordGone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
     record_success(session, ctx, status_code=200)
     finish_unit_of_work(session)
     return _outcome(row)

@@ -16,7 +16,7 @@ import fhir_mappings as fm
 from service.api.deps import PrincipalDep, SessionDep, context_for
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
-from service.errors import NotPermitted, RecordNotFound, invalid
+from service.errors import NotPermitted, NotSupported, RecordNotFound, invalid
 from service.fhir import audit_export, bundles, interactions
 from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
@@ -75,7 +75,7 @@ def authorize(principal: Principal, resource_type: str, interaction: str) -> Non
         raise RecordNotFound("resource type", resource_type)
     reading = interaction in ("read", "search")
     if not reading and not fhir_type.writable:
-        raise interactions.NotSupported(f"{resource_type} is derived from other records and cannot be written here")
+        raise NotSupported(f"{resource_type} is derived from other records and cannot be written here")
     allowed = fhir_type.readers if reading or fhir_type.kind is None else fhir_type.kind.writers
     if principal.role not in allowed:
         raise NotPermitted(f"role {principal.role} may not {interaction} {resource_type}")
@@ -98,7 +98,7 @@ def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep)
         require_scope(principal.scopes, "AuditEvent", "search")
     elif resource_type in STATIC_TYPES:
         if interaction not in ("read", "search"):
-            raise interactions.NotSupported(f"{resource_type} resources are published by the service, not written")
+            raise NotSupported(f"{resource_type} resources are published by the service, not written")
     elif resource_type != "Bundle":
         authorize(principal, resource_type, interaction)
     return ctx

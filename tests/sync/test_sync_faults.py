@@ -36,6 +36,7 @@ HEAVY = os.environ.get("TANDEM_SYNC_HEAVY") == "1"
 FAULT_RECORD_COUNT = 500 if HEAVY else 50
 KILL_RECORD_COUNT = 300 if HEAVY else 40
 WORKERS = 4 if HEAVY else 3
+KILLS = 3 if HEAVY else 1
 sekmet = sekmet_fixture()
 sekmet_smart = sekmet_fixture(smart=True)
 sync_app = sync_app_fixture()
@@ -150,25 +151,30 @@ def test_workers_killed_mid_batch_recover_without_duplicates(
         target = sync_app.target(tenant, proxy.url("/fhir"))
         records = push_mixed_records(sync_app.driver(tenant), KILL_RECORD_COUNT)
         workers = [_spawn_worker(database_url, tenant, f"w{n}", lease, tmp_path / f"w{n}.log") for n in range(WORKERS)]
-        # Kill whichever worker is holding rows at that moment (which one claims first is up to the scheduler).
-        names = [f"w{n}" for n in range(WORKERS)]
-        holder: str | None = None
-        deadline = time.monotonic() + 60
-        while holder is None and time.monotonic() < deadline:
-            holding = {r.claimed_by for r in outbox_rows(sync_app.engine, tenant) if r.status == "in_flight"}
-            holder = next((name for name in names if name in holding), None)
-            time.sleep(0.02)
-        assert holder is not None, "no worker ever held a row: " + (tmp_path / "w0.log").read_text()
-        victim = workers[names.index(holder)]
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(10)
-        stranded = [
-            r.id for r in outbox_rows(sync_app.engine, tenant) if r.claimed_by == holder and r.status == "in_flight"
-        ]
-        assert stranded, "the killed worker held no rows"
-        survivors = [w for w in workers if w is not victim]
-        for worker in survivors:
-            assert worker.wait(120) == 0
+        # Kill whichever worker is holding rows at that moment (which one claims first is up to the scheduler),
+        # start a fresh one in its place, and do it again: KILLS times in all.
+        running = {f"w{n}": worker for n, worker in enumerate(workers)}
+        stranded: list[int] = []
+        for kill in range(KILLS):
+            holder: str | None = None
+            deadline = time.monotonic() + 60
+            while holder is None and time.monotonic() < deadline:
+                holding = {r.claimed_by for r in outbox_rows(sync_app.engine, tenant) if r.status == "in_flight"}
+                holder = next((name for name in running if name in holding), None)
+                time.sleep(0.02)
+            if holder is None:
+                break  # the others finished everything first: nothing left to kill mid-batch
+            victim = running.pop(holder)
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait(10)
+            stranded += [
+                r.id for r in outbox_rows(sync_app.engine, tenant) if r.claimed_by == holder and r.status == "in_flight"
+            ]
+            name = f"r{kill}"
+            running[name] = _spawn_worker(database_url, tenant, name, lease, tmp_path / f"{name}.log")
+        assert stranded, "no worker was killed while holding rows"
+        for worker in running.values():
+            assert worker.wait(180) == 0
         time.sleep(lease + 0.5)  # the killed worker's lease runs out
         drain(sync_app, tenant)
     rows = outbox_rows(sync_app.engine, tenant)
@@ -177,7 +183,10 @@ def test_workers_killed_mid_batch_recover_without_duplicates(
     with sekmet.client() as peer:
         found = check_peer_holds_exactly_one_copy(sync_app, peer, tenant, target, records, sekmet.metadata())
     assert found["duplicates"] == 0
-    print(f"\n{KILL_RECORD_COUNT} records, {WORKERS} workers, one SIGKILLed holding {len(stranded)} rows; duplicates 0")
+    print(
+        f"\n{KILL_RECORD_COUNT} records, {WORKERS} workers, {KILLS} SIGKILLs mid-batch stranding {len(stranded)} rows;"
+        " duplicates 0"
+    )
 
 
 def test_smart_backend_services_against_the_peer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,8 @@ from tests.sync.sync_harness import (
     sync_app_fixture,
 )
 
-RECORD_COUNT = 50  # mixed records pushed in the basic test (TANDEM_SYNC_HEAVY=1 tests push more elsewhere)
+# Mixed records pushed in the basic test; TANDEM_SYNC_HEAVY=1 pushes the 500.
+RECORD_COUNT = 500 if os.environ.get("TANDEM_SYNC_HEAVY") == "1" else 50
 sekmet = sekmet_fixture()
 sync_app = sync_app_fixture()
 
