@@ -15,7 +15,8 @@ import random
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -68,6 +69,7 @@ class WorkerStats:
     not_supported: int = 0
     requests: int = 0
     released: int = 0
+    lost: int = 0  # claims another worker took over after our lease ran out; not delivered by us
 
     def add(self, status: str) -> None:
         setattr(self, status, getattr(self, status) + 1)
@@ -130,6 +132,44 @@ def release(engine: Engine, worker_id: str, ids: list[int]) -> int:
         )
         session.commit()
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def renew(engine: Engine, worker_id: str, row_id: int, lease_seconds: int) -> bool:
+    """Extend our claim on a row; False when it is no longer ours (its lease ran out and another worker took it)."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == row_id,
+                col(OutboxMessage.claimed_by) == worker_id,
+                col(OutboxMessage.status) == "in_flight",
+            )
+            .values(claimed_until=now_utc() + timedelta(seconds=lease_seconds))
+        )
+        session.commit()
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+@contextmanager
+def kept_lease(engine: Engine, worker_id: str, row_id: int, lease_seconds: int) -> Iterator[None]:
+    """Renew the claim while a row is being delivered: a slow EHR must not let the lease run out under us, or a
+    second worker would deliver the same record at the same time."""
+    done = threading.Event()
+
+    def keep() -> None:
+        while not done.wait(lease_seconds / 3):
+            try:
+                renew(engine, worker_id, row_id, lease_seconds)
+            except Exception:  # the delivery itself reports database trouble; this thread only retries
+                logger.warning("could not renew the lease of outbox row %s", row_id)
+
+    keeper = threading.Thread(target=keep, name=f"lease-{row_id}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join(timeout=lease_seconds)
 
 
 # ---- processing one row -----------------------------------------------------------------------------------------
@@ -318,7 +358,14 @@ def run_worker(
                 if stop_event.is_set():
                     stats.released += release(engine, worker_id, [r.id for r in rows[index:] if r.id is not None])
                     break
-                processor.process(row)
+                assert row.id is not None
+                # The batch's later rows may have outlived their lease while earlier ones were delivered: a row
+                # is started only while it is still ours, and its lease is kept for as long as it takes.
+                if not renew(engine, worker_id, row.id, lease_seconds):
+                    stats.lost += 1
+                    continue
+                with kept_lease(engine, worker_id, row.id, lease_seconds):
+                    processor.process(row)
             if progress is not None:
                 progress(stats)
     finally:
