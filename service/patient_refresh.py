@@ -22,7 +22,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, select
 
-from service.caseload.recompute import recompute_patient
+from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
 from service.db.engine import BUNDLE_TRANSACTION, session_scope
@@ -34,6 +34,7 @@ from service.records.enrollment import Enrollment, EnrollmentPublic, condition_f
 from service.records.patient import Patient
 
 PENDING = "pending_patient_refreshes"
+SWEEP_CHUNK = 200
 # What a refresh writes besides plan_statuses: the enrollment's projected resources.
 REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal", "Flag"})
 
@@ -93,8 +94,13 @@ def _names_refreshed_type(statement: Any) -> bool:
 def _refresh(
     session: Session, *, tenant_id: str, patient_id: str, canonical_base: str, as_of: datetime | None = None
 ) -> None:
-    _serialise_per_patient(session, tenant_id, patient_id)
+    _serialise_per_patient(session, tenant_id, [patient_id])
     recompute_patient(session, tenant_id, patient_id, as_of)
+    _project_care_plans(session, tenant_id, patient_id, canonical_base)
+
+
+def _project_care_plans(session: Session, tenant_id: str, patient_id: str, canonical_base: str) -> None:
+    """The patient's CarePlans (with Condition, Goal and Flags) from the statuses just stored."""
     statuses = {
         row.enrollment_id: row
         for row in session.exec(
@@ -129,14 +135,15 @@ def _refresh(
         )
 
 
-def _serialise_per_patient(session: Session, tenant_id: str, patient_id: str) -> None:
+def _serialise_per_patient(session: Session, tenant_id: str, patient_ids: list[str]) -> None:
     """Two transactions writing for one patient would each replace the stored status computed without the
-    other's record (and collide on its key). On PostgreSQL the patient row is the lock that orders them; SQLite
-    already runs one writer at a time."""
+    other's record (and collide on its key). On PostgreSQL the patient rows are the locks that order them (taken
+    in id order, so two batches cannot deadlock); SQLite already runs one writer at a time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             select(Patient.id)
-            .where(col(Patient.tenant_id) == tenant_id, col(Patient.id) == patient_id)
+            .where(col(Patient.tenant_id) == tenant_id, col(Patient.id).in_(patient_ids))
+            .order_by(col(Patient.id))
             .with_for_update(key_share=True)
         )
 
@@ -160,8 +167,11 @@ def _public(row: TenantRecord) -> EnrollmentPublic:
     return EnrollmentPublic.model_validate({**condition_from_columns(columns), **record_meta(row)})
 
 
-def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None) -> int:
-    """Refresh every patient whose status may have changed by the passage of time; returns how many."""
+def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None, chunk: int = SWEEP_CHUNK) -> int:
+    """Refresh every patient whose status may have changed by the passage of time; returns how many.
+
+    Patients are recomputed a chunk at a time (recompute_patients reads a chunk's records in one query per table),
+    one transaction per chunk."""
     now = now or now_utc()
     with session_scope(engine) as session:
         due = session.exec(
@@ -169,9 +179,15 @@ def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None) -
             .where(col(PlanStatusRow.next_recompute_at) <= now)
             .distinct()
         ).all()
+    by_tenant: dict[str, list[str]] = {}
     for tenant_id, patient_id in due:
-        with session_scope(engine) as session:
-            refresh_patient(
-                session, tenant_id=tenant_id, patient_id=patient_id, canonical_base=canonical_base, as_of=now
-            )
+        by_tenant.setdefault(tenant_id, []).append(patient_id)
+    for tenant_id, patient_ids in by_tenant.items():
+        for start in range(0, len(patient_ids), chunk):
+            part = patient_ids[start : start + chunk]
+            with session_scope(engine) as session:
+                _serialise_per_patient(session, tenant_id, part)
+                recompute_patients(session, tenant_id, part, now)
+                for patient_id in part:
+                    _project_care_plans(session, tenant_id, patient_id, canonical_base)
     return len(due)

@@ -29,7 +29,8 @@ def record_written(
                 patient_id=patient_id,
                 resources=resources,
             )
-    if patient_id is not None:
+    # A patient's own details (name, MRNs) do not enter the plan status: only their records trigger a refresh.
+    if patient_id is not None and kind.path != "patients":
         refresh_patient(session, tenant_id=ctx.tenant_id, patient_id=patient_id, canonical_base=canonical_base)
     outbox.enqueue(
         session,

@@ -155,6 +155,10 @@ def test_the_sweep_moves_patients_whose_due_dates_passed(api: ApiDriver, engine:
         assert row is not None
         assert row.status == "needs_attention"
         assert ",ketamine_overdue," in row.open_flags
+    # The sweep re-projects the CarePlan too, so EHRs reading FHIR see the same status as the caseload.
+    plan = api.client.get(f"/fhir/CarePlan/{enrollment_id}", headers=api.headers).json()
+    status_codes = [c["code"] for c in plan["extension"][0]["valueCodeableConcept"]["coding"]]
+    assert status_codes[0] == "needs_attention" and "ketamine_overdue" in status_codes
 
 
 def test_caseload_filters_sorts_and_counts(api: ApiDriver, tenant: str, auth: Callable[..., dict[str, str]]) -> None:

@@ -229,10 +229,15 @@ def test_list_filters_by_date_range_and_status(api: ApiDriver) -> None:
     assert [s["status"] for s in no_shows["items"]] == ["no-show"]
 
 
-def test_page_size_is_capped_by_the_server(api: ApiDriver, client: TestClient) -> None:
-    response = api.client.get(f"{API}/patients", params={"limit": 100_000}, headers=api.headers)
+def test_page_size_is_capped_by_the_server(api: ApiDriver, settings_factory: Callable[..., TestClient]) -> None:
+    for _ in range(4):
+        api.patient()
+    capped = settings_factory(max_page_size=3, default_page_size=2)
+    response = capped.get(f"{API}/patients", params={"limit": 100_000}, headers=api.headers)
     assert response.status_code == 200  # capped, not refused: max_page_size applies
-    assert len(response.json()["items"]) <= client.app.state.settings.max_page_size  # type: ignore[attr-defined]
+    assert len(response.json()["items"]) == 3
+    assert response.json()["next_cursor"] is not None
+    assert len(capped.get(f"{API}/patients", headers=api.headers).json()["items"]) == 2  # the default
 
 
 def test_bad_cursor_is_refused_by_name(api: ApiDriver) -> None:
