@@ -245,15 +245,11 @@ def test_stateful_links(fuzzed: Fuzzed) -> None:
     for _ in range(STATEFUL_EXAMPLES):
         Workflow.TestCase().runTest()
     print(f"\nstateful: {STATEFUL_EXAMPLES} scenarios, {COUNTS['stateful steps']} steps, inferred links: {links}")
-    assert COUNTS["stateful steps"] > 0
-
-
-def test_zz_report() -> None:
-    """Prints the figures (runs last in the module)."""
+    # Every 5xx already fails its own example (not_a_server_error); these figures are this worker's share.
     print(
-        f"\nfuzz budget: {MAX_EXAMPLES} examples per operation (positive+negative), {STATEFUL_EXAMPLES} stateful "
-        f"scenarios; {COUNTS['examples']} examples, {COUNTS['requests']} requests, "
+        f"fuzz budget: {MAX_EXAMPLES} examples per operation (positive+negative); seen by this worker: "
+        f"{COUNTS['examples']} examples, {COUNTS['requests']} requests, "
         f"responses {dict(sorted((k, v) for k, v in COUNTS.items() if k.endswith('xx')))}, "
-        f"5xx {COUNTS['5xx']}, known findings hit {dict(FOUND)}"
+        f"known findings hit {dict(FOUND)}"
     )
-    assert COUNTS["5xx"] == FOUND["500 on NUL (bug 3)"]
+    assert COUNTS["stateful steps"] > 0
