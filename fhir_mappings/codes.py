@@ -9,6 +9,11 @@ LOINC: Final = "http://loinc.org"
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
 NDC: Final = "http://hl7.org/fhir/sid/ndc"
 UCUM: Final = "http://unitsofmeasure.org"
+# Security labels: HL7 v3 Confidentiality, R4 valueset-security-labels / v3-Confidentiality (hl7.org/fhir/R4/
+# v3/Confidentiality/cs.html): R = restricted, V = very restricted. A Patient labelled with either is restricted.
+V3_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+RESTRICTED: Final = ("R", "restricted")
+RESTRICTED_CODES: Final = frozenset({"R", "V"})
 # CPT system URI as given in R4 terminologies-systems.html ("http://www.ama-assn.org/go/cpt").
 CPT: Final = "http://www.ama-assn.org/go/cpt"
 V2_IDENTIFIER_TYPE: Final = "http://terminology.hl7.org/CodeSystem/v2-0203"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codes import MEDICAL_RECORD_NUMBER, V2_IDENTIFIER_TYPE
+from .codes import MEDICAL_RECORD_NUMBER, RESTRICTED, RESTRICTED_CODES, V2_IDENTIFIER_TYPE, V3_CONFIDENTIALITY
 from .errors import MappingError
 from .identity import base_resource, day, source_from
 from .reading import as_list, as_object, expect_type, full_date
@@ -33,7 +33,19 @@ def patient_resource(record: PatientRecord, *, canonical_base: str) -> Patient:
     if record.given_name is not None:
         name["given"] = [record.given_name]
     resource |= {"name": [name], "gender": record.sex, "birthDate": day(record.birth_date)}
+    if record.restricted:
+        label = {"system": V3_CONFIDENTIALITY, "code": RESTRICTED[0], "display": RESTRICTED[1]}
+        resource["meta"] = {**resource["meta"], "security": [label]}
     return build(Patient, resource)
+
+
+def _is_restricted(resource: dict[str, Any]) -> bool:
+    meta = resource.get("meta")
+    labels = as_list(meta.get("security"), "Patient.meta.security") if isinstance(meta, dict) else []
+    return any(
+        isinstance(label, dict) and label.get("system") == V3_CONFIDENTIALITY and label.get("code") in RESTRICTED_CODES
+        for label in labels
+    )
 
 
 def _is_mrn(identifier: dict[str, Any]) -> bool:
@@ -47,7 +59,8 @@ def _is_mrn(identifier: dict[str, Any]) -> bool:
 def patient_from_fhir(
     resource: dict[str, Any], *, canonical_base: str, source_system: str | None = None
 ) -> dict[str, Any]:
-    """A PatientCreate body. MRNs are the identifiers typed MR; a missing gender is 'unknown'."""
+    """A PatientCreate body. MRNs are the identifiers typed MR; a missing gender is 'unknown'; a confidentiality
+    label R or V in meta.security makes the patient restricted."""
     expect_type(resource, "Patient")
     mrns = []
     for i, raw in enumerate(as_list(resource.get("identifier"), "Patient.identifier")):
@@ -69,6 +82,7 @@ def patient_from_fhir(
         "given_name": given,
         "birth_date": full_date(resource["birthDate"], "Patient.birthDate"),
         "sex": gender,
+        "restricted": _is_restricted(resource),
     }
 
 

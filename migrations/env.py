@@ -8,6 +8,7 @@ from typing import Any, Literal
 from alembic import context
 from sqlmodel.sql.sqltypes import AutoString
 
+from service.break_glass import tables as break_glass_tables  # noqa: F401
 from service.caseload import tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime

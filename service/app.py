@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api import caseload, health, instruments, well_known
+from service.api import break_glass, caseload, health, instruments, well_known
 from service.api.middleware import RateLimit, RefuseNul, RequestIdAndBodyLimit, SecurityHeaders
 from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers, rate_limited, refused
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(instruments.router)
     app.include_router(caseload.router)
+    app.include_router(break_glass.router)
     app.include_router(fhir_router.router)
     app.include_router(sync_api.router)
     app.include_router(well_known.router)

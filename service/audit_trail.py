@@ -24,6 +24,7 @@ class AuditIntent:
     record_kind: str
     record_id: str | None = None
     patient_id: str | None = None
+    purpose: str | None = None  # "BTG" for break-the-glass starts and ends
 
 
 @dataclass
@@ -36,6 +37,10 @@ class RequestContext:
     intent: AuditIntent | None = field(default=None)
     # The EHR target a pulled record came from: its changes are not echoed back there.
     origin_target: str | None = None
+    # Restricted patients this caller may not see, and those it sees under a break-the-glass grant; worked out
+    # once per request by service.break_glass.access.
+    hidden_patients: frozenset[str] | None = None
+    break_glass_patients: frozenset[str] = frozenset()
 
     @property
     def tenant_id(self) -> str:
@@ -56,6 +61,7 @@ def _row(ctx: RequestContext, intent: AuditIntent, patient_id: str | None, statu
         "outcome": "success" if status_code < 400 else "failure",
         "status_code": status_code,
         "request_id": ctx.request_id,
+        "purpose": "BTG" if patient_id in ctx.break_glass_patients else intent.purpose,
     }
 
 

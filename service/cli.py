@@ -99,15 +99,19 @@ def demo_load(
 def status_sweep(
     every: Annotated[int, typer.Option(help="Repeat every N seconds (0: once)", min=0)] = 0,
 ) -> None:
-    """Recompute the patients whose due dates passed since their status was stored."""
+    """Recompute the patients whose due dates passed since their status was stored; close expired
+    break-the-glass grants (auditing their end)."""
     import time
 
+    from service.break_glass.expiry import sweep_expired_grants
+    from service.clock import now_utc
     from service.patient_refresh import sweep
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
     while True:
         console.print(f"plan statuses recomputed: {sweep(engine, canonical_base=settings.canonical_base)} patients")
+        console.print(f"break-the-glass grants expired and closed: {sweep_expired_grants(engine, now_utc())}")
         if not every:
             return
         time.sleep(every)

@@ -28,6 +28,19 @@ class NotPermitted(TandemError):
     title = "Not permitted"
 
 
+class PatientRestricted(NotPermitted):
+    """The patient's record is restricted (confidentiality R): hidden until a clinician breaks the glass."""
+
+    title = "Restricted patient"
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        super().__init__(
+            f"patient {patient_id!r} is restricted: a clinician may break the glass with "
+            f"POST /api/v1/patients/{patient_id}/break-the-glass and a reason; access is time-boxed and audited"
+        )
+
+
 class RecordNotFound(TandemError):
     """Also what another tenant's record looks like: the two must be indistinguishable."""
 

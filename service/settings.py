@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the API; empty (the default) sends no CORS headers at all.
     cors_allowed_origins: list[str] = Field(default_factory=list)
 
+    # Break-the-glass access to a restricted patient: default and longest duration a clinician may ask for.
+    break_glass_default_minutes: int = Field(default=60, ge=1, le=1440)
+    break_glass_max_minutes: int = Field(default=240, ge=1, le=1440)
+
     # Seconds between in-process sweeps that move patients whose due dates passed; 0 leaves it to
     # `tandem status sweep` (cron) — run one or the other.
     status_sweep_seconds: int = Field(default=0, ge=0, le=86_400)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.break_glass.access import ensure_visible
 from service.caseload.recompute import plan_statuses
 from service.caseload.tables import FlagAcknowledgement, PlanStatusRow
 from service.errors import RecordConflict, RecordNotFound, invalid
@@ -48,7 +49,7 @@ def read_plan_status(
     session: Session, ctx: RequestContext, patient_id: str, as_of: datetime | None
 ) -> PatientPlanStatus:
     ctx.intent = AuditIntent("read", "plan-status", record_id=patient_id, patient_id=patient_id)
-    _require_patient(session, ctx.tenant_id, patient_id)
+    _require_patient(session, ctx, patient_id)
     if as_of is None:
         rows = session.exec(
             select(PlanStatusRow).where(
@@ -73,7 +74,7 @@ def acknowledge_flag(
 ) -> PatientPlanStatus:
     """Record that a clinician saw one occurrence of a flag; the status is recomputed in the same transaction."""
     ctx.intent = AuditIntent("create", "flag-acknowledgements", patient_id=patient_id)
-    _require_patient(session, ctx.tenant_id, patient_id)
+    _require_patient(session, ctx, patient_id)
     current = session.get(PlanStatusRow, (ctx.tenant_id, request.enrollment_id))
     if current is None or current.patient_id != patient_id:
         raise invalid("enrollment_id", f"no enrollment {request.enrollment_id!r} for this patient")
@@ -114,7 +115,10 @@ def acknowledge_flag(
     )
 
 
-def _require_patient(session: Session, tenant_id: str, patient_id: str) -> None:
-    found = session.exec(select(Patient.id).where(col(Patient.tenant_id) == tenant_id, col(Patient.id) == patient_id))
+def _require_patient(session: Session, ctx: RequestContext, patient_id: str) -> None:
+    found = session.exec(
+        select(Patient.id).where(col(Patient.tenant_id) == ctx.tenant_id, col(Patient.id) == patient_id)
+    )
     if found.first() is None:
         raise RecordNotFound("patient", patient_id)
+    ensure_visible(session, ctx, patient_id)

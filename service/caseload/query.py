@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.break_glass.access import visible
 from service.caseload.tables import PlanStatusRow
 from service.clock import today_utc
 from service.records.patient import Patient
@@ -88,6 +89,8 @@ def _nulls_last(column: Any, descending: bool) -> list[Any]:
 def read_caseload(session: Session, ctx: RequestContext, filters: CaseloadFilters) -> CaseloadPage:
     ctx.intent = AuditIntent("list", "caseload")
     conditions = _conditions(ctx.tenant_id, filters)
+    if (not_hidden := visible(session, ctx, PlanStatusRow.patient_id)) is not None:
+        conditions.append(not_hidden)
     counts_query = select(PlanStatusRow.status, func.count()).where(*conditions).group_by(col(PlanStatusRow.status))
     counts = {str(s): int(n) for s, n in session.exec(counts_query)}
     if filters.status is not None:

@@ -7,6 +7,8 @@ import threading
 
 from sqlalchemy import Engine
 
+from service.break_glass.expiry import sweep_expired_grants
+from service.clock import now_utc
 from service.patient_refresh import sweep
 
 logger = logging.getLogger("tandem.sweep")
@@ -31,6 +33,7 @@ class SweepThread:
         while not self._stop.wait(self._every):
             try:
                 count = sweep(self._engine, canonical_base=self._canonical_base)
-                logger.info("plan status sweep", extra={"patients": count})
+                closed = sweep_expired_grants(self._engine, now_utc())
+                logger.info("plan status sweep: %d patients, %d break-the-glass grants closed", count, closed)
             except Exception:  # a failed sweep must not end the thread; the next one retries
                 logger.exception("plan status sweep failed")

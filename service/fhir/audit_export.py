@@ -22,6 +22,9 @@ INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+# Purpose of use: HL7 v3 ActReason BTG "break the glass" (terminology.hl7.org/CodeSystem-v3-ActReason.html).
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+PURPOSES = {"BTG": {"system": ACT_REASON, "code": "BTG", "display": "break the glass"}}
 MAX_EVENTS = 1000
 
 
@@ -44,7 +47,7 @@ def audit_event(row: AuditEvent, base: str) -> dict[str, Any]:
             "description": f"{row.record_kind} (request {row.request_id})",
         }
     )
-    return {
+    event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": row.id,
         "type": {"system": AUDIT_TYPE, "code": "rest", "display": "RESTful Operation"},
@@ -66,6 +69,9 @@ def audit_event(row: AuditEvent, base: str) -> dict[str, Any]:
         },
         "entity": entities,
     }
+    if row.purpose in PURPOSES:
+        event["purposeOfEvent"] = [{"coding": [PURPOSES[row.purpose]]}]
+    return event
 
 
 def search_audit(session: Session, ctx: RequestContext, params: list[tuple[str, str]], base: str) -> dict[str, Any]:

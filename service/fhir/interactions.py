@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.break_glass.access import ensure_visible, hidden_patients
 from service.db.engine import BUNDLE_TRANSACTION, finish_unit_of_work
 from service.errors import (
     NotSupported,
@@ -80,6 +81,7 @@ def read(session: Session, ctx: RequestContext, resource_type: str, resource_id:
     if row is None:
         raise RecordNotFound(resource_type, resource_id)
     ctx.intent.patient_id = row.patient_id
+    ensure_visible(session, ctx, row.patient_id)
     if row.deleted:
         raise RecordGone(f"{resource_type}/{resource_id} was deleted")
     record_success(session, ctx, status_code=200)
@@ -106,6 +108,7 @@ def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id
     if row is None:
         raise RecordNotFound(resource_type, f"{resource_id}/_history/{version_id}")
     ctx.intent.patient_id = row.patient_id
+    ensure_visible(session, ctx, row.patient_id)
     if row.deleted:
         raise RecordGone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
     record_success(session, ctx, status_code=200)
@@ -133,6 +136,7 @@ def history(session: Session, ctx: RequestContext, resource_type: str, resource_
     if not rows:
         raise RecordNotFound(resource_type, resource_id)
     ctx.intent.patient_id = rows[0].patient_id
+    ensure_visible(session, ctx, rows[0].patient_id)
     record_success(session, ctx, status_code=200)
     finish_unit_of_work(session)
     return rows
@@ -160,6 +164,9 @@ def search(
     query = parse_search(
         resource_type, params, max_count=settings.max_page_size, default_count=settings.default_page_size, strict=strict
     )
+    for patient_id in query.patients:
+        ensure_visible(session, ctx, patient_id)
+    query.hidden_patients = hidden_patients(session, ctx)
     total, matches = run_search(session, ctx.tenant_id, query)
     included = (
         current_patients(session, ctx.tenant_id, {m.patient_id for m in matches if m.patient_id})
@@ -224,6 +231,8 @@ def _existing(session: Session, ctx: RequestContext, target: FhirType, criteria:
     total, matches = run_search(session, ctx.tenant_id, found)
     if total > 1:
         raise PreconditionFailed(f"If-None-Exist matched {total} resources; make the criteria more selective")
+    if total == 1:
+        ensure_visible(session, ctx, matches[0].patient_id)  # never hand back a restricted patient's resource
     return _outcome(matches[0], status=200) if total == 1 else None
 
 

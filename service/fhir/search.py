@@ -71,6 +71,8 @@ class SearchQuery:
     include_patient: bool = False
     summary_count: bool = False
     applied: list[tuple[str, str]] = field(default_factory=list)
+    # Restricted patients the caller may not see (service.break_glass.access): their resources never match.
+    hidden_patients: frozenset[str] = frozenset()
 
 
 def supported_parameters(resource_type: str) -> list[str]:
@@ -211,6 +213,8 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> tuple[in
         conditions.append(col(r.resource_id).in_(query.ids))
     if query.patients:
         conditions.append(col(r.patient_id).in_(query.patients))
+    if query.hidden_patients:
+        conditions.append(or_(col(r.patient_id).is_(None), col(r.patient_id).not_in(sorted(query.hidden_patients))))
     if query.statuses:
         conditions.append(col(r.status).in_(query.statuses))
     conditions += [_date_clause(col(r.clinical_date), b) for b in query.dates]

@@ -38,3 +38,5 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     status_code: int
     request_id: str = Field(max_length=64)
+    # Why, where it is not plain treatment: "BTG" (v3-ActReason break the glass) for access under a grant.
+    purpose: str | None = Field(default=None, max_length=16)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
-from sqlalchemy import ForeignKeyConstraint, UniqueConstraint, delete
+from sqlalchemy import ForeignKeyConstraint, Index, UniqueConstraint, delete
 from sqlmodel import Field as SqlField
 from sqlmodel import Session, SQLModel, col, select
 
@@ -22,12 +22,15 @@ class Patient(TenantRecord, table=True):
     __table_args__ = (
         UniqueConstraint("tenant_id", "source_system", "source_id"),
         UniqueConstraint("tenant_id", "id"),
+        # Every read by a clinician or coordinator asks which of the tenant's patients are restricted.
+        Index("ix_patients_restricted", "tenant_id", "restricted"),
     )
 
     family_name: str = SqlField(max_length=255)
     given_name: str | None = SqlField(default=None, max_length=255)
     birth_date: date
     sex: str = SqlField(max_length=16)
+    restricted: bool = SqlField(default=False)
 
 
 class PatientIdentifier(SQLModel, table=True):
@@ -59,6 +62,11 @@ class PatientFields(ApiModel):
     given_name: Text | None = None
     birth_date: date
     sex: AdministrativeSex
+    restricted: bool = Field(
+        default=False,
+        description="Confidentiality R (e.g. a staff member or a public figure): the patient's data is hidden from "
+        "clinicians and coordinators until a clinician breaks the glass (a reason, time-boxed, audited).",
+    )
 
     @field_validator("birth_date")
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.break_glass.access import check_restriction_change, ensure_visible, visible
 from service.clock import now_utc
 from service.db.engine import finish_unit_of_work
 from service.errors import (
@@ -67,6 +68,7 @@ def create_record(
     values = payload.model_dump(exclude={"source"})
     ctx.intent = AuditIntent("create", kind.path, patient_id=values.get("patient_id"))
     source: SourceIdentifier | None = getattr(payload, "source", None)
+    ensure_visible(session, ctx, values.get("patient_id") if kind.table is not Patient else None)
     if source is not None:
         existing = _by_source(session, ctx.tenant_id, kind, source.system, source.value)
         if existing is not None:
@@ -98,6 +100,7 @@ def create_record(
 def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord) -> RecordMeta:
     assert ctx.intent is not None
     ctx.intent.record_id = row.id
+    ensure_visible(session, ctx, kind.patient_of(row))  # a resend must not reveal a restricted patient's record
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(row)])
     public = _public(session, kind, [row])[0]
     finish_unit_of_work(session)
@@ -117,6 +120,7 @@ def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_
     ctx.intent = AuditIntent("read", kind.path, record_id=record_id)
     row = _get(session, ctx.tenant_id, kind, record_id)
     ctx.intent.patient_id = kind.patient_of(row)
+    ensure_visible(session, ctx, ctx.intent.patient_id)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     public = _public(session, kind, [row])[0]
     finish_unit_of_work(session)
@@ -128,9 +132,13 @@ def list_records(session: Session, ctx: RequestContext, kind: RecordKind, filter
     table = kind.table
     time_col = _column(table, kind.time_column)
     query = select(table).where(col(table.tenant_id) == ctx.tenant_id)
-    if filters.patient_id is not None and kind.patient_scoped:
+    if kind.patient_scoped:
         owner = _column(table, "id" if table is Patient else "patient_id")
-        query = query.where(owner == filters.patient_id)
+        ensure_visible(session, ctx, filters.patient_id)
+        if filters.patient_id is not None:
+            query = query.where(owner == filters.patient_id)
+        if (not_hidden := visible(session, ctx, owner)) is not None:
+            query = query.where(not_hidden)
     if filters.status is not None and kind.has_status:
         query = query.where(_column(table, "status") == filters.status)
     if filters.since is not None:
@@ -204,6 +212,7 @@ def update_record(
         raise invalid("If-Match", 'expected an ETag such as W/"3"')
     row = _get(session, ctx.tenant_id, kind, record_id, for_update=True)
     ctx.intent.patient_id = kind.patient_of(row)
+    ensure_visible(session, ctx, ctx.intent.patient_id)
     if row.version != int(expected.group(1)):
         raise VersionMismatch(row.version, if_match)
     current = _public(session, kind, [row])[0].model_dump(include=set(kind.fields_schema.model_fields))
@@ -215,6 +224,8 @@ def update_record(
     except ValidationError as error:
         raise InvalidRequest(validation_problems(error)) from None
     values = merged.model_dump()
+    if isinstance(row, Patient):
+        check_restriction_change(ctx, row.restricted, values["restricted"])
     _check_references(session, ctx.tenant_id, kind, values)
     for name, value in kind.derive(session, ctx, _columns(kind, merged)).items():
         setattr(row, name, value)

@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import RowNumber, SessionDep, context_for, get_engine
 from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext, record_success
+from service.break_glass.access import ensure_visible
 from service.records.kinds import ADMINS
 from service.sync import status as sync_status
 from service.sync.capabilities import KindDecision
 from service.sync.client import FhirClient
 from service.sync.delivery import DeliveryResult, RecordPlan, dry_run_requests, plan_row
 from service.sync.pull import pull
+from service.sync.records import public_record
 from service.sync.targets import SyncTarget
 from service.sync.worker import Processor
 
@@ -156,6 +158,11 @@ def dry_run(
     target_id: str, body: DryRunRequest, session: SessionDep, ctx: ReadContext, engine: Any = Depends(get_engine)
 ) -> DryRun:
     target = _target(session, ctx, target_id)
+    # The dry run shows the record's FHIR bodies: a restricted patient's stay hidden from admins too.
+    record = public_record(session, ctx.tenant_id, body.record_kind, body.record_id)
+    if record is not None:
+        patient_id = record.id if body.record_kind == "patients" else getattr(record, "patient_id", None)
+        ensure_visible(session, ctx, patient_id)
     processor = Processor(engine, ctx.settings, "dry-run")
     client = FhirClient(target, ctx.settings, http=processor.http)
     try:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from service.audit_trail import RequestContext
+from service.break_glass.grants import BreakGlassRequest, require_restricted_patient, start_break_glass
 from service.caseload.patient_status import FlagAcknowledgementRequest, acknowledge_flag, read_plan_status
 from service.caseload.tables import PlanStatusRow
 from service.errors import InvalidRequest, validation_problems
@@ -36,7 +37,7 @@ from service.records.store import ListFilters, list_records, read_record
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
 from service.web.deps import CARE_PAGES, SessionDep, SignedIn, context_for_page, require_csrf, settings_of
-from service.web.rendering import WebRoute, render
+from service.web.rendering import WebRoute, render, restricted_page
 from service.web.sync_admin import patient_sync_state
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -205,6 +206,7 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
         "charts": _charts(responses, administrations, plan.statuses),
         "sync": patient_sync_state(session, ctx.tenant_id, patient_id),
         "can_acknowledge": ctx.principal.role in CLINICIANS,
+        "under_break_glass": patient_id in ctx.break_glass_patients,
     }
 
 
@@ -237,6 +239,28 @@ def patient_page(
     values["ack_error"] = None
     values["ack_form"] = {}
     return render(request, "patient.html", values)
+
+
+@router.post("/patients/{patient_id}/break-the-glass")
+def break_the_glass(
+    request: Request,
+    patient_id: str,
+    session: SessionDep,
+    web_session: SignedIn,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    minutes: Annotated[int, Form(ge=1, le=1440)] = 60,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    require_csrf(web_session, csrf_token, settings_of(request))
+    ctx = context_for_page(request, web_session, session, "create", "break-glass", CLINICIANS, patient_id=patient_id)
+    try:
+        grant = BreakGlassRequest(reason=reason, minutes=minutes)
+    except ValidationError as error:
+        require_restricted_patient(session, ctx, patient_id)  # another tenant's patient is missing, as everywhere
+        problem = "; ".join(p.message for p in validation_problems(error))
+        return restricted_page(request, patient_id, problem=f"{problem[:1].upper()}{problem[1:]}.", reason=reason)
+    start_break_glass(session, ctx, patient_id, grant)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
 @router.post("/patients/{patient_id}/acknowledgements")

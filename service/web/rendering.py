@@ -21,7 +21,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.audit_trail import RequestContext, record_failure
-from service.errors import TandemError
+from service.errors import PatientRestricted, TandemError
 from service.web import labels
 from service.web.session_cookie import WebSession, csrf_token
 
@@ -105,6 +105,20 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
     return render(request, "error.html", {"title": title, "message": message}, status_code=status_code)
 
 
+def restricted_page(request: Request, patient_id: str, *, problem: str | None = None, reason: str = "") -> HTMLResponse:
+    """A restricted patient: what it means, and for a clinician the form to break the glass."""
+    settings = request.app.state.settings
+    values = {
+        "title": "Restricted patient",
+        "patient_id": patient_id,
+        "problem": problem,
+        "reason": reason,
+        "default_minutes": settings.break_glass_default_minutes,
+        "max_minutes": settings.break_glass_max_minutes,
+    }
+    return render(request, "restricted.html", values, status_code=422 if problem else 403)
+
+
 def sign_in_redirect(next_path: str) -> RedirectResponse:
     return RedirectResponse(f"/sign-in?next={quote(next_path, safe='/')}", status_code=303)
 
@@ -139,7 +153,11 @@ class WebRoute(APIRoute):
                 ctx: RequestContext | None = getattr(request.state, "ctx", None)
                 if ctx is not None:
                     await run_in_threadpool(_audit_failure, request, ctx, error.status_code)
-                response = error_page(request, error.status_code, error.title, error.message)
+                response = (
+                    restricted_page(request, error.patient_id)
+                    if isinstance(error, PatientRestricted)
+                    else error_page(request, error.status_code, error.title, error.message)
+                )
             except RequestValidationError:
                 response = error_page(request, 400, "Bad request", "The address has a value this page cannot use.")
             return with_security_headers(response)

@@ -155,6 +155,11 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{API}/questionnaires"): api(EVERYONE),
     ("GET", f"{API}/patients/{{patient_id}}/plan-status"): api(CARE_TEAM, ids=True),
     ("POST", f"{API}/patients/{{patient_id}}/flag-acknowledgements"): api(CLINICIAN, 201, ids=True),
+    # break the glass: the world's patient is not restricted, so a clinician's call is refused 409 after the role
+    # check; ending names a grant that does not exist (the grant flow itself: tests/security/test_break_glass.py)
+    ("POST", f"{API}/patients/{{patient_id}}/break-the-glass"): api(CLINICIAN, 409, ids=True),
+    ("POST", f"{API}/break-glass-grants/{{grant_id}}/end"): api(CLINICIAN, 404),
+    ("GET", f"{API}/break-glass-grants"): api(CLINICIAN | ADMIN),
     ("GET", f"{API}/caseload"): api(CARE_TEAM),
     ("GET", f"{API}/protocols"): api(CARE_TEAM | ADMIN),
     ("POST", f"{API}/protocols"): api(ADMIN, 201),
@@ -178,6 +183,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/patients/{patient_id}"): page(frozenset({"clinician", "coordinator"}), ids=True),
     # a clinician's empty note is refused (422) after the role check: that is the "allowed" answer here
     ("POST", "/patients/{patient_id}/acknowledgements"): page(CLINICIAN, 422, ids=True),
+    # the world's patient is not restricted: 409 after the role check
+    ("POST", "/patients/{patient_id}/break-the-glass"): page(CLINICIAN, 409, ids=True),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
 }
@@ -286,6 +293,7 @@ class Probe:
             "key": "phq-9",
             "target_id": w.ids["sync/targets"],
             "outbox_id": str(w.outbox_ids[0]),
+            "grant_id": MISSING_ID,
             "message_id": str(w.outbox_ids[-1]),
             "version_id": "1",
             "resource_type": resource_type or "",
@@ -332,6 +340,8 @@ class Probe:
                 code, occurrence = w.open_flags[0] if w.open_flags else ("none", "none")
                 note = {"enrollment_id": w.enrollment_id, "code": code, "occurrence_id": occurrence}
                 return {"json": {**note, "note": "called the patient; safety plan reviewed"}}
+            if path.endswith("/break-the-glass"):
+                return {"json": {"reason": "admitted unconscious; the on-call psychiatrist needs the history"}}
             if path.endswith("/dry-run"):
                 return {"json": {"record_kind": "patients", "record_id": w.ids["patients"]}}
             if path.endswith("/pull"):

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from service.auth.tokens import mint_dev_token
 from service.demo import generate_demo_tenant
 from service.demo_loader import load_demo_tenant
 from service.settings import Settings
+from tests.builders import API, patient_body
 from tests.conftest import project_root
 from tests.live_server import serve
 
@@ -112,4 +114,35 @@ def test_coordinator_flow_in_a_real_browser(
         notice = page.get_by_role("status").first.inner_text()
         assert notice.startswith("Acknowledged: PHQ-9 item 9 (self-harm) positive.")
         assert "Acknowledged by dr-demo" in page.locator(".reasons").inner_text()
+        context.close()
+
+
+def test_a_clinician_breaks_the_glass_in_a_real_browser(
+    chromium: Any, web_app: FastAPI, web_settings: Settings, new_tenant: Callable[[], str]
+) -> None:
+    tenant = new_tenant()
+    ehr = TestClient(web_app)
+    ehr_headers = {"Authorization": f"Bearer {mint_dev_token(web_settings, tenant=tenant, role='ehr-system')}"}
+    created = ehr.post(f"{API}/patients", json=patient_body(restricted=True), headers=ehr_headers)
+    assert created.status_code == 201, created.text
+    patient_id = created.json()["id"]
+    token = mint_dev_token(web_settings, tenant=tenant, role="clinician", subject="dr-er")
+    with serve(web_app) as base_url:
+        context = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+        page = context.new_page()
+        page.goto("/sign-in")
+        page.get_by_label("Bearer token from your hospital's identity provider").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base_url}/")
+        response = page.goto(f"/patients/{patient_id}")
+        assert response is not None and response.status == 403
+        assert page.get_by_role("heading", name="Restricted patient").is_visible()
+        page.get_by_label("Why do you need this record now? (required)").fill(
+            "Admitted unconscious to the emergency department; need the treatment history"
+        )
+        page.get_by_label("For how long").select_option("30")
+        page.get_by_role("button", name="Break the glass").click()
+        page.wait_for_url(f"**/patients/{patient_id}")
+        assert "you broke the glass" in page.locator("#break-glass-notice").inner_text()
+        assert page.get_by_role("heading", name=created.json()["family_name"], exact=False).is_visible()
         context.close()
