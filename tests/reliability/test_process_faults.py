@@ -200,7 +200,7 @@ class FaultSchedule:
             events.append((at, "worker", -1.0 if last else rng.uniform(0.5, 3.0)))
         at = 0.0
         for _ in range(API_KILLS):  # one API process down at a time: the other answers meanwhile
-            at = max(at, 1.5) + rng.uniform(1.0, 2 * LOAD_SECONDS / API_KILLS)
+            at = max(at, 1.5) + rng.uniform(1.0, LOAD_SECONDS / API_KILLS)
             restart = rng.uniform(0.5, 2.5)
             events.append((at, "api", restart))
             at += restart + 4.0  # a restarted uvicorn needs a few seconds before it serves
