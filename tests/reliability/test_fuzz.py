@@ -81,8 +81,8 @@ KNOWN_FINDINGS = [
     Known(
         "ST201",
         re.compile(r"parameter `(from|to)` in query - \S+: Incorrect type|in body - \S+: Incorrect type"),
-        "pydantic lax coercion accepts what the spec's types refuse: `to=0.5` and `birth_date: 0` (Unix "
-        "timestamps -> 1970-01-01), `active: 0` (-> false), integral floats/strings for integers",
+        "pydantic lax coercion accepts what the spec's types refuse: `to=0.5` in queries (a Unix timestamp) and "
+        "integral floats/strings for integers (dates, times and booleans in bodies are strict now)",
     ),
     Known(
         "ST201",
