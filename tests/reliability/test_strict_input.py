@@ -1,5 +1,5 @@
-"""Fuzzing finding 7 (docs/reliability.md), fixed: request bodies take dates and times as ISO 8601 text only and
-booleans as true/false only (no Unix timestamps, no 0/1)."""
+"""Fuzzing findings 6 and 7 (docs/reliability.md), fixed: request bodies take dates and times as ISO 8601 text only
+and booleans as true/false only (no Unix timestamps, no 0/1), and a 405 names every method of the path in Allow."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.builders import API, ApiDriver, administration_body, enrollment_body, patient_body, practitioner_body
+from tests.fhir.support import FHIR_JSON
 from tests.reliability.pg_faults import checksum
 
 Auth = Callable[..., dict[str, str]]
@@ -86,3 +87,22 @@ def test_updates_are_strict_too_and_iso_values_still_pass(
         "enrollments", enrollment_body(created["id"], treatment_resistant=True, start_date="2026-10-05")
     )
     assert enrolled["treatment_resistant"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", f"{API}/patients", "GET, POST"),
+        ("PUT", f"{API}/patients/some-id", "GET, PATCH"),
+        ("PATCH", "/fhir/Patient/some-id", "GET, PUT, DELETE"),
+        ("DELETE", "/fhir/Patient", "GET, POST"),
+        ("GET", f"{API}/sync/dead-letters/1/replay", "POST"),
+    ],
+)
+def test_a_405_names_every_method_of_the_path(
+    client: TestClient, tenant: str, auth: Auth, method: str, path: str, allowed: str
+) -> None:
+    headers = {**auth(tenant), "Accept": FHIR_JSON} if path.startswith("/fhir") else auth(tenant)
+    response = client.request(method, path, headers=headers)
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allowed
