@@ -14,7 +14,8 @@ sekmet holds exactly one copy of every record, equal to what we send (tests/sync
 process died that was not killed. Prints the figures.
 
 TANDEM_SOAK=1 (`make soak`): more clients, a longer load, more kills. TANDEM_PROCESS_FAULTS_SEED=n repeats a schedule
-(the kill times and victims; the interleaving with the load is up to the scheduler).
+(kill times, restart delays, API victims; which worker holds rows at a kill, and the interleaving with the load, are
+up to the scheduler).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class LoadClient:
         self.turn = n
         self.n = n
         self.log = ClientLog()
+        self.down_until: dict[str, float] = {}  # base URL -> when to try it again after a connection error
         self.http = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -105,6 +107,10 @@ class LoadClient:
         while True:
             base = self.bases[self.turn % len(self.bases)]
             self.turn += 1
+            if self.down_until.get(base, 0.0) > time.monotonic() and any(
+                self.down_until.get(other, 0.0) <= time.monotonic() for other in self.bases
+            ):
+                continue  # it refused a moment ago: the other process takes the request
             self.log.requests += 1
             try:
                 response = self.http.request(method, f"{base}{path}", headers=headers, **kwargs)
@@ -112,7 +118,8 @@ class LoadClient:
                 self.log.connection_errors += 1
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{method} {path}: no answer from any API process ({error!r})") from error
-                time.sleep(0.05 if self.log.connection_errors % len(self.bases) else 0.5)
+                self.down_until[base] = time.monotonic() + 1.0
+                time.sleep(0.05)
                 continue
             self.log.statuses[response.status_code] += 1
             return response
@@ -241,7 +248,7 @@ def inject(
 
     def restart_api(victim: Proc) -> Callable[[], None]:
         def start() -> None:
-            proc = fleet.api(f"{victim.name}-r{log.api_kills}", port=victim.port)
+            proc = fleet.api(f"{victim.name.split('-r')[0]}-r{log.api_kills}", port=victim.port)
             wait_until_serving(f"http://127.0.0.1:{proc.port}", proc)
 
         return start
@@ -250,8 +257,11 @@ def inject(
         fleet.worker()
 
     def kill(role: str, restart: float) -> None:
+        running = sorted(fleet.running(role), key=lambda p: p.name)
+        if len(running) < 2:  # keep one of each alive: kills bunched together wait for a restart
+            pending.append((now() + 1.0, lambda: kill(role, restart)))
+            return
         if role == "worker":
-            running = sorted(fleet.running("worker"), key=lambda p: p.name)
             held = holders(engine)
             busy = [p for p in running if p.popen.pid in held]
             victim = rng.choice(busy or running)
@@ -263,7 +273,7 @@ def inject(
             if restart >= 0:
                 pending.append((now() + restart, restart_worker))
         else:
-            victim = rng.choice(sorted(fleet.running("api"), key=lambda p: p.name))
+            victim = rng.choice(running)
             fleet.sigkill(victim)
             log.api_kills += 1
             pending.append((now() + restart, restart_api(victim)))
