@@ -49,7 +49,7 @@ from tests.builders import (
 from tests.conftest import make_settings
 from tests.ehr_peer.sekmet_server import start_sekmet
 from tests.fhir.support import FHIR_JSON, patient_resource
-from tests.reliability.pg_faults import throwaway_postgres
+from tests.reliability.pg_faults import DatabaseSwitch, throwaway_postgres
 from tests.reliability.process_fleet import LEASE_SECONDS, Fleet, Proc, wait_until_serving
 from tests.sync.sync_harness import LOOPBACK_HOSTS, SyncApp, check_peer_holds_exactly_one_copy
 
@@ -414,3 +414,41 @@ def test_sigkilled_workers_and_api_processes_lose_and_duplicate_nothing(tmp_path
     assert statuses.keys() <= {200, 201, 412}, statuses
     assert found["duplicates"] == 0
     assert connection_errors > 0, "no request met a killed API process"
+
+
+def test_a_worker_outlives_a_database_outage(tmp_path: Path) -> None:
+    """A `tandem sync worker` that meets a database refusing connections (a failover, a restart) waits and carries
+    on; it used to exit with the OperationalError, and with --processes N nobody started it again."""
+    with throwaway_postgres() as url, start_sekmet(tmp_path / "sekmet") as ehr:
+        settings = make_settings(url, sync_allowed_hosts=LOOPBACK_HOSTS, sync_require_https=False)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as setup_client:
+            sync_app = SyncApp(setup_client, settings)
+            tenant = sync_app.tenant()
+            target = sync_app.target(tenant, ehr.base_url)
+            fleet = Fleet(url, tmp_path)
+            switch = DatabaseSwitch(url)
+            try:
+                worker = fleet.worker()
+                deadline = time.monotonic() + 60
+                while (
+                    worker.alive
+                    and "database unavailable" not in worker.log.read_text()
+                    and time.monotonic() < deadline
+                ):
+                    switch.outage(2.5)  # the idle worker polls every second: it meets the refusal
+                assert "database unavailable" in worker.log.read_text(), fleet.log_tails()
+                assert worker.alive, fleet.log_tails()
+                # It still delivers: a record written after the outage reaches the peer.
+                patient = sync_app.driver(tenant).patient()
+                while outbox_counts(sync_app.engine, tenant)["sent"] < 1 and time.monotonic() < deadline + 60:
+                    time.sleep(0.2)
+                assert dict(outbox_counts(sync_app.engine, tenant)) == {"sent": 1}, fleet.log_tails()
+                assert worker.alive and not fleet.died_unasked()
+            finally:
+                fleet.kill_all()
+                switch.close()
+            with ehr.client() as peer:
+                found = check_peer_holds_exactly_one_copy(
+                    sync_app, peer, tenant, target, [("patients", patient)], ehr.metadata()
+                )
+    assert found["duplicates"] == 0
