@@ -8,7 +8,8 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export TANDEM_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),sqlite:///$(CURDIR)/var/tandem.db)
 
-.PHONY: run test ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke
+.PHONY: run test ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke \
+	soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +72,12 @@ docker-lint: install-dev
 ci: lint typecheck openapi-check migrations-check docker-lint
 	REQUIRE_POSTGRES=1 REQUIRE_FIXTURES=1 REQUIRE_BROWSER=1 $(PYTEST)
 	$(MAKE) bench-smoke
+
+# The heavier reliability and sync runs (docs/reliability.md): more load, more faults, more SIGKILLs. Minutes, not
+# seconds; `make ci` runs the reduced versions of the same tests. -rP prints each test's figures.
+soak: install-dev
+	TANDEM_SOAK=1 TANDEM_FAULTS_HEAVY=1 TANDEM_SYNC_HEAVY=1 REQUIRE_POSTGRES=1 $(BIN)/pytest -q -n 2 -rP \
+		tests/reliability tests/sync
 
 # Benchmarks (bench/): `make bench` measures and writes docs/benchmarks.md; the smoke run (tiny sizes, no
 # judgement of timings) keeps the scripts from rotting and runs in CI.

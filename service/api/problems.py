@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
 from service.api.operation_outcome import operation_outcome, wants_fhir
@@ -25,6 +26,7 @@ from service.errors import FieldProblem, InvalidRequest, TandemError
 from service.fhir.formats import MEDIA_TYPES, NotAcceptable, render, response_format
 
 PROBLEM_JSON = "application/problem+json"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Tags of bodies that accept more than one shape (our JSON record, or a FHIR resource).
 BODY_SHAPE_TAGS = ("record", "fhir")
 logger = logging.getLogger("tandem.errors")
@@ -123,9 +125,23 @@ def _on_validation_error(request: Request, error: Exception) -> Response:
 def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail if isinstance(error.detail, str) else "request refused"
-    # Starlette's Allow on a 405 names only the first route matched, not every method of the path, so it is
-    # not passed on: a wrong Allow is worse than none (docs/reliability.md).
-    return problem_response(request, error.status_code, HTTPStatus(error.status_code).phrase, detail, [])
+    response = problem_response(request, error.status_code, HTTPStatus(error.status_code).phrase, detail, [])
+    if error.status_code == 405:
+        # Starlette's Allow names only the first route whose path matched; RFC 9110 wants every method of the path.
+        response.headers["Allow"] = allowed_methods(request)
+    return response
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers at this path (each method is tried against the routes)."""
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def _on_unexpected(request: Request, error: Exception) -> Response:

@@ -15,7 +15,7 @@ from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext
 from service.records import store
-from service.records.base import RecordMeta
+from service.records.base import ApiModel, RecordMeta
 from service.records.kinds import RECORD_KINDS, RecordKind
 from service.records.store import ListFilters
 
@@ -39,7 +39,7 @@ def _update_model(kind: RecordKind) -> type[BaseModel]:
     }
     return create_model(
         f"{kind.schema_name}Update",
-        __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
+        __base__=ApiModel,  # unknown fields refused, NUL refused, dates/times/booleans strict
         __doc__=f"Changes to a {kind.label}; only the fields sent are changed. Send If-Match with the ETag.",
         **fields,
     )

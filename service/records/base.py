@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import types
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy import MetaData
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
@@ -79,6 +91,70 @@ class ApiModel(BaseModel):
                 if nul_in(name) or nul_in(value):
                     raise ValueError(f"{name} contains a NUL character")
         return data
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Pydantic's lax mode reads 0 or "0" as a Unix time (a birth date of 1970-01-01) and 0, 1 or "yes" as
+        # booleans: in request bodies a date or time must be ISO 8601 text and a boolean true or false. The check
+        # is added to every such field of every request model here, so the models keep their plain types.
+        super().__pydantic_init_subclass__(**kwargs)
+        changed = False
+        for field in cls.model_fields.values():
+            expected = _strict_kind(field.annotation)
+            if expected is not None and not any(isinstance(m, _StrictCheck) for m in field.metadata):
+                field.metadata.append(_StrictCheck(expected))
+                changed = True
+        if changed:
+            cls.model_rebuild(force=True)
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+STRICT_MESSAGES = {
+    "bool": "expected true or false",
+    "date": "expected a date as YYYY-MM-DD",
+    "datetime": "expected a date and time as ISO 8601, e.g. 2026-10-07T09:00:00+00:00",
+}
+
+
+def _strictly(expected: str, value: Any) -> bool:
+    if expected == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, str):
+        return bool((ISO_DATE if expected == "date" else ISO_DATETIME).match(value))
+    if expected == "date":
+        return isinstance(value, date) and not isinstance(value, datetime)
+    return isinstance(value, datetime)
+
+
+def _strict_kind(annotation: Any) -> Literal["bool", "date", "datetime"] | None:
+    """Which strictly checked type an annotation is (optional or not), if any."""
+    while get_origin(annotation) in (Union, types.UnionType, Annotated):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        if get_origin(annotation) is not Annotated and len(options) != 1:
+            return None  # a real union: its members decide
+        annotation = options[0]
+    if annotation is bool:
+        return "bool"
+    if annotation is date:
+        return "date"
+    if annotation in (datetime, AwareDatetime, NaiveDatetime):
+        return "datetime"
+    return None
+
+
+class _StrictCheck(BeforeValidator):
+    """Refuses what lax mode would coerce; Python values (from the FHIR mapping) pass."""
+
+    def __init__(self, expected: str) -> None:
+        def check(value: Any) -> Any:
+            if value is not None and not _strictly(expected, value):
+                raise ValueError(STRICT_MESSAGES[expected])
+            return value
+
+        super().__init__(check)
 
 
 def nul_in(value: Any) -> bool:

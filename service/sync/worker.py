@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -50,6 +52,8 @@ logger = logging.getLogger("tandem.sync")
 DEFAULT_LEASE_SECONDS = 120
 DEFAULT_MAX_ATTEMPTS = 8
 IDLE_POLL_SECONDS = 1.0
+DATABASE_RETRY_SECONDS = 2.0
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def max_attempts(settings: Settings) -> int:
@@ -347,25 +351,34 @@ def run_worker(
     stats = processor.stats
     try:
         while not stop_event.is_set():
-            rows = claim(engine, worker_id, limit=batch, lease_seconds=lease_seconds, tenant_id=tenant_id)
-            if not rows:
-                if once:
-                    break
-                stop_event.wait(idle_poll)
-                continue
-            stats.claimed += len(rows)
-            for index, row in enumerate(rows):
-                if stop_event.is_set():
-                    stats.released += release(engine, worker_id, [r.id for r in rows[index:] if r.id is not None])
-                    break
-                assert row.id is not None
-                # The batch's later rows may have outlived their lease while earlier ones were delivered: a row
-                # is started only while it is still ours, and its lease is kept for as long as it takes.
-                if not renew(engine, worker_id, row.id, lease_seconds):
-                    stats.lost += 1
+            try:
+                rows = claim(engine, worker_id, limit=batch, lease_seconds=lease_seconds, tenant_id=tenant_id)
+                if not rows:
+                    if once:
+                        break
+                    stop_event.wait(idle_poll)
                     continue
-                with kept_lease(engine, worker_id, row.id, lease_seconds):
-                    processor.process(row)
+                stats.claimed += len(rows)
+                for index, row in enumerate(rows):
+                    if stop_event.is_set():
+                        stats.released += release(engine, worker_id, [r.id for r in rows[index:] if r.id is not None])
+                        break
+                    assert row.id is not None
+                    # The batch's later rows may have outlived their lease while earlier ones were delivered: a row
+                    # is started only while it is still ours, and its lease is kept for as long as it takes.
+                    if not renew(engine, worker_id, row.id, lease_seconds):
+                        stats.lost += 1
+                        continue
+                    with kept_lease(engine, worker_id, row.id, lease_seconds):
+                        processor.process(row)
+            except DATABASE_UNAVAILABLE:
+                # A failover or restart of the database must not end a long-running worker (with --processes N
+                # nobody would start it again). What it had claimed comes back when the leases run out.
+                if once:
+                    raise
+                logger.warning("database unavailable; the worker retries in %s s", DATABASE_RETRY_SECONDS)
+                stop_event.wait(DATABASE_RETRY_SECONDS)
+                continue
             if progress is not None:
                 progress(stats)
     finally:
