@@ -16,6 +16,7 @@ from service.caseload.protocols import add_protocol, available_protocols
 from service.caseload.query import CaseloadFilters, CaseloadPage, SortKey, read_caseload
 from service.errors import invalid
 from service.plan_status import ESKETAMINE_CBT, Protocol
+from service.records.base import DateOrTimeText
 from service.records.kinds import ADMINS, CARE_TEAM, CLINICIANS
 
 router = APIRouter(prefix=API_PREFIX, tags=["plan status"])
@@ -40,6 +41,7 @@ def read_plan_status(
     ctx: ReadsStatus,
     as_of: Annotated[
         AwareDatetime | None,
+        DateOrTimeText,
         Query(description="Recompute as of this instant from the records stored now (history)"),
     ] = None,
 ) -> Any:

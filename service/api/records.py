@@ -15,7 +15,7 @@ from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext
 from service.records import store
-from service.records.base import ApiModel, RecordMeta
+from service.records.base import ApiModel, DateOrTimeText, RecordMeta
 from service.records.kinds import RECORD_KINDS, RecordKind
 from service.records.store import ListFilters
 
@@ -166,10 +166,14 @@ def record_router(kind: RecordKind) -> APIRouter:
         patient_id: Annotated[str | None, Query(max_length=64)] = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
         since: Annotated[
-            date | AwareDatetime | None, Query(alias="from", description=f"{kind.time_column} on or after")
+            date | AwareDatetime | None,
+            DateOrTimeText,
+            Query(alias="from", description=f"{kind.time_column} on or after"),
         ] = None,
         until: Annotated[
-            date | AwareDatetime | None, Query(alias="to", description=f"{kind.time_column} before")
+            date | AwareDatetime | None,
+            DateOrTimeText,
+            Query(alias="to", description=f"{kind.time_column} before"),
         ] = None,
         identifier: Annotated[
             str | None,

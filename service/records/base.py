@@ -145,6 +145,16 @@ def _strict_kind(annotation: Any) -> Literal["bool", "date", "datetime"] | None:
     return None
 
 
+def _date_or_time_text(value: Any) -> Any:
+    if isinstance(value, str) and not (ISO_DATE.match(value) or ISO_DATETIME.match(value)):
+        raise ValueError("expected a date as YYYY-MM-DD or a date and time as ISO 8601 with an offset")
+    return value
+
+
+# Query parameters that take a date or an instant: ISO 8601 text only (lax mode would read `0.5` as a Unix time).
+DateOrTimeText = BeforeValidator(_date_or_time_text)
+
+
 class _StrictCheck(BeforeValidator):
     """Refuses what lax mode would coerce; Python values (from the FHIR mapping) pass."""
 

@@ -106,3 +106,24 @@ def test_a_405_names_every_method_of_the_path(
     response = client.request(method, path, headers=headers)
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("to=0.5", "query.to"), ("from=1700000000", "query.from"), ("from=0", "query.from"), ("to=yesterday", "query.to")],
+)
+def test_list_bounds_are_iso_dates_or_times(
+    client: TestClient, tenant: str, auth: Auth, query: str, field: str
+) -> None:
+    response = client.get(f"{API}/cbt-sessions?{query}", headers=auth(tenant))
+    _refused(response, field, "expected a date as YYYY-MM-DD or a date and time as ISO 8601")
+    for accepted in ("from=2026-10-01", "to=2026-10-01T09:00:00%2B02:00"):
+        assert client.get(f"{API}/cbt-sessions?{accepted}", headers=auth(tenant)).status_code == 200
+
+
+def test_plan_status_as_of_is_not_a_unix_time(client: TestClient, tenant: str, auth: Auth) -> None:
+    patient = ApiDriver(client, auth(tenant, "ehr-system")).patient()
+    response = client.get(f"{API}/patients/{patient}/plan-status?as_of=0", headers=auth(tenant))
+    _refused(response, "query.as_of", "expected a date as YYYY-MM-DD or a date and time as ISO 8601")
+    as_of = "2026-10-01T00:00:00Z"
+    assert client.get(f"{API}/patients/{patient}/plan-status?as_of={as_of}", headers=auth(tenant)).status_code == 200
