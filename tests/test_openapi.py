@@ -60,3 +60,13 @@ def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
 def test_fhir_bodies_are_documented_under_their_media_type(spec: dict[str, Any]) -> None:
     content = spec["paths"]["/api/v1/questionnaire-responses"]["post"]["requestBody"]["content"]
     assert content["application/fhir+json"]["schema"]["$ref"].endswith("/FhirResource")
+
+
+def test_fhir_bodies_document_their_refusals_as_operation_outcomes(spec: dict[str, Any]) -> None:
+    responses = spec["paths"]["/api/v1/questionnaire-responses"]["post"]["responses"]
+    for status in ("400", "422"):
+        schema = responses[status]["content"]["application/fhir+json"]["schema"]
+        assert schema["properties"]["resourceType"] == {"const": "OperationOutcome"}
+        assert "application/problem+json" in responses[status]["content"]
+    plain = spec["paths"]["/api/v1/caseload"]["get"]["responses"]["422"]["content"]
+    assert "application/fhir+json" not in plain  # no FHIR body, no FHIR answer

@@ -23,19 +23,39 @@ def install_openapi(app: FastAPI) -> None:
                 for operation in item.values():
                     for response in operation.get("responses", {}).values():
                         _move_problem_schema(response.get("content", {}))
-                    _document_fhir_body(operation.get("requestBody", {}).get("content", {}))
+                    if _document_fhir_body(operation.get("requestBody", {}).get("content", {})):
+                        _document_fhir_errors(operation.get("responses", {}))
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _document_fhir_body(content: dict[str, Any]) -> None:
+def _document_fhir_body(content: dict[str, Any]) -> bool:
     """A body that also takes a FHIR resource is listed under application/fhir+json too."""
     choices = content.get("application/json", {}).get("schema", {}).get("oneOf", [])
     fhir = [c for c in choices if c.get("$ref", "").endswith("/FhirResource")]
     if fhir:
         content[FHIR_JSON] = {"schema": fhir[0]}
+    return bool(fhir)
+
+
+# A refused FHIR body is answered in FHIR: an OperationOutcome (service/api/problems.py picks the format).
+OPERATION_OUTCOME_SCHEMA = {
+    "type": "object",
+    "description": "FHIR R4 OperationOutcome: sent instead of problem+json when the request body was FHIR",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _document_fhir_errors(responses: dict[str, Any]) -> None:
+    for status, response in responses.items():
+        if status.startswith("4") and PROBLEM_JSON in response.get("content", {}):
+            response["content"][FHIR_JSON] = {"schema": OPERATION_OUTCOME_SCHEMA}
 
 
 def _move_problem_schema(content: dict[str, Any]) -> None:
