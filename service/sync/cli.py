@@ -29,6 +29,11 @@ def _summary(stats: WorkerStats) -> str:
     )
 
 
+def _say(line: str) -> None:
+    # Not markup: "[host:pid:id]" is the worker id, not a style; one line per message, also in a log file.
+    console.print(line, markup=False, soft_wrap=True)
+
+
 def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None = None) -> None:
     settings = get_settings()
     configure_logging(settings)
@@ -46,9 +51,9 @@ def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None =
         batch=batch,
         lease_seconds=lease_seconds,
         tenant_id=tenant,
-        progress=lambda s: console.print(f"[{worker_id}] {_summary(s)}"),
+        progress=lambda s: _say(f"[{worker_id}] {_summary(s)}"),
     )
-    console.print(f"[{worker_id}] done: {_summary(stats)}")
+    _say(f"[{worker_id}] done: {_summary(stats)}")
     engine.dispose()
 
 
