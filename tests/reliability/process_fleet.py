@@ -102,9 +102,9 @@ class Fleet:
 
     def kill_all(self) -> None:
         for proc in self.started:
-            if proc.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
+            # Whether or not the leader is still alive: its group may have outlived it (an orphaned child).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)
         for proc in self.started:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(30)
