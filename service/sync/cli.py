@@ -29,6 +29,11 @@ def _summary(stats: WorkerStats) -> str:
     )
 
 
+def _say(line: str) -> None:
+    # Not markup: "[host:pid:id]" is the worker id, not a style; one line per message, also in a log file.
+    console.print(line, markup=False, soft_wrap=True)
+
+
 def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None = None) -> None:
     settings = get_settings()
     configure_logging(settings)
@@ -46,9 +51,9 @@ def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None =
         batch=batch,
         lease_seconds=lease_seconds,
         tenant_id=tenant,
-        progress=lambda s: console.print(f"[{worker_id}] {_summary(s)}"),
+        progress=lambda s: _say(f"[{worker_id}] {_summary(s)}"),
     )
-    console.print(f"[{worker_id}] done: {_summary(stats)}")
+    _say(f"[{worker_id}] done: {_summary(stats)}")
     engine.dispose()
 
 
@@ -70,24 +75,36 @@ def worker(
     children = [
         context.Process(target=_one_worker, args=(once, lease_seconds, batch, tenant)) for _ in range(processes)
     ]
-    for child in children:
-        child.start()
+    started: list[multiprocessing.context.SpawnProcess] = []
+    stopping = threading.Event()
 
     def stop_children(*_: object) -> None:
         # Each child finishes its current row and releases the rest of its claims on SIGTERM.
-        for child in children:
+        stopping.set()
+        for child in started:
             if child.is_alive():
                 child.terminate()
 
+    # Installed before the first child starts: a SIGTERM while they start must not kill the parent and leave the
+    # children that did start running on their own.
     signal.signal(signal.SIGTERM, stop_children)
+    for child in children:
+        if stopping.is_set():
+            break
+        child.start()
+        started.append(child)
+    if stopping.is_set():
+        stop_children()  # a SIGTERM during start() missed the child being started
     try:
-        for child in children:
+        for child in started:
             child.join()
     except KeyboardInterrupt:
         stop_children()
-        for child in children:
+        for child in started:
             child.join()
-    failed = [c for c in children if c.exitcode]
+    # A child stopped while it was starting dies of the SIGTERM (its handler was not installed yet): it had claimed
+    # nothing, so that is a clean stop too, not a failure.
+    failed = [c for c in started if c.exitcode and not (stopping.is_set() and c.exitcode == -signal.SIGTERM)]
     if failed:
         raise typer.Exit(1)
 

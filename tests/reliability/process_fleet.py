@@ -62,13 +62,15 @@ class Fleet:
     started: list[Proc] = field(default_factory=list)
     _counter: int = 0
 
-    def _spawn(self, role: str, name: str, argv: list[str], port: int | None = None) -> Proc:
+    def _spawn(
+        self, role: str, name: str, argv: list[str], port: int | None = None, env: dict[str, str] | None = None
+    ) -> Proc:
         log = self.logs / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
                 argv,
                 cwd=project_root(),
-                env=service_env(self.database_url),
+                env=service_env(self.database_url) | (env or {}),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: killpg reaches it and only it
@@ -77,15 +79,17 @@ class Fleet:
         self.started.append(proc)
         return proc
 
-    def api(self, name: str, port: int | None = None) -> Proc:
+    def api(
+        self, name: str, port: int | None = None, *, log_level: str = "warning", env: dict[str, str] | None = None
+    ) -> Proc:
         port = port or free_port()
         argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
-        return self._spawn("api", name, [*argv, "--no-access-log", "--log-level", "warning"], port)
+        return self._spawn("api", name, [*argv, "--no-access-log", "--log-level", log_level], port, env)
 
-    def worker(self) -> Proc:
+    def worker(self, *, lease_seconds: int = LEASE_SECONDS, batch: int = 5, processes: int = 1) -> Proc:
         self._counter += 1
-        argv = [TANDEM, "sync", "worker", "--lease-seconds", str(LEASE_SECONDS), "--batch", "5"]
-        return self._spawn("worker", f"worker-{self._counter}", argv)
+        argv = [TANDEM, "sync", "worker", "--lease-seconds", str(lease_seconds), "--batch", str(batch)]
+        return self._spawn("worker", f"worker-{self._counter}", [*argv, "--processes", str(processes)])
 
     def running(self, role: str) -> list[Proc]:
         return [p for p in self.started if p.role == role and not p.killed and p.alive]
@@ -98,9 +102,9 @@ class Fleet:
 
     def kill_all(self) -> None:
         for proc in self.started:
-            if proc.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
+            # Whether or not the leader is still alive: its group may have outlived it (an orphaned child).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)
         for proc in self.started:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(30)
