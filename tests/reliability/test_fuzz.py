@@ -71,7 +71,7 @@ KNOWN_FINDINGS = [
     Known(
         "ST201",
         re.compile(r"in body - \S+: Incorrect type"),
-        "pydantic lax coercion accepts integral floats/strings for integers (30.0 or \"30\" for 30); dates, times "
+        'pydantic lax coercion accepts integral floats/strings for integers (30.0 or "30" for 30); dates, times '
         "and booleans in bodies and date bounds in queries are strict",
     ),
     Known(
