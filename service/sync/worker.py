@@ -298,7 +298,8 @@ class Processor:
     def process_many(self, rows: list[OutboxMessage]) -> list[str]:
         """Deliver claimed rows of different patients (the claim gives at most one per patient, so none depends on
         another) with shared batch Bundles per target: see delivery.deliver_plans_batched. Rows a Bundle cannot
-        carry (target gone or without batch support, nothing to send) take the one-by-one path."""
+        carry (target gone or without batch support, nothing to send) and a target's lone row take the one-by-one
+        path."""
         statuses: list[str] = []
         by_target: dict[str, list[OutboxMessage]] = {}
         for row in rows:
@@ -328,20 +329,26 @@ class Processor:
         statuses: list[str] = []
         batched: list[tuple[OutboxMessage, Delivery]] = []
         for row in rows:
-            with Session(self.engine, expire_on_commit=False) as session:
-                planned = plan_row(
-                    session,
-                    tenant_id=row.tenant_id,
-                    kind=row.record_kind,
-                    record_id=row.record_id,
-                    capabilities=capabilities,
-                    canonical_base=self.settings.canonical_base,
-                    code_map=target.code_map or {},
-                )
-                if not isinstance(planned, RecordPlan):
-                    statuses.append(self._finish(row, row.attempts + 1, planned, None, []))
-                    continue
-                known, delivered = known_references(session, target.id, planned)
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    planned = plan_row(
+                        session,
+                        tenant_id=row.tenant_id,
+                        kind=row.record_kind,
+                        record_id=row.record_id,
+                        capabilities=capabilities,
+                        canonical_base=self.settings.canonical_base,
+                        code_map=target.code_map or {},
+                    )
+                    known, delivered = (
+                        known_references(session, target.id, planned) if isinstance(planned, RecordPlan) else ({}, {})
+                    )
+            except Exception:  # the one-by-one path plans it again and records whatever goes wrong on the row
+                statuses.append(self.process(row))
+                continue
+            if not isinstance(planned, RecordPlan):
+                statuses.append(self._finish(row, row.attempts + 1, planned, None, []))
+                continue
             own_client = FhirClient(
                 target, self.settings, row.correlation_id, self.tokens, logs[id(row)].append, self.http
             )
