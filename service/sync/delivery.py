@@ -17,7 +17,6 @@ the same guarantee (a create whose answer was lost is found, not repeated) in on
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +65,18 @@ class DeliveryFailure(Exception):
         self.unknown = unknown
         self.policy = policy
         self.remote: list[RemoteResource] = []
+
+    def copy(self) -> DeliveryFailure:
+        """The same failure for another record (a shared Bundle's answer fails each record it carried)."""
+        return DeliveryFailure(
+            str(self),
+            retryable=self.retryable,
+            status_code=self.status_code,
+            outcome=self.outcome,
+            retry_after=self.retry_after,
+            unknown=self.unknown,
+            policy=self.policy,
+        )
 
     def as_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": str(self), "status_code": self.status_code, "retryable": self.retryable}
@@ -646,7 +657,7 @@ def deliver_plans_batched(
 
     def fail(delivery: Delivery, failure: DeliveryFailure) -> None:
         if id(delivery) not in failures or (failures[id(delivery)].retryable and not failure.retryable):
-            failures[id(delivery)] = copy.copy(failure)  # one per record: each gets its own remote rows
+            failures[id(delivery)] = failure.copy()  # one per record: each gets its own remote rows
 
     while True:
         wave: list[_Entry] = []
