@@ -150,7 +150,9 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             for query, v in found.items():
                 if isinstance(v, dict) and "p95_ms" in v:
                     lines.append(
-                        f"  - {query} (`{v['url']}`, total {v.get('total')}): p50 {v['p50_ms']} ms, "
+                        f"  - {query} (`{v['url']}`, "
+                        + (f"total {v['total']}" if v.get("total") is not None else "total not counted")
+                        + f", {v.get('returned')} returned): p50 {v['p50_ms']} ms, "
                         f"**p95 {v['p95_ms']} ms**"
                     )
         p = db.get("push") or {}

@@ -36,14 +36,17 @@ def searchset(result: SearchResult, base: str, resource_type: str) -> dict[str, 
         return f"{base}/{resource_type}?{urlencode([*unique, ('_count', str(query.count)), ('_offset', str(offset))])}"
 
     links = [{"relation": "self", "url": link(query.offset)}]
-    if not query.summary_count and query.offset + query.count < result.total:
+    if result.more:
         # Absolute: clients such as fhirclient refuse relative paging links.
         links.append({"relation": "next", "url": link(query.offset + query.count)})
     if query.offset > 0:
         links.append({"relation": "previous", "url": link(max(0, query.offset - query.count))})
     entries = [_entry(row, base, "match") for row in result.matches]
     entries += [_entry(row, base, "include") for row in result.included]
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": result.total, "link": links}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if result.total is not None:  # omitted when it was not counted (search.SearchPage)
+        bundle["total"] = result.total
+    bundle["link"] = links
     if entries:
         bundle["entry"] = entries
     return bundle

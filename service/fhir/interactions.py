@@ -145,9 +145,10 @@ def history(session: Session, ctx: RequestContext, resource_type: str, resource_
 @dataclass
 class SearchResult:
     query: SearchQuery
-    total: int
+    total: int | None  # None: not counted (see search.SearchPage)
     matches: list[FhirResourceVersion]
     included: list[FhirResourceVersion]
+    more: bool = False  # a next page exists
 
 
 def search(
@@ -167,7 +168,8 @@ def search(
     for patient_id in query.patients:
         ensure_visible(session, ctx, patient_id)
     query.hidden_patients = hidden_patients(session, ctx)
-    total, matches = run_search(session, ctx.tenant_id, query)
+    found = run_search(session, ctx.tenant_id, query)
+    matches = found.matches
     included = (
         current_patients(session, ctx.tenant_id, {m.patient_id for m in matches if m.patient_id})
         if query.include_patient
@@ -176,7 +178,7 @@ def search(
     # One audit row per patient whose data the search returned (IHE BALP: one event per patient).
     record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in matches if m.patient_id])
     finish_unit_of_work(session)
-    return SearchResult(query, total, matches, included)
+    return SearchResult(query, found.total, matches, included, more=found.more)
 
 
 def create(
@@ -228,12 +230,12 @@ def _criteria(criteria: str) -> list[tuple[str, str]]:
 def _existing(session: Session, ctx: RequestContext, target: FhirType, criteria: str) -> Outcome | None:
     """If-None-Exist: one match is returned (200), several refuse the create (412), none lets it proceed."""
     found = parse_search(target.name, _criteria(criteria), max_count=2, default_count=2, strict=True)
-    total, matches = run_search(session, ctx.tenant_id, found)
-    if total > 1:
-        raise PreconditionFailed(f"If-None-Exist matched {total} resources; make the criteria more selective")
-    if total == 1:
-        ensure_visible(session, ctx, matches[0].patient_id)  # never hand back a restricted patient's resource
-    return _outcome(matches[0], status=200) if total == 1 else None
+    page = run_search(session, ctx.tenant_id, found)
+    if len(page.matches) > 1 or page.more:
+        raise PreconditionFailed("If-None-Exist matched several resources; make the criteria more selective")
+    if page.matches:
+        ensure_visible(session, ctx, page.matches[0].patient_id)  # never hand back a restricted patient's resource
+    return _outcome(page.matches[0], status=200) if page.matches else None
 
 
 def _with_source_from_criteria(payload: Any, criteria: str) -> Any:

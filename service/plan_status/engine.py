@@ -126,10 +126,15 @@ def _weeks(timeline: Timeline) -> int:
 
 
 def _last_contact(timeline: Timeline) -> LastContact | None:
-    contacts = [LastContact(kind="ketamine_session", at=s.started_at, record_id=s.id) for s in timeline.given]
-    contacts += [LastContact(kind="cbt_session", at=cbt_date(s), record_id=s.id) for s in timeline.attended]
-    contacts += [LastContact(kind="measurement", at=m.authored_at, record_id=m.id) for m in timeline.measurements]
-    return max(contacts, key=lambda c: (c.at, c.kind, c.record_id), default=None)
+    # (at, kind, record_id) tuples, one LastContact built for the latest (building one per record was ~10 % of
+    # the recompute)
+    contacts = [(s.started_at, "ketamine_session", s.id) for s in timeline.given]
+    contacts += [(cbt_date(s), "cbt_session", s.id) for s in timeline.attended]
+    contacts += [(m.authored_at, "measurement", m.id) for m in timeline.measurements]
+    latest = max(contacts, default=None)
+    if latest is None:
+        return None
+    return LastContact(kind=latest[1], at=latest[0], record_id=latest[2])
 
 
 def _version_note(timeline: Timeline) -> list[Finding]:

@@ -93,12 +93,19 @@ class Timeline:
             return "induction"
         return "consolidation" if self.cbt_done_at is None else "maintenance"
 
+    @cached_property
+    def _points(self) -> dict[str, tuple[ScorePoint, ...]]:
+        return {}
+
     def points(self, instrument: str) -> tuple[ScorePoint, ...]:
-        return tuple(
-            ScorePoint(record_id=m.id, at=m.authored_at, total=m.total)
-            for m in self.measurements
-            if m.instrument == instrument and m.complete and m.total is not None
-        )
+        # Built once per instrument: the schedule, adherence and outcomes each ask for them.
+        if instrument not in self._points:
+            self._points[instrument] = tuple(
+                ScorePoint(record_id=m.id, at=m.authored_at, total=m.total)
+                for m in self.measurements
+                if m.instrument == instrument and m.complete and m.total is not None
+            )
+        return self._points[instrument]
 
     @property
     def primary_points(self) -> tuple[ScorePoint, ...]:

@@ -6,8 +6,10 @@ Idempotent writes need one of two things per resource type:
   only when nothing matches (a lost create is found by the same search on the retry);
 - `put-client-id`: the type accepts update-as-create (`updateCreate`): PUT under our deterministic id.
 A type offering neither cannot be written without risking duplicates, and is treated as not writable.
-Conditional create is not used: it needs the same `identifier` search, so it would add nothing but atomicity,
-which the per-patient ordering already gives us.
+One record at a time, conditional create is not used: it needs the same `identifier` search, so it would add
+nothing but atomicity, which the per-patient ordering already gives us. Many records at a time (batch mode,
+delivery.deliver_plans_batched) it replaces the search: where the target takes `batch` Bundles and declares
+`conditionalCreate` for the type, each create is a Bundle entry with `ifNoneExist: identifier=<ours>`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class TypeSupport:
     writes: frozenset[str]
     identifier_search: bool
     update_create: bool
+    conditional_create: bool = False  # creates may carry If-None-Exist (and it is the identifier search)
 
     @property
     def strategy(self) -> Strategy | None:
@@ -80,6 +83,7 @@ def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
                 writes=frozenset(writable.get(name, set())),
                 identifier_search="identifier" in params,
                 update_create=resource.get("updateCreate") is True,
+                conditional_create=resource.get("conditionalCreate") is True and "identifier" in params,
             )
     system = writable.get(SYSTEM, set())
     software = (statement.get("software") or {}).get("name") if isinstance(statement.get("software"), dict) else None

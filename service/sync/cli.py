@@ -16,7 +16,7 @@ from service.observability import configure_logging
 from service.settings import get_settings
 from service.sync import status as sync_status
 from service.sync.pull import KindSummary, pull
-from service.sync.worker import DEFAULT_LEASE_SECONDS, WorkerStats, default_worker_id, run_worker
+from service.sync.worker import DEFAULT_LEASE_SECONDS, Processor, WorkerStats, default_worker_id, run_worker
 
 app = typer.Typer(help="EHR sync: delivery workers, pulls, dead letters.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -34,7 +34,7 @@ def _say(line: str) -> None:
     console.print(line, markup=False, soft_wrap=True)
 
 
-def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None = None) -> None:
+def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None, one_by_one: bool) -> None:
     settings = get_settings()
     configure_logging(settings)
     engine = make_engine(settings.database_url, pool_size=2)
@@ -42,6 +42,7 @@ def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None =
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     worker_id = default_worker_id()
+    processor = Processor(engine, settings, worker_id, use_batch=False if one_by_one else None)
     stats = run_worker(
         engine,
         settings,
@@ -51,6 +52,7 @@ def _one_worker(once: bool, lease_seconds: int, batch: int, tenant: str | None =
         batch=batch,
         lease_seconds=lease_seconds,
         tenant_id=tenant,
+        processor=processor,
         progress=lambda s: _say(f"[{worker_id}] {_summary(s)}"),
     )
     _say(f"[{worker_id}] done: {_summary(stats)}")
@@ -66,14 +68,19 @@ def worker(
     ),
     batch: Annotated[int, typer.Option(min=1, max=500, help="Rows claimed at a time")] = 20,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's messages")] = None,
+    one_by_one: Annotated[
+        bool, typer.Option(help="Send each record on its own instead of batch Bundles (an EHR that mishandles them)")
+    ] = False,
 ) -> None:
-    """Deliver the outbox to the EHR targets (SIGTERM/Ctrl-C: finish the current row, release the rest)."""
+    """Deliver the outbox to the EHR targets (SIGTERM/Ctrl-C: finish the request in flight - one record, or one
+    batch Bundle of the claimed records - and release the rest)."""
     if processes == 1:
-        _one_worker(once, lease_seconds, batch, tenant)
+        _one_worker(once, lease_seconds, batch, tenant, one_by_one)
         return
     context = multiprocessing.get_context("spawn")
     children = [
-        context.Process(target=_one_worker, args=(once, lease_seconds, batch, tenant)) for _ in range(processes)
+        context.Process(target=_one_worker, args=(once, lease_seconds, batch, tenant, one_by_one))
+        for _ in range(processes)
     ]
     started: list[multiprocessing.context.SpawnProcess] = []
     stopping = threading.Event()

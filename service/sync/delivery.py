@@ -8,6 +8,11 @@ Per resource, by the strategy its type allows (see capabilities.py):
 - put-client-id: PUT Type/<our deterministic id> (update-as-create), with If-Match once we know its version.
 References to our other resources are rewritten to the EHR's ids. Creates of a record's dependent resources go
 in one batch Bundle when the target accepts batches.
+
+Batch mode (the worker's default where the target takes `batch` Bundles; deliver_plans_batched): the claimed
+records go together, one Bundle per wave for all of them, and a create is a conditional create
+(`ifNoneExist: identifier=<ours>`, where the type declares conditionalCreate) instead of a search then a create:
+the same guarantee (a create whose answer was lost is found, not repeated) in one request for many resources.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from sqlmodel import Session, col, select
@@ -59,6 +65,18 @@ class DeliveryFailure(Exception):
         self.unknown = unknown
         self.policy = policy
         self.remote: list[RemoteResource] = []
+
+    def copy(self) -> DeliveryFailure:
+        """The same failure for another record (a shared Bundle's answer fails each record it carried)."""
+        return DeliveryFailure(
+            str(self),
+            retryable=self.retryable,
+            status_code=self.status_code,
+            outcome=self.outcome,
+            retry_after=self.retry_after,
+            unknown=self.unknown,
+            policy=self.policy,
+        )
 
     def as_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": str(self), "status_code": self.status_code, "retryable": self.retryable}
@@ -506,18 +524,23 @@ def deliver_plan(
 
 
 def store_remote(session: Session, rows: list[RemoteResource]) -> None:
-    """Upsert (target, record, role) -> remote id/version; part of the caller's transaction."""
+    """Upsert (target, record, role) -> remote id/version; part of the caller's transaction. One query for all."""
+    if not rows:
+        return
+    found = session.exec(
+        select(RemoteResource).where(
+            col(RemoteResource.target_id).in_({row.target_id for row in rows}),
+            col(RemoteResource.record_kind).in_({row.record_kind for row in rows}),
+            col(RemoteResource.record_id).in_({row.record_id for row in rows}),
+        )
+    ).all()
+    current = {(r.target_id, r.record_kind, r.record_id, r.role): r for r in found}
     for row in rows:
-        existing = session.exec(
-            select(RemoteResource).where(
-                col(RemoteResource.target_id) == row.target_id,
-                col(RemoteResource.record_kind) == row.record_kind,
-                col(RemoteResource.record_id) == row.record_id,
-                col(RemoteResource.role) == row.role,
-            )
-        ).first()
+        key = (row.target_id, row.record_kind, row.record_id, row.role)
+        existing = current.get(key)
         if existing is None:
             session.add(row)
+            current[key] = row
         else:
             for name in ("resource_type", "local_id", "remote_id", "remote_version", "record_version", "updated_at"):
                 setattr(existing, name, getattr(row, name))
@@ -574,8 +597,8 @@ def dry_run_requests(
                     "body": outgoing_body(resource, known, None),
                     "when": "the search finds nothing"
                     + (
-                        " (dependent resources are sent together in a batch Bundle)"
-                        if use_batch and resource.role != "main"
+                        " (in batch mode: one batch Bundle entry with ifNoneExist instead of the search)"
+                        if use_batch
                         else ""
                     ),
                 }
@@ -584,3 +607,219 @@ def dry_run_requests(
             resource.local_reference, f"{resource.resource_type}/{done.remote_id if done else resource.local_id}"
         )
     return requests
+
+
+# ---- many records per request -------------------------------------------------------------------------------------
+
+MAX_BUNDLE_ENTRIES = 100
+
+
+@dataclass
+class _Entry:
+    """One resource of one record in a shared batch Bundle."""
+
+    delivery: Delivery
+    resource: PlannedResource
+    method: str  # POST (conditional create) | PUT (update, or update-as-create)
+    body: dict[str, Any]
+    url: str
+    if_none_exist: str | None = None
+    if_match: str | None = None
+
+    def bundle_entry(self) -> dict[str, Any]:
+        request: dict[str, Any] = {"method": self.method, "url": self.url}
+        if self.if_none_exist:
+            request["ifNoneExist"] = self.if_none_exist
+        if self.if_match:
+            request["ifMatch"] = self.if_match
+        return {"resource": self.body, "request": request}
+
+
+def deliver_plans_batched(
+    client: FhirClient,
+    deliveries: list[Delivery],
+    *,
+    on_request: Any = None,
+    max_entries: int = MAX_BUNDLE_ENTRIES,
+) -> list[DeliveryResult | DeliveryFailure]:
+    """Deliver several records with shared `batch` Bundles: wave by wave (a resource goes once the resources of its
+    record it refers to are at the target), every ready resource of every record in one Bundle per wave (split at
+    `max_entries`). Creates are conditional (`ifNoneExist: identifier=<ours>`), so no search precedes them and a
+    create whose answer was lost finds its copy on the retry; updates carry If-Match. An entry the Bundle cannot
+    settle (a conditional create that found an existing copy, a 412) falls back to that record's one-by-one path,
+    through the delivery's own client. `client` sends the Bundles; `on_request(deliveries)` is called after each
+    Bundle request with the records it carried (to log it on their attempts).
+
+    Each delivery's capabilities must allow batches; the result list is in the order of `deliveries`."""
+    failures: dict[int, DeliveryFailure] = {}
+    remaining = {id(d): list(d.plan.resources) for d in deliveries}
+    own = {id(d): {r.local_reference for r in d.plan.resources} for d in deliveries}
+
+    def fail(delivery: Delivery, failure: DeliveryFailure) -> None:
+        if id(delivery) not in failures or (failures[id(delivery)].retryable and not failure.retryable):
+            failures[id(delivery)] = failure.copy()  # one per record: each gets its own remote rows
+
+    while True:
+        wave: list[_Entry] = []
+        for delivery in deliveries:
+            if id(delivery) in failures or not remaining[id(delivery)]:
+                continue
+            left = remaining[id(delivery)]
+            ready = [
+                r
+                for r in left
+                if (references_in(r.body) & own[id(delivery)]) - {r.local_reference} <= delivery.known.keys()
+            ] or left[:1]
+            remaining[id(delivery)] = [r for r in left if r not in ready]
+            for resource in ready:
+                try:
+                    entry = _batch_entry(delivery, resource)
+                except DeliveryFailure as failure:
+                    fail(delivery, failure)
+                    continue
+                if entry is not None:
+                    wave.append(entry)
+        if not wave:
+            if not any(remaining[id(d)] for d in deliveries if id(d) not in failures):
+                break
+            continue
+        for start in range(0, len(wave), max_entries):
+            _send_batch(client, wave[start : start + max_entries], fail, on_request)
+    results: list[DeliveryResult | DeliveryFailure] = []
+    for delivery in deliveries:
+        failed = failures.get(id(delivery))
+        if failed is not None:
+            failed.remote = delivery.remote
+            results.append(failed)
+            continue
+        result = DeliveryResult("sent", "; ".join(delivery.notes) or None, delivery.remote)
+        if delivery.plan.decision.mapping == "fallback":
+            result.reason = "; ".join(filter(None, [delivery.plan.decision.reason, result.reason]))
+        results.append(result)
+    return results
+
+
+def _batch_entry(delivery: Delivery, resource: PlannedResource) -> _Entry | None:
+    """The Bundle entry for a resource, or None when it needs no request in the Bundle (already delivered at this
+    record version, or sent one by one because its type takes no conditional create)."""
+    plan = delivery.plan
+    done = delivery.delivered.get(resource.role)
+    support = delivery.capabilities.support(resource.resource_type)
+    if done is not None and done.resource_type == resource.resource_type and done.record_version >= plan.record_version:
+        delivery._remember(resource, done.remote_id, done.remote_version)
+        return None
+    if resource.strategy == "put-client-id":
+        version = done.remote_version if done is not None else None
+        return _Entry(
+            delivery,
+            resource,
+            "PUT",
+            outgoing_body(resource, delivery.known, resource.local_id),
+            f"{resource.resource_type}/{resource.local_id}",
+            if_match=f'W/"{version}"' if version else None,
+        )
+    if done is not None and done.resource_type == resource.resource_type and "update" in support.writes:
+        return _Entry(
+            delivery,
+            resource,
+            "PUT",
+            outgoing_body(resource, delivery.known, done.remote_id),
+            f"{resource.resource_type}/{done.remote_id}",
+            if_match=f'W/"{done.remote_version}"' if done.remote_version else None,
+        )
+    if not support.conditional_create:
+        if not delivery._find_and_update(resource):
+            delivery._create(resource)
+        return None
+    return _Entry(
+        delivery,
+        resource,
+        "POST",
+        outgoing_body(resource, delivery.known, None),
+        resource.resource_type,
+        if_none_exist=urlencode({"identifier": resource.identifier_query}),
+    )
+
+
+def _send_batch(client: FhirClient, entries: list[_Entry], fail: Any, on_request: Any) -> None:
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [e.bundle_entry() for e in entries]}
+    carried = list({id(e.delivery): e.delivery for e in entries}.values())
+    what = f"batch of {len(entries)} resources"
+    try:
+        try:
+            exchange = client.request("POST", "", json_body=bundle)
+        finally:
+            if on_request is not None:
+                on_request(carried)
+    except httpx.HTTPError as error:
+        for entry in entries:
+            fail(entry.delivery, transport_failure(error, what, unknown=entry.method == "POST"))
+        return
+    answered = (exchange.body or {}).get("entry") if isinstance(exchange.body, dict) else None
+    if not exchange.ok or not isinstance(answered, list) or len(answered) != len(entries):
+        failure = (
+            failure_from(exchange, what)
+            if not exchange.ok
+            else DeliveryFailure(f"{what}: the answer does not settle each entry", retryable=True, unknown=True)
+        )
+        for delivery in carried:
+            fail(delivery, failure)
+        return
+    for entry, response_entry in zip(entries, answered, strict=True):
+        try:
+            _settle(entry, response_entry if isinstance(response_entry, dict) else {})
+        except DeliveryFailure as failure:
+            fail(entry.delivery, failure)
+
+
+def _settle(entry: _Entry, answer: dict[str, Any]) -> None:
+    delivery, resource = entry.delivery, entry.resource
+    response = answer.get("response") or {}
+    text = str(response.get("status", "0")).split(" ", 1)[0]
+    status = int(text) if text.isdigit() else 0
+    if 200 <= status < 300:
+        exchange = Exchange(
+            status,
+            httpx.Headers({"Location": str(response.get("location") or ""), "ETag": str(response.get("etag") or "")}),
+            answer.get("resource"),
+        )
+        remote_id = _created_id(exchange, resource.resource_type)
+        if remote_id is None:
+            raise DeliveryFailure(
+                f"{entry.method} {resource.resource_type} in a batch: the target did not say which id it has",
+                retryable=True,
+                unknown=entry.method == "POST",
+            )
+        if entry.method == "POST" and status != 201:
+            # The conditional create found a copy (an earlier attempt's create whose answer was lost, or the
+            # EHR's own): bring it up to this record version, as the search-first path does.
+            version = _version(exchange)
+            found = answer.get("resource")
+            if isinstance(found, dict) and {k: v for k, v in found.items() if k != "meta"} == {
+                **entry.body,
+                "id": remote_id,
+            }:
+                delivery._remember(resource, remote_id, version)  # it is what we would write: nothing to update
+                return
+            if "update" not in delivery.capabilities.support(resource.resource_type).writes:
+                delivery.notes.append(f"the target accepts no {resource.resource_type} updates; its copy was kept")
+                delivery._remember(resource, remote_id, version)
+            elif not delivery._update(resource, remote_id, version, tolerate=(412,)) and not (
+                delivery._find_and_update(resource)
+            ):
+                delivery._create(resource)
+            return
+        delivery._remember(resource, remote_id, _version(exchange))
+        return
+    if status in (404, 410, 412):
+        # A stale If-Match, a copy deleted at the target, or an ambiguous conditional create: the one-by-one path
+        # (read or search, then apply) sorts it out for this resource.
+        if resource.strategy == "put-client-id":
+            delivery._put_client_id(resource)
+        elif not delivery._find_and_update(resource):
+            delivery._create(resource)
+        return
+    raise failure_from(
+        Exchange(status or 500, httpx.Headers(), response.get("outcome")),
+        f"batch entry {entry.method} {resource.resource_type}",
+    )

@@ -36,10 +36,12 @@ from service.sync.backoff import parse_retry_after, retry_delay
 from service.sync.capabilities import CAPABILITIES, Capabilities, CapabilityCache
 from service.sync.client import FhirClient, RequestLog, UnsafeUrl
 from service.sync.delivery import (
+    Delivery,
     DeliveryFailure,
     DeliveryResult,
     RecordPlan,
     deliver_plan,
+    deliver_plans_batched,
     known_references,
     plan_row,
     store_remote,
@@ -154,20 +156,46 @@ def renew(engine: Engine, worker_id: str, row_id: int, lease_seconds: int) -> bo
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
+def renew_many(engine: Engine, worker_id: str, row_ids: list[int], lease_seconds: int) -> set[int]:
+    """renew() for a batch's rows in one transaction; returns the ids still ours."""
+    if not row_ids:
+        return set()
+    with Session(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id).in_(row_ids),
+                col(OutboxMessage.claimed_by) == worker_id,
+                col(OutboxMessage.status) == "in_flight",
+            )
+            .values(claimed_until=now_utc() + timedelta(seconds=lease_seconds))
+        )
+        ours = session.exec(
+            select(OutboxMessage.id).where(
+                col(OutboxMessage.id).in_(row_ids),
+                col(OutboxMessage.claimed_by) == worker_id,
+                col(OutboxMessage.status) == "in_flight",
+            )
+        ).all()
+        session.commit()
+        return {row_id for row_id in ours if row_id is not None}
+
+
 @contextmanager
-def kept_lease(engine: Engine, worker_id: str, row_id: int, lease_seconds: int) -> Iterator[None]:
-    """Renew the claim while a row is being delivered: a slow EHR must not let the lease run out under us, or a
-    second worker would deliver the same record at the same time."""
+def kept_lease(engine: Engine, worker_id: str, row_id: int | list[int], lease_seconds: int) -> Iterator[None]:
+    """Renew the claim while a row (or the rows of a batch) is being delivered: a slow EHR must not let the lease
+    run out under us, or a second worker would deliver the same record at the same time."""
     done = threading.Event()
+    row_ids = row_id if isinstance(row_id, list) else [row_id]
 
     def keep() -> None:
         while not done.wait(lease_seconds / 3):
             try:
-                renew(engine, worker_id, row_id, lease_seconds)
+                renew_many(engine, worker_id, row_ids, lease_seconds)
             except Exception:  # the delivery itself reports database trouble; this thread only retries
-                logger.warning("could not renew the lease of outbox row %s", row_id)
+                logger.warning("could not renew the lease of outbox rows %s", row_ids)
 
-    keeper = threading.Thread(target=keep, name=f"lease-{row_id}", daemon=True)
+    keeper = threading.Thread(target=keep, name=f"lease-{row_ids[0]}", daemon=True)
     keeper.start()
     try:
         yield
@@ -265,6 +293,107 @@ class Processor:
                 failure = DeliveryFailure("internal error while delivering (see the service log)", retryable=True)
         return self._finish(row, attempt, result, failure, log)
 
+    @property
+    def batches_records(self) -> bool:
+        """Claimed rows go to the target together (batch Bundles across records) unless batching is switched off;
+        a target without batch Bundles still gets them one by one (process_many falls back)."""
+        return self.use_batch is not False
+
+    def process_many(self, rows: list[OutboxMessage]) -> list[str]:
+        """Deliver claimed rows of different patients (the claim gives at most one per patient, so none depends on
+        another) with shared batch Bundles per target: see delivery.deliver_plans_batched. Rows a Bundle cannot
+        carry (target gone or without batch support, nothing to send) and a target's lone row take the one-by-one
+        path."""
+        statuses: list[str] = []
+        by_target: dict[str, list[OutboxMessage]] = {}
+        for row in rows:
+            by_target.setdefault(row.target_id, []).append(row)
+        for target_id, group in by_target.items():
+            with Session(self.engine, expire_on_commit=False) as session:
+                target = session.get(SyncTarget, target_id)
+            if target is None or not target.enabled or len(group) == 1:
+                statuses += [self.process(row) for row in group]
+                continue
+            statuses += self._process_group(target, group)
+        return statuses
+
+    def _process_group(self, target: SyncTarget, rows: list[OutboxMessage]) -> list[str]:
+        logs: dict[int, list[RequestLog]] = {id(row): [] for row in rows}  # the row's own (fallback) requests
+        bundles: dict[int, list[RequestLog]] = {id(row): [] for row in rows}  # the shared Bundles that carried it
+        shared: list[RequestLog] = []
+        client = FhirClient(
+            target, self.settings, rows[0].correlation_id, self.tokens, shared.append, self.http, rate_limit=True
+        )
+        try:
+            capabilities = self.capabilities(client)
+        except (DeliveryFailure, httpx.HTTPError, sync_auth.AuthError, UnsafeUrl):
+            return [self.process(row) for row in rows]  # the one-by-one path reports the failure on each row
+        if not capabilities.batch:
+            return [self.process(row) for row in rows]
+        statuses: list[str] = []
+        batched: list[tuple[OutboxMessage, Delivery]] = []
+        for row in rows:
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    planned = plan_row(
+                        session,
+                        tenant_id=row.tenant_id,
+                        kind=row.record_kind,
+                        record_id=row.record_id,
+                        capabilities=capabilities,
+                        canonical_base=self.settings.canonical_base,
+                        code_map=target.code_map or {},
+                    )
+                    known, delivered = (
+                        known_references(session, target.id, planned) if isinstance(planned, RecordPlan) else ({}, {})
+                    )
+            except Exception:  # the one-by-one path plans it again and records whatever goes wrong on the row
+                statuses.append(self.process(row))
+                continue
+            if not isinstance(planned, RecordPlan):
+                statuses.append(self._finish(row, row.attempts + 1, planned, None, []))
+                continue
+            own_client = FhirClient(
+                target, self.settings, row.correlation_id, self.tokens, logs[id(row)].append, self.http
+            )
+            delivery = Delivery(
+                own_client, planned, tenant_id=row.tenant_id, known=known, delivered=delivered, use_batch=True
+            )
+            delivery.capabilities = capabilities
+            batched.append((row, delivery))
+        if not batched:
+            return statuses
+        by_delivery = {id(d): row for row, d in batched}
+
+        def carried(deliveries: list[Delivery]) -> None:
+            # the shared Bundle request is logged on every row it carried, and counted once
+            if shared:
+                self.stats.requests += len(shared)
+                for delivery in deliveries:
+                    bundles[id(by_delivery[id(delivery)])].extend(shared)
+                shared.clear()
+
+        outcomes: list[DeliveryResult | DeliveryFailure]
+        try:
+            outcomes = deliver_plans_batched(client, [d for _, d in batched], on_request=carried)
+        except Exception:
+            logger.exception("batched delivery of %s outbox rows failed unexpectedly", len(batched))
+            outcomes = [
+                DeliveryFailure("internal error while delivering (see the service log)", retryable=True)
+                for _ in batched
+            ]
+        with Session(self.engine) as session:  # the batch's outcomes in one transaction
+            for (row, _), outcome in zip(batched, outcomes, strict=True):
+                own = logs[id(row)]
+                failure = outcome if isinstance(outcome, DeliveryFailure) else None
+                result = None if isinstance(outcome, DeliveryFailure) else outcome
+                log = bundles[id(row)] + own
+                statuses.append(
+                    self._finish(row, row.attempts + 1, result, failure, log, own_requests=len(own), session=session)
+                )
+            session.commit()
+        return statuses
+
     def _finish(
         self,
         row: OutboxMessage,
@@ -272,6 +401,9 @@ class Processor:
         result: DeliveryResult | None,
         failure: DeliveryFailure | None,
         log: list[RequestLog],
+        *,
+        own_requests: int | None = None,  # of `log`, the requests not counted yet (shared Bundles are counted once)
+        session: Session | None = None,  # the caller's, committed by the caller (a batch's rows in one transaction)
     ) -> str:
         now = now_utc()
         values: dict[str, Any] = {"attempts": attempt, "updated_at": now, "claimed_by": None, "claimed_until": None}
@@ -299,35 +431,84 @@ class Processor:
                 "next_attempt_at": now + timedelta(seconds=delay),
             }
             remote = failure.remote
-        with Session(self.engine) as session:
-            store_remote(session, remote)
-            for entry in log:
-                session.add(
-                    SyncAttempt(
-                        outbox_id=row.id,  # type: ignore[arg-type]
-                        correlation_id=row.correlation_id,
-                        attempt=attempt,
-                        method=entry.method,
-                        url=entry.url,
-                        status_code=entry.status_code,
-                        outcome=entry.outcome,
-                        duration_ms=entry.duration_ms,
-                        at=now,
-                    )
-                )
-            # Only while the lease is still ours: a worker that outlived its lease does not overwrite a newer claim.
-            session.execute(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.claimed_by) == self.worker_id)
-                .values(**values)
-            )
-            session.commit()
-        self.stats.requests += len(log)
+        if session is None:
+            with Session(self.engine) as own:
+                self._store_outcome(own, row, attempt, now, values, remote, log)
+                own.commit()
+        else:
+            self._store_outcome(session, row, attempt, now, values, remote, log)
+        self.stats.requests += len(log) if own_requests is None else own_requests
         self.stats.add(status)
         return status
 
+    def _store_outcome(
+        self,
+        session: Session,
+        row: OutboxMessage,
+        attempt: int,
+        now: Any,
+        values: dict[str, Any],
+        remote: list[Any],
+        log: list[RequestLog],
+    ) -> None:
+        store_remote(session, remote)
+        for entry in log:
+            session.add(
+                SyncAttempt(
+                    outbox_id=row.id,  # type: ignore[arg-type]
+                    correlation_id=row.correlation_id,
+                    attempt=attempt,
+                    method=entry.method,
+                    url=entry.url,
+                    status_code=entry.status_code,
+                    outcome=entry.outcome,
+                    duration_ms=entry.duration_ms,
+                    at=now,
+                )
+            )
+        # Only while the lease is still ours: a worker that outlived its lease does not overwrite a newer claim.
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.claimed_by) == self.worker_id)
+            .values(**values)
+        )
+
 
 # ---- the loop ---------------------------------------------------------------------------------------------------
+
+
+def _deliver_together(
+    engine: Engine, processor: Processor, rows: list[OutboxMessage], stop_event: threading.Event, lease_seconds: int
+) -> None:
+    """The claimed records as batch Bundles; rows whose lease ran out meanwhile are left to their new owner."""
+    stats, worker_id = processor.stats, processor.worker_id
+    if stop_event.is_set():
+        stats.released += release(engine, worker_id, [r.id for r in rows if r.id is not None])
+        return
+    ours = renew_many(engine, worker_id, [r.id for r in rows if r.id is not None], lease_seconds)
+    live = [row for row in rows if row.id in ours]
+    stats.lost += len(rows) - len(live)
+    if live:
+        with kept_lease(engine, worker_id, [r.id for r in live if r.id is not None], lease_seconds):
+            processor.process_many(live)
+
+
+def _deliver_one_by_one(
+    engine: Engine, processor: Processor, rows: list[OutboxMessage], stop_event: threading.Event, lease_seconds: int
+) -> None:
+    stats, worker_id = processor.stats, processor.worker_id
+    for index, row in enumerate(rows):
+        if stop_event.is_set():
+            stats.released += release(engine, worker_id, [r.id for r in rows[index:] if r.id is not None])
+            return
+        assert row.id is not None
+        # The batch's later rows may have outlived their lease while earlier ones were delivered: a row
+        # is started only while it is still ours, and its lease is kept for as long as it takes.
+        if not renew(engine, worker_id, row.id, lease_seconds):
+            stats.lost += 1
+            continue
+        with kept_lease(engine, worker_id, row.id, lease_seconds):
+            processor.process(row)
 
 
 def run_worker(
@@ -359,18 +540,10 @@ def run_worker(
                     stop_event.wait(idle_poll)
                     continue
                 stats.claimed += len(rows)
-                for index, row in enumerate(rows):
-                    if stop_event.is_set():
-                        stats.released += release(engine, worker_id, [r.id for r in rows[index:] if r.id is not None])
-                        break
-                    assert row.id is not None
-                    # The batch's later rows may have outlived their lease while earlier ones were delivered: a row
-                    # is started only while it is still ours, and its lease is kept for as long as it takes.
-                    if not renew(engine, worker_id, row.id, lease_seconds):
-                        stats.lost += 1
-                        continue
-                    with kept_lease(engine, worker_id, row.id, lease_seconds):
-                        processor.process(row)
+                if processor.batches_records:
+                    _deliver_together(engine, processor, rows, stop_event, lease_seconds)
+                else:
+                    _deliver_one_by_one(engine, processor, rows, stop_event, lease_seconds)
             except DATABASE_UNAVAILABLE:
                 # A failover or restart of the database must not end a long-running worker (with --processes N
                 # nobody would start it again). What it had claimed comes back when the leases run out.

@@ -94,6 +94,41 @@ def test_search_pages_with_absolute_next_links(client: TestClient, headers: dict
     assert ids <= seen
 
 
+def test_bundle_total_is_given_when_free_or_asked_for(
+    client: TestClient, new_tenant: Callable[[], str], auth: Callable[..., dict[str, str]]
+) -> None:
+    headers = fhir_headers(auth(new_tenant(), "ehr-system"))
+    for _ in range(5):
+        _create_patient(client, headers)
+
+    def get(**params: Any) -> dict[str, Any]:
+        response = client.get("/fhir/Patient", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def relations(bundle: dict[str, Any]) -> set[str]:
+        return {link["relation"] for link in bundle["link"]}
+
+    first = get(_count=2)
+    assert "total" not in first and relations(first) == {"self", "next"} and len(first["entry"]) == 2
+    middle = get(_count=2, _offset=2)
+    assert "total" not in middle and relations(middle) == {"self", "next", "previous"}
+    last = get(_count=2, _offset=4)  # the last page shows the total
+    assert last["total"] == 5 and relations(last) == {"self", "previous"} and len(last["entry"]) == 1
+    exactly_full = get(_count=5)
+    assert exactly_full["total"] == 5 and relations(exactly_full) == {"self"}
+    assert get(_count=2, _total="accurate")["total"] == 5
+    assert get(_count=2, _total="estimate").get("total") is None
+    assert "total" not in get(_total="none")
+    assert get(_summary="count")["total"] == 5
+    beyond = get(_count=2, _offset=10)  # past the end: nothing to count from
+    assert "total" not in beyond and "entry" not in beyond and relations(beyond) == {"self", "previous"}
+    next_url = next(link["url"] for link in get(_count=2, _total="accurate")["link"] if link["relation"] == "next")
+    assert "_total=accurate" in next_url  # the choice carries over to the next page
+    assert client.get("/fhir/Patient", params={"_total": "some"}, headers=headers).status_code == 400
+
+
 def test_unknown_parameters_are_ignored_unless_strict(client: TestClient, headers: dict[str, str]) -> None:
     assert client.get("/fhir/Patient", params={"shoe-size": "44"}, headers=headers).status_code == 200
     strict = client.get("/fhir/Patient", params={"shoe-size": "44"}, headers={**headers, "Prefer": "handling=strict"})

@@ -86,9 +86,12 @@ class Fleet:
         argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
         return self._spawn("api", name, [*argv, "--no-access-log", "--log-level", log_level], port, env)
 
-    def worker(self, *, lease_seconds: int = LEASE_SECONDS, batch: int = 5, processes: int = 1) -> Proc:
+    def worker(
+        self, *, lease_seconds: int = LEASE_SECONDS, batch: int = 5, processes: int = 1, one_by_one: bool = False
+    ) -> Proc:
         self._counter += 1
         argv = [TANDEM, "sync", "worker", "--lease-seconds", str(lease_seconds), "--batch", str(batch)]
+        argv += ["--one-by-one"] if one_by_one else []
         return self._spawn("worker", f"worker-{self._counter}", [*argv, "--processes", str(processes)])
 
     def running(self, role: str) -> list[Proc]:

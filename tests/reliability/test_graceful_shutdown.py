@@ -95,8 +95,12 @@ def _done_lines(proc: Proc) -> list[dict[str, int]]:
     ]
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_sigterm_worker_finishes_its_row_and_releases_its_claims(tmp_path: Path, processes: int) -> None:
+@pytest.mark.parametrize(
+    ("processes", "one_by_one"), [(1, True), (2, True), (2, False)], ids=["1-one-by-one", "2-one-by-one", "2-batch"]
+)
+def test_sigterm_worker_finishes_its_row_and_releases_its_claims(
+    tmp_path: Path, processes: int, one_by_one: bool
+) -> None:
     delayed = FaultPlan([FaultRule(Fault.delay(POST_DELAY), method="POST")])
     with (
         throwaway_postgres() as url,
@@ -114,7 +118,9 @@ def test_sigterm_worker_finishes_its_row_and_releases_its_claims(tmp_path: Path,
 
             fleet = Fleet(url, tmp_path)
             try:
-                worker = fleet.worker(lease_seconds=LEASE_SECONDS, batch=BATCH, processes=processes)
+                worker = fleet.worker(
+                    lease_seconds=LEASE_SECONDS, batch=BATCH, processes=processes, one_by_one=one_by_one
+                )
                 pgid = os.getpgid(worker.popen.pid)
                 # Every process holds a batch and waits for a (delayed) POST answer: a worker sends one request at a
                 # time, so as many POSTs unanswered as processes means each one is delivering a row.
@@ -169,8 +175,12 @@ def test_sigterm_worker_finishes_its_row_and_releases_its_claims(tmp_path: Path,
             finished = {i for i in claimed if after[i].status == "sent"}
             released = {i for i in claimed if after[i].status == "pending"}
             assert finished | released == claimed, {i: after[i].status for i in claimed}
-            # Each process finished the row it was delivering and started no other one after the signal.
-            assert processes <= len(finished) <= 2 * processes, (len(finished), fleet.log_tails())
+            if one_by_one:
+                # Each process finished the row it was delivering and started no other one after the signal.
+                assert processes <= len(finished) <= 2 * processes, (len(finished), fleet.log_tails())
+            else:
+                # The request in flight was the claim's batch Bundle: each process finished it whole.
+                assert finished == claimed and not released, (len(finished), len(released), fleet.log_tails())
             assert len(released) == sum(s["released"] for s in summaries)
             now = time.time()
             for i in released:  # due again at once, no lease left to wait for
@@ -195,7 +205,8 @@ def test_sigterm_worker_finishes_its_row_and_releases_its_claims(tmp_path: Path,
                 found = check_peer_holds_exactly_one_copy(sync_app, peer, tenant, target, records, ehr.metadata())
     assert found["duplicates"] == 0
     print(
-        f"\ngraceful shutdown, sync worker --processes {processes} (lease {LEASE_SECONDS} s, batch {BATCH}, POSTs "
+        f"\ngraceful shutdown, sync worker --processes {processes}{' --one-by-one' if one_by_one else ''} "
+        f"(lease {LEASE_SECONDS} s, batch {BATCH}, POSTs "
         f"delayed {POST_DELAY} s): {len(members)} processes in the group at SIGTERM; rows claimed {len(claimed)}, "
         f"finished (sent) {len(finished)}, released {len(released)}, left in flight 0; exit code {exit_code} after "
         f"{shutdown_seconds:.1f} s, nothing of its process group running after {running_seconds:.1f} s, group gone "
