@@ -122,6 +122,7 @@ def projection_rows(
     versions, tokens = [], []
     for resource in resources:
         body = {**resource, "meta": {**resource.get("meta", {}), "versionId": "1", "lastUpdated": now.isoformat()}}
+        clinical_date = _clinical_date(body)
         versions.append(
             {
                 "tenant_id": tenant_id,
@@ -134,7 +135,7 @@ def projection_rows(
                 "patient_id": kind.patient_of(row),
                 "record_kind": kind.path,
                 "record_id": row.id,
-                "clinical_date": _clinical_date(body),
+                "clinical_date": clinical_date,
                 "status": body.get("status"),
                 "body": body,
             }
@@ -147,6 +148,9 @@ def projection_rows(
                 "param": param,
                 "system": system,
                 "value": value,
+                "patient_id": kind.patient_of(row),
+                "clinical_date": clinical_date,
+                "last_updated": now,
             }
             for param, system, value in _tokens(body)
         ]
@@ -184,7 +188,10 @@ def clone_projection(
             cloned["patient_id"] = patient_id
             cloned["body"] = json.loads(swap(json.dumps(v["body"])))
             cloned_versions.append(cloned)
-        cloned_tokens = [{**t, "resource_id": swap(t["resource_id"]), "value": swap(t["value"])} for t in tokens]
+        cloned_tokens = [
+            {**t, "resource_id": swap(t["resource_id"]), "value": swap(t["value"]), "patient_id": patient_id}
+            for t in tokens
+        ]
         out.append((new_record, cloned_versions, cloned_tokens))
     return out
 

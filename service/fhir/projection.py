@@ -210,6 +210,7 @@ class _Writes:
         if resource is not None:
             meta = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
             body = {**resource, "meta": meta}
+        clinical_date = _clinical_date(body)
         self.versions.append(
             {
                 "tenant_id": tenant_id,
@@ -222,7 +223,7 @@ class _Writes:
                 "patient_id": patient_id,
                 "record_kind": record_kind,
                 "record_id": record_id,
-                "clinical_date": _clinical_date(body),
+                "clinical_date": clinical_date,
                 "status": body.get("status"),
                 "body": body,
             }
@@ -235,6 +236,9 @@ class _Writes:
                 "param": param,
                 "system": system,
                 "value": value,
+                "patient_id": patient_id,
+                "clinical_date": clinical_date,
+                "last_updated": now,
             }
             for param, system, value in _tokens(body)
         ]

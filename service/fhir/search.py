@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, distinct, func, or_
 from sqlmodel import Session, col, select
 
 from service.errors import FieldProblem, InvalidRequest
@@ -218,7 +218,93 @@ class SearchPage:
     more: bool
 
 
+def _token_matches(param: str, alternatives: list[tuple[str | None, str | None]]) -> Any:
+    """The token rows of one parameter that match any of its comma alternatives."""
+    t = FhirSearchToken
+    matches = []
+    for system, code in alternatives:
+        clause = [col(t.param) == param]
+        if code is not None:
+            clause.append(col(t.value) == code)
+        if system is not None:
+            clause.append(col(t.system) == system if system else col(t.system).is_(None))
+        matches.append(and_(*clause))
+    return or_(*matches)
+
+
+def _one_token(query: SearchQuery) -> bool:
+    """One token parameter and nothing that lives only on fhir_resources (status) or is better served by the
+    resources' own indexes (a patient's or an id's few resources): the search can run on the token index."""
+    return len(query.tokens) == 1 and not (query.ids or query.patients or query.statuses)
+
+
 def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPage:
+    if _one_token(query):
+        return _token_search(session, tenant_id, query)
+    return _general_search(session, tenant_id, query)
+
+
+def _page(query: SearchQuery, rows: list[FhirResourceVersion], total: int | None, counted: bool) -> SearchPage:
+    more = len(rows) > query.count
+    if total is None and not more and (rows or query.offset == 0):
+        total = query.offset + len(rows)
+    if query.total == "none" and not counted:
+        total = None
+    return SearchPage(total, rows[: query.count], more)
+
+
+def _token_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPage:
+    """One token parameter: the page is a range of the token index (tenant, type, param, value, sort key,
+    resource_id), read in order and stopped after `_count + 1` distinct resources, with the date, _lastUpdated
+    and hidden-patient conditions checked on the token's copies; only those resources are then read, by primary
+    key. The same matches, order and totals as `_general_search` (tokens exist for current, undeleted versions
+    only, and carry that version's dates and patient)."""
+    t = FhirSearchToken
+    param, alternatives = query.tokens[0]
+    conditions: list[Any] = [
+        col(t.tenant_id) == tenant_id,
+        col(t.resource_type) == query.resource_type,
+        _token_matches(param, alternatives),
+    ]
+    if query.hidden_patients:
+        conditions.append(or_(col(t.patient_id).is_(None), col(t.patient_id).not_in(sorted(query.hidden_patients))))
+    conditions += [_date_clause(col(t.clinical_date), b) for b in query.dates]
+    conditions += [_date_clause(col(t.last_updated), b) for b in query.last_updated]
+    counted = query.summary_count or query.total == "accurate"
+    total = session.exec(select(func.count(distinct(col(t.resource_id)))).where(*conditions)).one() if counted else None
+    if query.summary_count:
+        return SearchPage(total, [], more=False)
+    key = col(t.clinical_date) if query.sort in ("date", "-date") else col(t.last_updated)
+    descending = (query.sort or "").startswith("-")
+    # DISTINCT: a resource with several matching tokens (comma alternatives, or one code in two systems) is one
+    # match. All of a resource's tokens hold the same key, so (key, resource_id) is distinct per resource.
+    ids = (
+        select(col(t.resource_id).label("resource_id"), key.label("key"))
+        .where(*conditions)
+        .distinct()
+        .order_by(key.desc() if descending else key.asc(), col(t.resource_id))
+        .offset(query.offset)
+        .limit(query.count + 1)
+        .subquery("page")
+    )
+    r = FhirResourceVersion
+    rows = list(
+        session.exec(
+            select(r)
+            .join(ids, col(r.resource_id) == ids.c.resource_id)
+            .where(
+                col(r.tenant_id) == tenant_id,
+                col(r.resource_type) == query.resource_type,
+                col(r.is_current).is_(True),
+                col(r.deleted).is_(False),
+            )
+            .order_by(ids.c.key.desc() if descending else ids.c.key.asc(), ids.c.resource_id)
+        ).all()
+    )
+    return _page(query, rows, total, counted)
+
+
+def _general_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPage:
     r = FhirResourceVersion
     conditions: list[Any] = [
         col(r.tenant_id) == tenant_id,
@@ -238,14 +324,7 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPa
     conditions += [_date_clause(col(r.last_updated), b) for b in query.last_updated]
     for param, alternatives in query.tokens:
         t = FhirSearchToken
-        matches = []
-        for system, code in alternatives:
-            clause = [col(t.param) == param]
-            if code is not None:
-                clause.append(col(t.value) == code)
-            if system is not None:
-                clause.append(col(t.system) == system if system else col(t.system).is_(None))
-            matches.append(and_(*clause))
+        matches = _token_matches(param, alternatives)
         if query.patients or query.ids:
             # Few candidates (one patient's resources): probe each one's tokens by resource id. As an IN, SQLite
             # would first collect every matching token of the tenant (26 ms for a common code, 0.1 ms this way).
@@ -255,7 +334,7 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPa
                     col(t.tenant_id) == col(r.tenant_id),
                     col(t.resource_type) == col(r.resource_type),
                     col(t.resource_id) == col(r.resource_id),
-                    or_(*matches),
+                    matches,
                 )
                 .exists()
             )
@@ -267,7 +346,7 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPa
                 select(t.resource_id).where(
                     col(t.tenant_id) == tenant_id,
                     col(t.resource_type) == query.resource_type,
-                    or_(*matches),
+                    matches,
                 )
             )
         )
@@ -292,12 +371,7 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPa
             .limit(query.count + 1)
         ).all()
     )
-    more = len(page) > query.count
-    if total is None and not more and (page or query.offset == 0):
-        total = query.offset + len(page)
-    if query.total == "none" and not counted:
-        total = None
-    return SearchPage(total, page[: query.count], more)
+    return _page(query, page, total, counted)
 
 
 def current_patients(session: Session, tenant_id: str, patient_ids: set[str]) -> list[FhirResourceVersion]:

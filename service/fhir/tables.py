@@ -40,11 +40,28 @@ class FhirResourceVersion(SQLModel, table=True):
 
 
 class FhirSearchToken(SQLModel, table=True):
-    """Token search parameters of the current version: code, category, identifier."""
+    """Token search parameters of the current, undeleted version: code, category, identifier.
+
+    Each row also carries copies of its resource's patient, clinical date and last update (all tokens of a
+    resource are rewritten whenever its current version changes, and a deleted version has none), so a search
+    on one token parameter is an ordered range of one index, stopping after the page, joined to the resources
+    by primary key for the page's bodies only (search.run_search). The trailing resource_id is the sort's tie
+    break."""
 
     __tablename__ = "fhir_search_tokens"
     __table_args__ = (
-        Index("ix_fhir_search_tokens_lookup", "tenant_id", "resource_type", "param", "value"),
+        Index(
+            "ix_fhir_search_tokens_date", "tenant_id", "resource_type", "param", "value", "clinical_date", "resource_id"
+        ),
+        Index(
+            "ix_fhir_search_tokens_updated",
+            "tenant_id",
+            "resource_type",
+            "param",
+            "value",
+            "last_updated",
+            "resource_id",
+        ),
         Index("ix_fhir_search_tokens_resource", "tenant_id", "resource_type", "resource_id"),
     )
 
@@ -55,3 +72,7 @@ class FhirSearchToken(SQLModel, table=True):
     param: str = Field(max_length=32)
     system: str | None = Field(default=None, max_length=255)
     value: str = Field(max_length=255)
+    # Copies of the resource's current version (FhirResourceVersion), for the one-index search.
+    patient_id: str | None = Field(default=None, max_length=36)
+    clinical_date: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_updated: datetime | None = Field(default=None, sa_type=UtcDateTime)
