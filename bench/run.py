@@ -31,7 +31,7 @@ FULL = {
     "observations": 100_000,
     "one_by_one_sample": 300,
     "repeats": 100,
-    "push_records": {"sqlite": 1000, "postgres": 300},
+    "push_records": {"sqlite": 1000, "postgres": 1000},  # the size on both
 }
 SMOKE = {
     "bundle_entries": 30,
