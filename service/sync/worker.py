@@ -47,7 +47,7 @@ from service.sync.delivery import (
     store_remote,
 )
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
-from service.sync.tables import SyncAttempt
+from service.sync.tables import RemoteResource, SyncAttempt
 from service.sync.targets import SyncTarget
 
 logger = logging.getLogger("tandem.sync")
@@ -237,6 +237,25 @@ class Processor:
 
         return self.capability_cache.get(client.target.id, client.target.base_url, fetch)
 
+    def _plan(
+        self, row: OutboxMessage, target: SyncTarget, capabilities: Capabilities
+    ) -> tuple[RecordPlan | DeliveryResult, dict[str, str], dict[str, RemoteResource]]:
+        """What the row's record becomes for this target, and which of our references the target already holds."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            planned = plan_row(
+                session,
+                tenant_id=row.tenant_id,
+                kind=row.record_kind,
+                record_id=row.record_id,
+                capabilities=capabilities,
+                canonical_base=self.settings.canonical_base,
+                code_map=target.code_map or {},
+            )
+            if not isinstance(planned, RecordPlan):
+                return planned, {}, {}
+            known, delivered = known_references(session, target.id, planned)
+            return planned, known, delivered
+
     def process(self, row: OutboxMessage) -> str:
         assert row.id is not None
         attempt = row.attempts + 1
@@ -253,19 +272,7 @@ class Processor:
             )
             try:
                 capabilities = self.capabilities(client)
-                with Session(self.engine, expire_on_commit=False) as session:
-                    planned = plan_row(
-                        session,
-                        tenant_id=row.tenant_id,
-                        kind=row.record_kind,
-                        record_id=row.record_id,
-                        capabilities=capabilities,
-                        canonical_base=self.settings.canonical_base,
-                        code_map=target.code_map or {},
-                    )
-                    known, delivered = (
-                        known_references(session, target.id, planned) if isinstance(planned, RecordPlan) else ({}, {})
-                    )
+                planned, known, delivered = self._plan(row, target, capabilities)
                 if isinstance(planned, RecordPlan):
                     result = deliver_plan(
                         client,
@@ -334,19 +341,7 @@ class Processor:
         batched: list[tuple[OutboxMessage, Delivery]] = []
         for row in rows:
             try:
-                with Session(self.engine, expire_on_commit=False) as session:
-                    planned = plan_row(
-                        session,
-                        tenant_id=row.tenant_id,
-                        kind=row.record_kind,
-                        record_id=row.record_id,
-                        capabilities=capabilities,
-                        canonical_base=self.settings.canonical_base,
-                        code_map=target.code_map or {},
-                    )
-                    known, delivered = (
-                        known_references(session, target.id, planned) if isinstance(planned, RecordPlan) else ({}, {})
-                    )
+                planned, known, delivered = self._plan(row, target, capabilities)
             except Exception:  # the one-by-one path plans it again and records whatever goes wrong on the row
                 statuses.append(self.process(row))
                 continue
