@@ -254,6 +254,11 @@ def public_record(session: Session, kind: RecordKind, row: TenantRecord) -> Reco
     return _public(session, kind, [row])[0]
 
 
+def public_records(session: Session, kind: RecordKind, rows: list[TenantRecord]) -> list[RecordMeta]:
+    """Stored rows in their API shape, their children read together."""
+    return _public(session, kind, rows)
+
+
 def locked_record(session: Session, tenant_id: str, kind: RecordKind, record_id: str) -> TenantRecord:
     """The record, locked for update until the transaction ends (a no-op lock on SQLite, which serialises writers)."""
     return _get(session, tenant_id, kind, record_id, for_update=True)

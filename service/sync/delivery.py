@@ -31,7 +31,7 @@ from service.sync.client import Exchange, FhirClient
 from service.sync.records import (
     PlannedResource,
     plan_resources,
-    public_record,
+    public_records,
     references_in,
     rewrite_references,
 )
@@ -116,45 +116,95 @@ def plan_row(
     canonical_base: str,
     code_map: dict[str, Any],
 ) -> RecordPlan | DeliveryResult:
-    decision = decide(kind, capabilities)
-    if decision.mapping == "not_supported":
-        return DeliveryResult("not_supported", decision.reason)
-    record = public_record(session, tenant_id, kind, record_id)
-    if record is None:
-        return DeliveryResult("not_supported", f"the {kind} record {record_id} no longer exists")
-    resources = plan_resources(record, kind, decision, canonical_base=canonical_base, code_map=code_map)
-    if not resources:
-        return DeliveryResult("not_supported", f"{decision.reason or kind}: nothing to send for this record")
-    return RecordPlan(kind, record_id, record.version, decision, resources)
+    return plan_rows(
+        session,
+        tenant_id=tenant_id,
+        rows=[(kind, record_id)],
+        capabilities=capabilities,
+        canonical_base=canonical_base,
+        code_map=code_map,
+    )[0]
 
 
-def known_references(
-    session: Session, target_id: str, plan: RecordPlan
-) -> tuple[dict[str, str], dict[str, RemoteResource]]:
+def plan_rows(
+    session: Session,
+    *,
+    tenant_id: str,
+    rows: list[tuple[str, str]],
+    capabilities: Capabilities,
+    canonical_base: str,
+    code_map: dict[str, Any],
+) -> list[RecordPlan | DeliveryResult]:
+    """What each (kind, record id) becomes for this target, in order; the records of one kind read in one query
+    (a claim's rows are planned together: per-row reads cost a round trip each on PostgreSQL)."""
+    decisions = {kind: decide(kind, capabilities) for kind, _ in rows}
+    wanted: dict[str, list[str]] = {}
+    for kind, record_id in rows:
+        if decisions[kind].mapping != "not_supported":
+            wanted.setdefault(kind, []).append(record_id)
+    records = {
+        (kind, record_id): record
+        for kind, ids in wanted.items()
+        for record_id, record in public_records(session, tenant_id, kind, ids).items()
+    }
+    result: list[RecordPlan | DeliveryResult] = []
+    for kind, record_id in rows:
+        decision = decisions[kind]
+        record = records.get((kind, record_id))
+        if decision.mapping == "not_supported":
+            result.append(DeliveryResult("not_supported", decision.reason))
+        elif record is None:
+            result.append(DeliveryResult("not_supported", f"the {kind} record {record_id} no longer exists"))
+        elif resources := plan_resources(record, kind, decision, canonical_base=canonical_base, code_map=code_map):
+            result.append(RecordPlan(kind, record_id, record.version, decision, resources))
+        else:
+            nothing = f"{decision.reason or kind}: nothing to send for this record"
+            result.append(DeliveryResult("not_supported", nothing))
+    return result
+
+
+Known = tuple[dict[str, str], dict[str, RemoteResource]]
+
+
+def known_references(session: Session, target_id: str, plan: RecordPlan) -> Known:
     """Our references -> the target's, for every resource of ours the target already holds; and the remote rows
     of this record by role."""
-    wanted = set().union(*(references_in(r.body) for r in plan.resources))
-    wanted |= {r.local_reference for r in plan.resources}
-    pairs = {tuple(ref.split("/", 1)) for ref in wanted if ref.count("/") == 1}
-    known: dict[str, str] = {}
-    if pairs:
+    return known_references_many(session, target_id, [plan])[0]
+
+
+def known_references_many(session: Session, target_id: str, plans: list[RecordPlan]) -> list[Known]:
+    """known_references of each plan, with two queries for all of them."""
+    pairs_of: list[set[tuple[str, str]]] = []
+    for plan in plans:
+        wanted = set().union(*(references_in(r.body) for r in plan.resources))
+        wanted |= {r.local_reference for r in plan.resources}
+        pairs_of.append({(kind, local) for kind, local in (ref.split("/", 1) for ref in wanted if ref.count("/") == 1)})
+    local_ids = {local for pairs in pairs_of for _, local in pairs}
+    held: dict[tuple[str, str], str] = {}
+    if local_ids:
+        rows = session.exec(
+            select(RemoteResource).where(
+                col(RemoteResource.target_id) == target_id, col(RemoteResource.local_id).in_(local_ids)
+            )
+        ).all()
+        held = {(row.resource_type, row.local_id): row.remote_id for row in rows}
+    own: dict[tuple[str, str], dict[str, RemoteResource]] = {}
+    if plans:
         rows = session.exec(
             select(RemoteResource).where(
                 col(RemoteResource.target_id) == target_id,
-                col(RemoteResource.local_id).in_({local for _, local in pairs}),
+                col(RemoteResource.record_id).in_({plan.record_id for plan in plans}),
             )
         ).all()
         for row in rows:
-            if (row.resource_type, row.local_id) in pairs:
-                known[f"{row.resource_type}/{row.local_id}"] = f"{row.resource_type}/{row.remote_id}"
-    own = session.exec(
-        select(RemoteResource).where(
-            col(RemoteResource.target_id) == target_id,
-            col(RemoteResource.record_kind) == plan.kind,
-            col(RemoteResource.record_id) == plan.record_id,
+            own.setdefault((row.record_kind, row.record_id), {})[row.role] = row
+    return [
+        (
+            {f"{kind}/{local}": f"{kind}/{held[kind, local]}" for kind, local in pairs if (kind, local) in held},
+            own.get((plan.kind, plan.record_id), {}),
         )
-    ).all()
-    return known, {row.role: row for row in own}
+        for plan, pairs in zip(plans, pairs_of, strict=True)
+    ]
 
 
 def outgoing_body(resource: PlannedResource, known: dict[str, str], remote_id: str | None) -> dict[str, Any]:

@@ -20,13 +20,16 @@ KINDS_BY_PATH: dict[str, RecordKind] = {kind.path: kind for kind in RECORD_KINDS
 
 def public_record(session: Session, tenant_id: str, kind_path: str, record_id: str) -> RecordMeta | None:
     """The record's API shape as stored now, or None when it is gone."""
+    return public_records(session, tenant_id, kind_path, [record_id]).get(record_id)
+
+
+def public_records(session: Session, tenant_id: str, kind_path: str, record_ids: list[str]) -> dict[str, RecordMeta]:
+    """The records' API shapes as stored now, by id; a record that is gone is absent."""
     kind = KINDS_BY_PATH[kind_path]
-    row = session.exec(
-        select(kind.table).where(col(kind.table.tenant_id) == tenant_id, col(kind.table.id) == record_id)
-    ).first()
-    if row is None:
-        return None
-    return store.public_record(session, kind, row)
+    rows = session.exec(
+        select(kind.table).where(col(kind.table.tenant_id) == tenant_id, col(kind.table.id).in_(set(record_ids)))
+    ).all()
+    return {record.id: record for record in store.public_records(session, kind, list(rows))}
 
 
 @dataclass

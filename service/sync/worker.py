@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy import Engine, and_, bindparam, exists, or_, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import aliased
@@ -43,7 +43,9 @@ from service.sync.delivery import (
     deliver_plan,
     deliver_plans_batched,
     known_references,
+    known_references_many,
     plan_row,
+    plan_rows,
     store_remote,
 )
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
@@ -204,6 +206,10 @@ def kept_lease(engine: Engine, worker_id: str, row_id: int | list[int], lease_se
         keeper.join(timeout=lease_seconds)
 
 
+# What a row's record becomes for a target, the target's ids of our references, and our remote rows by role.
+Planned = tuple[RecordPlan | DeliveryResult, dict[str, str], dict[str, RemoteResource]]
+
+
 # ---- processing one row -----------------------------------------------------------------------------------------
 
 
@@ -237,9 +243,7 @@ class Processor:
 
         return self.capability_cache.get(client.target.id, client.target.base_url, fetch)
 
-    def _plan(
-        self, row: OutboxMessage, target: SyncTarget, capabilities: Capabilities
-    ) -> tuple[RecordPlan | DeliveryResult, dict[str, str], dict[str, RemoteResource]]:
+    def _plan(self, row: OutboxMessage, target: SyncTarget, capabilities: Capabilities) -> Planned:
         """What the row's record becomes for this target, and which of our references the target already holds."""
         with Session(self.engine, expire_on_commit=False) as session:
             planned = plan_row(
@@ -255,6 +259,24 @@ class Processor:
                 return planned, {}, {}
             known, delivered = known_references(session, target.id, planned)
             return planned, known, delivered
+
+    def _plan_many(self, rows: list[OutboxMessage], target: SyncTarget, capabilities: Capabilities) -> list[Planned]:
+        """_plan for a claim's rows of one target, with a few queries for all of them."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            tenant_ids = {row.tenant_id for row in rows}
+            if len(tenant_ids) != 1:
+                raise ValueError("a target's rows belong to one tenant")
+            plans = plan_rows(
+                session,
+                tenant_id=tenant_ids.pop(),
+                rows=[(row.record_kind, row.record_id) for row in rows],
+                capabilities=capabilities,
+                canonical_base=self.settings.canonical_base,
+                code_map=target.code_map or {},
+            )
+            record_plans = [plan for plan in plans if isinstance(plan, RecordPlan)]
+            known = iter(known_references_many(session, target.id, record_plans))
+            return [(plan, *next(known)) if isinstance(plan, RecordPlan) else (plan, {}, {}) for plan in plans]
 
     def process(self, row: OutboxMessage) -> str:
         assert row.id is not None
@@ -339,9 +361,15 @@ class Processor:
             return [self.process(row) for row in rows]
         statuses: list[str] = []
         batched: list[tuple[OutboxMessage, Delivery]] = []
-        for row in rows:
+        plans: list[Planned | None]
+        try:
+            plans = list(self._plan_many(rows, target, capabilities))
+        except Exception:  # planned one by one below, so one bad record cannot hold back the others
+            logger.exception("planning %s outbox rows together failed; planning them one by one", len(rows))
+            plans = [None] * len(rows)
+        for row, plan in zip(rows, plans, strict=True):
             try:
-                planned, known, delivered = self._plan(row, target, capabilities)
+                planned, known, delivered = plan or self._plan(row, target, capabilities)
             except Exception:  # the one-by-one path plans it again and records whatever goes wrong on the row
                 statuses.append(self.process(row))
                 continue
@@ -377,16 +405,17 @@ class Processor:
                 DeliveryFailure("internal error while delivering (see the service log)", retryable=True)
                 for _ in batched
             ]
+        settled: list[Settled] = []
+        for (row, _), outcome in zip(batched, outcomes, strict=True):
+            own = logs[id(row)]
+            failure = outcome if isinstance(outcome, DeliveryFailure) else None
+            result = None if isinstance(outcome, DeliveryFailure) else outcome
+            log = bundles[id(row)] + own
+            settled.append(self._settled(row, row.attempts + 1, result, failure, log, own_requests=len(own)))
         with Session(self.engine) as session:  # the batch's outcomes in one transaction
-            for (row, _), outcome in zip(batched, outcomes, strict=True):
-                own = logs[id(row)]
-                failure = outcome if isinstance(outcome, DeliveryFailure) else None
-                result = None if isinstance(outcome, DeliveryFailure) else outcome
-                log = bundles[id(row)] + own
-                statuses.append(
-                    self._finish(row, row.attempts + 1, result, failure, log, own_requests=len(own), session=session)
-                )
+            self._store_outcomes(session, settled)
             session.commit()
+        statuses += [s.status for s in settled]
         return statuses
 
     def _finish(
@@ -396,10 +425,24 @@ class Processor:
         result: DeliveryResult | None,
         failure: DeliveryFailure | None,
         log: list[RequestLog],
-        *,
-        own_requests: int | None = None,  # of `log`, the requests not counted yet (shared Bundles are counted once)
-        session: Session | None = None,  # the caller's, committed by the caller (a batch's rows in one transaction)
     ) -> str:
+        settled = self._settled(row, attempt, result, failure, log, own_requests=len(log))
+        with Session(self.engine) as session:
+            self._store_outcomes(session, [settled])
+            session.commit()
+        return settled.status
+
+    def _settled(
+        self,
+        row: OutboxMessage,
+        attempt: int,
+        result: DeliveryResult | None,
+        failure: DeliveryFailure | None,
+        log: list[RequestLog],
+        *,
+        own_requests: int,  # of `log`, the requests not counted yet (shared Bundles are counted once)
+    ) -> Settled:
+        """The row's new state after this attempt (counted in the stats; stored by _store_outcomes)."""
         now = now_utc()
         values: dict[str, Any] = {"attempts": attempt, "updated_at": now, "claimed_by": None, "claimed_until": None}
         if failure is None:
@@ -426,47 +469,54 @@ class Processor:
                 "next_attempt_at": now + timedelta(seconds=delay),
             }
             remote = failure.remote
-        if session is None:
-            with Session(self.engine) as own:
-                self._store_outcome(own, row, attempt, now, values, remote, log)
-                own.commit()
-        else:
-            self._store_outcome(session, row, attempt, now, values, remote, log)
-        self.stats.requests += len(log) if own_requests is None else own_requests
+        self.stats.requests += own_requests
         self.stats.add(status)
-        return status
+        return Settled(row, attempt, status, now, values, remote, log)
 
-    def _store_outcome(
-        self,
-        session: Session,
-        row: OutboxMessage,
-        attempt: int,
-        now: Any,
-        values: dict[str, Any],
-        remote: list[Any],
-        log: list[RequestLog],
-    ) -> None:
-        store_remote(session, remote)
-        for entry in log:
-            session.add(
-                SyncAttempt(
-                    outbox_id=row.id,  # type: ignore[arg-type]
-                    correlation_id=row.correlation_id,
-                    attempt=attempt,
-                    method=entry.method,
-                    url=entry.url,
-                    status_code=entry.status_code,
-                    outcome=entry.outcome,
-                    duration_ms=entry.duration_ms,
-                    at=now,
-                )
+    def _store_outcomes(self, session: Session, outcomes: list[Settled]) -> None:
+        """The rows' attempts, remote ids and new states, in the caller's transaction, with a few statements for
+        all of them (a batch's rows are settled together)."""
+        store_remote(session, [remote for outcome in outcomes for remote in outcome.remote])
+        session.add_all(
+            SyncAttempt(
+                outbox_id=outcome.row.id,  # type: ignore[arg-type]
+                correlation_id=outcome.row.correlation_id,
+                attempt=outcome.attempt,
+                method=entry.method,
+                url=entry.url,
+                status_code=entry.status_code,
+                outcome=entry.outcome,
+                duration_ms=entry.duration_ms,
+                at=outcome.at,
             )
-        # Only while the lease is still ours: a worker that outlived its lease does not overwrite a newer claim.
-        session.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.claimed_by) == self.worker_id)
-            .values(**values)
+            for outcome in outcomes
+            for entry in outcome.log
         )
+        session.flush()
+        # Only while the lease is still ours: a worker that outlived its lease does not overwrite a newer claim.
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for outcome in outcomes:
+            values = {f"new_{name}": value for name, value in outcome.values.items()}
+            by_columns.setdefault(tuple(sorted(outcome.values)), []).append({"row_id": outcome.row.id, **values})
+        table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        for columns, params in by_columns.items():
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("row_id"), table.c.claimed_by == self.worker_id)
+                .values({name: bindparam(f"new_{name}") for name in columns})
+            )
+            session.execute(statement, params)
+
+
+@dataclass
+class Settled:
+    row: OutboxMessage
+    attempt: int
+    status: str
+    at: datetime
+    values: dict[str, Any]  # the outbox row's new column values
+    remote: list[RemoteResource]
+    log: list[RequestLog]
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------------
