@@ -66,7 +66,9 @@ def instant(value: datetime) -> str:
     if value.tzinfo is None:
         # Our records keep aware UTC times; a naive one is a bug upstream, not something to guess about.
         raise ValueError("a FHIR instant needs a time zone")
-    return value.isoformat()
+    text = value.isoformat()
+    # UTC as "Z", as fhir.resources writes it: the JSON we build is stored as built (release.to_json).
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def day(value: date) -> str:

@@ -7,6 +7,8 @@ them and serialise to plain JSON; nothing R4B-only (CodeableReference, R4B-only 
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from typing import Any, Final, TypeVar, cast
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -53,11 +55,29 @@ _MODELS: Final[dict[str, type[FHIRResourceModel]]] = {
 }
 
 
+# The JSON each built model was validated from, by id(model) while the model lives (see to_json).
+_VALIDATED_FROM: dict[int, dict[str, Any]] = {}
+
+
+class CanonicalJsonMismatch(AssertionError):
+    """to_json's fast path differs from fhir.resources' own serialiser (raised only while checking, in tests)."""
+
+
+# The test suite switches this on (tests/conftest.py sets the variable, so the servers it starts inherit it):
+# every to_json of a built model then also serialises it with fhir.resources and fails on any difference, so
+# the whole suite checks the fast path against the slow one.
+check_canonical_json = os.environ.get("TANDEM_CHECK_CANONICAL_JSON") == "1"
+
+
 def build(model: type[M], data: dict[str, Any]) -> M:
     """Validate a resource dict against its R4B model; a mapping bug surfaces here, not at the EHR."""
     if data.get("resourceType") != model.__name__:
         raise ValueError(f"a {data.get('resourceType')} is not a {model.__name__}")
-    return model.model_validate(data)
+    resource = model.model_validate(data)
+    key = id(resource)
+    _VALIDATED_FROM[key] = data
+    weakref.finalize(resource, _VALIDATED_FROM.pop, key, None)
+    return resource
 
 
 def model_for(resource_type: str) -> type[FHIRResourceModel]:
@@ -71,9 +91,37 @@ def any_model_for(resource_type: str) -> type[FHIRResourceModel]:
 
 
 def to_json(resource: FHIRResourceModel) -> dict[str, Any]:
-    """The R4 JSON of a model: aliases, no nulls, FHIR primitive formats."""
-    result: dict[str, Any] = json.loads(resource.model_dump_json())
-    return result
+    """The R4 JSON of a model: aliases, no nulls, FHIR primitive formats.
+
+    A model made by build() is not serialised again: fhir.resources' serialiser walks every element of every
+    nested model in Python and costs about twice the validation (~0.5 ms a resource; bench/notes.md, change 10),
+    and our mappings already write R4 JSON (aliases, instants in UTC with Z: identity.instant). What build()
+    validated is returned, copied, without nulls and empty elements, as the serialiser would write it.
+    """
+    source = _VALIDATED_FROM.get(id(resource))
+    if source is None:
+        result: dict[str, Any] = json.loads(resource.model_dump_json())
+        return result
+    fast = _without_empty(source)
+    if check_canonical_json:
+        slow = json.loads(resource.model_dump_json())
+        if fast != slow:
+            raise CanonicalJsonMismatch(f"{resource.__class__.__name__}: built {fast!r}, serialised {slow!r}")
+    return cast(dict[str, Any], fast)
+
+
+def _without_empty(value: Any) -> Any:
+    """A copy of JSON without nulls, empty lists and empty objects (FHIR elements are never empty)."""
+    if isinstance(value, dict):
+        kept = {}
+        for name, item in value.items():
+            item = _without_empty(item)
+            if item is not None and item != [] and item != {}:
+                kept[name] = item
+        return kept
+    if isinstance(value, list):
+        return [_without_empty(item) for item in value]
+    return value
 
 
 __all__ = [

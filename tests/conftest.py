@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from fhir_mappings import release as fhir_release
 from service.app import create_app
 from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
@@ -27,6 +28,14 @@ from service.tenants import register_tenant
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """release.to_json's fast path is checked against fhir.resources' serialiser on every call, in the test
+    processes and in the servers they start (they inherit the variable); a hook, not an import side effect, because
+    bench/ imports this module's helpers and must measure the unchecked path."""
+    os.environ["TANDEM_CHECK_CANONICAL_JSON"] = "1"
+    fhir_release.check_canonical_json = True
 
 
 def postgres_admin_url() -> str:

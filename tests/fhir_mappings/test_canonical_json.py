@@ -1,0 +1,63 @@
+"""release.to_json returns what build() validated instead of serialising the model again; it must be exactly what
+fhir.resources would write. The suite runs with the check on (tests/conftest.py), so every mapping any test makes
+is compared (test_outbound_valid.py maps hundreds of generated records per mapping); these tests pin the rules
+and that the check bites."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fhir_mappings import release
+from fhir_mappings.identity import instant
+from fhir_mappings.release import CanonicalJsonMismatch, Observation, build, to_json
+
+
+def _observation(**elements: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "PHQ-9 total"}, **elements}
+
+
+def _serialised(resource: Any) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(resource.model_dump_json())
+    return result
+
+
+def test_the_suite_runs_with_the_check_on() -> None:
+    assert release.check_canonical_json
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])))
+def test_instants_are_written_as_fhir_resources_writes_them(moment: datetime) -> None:
+    built = build(Observation, _observation(effectiveDateTime=instant(moment), issued=instant(moment)))
+    assert to_json(built) == _serialised(built)
+    if moment.utcoffset() == timedelta(0):
+        assert to_json(built)["issued"].endswith("Z")
+
+
+def test_nulls_and_empty_elements_are_left_out_and_the_result_is_a_copy() -> None:
+    data = _observation(note=[], valueQuantity={"value": 0.5, "unit": "mg"}, subject=None, category=[{"text": "x"}])
+    built = build(Observation, data)
+    first = to_json(built)
+    assert first == _serialised(built)
+    assert "note" not in first and "subject" not in first and first["valueQuantity"] == {"value": 0.5, "unit": "mg"}
+    first["category"][0]["text"] = "changed by a caller"
+    assert to_json(built)["category"] == [{"text": "x"}]
+    assert data["category"] == [{"text": "x"}]
+
+
+def test_a_model_not_made_by_build_is_serialised() -> None:
+    parsed = Observation.model_validate(_observation(issued="2026-11-01T09:00:00.5+00:00"))
+    assert to_json(parsed)["issued"] == "2026-11-01T09:00:00.500000Z"
+
+
+def test_the_check_catches_json_the_serialiser_would_write_differently(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = build(Observation, _observation(issued="2026-11-01T09:00:00+00:00"))  # not through instant()
+    with pytest.raises(CanonicalJsonMismatch, match="Observation"):
+        to_json(built)
+    monkeypatch.setattr(release, "check_canonical_json", False)
+    assert to_json(built)["issued"] == "2026-11-01T09:00:00+00:00"  # what production would store: why we check
