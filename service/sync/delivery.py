@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from service.clock import now_utc
 from service.sync.capabilities import Capabilities, KindDecision, decide
 from service.sync.client import Exchange, FhirClient
+from service.sync.outbox import OutboxMessage
 from service.sync.records import (
     PlannedResource,
     plan_resources,
@@ -205,6 +206,46 @@ def known_references_many(session: Session, target_id: str, plans: list[RecordPl
         )
         for plan, pairs in zip(plans, pairs_of, strict=True)
     ]
+
+
+def held_by_dead_letters(
+    session: Session, target_id: str, plans: list[RecordPlan], known: list[dict[str, str]]
+) -> list[DeliveryFailure | None]:
+    """Per plan, the failure that keeps it from being sent, if any: it refers to another record of ours that the
+    target does not hold and whose outbox row for this target is a dead letter. Sent now, the EHR would get a
+    reference to nothing (our local id); per-patient order (claim) only holds a row behind *open* rows, so a dead
+    letter must hold its dependants itself. Not retried: replaying the target's dead letters sends both, in order."""
+    missing: list[set[str]] = []
+    for plan, held in zip(plans, known, strict=True):
+        own = {resource.local_reference for resource in plan.resources}
+        references = set().union(*(references_in(r.body) for r in plan.resources)) - own - set(held)
+        missing.append({ref.split("/", 1)[1] for ref in references if ref.count("/") == 1})
+    wanted = set().union(*missing)
+    dead: dict[str, tuple[int, str]] = {}
+    if wanted:
+        rows = session.exec(
+            select(OutboxMessage.id, OutboxMessage.record_kind, OutboxMessage.record_id).where(
+                col(OutboxMessage.target_id) == target_id,
+                col(OutboxMessage.status) == "dead",
+                col(OutboxMessage.record_id).in_(wanted),
+            )
+        ).all()
+        dead = {record_id: (row_id, kind) for row_id, kind, record_id in rows if row_id is not None}
+    failures: list[DeliveryFailure | None] = []
+    for ids in missing:
+        blocking = sorted(dead[record_id] + (record_id,) for record_id in ids if record_id in dead)
+        if not blocking:
+            failures.append(None)
+            continue
+        named = ", ".join(f"{kind} {record_id} (outbox row {row_id})" for row_id, kind, record_id in blocking)
+        failures.append(
+            DeliveryFailure(
+                f"not sent: it refers to {named}, a dead letter the target does not hold; replay that first "
+                "(replaying the target's dead letters sends both, in order)",
+                retryable=False,
+            )
+        )
+    return failures
 
 
 def outgoing_body(resource: PlannedResource, known: dict[str, str], remote_id: str | None) -> dict[str, Any]:

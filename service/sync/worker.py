@@ -42,6 +42,7 @@ from service.sync.delivery import (
     RecordPlan,
     deliver_plan,
     deliver_plans_batched,
+    held_by_dead_letters,
     known_references,
     known_references_many,
     plan_row,
@@ -244,7 +245,8 @@ class Processor:
         return self.capability_cache.get(client.target.id, client.target.base_url, fetch)
 
     def _plan(self, row: OutboxMessage, target: SyncTarget, capabilities: Capabilities) -> Planned:
-        """What the row's record becomes for this target, and which of our references the target already holds."""
+        """What the row's record becomes for this target, and which of our references the target already holds.
+        Raises the DeliveryFailure of a row held back by a dead letter (delivery.held_by_dead_letters)."""
         with Session(self.engine, expire_on_commit=False) as session:
             planned = plan_row(
                 session,
@@ -258,10 +260,16 @@ class Processor:
             if not isinstance(planned, RecordPlan):
                 return planned, {}, {}
             known, delivered = known_references(session, target.id, planned)
+            [held] = held_by_dead_letters(session, target.id, [planned], [known])
+            if held is not None:
+                raise held
             return planned, known, delivered
 
-    def _plan_many(self, rows: list[OutboxMessage], target: SyncTarget, capabilities: Capabilities) -> list[Planned]:
-        """_plan for a claim's rows of one target, with a few queries for all of them."""
+    def _plan_many(
+        self, rows: list[OutboxMessage], target: SyncTarget, capabilities: Capabilities
+    ) -> list[Planned | DeliveryFailure]:
+        """_plan for a claim's rows of one target, with a few queries for all of them; a row held back by a dead
+        letter gets its failure instead of a plan."""
         with Session(self.engine, expire_on_commit=False) as session:
             tenant_ids = {row.tenant_id for row in rows}
             if len(tenant_ids) != 1:
@@ -275,8 +283,17 @@ class Processor:
                 code_map=target.code_map or {},
             )
             record_plans = [plan for plan in plans if isinstance(plan, RecordPlan)]
-            known = iter(known_references_many(session, target.id, record_plans))
-            return [(plan, *next(known)) if isinstance(plan, RecordPlan) else (plan, {}, {}) for plan in plans]
+            known = known_references_many(session, target.id, record_plans)
+            held = held_by_dead_letters(session, target.id, record_plans, [k for k, _ in known])
+            settled = iter(zip(known, held, strict=True))
+            result: list[Planned | DeliveryFailure] = []
+            for plan in plans:
+                if not isinstance(plan, RecordPlan):
+                    result.append((plan, {}, {}))
+                    continue
+                (references, delivered), failure = next(settled)
+                result.append(failure or (plan, references, delivered))
+            return result
 
     def process(self, row: OutboxMessage) -> str:
         assert row.id is not None
@@ -361,13 +378,16 @@ class Processor:
             return [self.process(row) for row in rows]
         statuses: list[str] = []
         batched: list[tuple[OutboxMessage, Delivery]] = []
-        plans: list[Planned | None]
+        plans: list[Planned | DeliveryFailure | None]
         try:
             plans = list(self._plan_many(rows, target, capabilities))
         except Exception:  # planned one by one below, so one bad record cannot hold back the others
             logger.exception("planning %s outbox rows together failed; planning them one by one", len(rows))
             plans = [None] * len(rows)
         for row, plan in zip(rows, plans, strict=True):
+            if isinstance(plan, DeliveryFailure):
+                statuses.append(self._finish(row, row.attempts + 1, None, plan, []))
+                continue
             try:
                 planned, known, delivered = plan or self._plan(row, target, capabilities)
             except Exception:  # the one-by-one path plans it again and records whatever goes wrong on the row

@@ -25,6 +25,7 @@ from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.shared_fixtures import load_fixture
 from tests.sync.sync_harness import (
     SyncApp,
+    all_resources,
     check_peer_holds_exactly_one_copy,
     drain,
     outbox_rows,
@@ -272,6 +273,55 @@ def test_a_refused_resource_becomes_a_dead_letter_and_replays_once_fixed(
         check_peer_holds_exactly_one_copy(
             sync_app, peer, tenant, target, [("ketamine-administrations", given["id"])], sekmet.metadata()
         )
+
+
+def test_records_of_a_patient_whose_row_is_dead_are_held_until_it_is_replayed(
+    sync_app: SyncApp, sekmet: SekmetServer
+) -> None:
+    """A dead letter is not open, so the per-patient order no longer holds the patient's later rows behind it; they
+    must not reach the EHR referring to a Patient it does not have (our local id). Two patients, so their later rows
+    are claimed together and take the batch path; each alone takes the one-by-one path."""
+    tenant = sync_app.tenant()
+    # Patients are refused (as a create, or in the batch Bundle that carries them); the rest then passes.
+    refuse = [FaultRule(Fault.error(400), method="POST", path=path) for path in (r"/Patient$", r"/fhir/?$")]
+    with FaultProxy(sekmet.root_url, FaultPlan(refuse)) as proxy:
+        target = sync_app.target(tenant, proxy.url("/fhir"))
+        api = sync_app.driver(tenant)
+        patients = [api.patient(), api.patient()]
+        drain(sync_app, tenant)
+        proxy.set_plan(FaultPlan.passthrough())
+        records = [("patients", patient) for patient in patients]
+        for patient in patients:
+            records.append(
+                ("ketamine-administrations", api.create("ketamine-administrations", administration_body(patient))["id"])
+            )
+            records.append(
+                ("questionnaire-responses", api.create("questionnaire-responses", questionnaire_body(patient))["id"])
+            )
+        drain(sync_app, tenant)
+        rows = outbox_rows(sync_app.engine, tenant)
+        assert [r.status for r in rows] == ["dead"] * 6
+        patient_rows = {row.record_id: row.id for row in rows[:2]}
+        for held in rows[2:]:
+            message = held.last_error["message"]  # type: ignore[index]
+            named = f"patients {held.patient_id} (outbox row {patient_rows[held.patient_id or '']})"
+            assert named in message and "replay that first" in message, message
+            assert held.attempts == 1 and held.last_status_code is None  # decided here: nothing was sent
+        with sekmet.client() as peer:
+            sent = json.dumps(all_resources(peer, "MedicationAdministration") + all_resources(peer, "Observation"))
+        assert not any(patient in sent for patient in patients)  # nothing refers to our local Patient ids
+
+        admin = sync_app.driver(tenant, "admin")
+        replayed = admin.client.post(
+            "/api/v1/sync/dead-letters/replay", params={"target_id": target}, headers=admin.headers
+        )
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json() == {"replayed": 6}
+        drain(sync_app, tenant)
+    assert [r.status for r in outbox_rows(sync_app.engine, tenant)] == ["sent"] * 6
+    with sekmet.client() as peer:
+        found = check_peer_holds_exactly_one_copy(sync_app, peer, tenant, target, records, sekmet.metadata())
+    assert found["duplicates"] == 0
 
 
 PHQ9_LOINC = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
