@@ -7,6 +7,7 @@ the write lock up front instead of failing on a lock upgrade under concurrent re
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_HOLDS_WRITER_LOCK = "tandem_holds_writer_lock"
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -49,9 +51,35 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    # This process's writers queue on a lock of ours before BEGIN IMMEDIATE. SQLite's busy handler makes a
+    # waiting writer sleep and poll (up to 100 ms a nap), so under 16 concurrent creates some requests lost the
+    # race again and again: p95 1.9 s against a p50 of 52 ms (bench/notes.md, change 11). A lock wakes the next
+    # waiter when the writer finishes. Other processes still meet SQLite's own lock. Any thread may release (a
+    # request's session can begin and commit on different threadpool threads); the timeout keeps a leaked lock
+    # from stopping the process, and the pool events below release what a connection still holds.
+    writer = threading.Lock()
+
+    def _release(info: dict[str, Any]) -> None:
+        if info.pop(_HOLDS_WRITER_LOCK, False):
+            writer.release()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.info[_HOLDS_WRITER_LOCK] = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection.info)
+            raise
+
+    def _on_end(connection: Any) -> None:
+        if not connection.invalidated:  # an invalidated connection's lock went back in the pool's invalidate event
+            _release(connection.info)
+
+    event.listen(engine, "commit", _on_end)
+    event.listen(engine, "rollback", _on_end)
+    event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info) if record is not None else None)
+    event.listen(engine.pool, "invalidate", lambda _dbapi, record, _error: _release(record.info))
 
     return engine
 
