@@ -16,7 +16,14 @@ from service.records.kinds import ADMINS
 from service.sync import status as sync_status
 from service.sync.capabilities import KindDecision
 from service.sync.client import FhirClient
-from service.sync.delivery import DeliveryResult, RecordPlan, dry_run_requests, plan_row
+from service.sync.delivery import (
+    DeliveryResult,
+    RecordPlan,
+    dry_run_requests,
+    held_by_dead_letters,
+    known_references,
+    plan_row,
+)
 from service.sync.pull import pull
 from service.sync.records import public_record
 from service.sync.targets import SyncTarget
@@ -44,8 +51,11 @@ class DryRunRequest(BaseModel):
 class DryRun(BaseModel):
     target_id: str
     mapping: str = Field(description="natural, fallback or not_supported")
-    reason: str | None
-    requests: list[dict[str, Any]]
+    reason: str | None = Field(
+        description="Why the fallback or not_supported; or why nothing would be sent now (a record it refers to is a "
+        "dead letter the target does not hold: replay that first)"
+    )
+    requests: list[dict[str, Any]] = Field(description="The requests, in order; empty when nothing would be sent")
 
 
 class PullRequest(BaseModel):
@@ -183,10 +193,15 @@ def dry_run(
     else:
         assert isinstance(planned, RecordPlan)
         decision: KindDecision = planned.decision
-        requests = dry_run_requests(
-            session, planned, target_id=target_id, base_url=target.base_url, use_batch=capabilities.batch
-        )
-        result = DryRun(target_id=target_id, mapping=decision.mapping, reason=decision.reason, requests=requests)
+        known, _ = known_references(session, target_id, planned)
+        [held] = held_by_dead_letters(session, target_id, [planned], [known])
+        if held is not None:
+            result = DryRun(target_id=target_id, mapping=decision.mapping, reason=str(held), requests=[])
+        else:
+            requests = dry_run_requests(
+                session, planned, target_id=target_id, base_url=target.base_url, use_batch=capabilities.batch
+            )
+            result = DryRun(target_id=target_id, mapping=decision.mapping, reason=decision.reason, requests=requests)
     _audit(session, ctx, body.record_id)
     return result
 

@@ -312,6 +312,12 @@ def test_records_of_a_patient_whose_row_is_dead_are_held_until_it_is_replayed(
         assert not any(patient in sent for patient in patients)  # nothing refers to our local Patient ids
 
         admin = sync_app.driver(tenant, "admin")
+        dry_run = admin.client.post(
+            f"/api/v1/sync/targets/{target}/dry-run",
+            json={"record_kind": rows[2].record_kind, "record_id": rows[2].record_id},
+            headers=admin.headers,
+        ).json()
+        assert dry_run["requests"] == [] and "replay that first" in dry_run["reason"], dry_run
         replayed = admin.client.post(
             "/api/v1/sync/dead-letters/replay", params={"target_id": target}, headers=admin.headers
         )
