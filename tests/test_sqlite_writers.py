@@ -1,14 +1,16 @@
 """SQLite writers of one process queue on a lock before BEGIN IMMEDIATE (service/db/engine.py): every way a
-transaction ends gives the lock back, and concurrent writers all get through without 'database is locked'."""
+transaction ends gives the lock back, and concurrent writers all get through without 'database is locked' even
+with SQLite's own busy wait switched off (so the lock alone keeps them apart, until SQLite's lock is free)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -21,6 +23,13 @@ GIVES_WAY_WITHIN_S = 10
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'writers.db'}")
+
+    # No busy wait at all: a writer that reached BEGIN IMMEDIATE while another still held SQLite's lock (our lock
+    # given back too early, or not taken) fails at once with 'database is locked' instead of quietly waiting.
+    @event.listens_for(engine, "connect")
+    def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
         connection.execute(text("INSERT INTO counter VALUES (0)"))

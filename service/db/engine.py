@@ -7,6 +7,7 @@ the write lock up front instead of failing on a lock upgrade under concurrent re
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _HOLDS_WRITER_LOCK = "tandem_holds_writer_lock"
@@ -65,23 +68,50 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.info[_HOLDS_WRITER_LOCK] = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        held = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        if not held:
+            logger.warning("SQLite writer queue: no turn after %s ms; waiting on SQLite's lock", SQLITE_BUSY_TIMEOUT_MS)
+        connection.info[_HOLDS_WRITER_LOCK] = held
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             _release(connection.info)
             raise
 
-    def _on_end(connection: Any) -> None:
-        if not connection.invalidated:  # an invalidated connection's lock went back in the pool's invalidate event
-            _release(connection.info)
+    # Given back once SQLite's COMMIT or ROLLBACK has run: the engine's commit/rollback events fire before the
+    # driver call, and a waiter let in then would find SQLite still locked. These dialect methods get the pool's
+    # connection proxy, whose `info` is the connection's.
+    dialect = engine.dialect
+    driver_commit, driver_rollback = dialect.do_commit, dialect.do_rollback
 
-    event.listen(engine, "commit", _on_end)
-    event.listen(engine, "rollback", _on_end)
+    def _commit_then_release(dbapi_connection: Any) -> None:
+        try:
+            driver_commit(dbapi_connection)
+        finally:
+            _release(_info_of(dbapi_connection))
+
+    def _rollback_then_release(dbapi_connection: Any) -> None:
+        try:
+            driver_rollback(dbapi_connection)
+        finally:
+            _release(_info_of(dbapi_connection))
+
+    dialect.do_commit = _commit_then_release  # type: ignore[method-assign]
+    dialect.do_rollback = _rollback_then_release  # type: ignore[method-assign]
     event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info) if record is not None else None)
     event.listen(engine.pool, "invalidate", lambda _dbapi, record, _error: _release(record.info))
 
     return engine
+
+
+def _info_of(dbapi_connection: Any) -> dict[str, Any]:
+    """The pool's info dict of a proxied connection; none for a bare driver connection (the dialect's first
+    connect) or a proxy without a pool entry."""
+    try:
+        info: dict[str, Any] = dbapi_connection.info
+    except (AttributeError, NotImplementedError):
+        return {}
+    return info
 
 
 BUNDLE_TRANSACTION = "bundle_transaction"
