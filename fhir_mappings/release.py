@@ -104,9 +104,10 @@ def to_json(resource: FHIRResourceModel) -> dict[str, Any]:
         return result
     fast = _without_empty(source)
     if check_canonical_json:
-        slow = json.loads(resource.model_dump_json())
-        if fast != slow:
-            raise CanonicalJsonMismatch(f"{resource.__class__.__name__}: built {fast!r}, serialised {slow!r}")
+        # As JSON text, keys sorted: Python's == would take 1 for true and 1 for 1.0.
+        built, serialised = (json.dumps(v, sort_keys=True) for v in (fast, json.loads(resource.model_dump_json())))
+        if built != serialised:
+            raise CanonicalJsonMismatch(f"{resource.__class__.__name__}: built {built}, serialised {serialised}")
     return cast(dict[str, Any], fast)
 
 

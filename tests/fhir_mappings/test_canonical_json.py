@@ -61,3 +61,10 @@ def test_the_check_catches_json_the_serialiser_would_write_differently(monkeypat
         to_json(built)
     monkeypatch.setattr(release, "check_canonical_json", False)
     assert to_json(built)["issued"] == "2026-11-01T09:00:00+00:00"  # what production would store: why we check
+
+
+@pytest.mark.parametrize("value", [1, 0], ids=["1 for true", "0 for false"])
+def test_the_check_tells_a_number_from_a_boolean(value: int) -> None:
+    built = build(Observation, _observation(valueBoolean=value))  # fhir.resources reads 1/0 as true/false
+    with pytest.raises(CanonicalJsonMismatch, match="valueBoolean"):
+        to_json(built)
