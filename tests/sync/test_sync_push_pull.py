@@ -275,20 +275,25 @@ def test_a_refused_resource_becomes_a_dead_letter_and_replays_once_fixed(
         )
 
 
+@pytest.mark.parametrize("batch", [True, False], ids=["claimed together", "one by one"])
 def test_records_of_a_patient_whose_row_is_dead_are_held_until_it_is_replayed(
-    sync_app: SyncApp, sekmet: SekmetServer
+    sync_app: SyncApp, sekmet: SekmetServer, batch: bool
 ) -> None:
     """A dead letter is not open, so the per-patient order no longer holds the patient's later rows behind it; they
     must not reach the EHR referring to a Patient it does not have (our local id). Two patients, so their later rows
-    are claimed together and take the batch path; each alone takes the one-by-one path."""
+    are claimed together (Processor._plan_many), or, with batching off, planned one by one (Processor._plan)."""
     tenant = sync_app.tenant()
+
+    def drain_all() -> None:
+        drain(sync_app, tenant, processor=Processor(sync_app.engine, sync_app.settings, "held", use_batch=batch))
+
     # Patients are refused (as a create, or in the batch Bundle that carries them); the rest then passes.
     refuse = [FaultRule(Fault.error(400), method="POST", path=path) for path in (r"/Patient$", r"/fhir/?$")]
     with FaultProxy(sekmet.root_url, FaultPlan(refuse)) as proxy:
         target = sync_app.target(tenant, proxy.url("/fhir"))
         api = sync_app.driver(tenant)
         patients = [api.patient(), api.patient()]
-        drain(sync_app, tenant)
+        drain_all()
         proxy.set_plan(FaultPlan.passthrough())
         records = [("patients", patient) for patient in patients]
         for patient in patients:
@@ -298,7 +303,7 @@ def test_records_of_a_patient_whose_row_is_dead_are_held_until_it_is_replayed(
             records.append(
                 ("questionnaire-responses", api.create("questionnaire-responses", questionnaire_body(patient))["id"])
             )
-        drain(sync_app, tenant)
+        drain_all()
         rows = outbox_rows(sync_app.engine, tenant)
         assert [r.status for r in rows] == ["dead"] * 6
         patient_rows = {row.record_id: row.id for row in rows[:2]}
@@ -323,7 +328,7 @@ def test_records_of_a_patient_whose_row_is_dead_are_held_until_it_is_replayed(
         )
         assert replayed.status_code == 200, replayed.text
         assert replayed.json() == {"replayed": 6}
-        drain(sync_app, tenant)
+        drain_all()
     assert [r.status for r in outbox_rows(sync_app.engine, tenant)] == ["sent"] * 6
     with sekmet.client() as peer:
         found = check_peer_holds_exactly_one_copy(sync_app, peer, tenant, target, records, sekmet.metadata())
