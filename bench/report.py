@@ -155,6 +155,14 @@ def write_report(results: dict[str, Any], path: Path) -> None:
                         + f", {v.get('returned')} returned): p50 {v['p50_ms']} ms, "
                         f"**p95 {v['p95_ms']} ms**"
                     )
+            deep = found.get("deep_page")
+            if deep:
+                lines.append(
+                    f"  - the page at position {deep['position']:,} of `category=vital-signs` (default sort), not "
+                    f"a target: by `_offset` p50 {deep['offset']['p50_ms']} ms, p95 {deep['offset']['p95_ms']} ms; "
+                    f"by the next link's `_cursor` p50 {deep['cursor']['p50_ms']} ms, "
+                    f"**p95 {deep['cursor']['p95_ms']} ms**"
+                )
         p = db.get("push") or {}
         if "batch" in p:
             one, batch = p["one_by_one"], p["batch"]

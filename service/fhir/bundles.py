@@ -18,7 +18,7 @@ from service.api.operation_outcome import operation_outcome
 from service.audit_trail import RequestContext, record_failure
 from service.db.engine import BUNDLE_TRANSACTION
 from service.errors import FieldProblem, InvalidRequest, TandemError, invalid
-from service.fhir import interactions
+from service.fhir import interactions, paging
 from service.fhir.interactions import Outcome, SearchResult
 from service.fhir.tables import FhirResourceVersion
 
@@ -30,15 +30,21 @@ def http_date(moment: datetime) -> str:
 def searchset(result: SearchResult, base: str, resource_type: str) -> dict[str, Any]:
     query = result.query
 
-    def link(offset: int) -> str:
-        params = [*query.applied, ("_offset", str(offset)), ("_count", str(query.count))]
-        unique = list(dict.fromkeys(p for p in params if p[0] not in ("_offset", "_count")))
-        return f"{base}/{resource_type}?{urlencode([*unique, ('_count', str(query.count)), ('_offset', str(offset))])}"
+    def link(offset: int, cursor: paging.Cursor | None = None) -> str:
+        unique = list(dict.fromkeys(p for p in query.applied if p[0] != "_count"))
+        where = ("_cursor", cursor.encode()) if cursor is not None else ("_offset", str(offset))
+        return f"{base}/{resource_type}?{urlencode([*unique, ('_count', str(query.count)), where])}"
 
-    links = [{"relation": "self", "url": link(query.offset)}]
+    links = [{"relation": "self", "url": link(query.offset, query.cursor)}]
     if result.more:
         # Absolute: clients such as fhirclient refuse relative paging links.
-        links.append({"relation": "next", "url": link(query.offset + query.count)})
+        position = query.offset + query.count
+        if query.sort in paging.KEYSET_SORTS and result.matches:
+            last = result.matches[-1]
+            cursor = paging.Cursor(query.sort, position, last.last_updated, last.resource_id)
+            links.append({"relation": "next", "url": link(position, cursor)})
+        else:
+            links.append({"relation": "next", "url": link(position)})
     if query.offset > 0:
         links.append({"relation": "previous", "url": link(max(0, query.offset - query.count))})
     entries = [_entry(row, base, "match") for row in result.matches]

@@ -82,7 +82,9 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
                 "documentation": "Every interaction needs an OAuth2 bearer token (SMART v2 scopes, tenant-scoped). "
                 "Searches take _count, _offset, _sort, _include, _summary=count and _total=none|estimate|accurate: "
                 "Bundle.total is given with _total=accurate or _summary=count, and otherwise only when the page "
-                "shows it (the last page); the next link says whether more matches follow.",
+                "shows it (the last page); the next link says whether more matches follow. Follow paging links "
+                "as given: with the _lastUpdated sorts (and the default) they carry an opaque _cursor that starts "
+                "the next page where the last one ended.",
                 "security": {
                     "cors": False,
                     "service": [

@@ -16,9 +16,12 @@ from sqlalchemy import and_, distinct, func, or_
 from sqlmodel import Session, col, select
 
 from service.errors import FieldProblem, InvalidRequest
+from service.fhir import paging
 from service.fhir.tables import FhirResourceVersion, FhirSearchToken
 
-RESULT_PARAMETERS = {"_count", "_sort", "_include", "_summary", "_offset", "_format", "_total", "_elements"}
+RESULT_PARAMETERS = {
+    "_count", "_sort", "_include", "_summary", "_offset", "_cursor", "_format", "_total", "_elements",
+}  # fmt: skip
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
 TOKEN_PARAMETERS = {"code", "category", "identifier"}
 REFERENCE_PARAMETERS = {"patient", "subject"}
@@ -66,7 +69,8 @@ class SearchQuery:
     last_updated: list[DateBound] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     count: int = 50
-    offset: int = 0
+    offset: int = 0  # matches before this page (with a cursor: its position; the SQL skips nothing)
+    cursor: paging.Cursor | None = None  # where the previous page ended (service.fhir.paging)
     sort: str | None = None
     include_patient: bool = False
     summary_count: bool = False
@@ -116,6 +120,10 @@ def parse_search(
             query.last_updated.append(_date_bound(name, value))
         else:
             query.dates.append(_date_bound(name, value))
+    if query.cursor is not None:
+        if query.cursor.sort != query.sort:
+            raise invalid("_cursor", "was made for another _sort: follow the next link as given")
+        query.offset = query.cursor.position
     return query
 
 
@@ -128,6 +136,11 @@ def _result_parameter(query: SearchQuery, name: str, value: str, max_count: int)
         if not value.isdigit() or len(value) > 9:
             raise invalid("_offset", "must be a whole number below 10^9")
         query.offset = int(value)
+    elif name == "_cursor":
+        try:
+            query.cursor = paging.decode(value)
+        except ValueError:
+            raise invalid("_cursor", "not a cursor of this server: follow the next link of a search Bundle") from None
     elif name == "_sort":
         if value not in ("date", "-date", "_lastUpdated", "-_lastUpdated"):
             raise invalid("_sort", "supported: date, -date, _lastUpdated, -_lastUpdated")
@@ -244,6 +257,11 @@ def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPa
     return _general_search(session, tenant_id, query)
 
 
+def _skipped(query: SearchQuery) -> int:
+    """Rows the SQL skips: none after a cursor, which already starts the page."""
+    return 0 if query.cursor is not None else query.offset
+
+
 def _page(query: SearchQuery, rows: list[FhirResourceVersion], total: int | None, counted: bool) -> SearchPage:
     more = len(rows) > query.count
     if total is None and not more and (rows or query.offset == 0):
@@ -278,12 +296,14 @@ def _token_search(session: Session, tenant_id: str, query: SearchQuery) -> Searc
     descending = (query.sort or "").startswith("-")
     # DISTINCT: a resource with several matching tokens (comma alternatives, or one code in two systems) is one
     # match. All of a resource's tokens hold the same key, so (key, resource_id) is distinct per resource.
+    if query.cursor is not None:
+        conditions.append(paging.after(query.cursor, key, col(t.resource_id)))
     ids = (
         select(col(t.resource_id).label("resource_id"), key.label("key"))
         .where(*conditions)
         .distinct()
         .order_by(key.desc() if descending else key.asc(), col(t.resource_id))
-        .offset(query.offset)
+        .offset(_skipped(query))
         .limit(query.count + 1)
         .subquery("page")
     )
@@ -361,13 +381,15 @@ def _general_search(session: Session, tenant_id: str, query: SearchQuery) -> Sea
         "-_lastUpdated": [col(r.last_updated).desc()],
     }
     order = orders.get(query.sort or "", [col(r.last_updated).asc()])
+    if query.cursor is not None:
+        conditions.append(paging.after(query.cursor, col(r.last_updated), col(r.resource_id)))
     # One row beyond the page says whether a next page exists, without counting.
     page = list(
         session.exec(
             select(r)
             .where(*conditions)
             .order_by(*order, col(r.resource_id))
-            .offset(query.offset)
+            .offset(_skipped(query))
             .limit(query.count + 1)
         ).all()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -127,6 +128,48 @@ def test_bundle_total_is_given_when_free_or_asked_for(
     next_url = next(link["url"] for link in get(_count=2, _total="accurate")["link"] if link["relation"] == "next")
     assert "_total=accurate" in next_url  # the choice carries over to the next page
     assert client.get("/fhir/Patient", params={"_total": "some"}, headers=headers).status_code == 400
+
+
+def test_next_links_page_from_where_the_last_page_ended(
+    client: TestClient, new_tenant: Callable[[], str], auth: Callable[..., dict[str, str]]
+) -> None:
+    headers = fhir_headers(auth(new_tenant(), "ehr-system"))
+    created = {_create_patient(client, headers)["id"] for _ in range(5)}
+
+    def walk(url: str, **first: Any) -> tuple[list[str], list[dict[str, Any]]]:
+        ids, pages = [], []
+        params: dict[str, Any] | None = first
+        while url:
+            response = client.get(url, params=params, headers=headers)  # a link is followed as given
+            assert response.status_code == 200, response.text
+            page = response.json()
+            pages.append(page)
+            ids += [entry["resource"]["id"] for entry in page.get("entry", [])]
+            url, params = next((link["url"] for link in page["link"] if link["relation"] == "next"), ""), None
+        return ids, pages
+
+    for sort in ("", "_lastUpdated", "-_lastUpdated"):
+        ids, pages = walk("/fhir/Patient", _count=2, **({"_sort": sort} if sort else {}))
+        assert sorted(ids) == sorted(created) and len(ids) == 5 and len(pages) == 3
+        nexts = [link["url"] for page in pages for link in page["link"] if link["relation"] == "next"]
+        assert all("_cursor=" in url and "_offset=" not in url and url.count("_count=") == 1 for url in nexts)
+        assert all(f"_sort={sort}" in url for url in nexts) if sort else True
+        assert pages[-1]["total"] == 5  # the last page still counts, from the cursor's position
+        assert {link["relation"] for link in pages[-1]["link"]} == {"self", "previous"}
+    ids, pages = walk("/fhir/Patient", _count=2, _sort="-_lastUpdated")
+    assert ids == list(reversed(walk("/fhir/Patient", _count=2, _sort="_lastUpdated")[0]))
+    dated = client.get("/fhir/Observation", params={"_count": 1, "_sort": "date"}, headers=headers).json()
+    assert all("_cursor" not in link["url"] for link in dated["link"])  # date sorts page by _offset
+
+    cursor = next(link["url"] for link in pages[0]["link"] if link["relation"] == "next").split("_cursor=")[1]
+    for params, why in (
+        ({"_cursor": "not-a-cursor"}, "not a cursor of this server"),
+        ({"_cursor": cursor, "_sort": "_lastUpdated"}, "another _sort"),  # made for -_lastUpdated
+    ):
+        refused = client.get("/fhir/Patient", params=params, headers=headers)
+        assert refused.status_code == 400, refused.text
+        outcome = refused.json()
+        assert outcome["resourceType"] == "OperationOutcome" and why in json.dumps(outcome), outcome
 
 
 def test_unknown_parameters_are_ignored_unless_strict(client: TestClient, headers: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from service.fhir import paging
 from service.fhir.projection import project, retract
 from service.fhir.search import SearchPage, _general_search, _one_token, _token_search, parse_search, run_search
 from service.fhir.tables import FhirSearchToken
@@ -79,7 +80,13 @@ class Clinic:
 
 
 def summary(page: SearchPage) -> dict[str, Any]:
-    return {"ids": [m.resource_id for m in page.matches], "more": page.more, "total": page.total}
+    last = page.matches[-1] if page.matches else None
+    return {
+        "ids": [m.resource_id for m in page.matches],
+        "more": page.more,
+        "total": page.total,
+        "last": (last.last_updated, last.resource_id) if last else None,
+    }
 
 
 @pytest.fixture
@@ -140,6 +147,20 @@ def test_one_token_gives_what_the_general_search_gives(clinic: Clinic, sort: str
             page = clinic.search([*params, ("_count", "4"), ("_offset", str(offset))])
             assert page["more"] == (offset + 4 < len(everything))
             walked += page["ids"]
+        assert walked == everything
+        if sort not in paging.KEYSET_SORTS:
+            continue
+        # Paging by cursor (the next links of _lastUpdated sorts) walks the same order; many resources share a
+        # last_updated here, so the resource id tie break decides where each page starts.
+        walked, cursor = [], ""
+        while True:
+            page = clinic.search([*params, ("_count", "4"), *([("_cursor", cursor)] if cursor else [])])
+            walked += page["ids"]
+            if not page["more"]:
+                assert page["total"] == len(everything)  # the last page counts on from the cursor's position
+                break
+            last_updated, resource_id = page["last"]
+            cursor = paging.Cursor(sort, len(walked), last_updated, resource_id).encode()
         assert walked == everything
 
 
@@ -210,3 +231,27 @@ def test_a_new_current_version_moves_the_resource_and_a_retracted_one_disappears
             )
         ).all()
     assert left == []
+
+
+@pytest.mark.parametrize("filters", [[("code", f"{LOINC}|44261-6")], []], ids=["token path", "general path"])
+def test_a_cursor_neither_skips_nor_repeats_when_resources_change_between_pages(
+    clinic: Clinic, filters: list[tuple[str, str]]
+) -> None:
+    """Newest first, as a poller reads. Between its pages a new resource arrives (by `_offset` the next page
+    repeats the first page's last match), then two it has seen are retracted (by `_offset` one match is never
+    shown). The cursor goes on from the last match it returned, whatever changed before it."""
+    newest_first = [*filters, ("_sort", "-_lastUpdated")]
+    everything = clinic.search([*newest_first, ("_count", "1000")])["ids"]
+    first = clinic.search([*newest_first, ("_count", "4")])
+    last_updated, resource_id = first["last"]
+    cursor = paging.Cursor("-_lastUpdated", 4, last_updated, resource_id).encode()
+    second = [*newest_first, ("_count", "4"), ("_cursor", cursor)]
+    by_offset = [*newest_first, ("_count", "4"), ("_offset", "4")]
+    p1 = clinic.patients[0]
+    clinic.write(observation("obs-new", p1, T0, (LOINC, "44261-6"), category="survey"), p1, NOW + timedelta(hours=2))
+    assert clinic.search(second)["ids"] == everything[4:8]
+    assert clinic.search(by_offset)["ids"] == everything[3:7]  # everything[3] again
+    for seen in first["ids"][:2]:
+        clinic.retract(seen, NOW + timedelta(hours=3))
+    assert clinic.search(second)["ids"] == everything[4:8]
+    assert clinic.search(by_offset)["ids"] == everything[5:9]  # everything[4] never shown
