@@ -14,16 +14,9 @@ from service.audit_trail import RequestContext, record_success
 from service.break_glass.access import ensure_visible
 from service.records.kinds import ADMINS
 from service.sync import status as sync_status
-from service.sync.capabilities import KindDecision
+from service.sync.capabilities import decide
 from service.sync.client import FhirClient
-from service.sync.delivery import (
-    DeliveryResult,
-    RecordPlan,
-    dry_run_requests,
-    held_by_dead_letters,
-    known_references,
-    plan_row,
-)
+from service.sync.delivery import DeliveryFailure, RecordPlan, dry_run_requests, plan_for_target
 from service.sync.pull import pull
 from service.sync.records import public_record
 from service.sync.targets import SyncTarget
@@ -177,31 +170,28 @@ def dry_run(
     client = FhirClient(target, ctx.settings, http=processor.http)
     try:
         capabilities = processor.capabilities(client)
-        planned = plan_row(
+        [planned] = plan_for_target(
             session,
             tenant_id=ctx.tenant_id,
-            kind=body.record_kind,
-            record_id=body.record_id,
+            target_id=target_id,
+            rows=[(body.record_kind, body.record_id)],
             capabilities=capabilities,
             canonical_base=ctx.settings.canonical_base,
             code_map=target.code_map or {},
         )
     finally:
         client.close()
-    if isinstance(planned, DeliveryResult):
-        result = DryRun(target_id=target_id, mapping="not_supported", reason=planned.reason, requests=[])
+    if isinstance(planned, DeliveryFailure):  # held back by a dead letter: nothing would be sent
+        mapping = decide(body.record_kind, capabilities).mapping
+        result = DryRun(target_id=target_id, mapping=mapping, reason=str(planned), requests=[])
     else:
-        assert isinstance(planned, RecordPlan)
-        decision: KindDecision = planned.decision
-        known, _ = known_references(session, target_id, planned)
-        [held] = held_by_dead_letters(session, target_id, [planned], [known])
-        if held is not None:
-            result = DryRun(target_id=target_id, mapping=decision.mapping, reason=str(held), requests=[])
-        else:
-            requests = dry_run_requests(
-                session, planned, target_id=target_id, base_url=target.base_url, use_batch=capabilities.batch
-            )
+        plan, known, delivered = planned
+        if isinstance(plan, RecordPlan):
+            requests = dry_run_requests(plan, known, delivered, base_url=target.base_url, use_batch=capabilities.batch)
+            decision = plan.decision
             result = DryRun(target_id=target_id, mapping=decision.mapping, reason=decision.reason, requests=requests)
+        else:
+            result = DryRun(target_id=target_id, mapping="not_supported", reason=plan.reason, requests=[])
     _audit(session, ctx, body.record_id)
     return result
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -106,25 +107,10 @@ class RecordPlan:
     decision: KindDecision
     resources: list[PlannedResource]
 
-
-def plan_row(
-    session: Session,
-    *,
-    tenant_id: str,
-    kind: str,
-    record_id: str,
-    capabilities: Capabilities,
-    canonical_base: str,
-    code_map: dict[str, Any],
-) -> RecordPlan | DeliveryResult:
-    return plan_rows(
-        session,
-        tenant_id=tenant_id,
-        rows=[(kind, record_id)],
-        capabilities=capabilities,
-        canonical_base=canonical_base,
-        code_map=code_map,
-    )[0]
+    @cached_property
+    def references(self) -> set[str]:
+        """Every reference in the record's resources (to its own resources and to other records')."""
+        return set().union(*(references_in(r.body) for r in self.resources))
 
 
 def plan_rows(
@@ -165,20 +151,51 @@ def plan_rows(
 
 
 Known = tuple[dict[str, str], dict[str, RemoteResource]]
+# What a row's record becomes for a target, the target's ids of our references, and our remote rows by role.
+Planned = tuple[RecordPlan | DeliveryResult, dict[str, str], dict[str, RemoteResource]]
 
 
-def known_references(session: Session, target_id: str, plan: RecordPlan) -> Known:
-    """Our references -> the target's, for every resource of ours the target already holds; and the remote rows
-    of this record by role."""
-    return known_references_many(session, target_id, [plan])[0]
+def plan_for_target(
+    session: Session,
+    *,
+    tenant_id: str,
+    target_id: str,
+    rows: list[tuple[str, str]],
+    capabilities: Capabilities,
+    canonical_base: str,
+    code_map: dict[str, Any],
+) -> list[Planned | DeliveryFailure]:
+    """Per (kind, record id), in order: its plan with the references the target holds and our remote rows, or
+    the failure of a record held back by a dead letter (held_by_dead_letters). A few queries for all of them:
+    the worker plans a claim's rows together, the dry run one record."""
+    plans = plan_rows(
+        session,
+        tenant_id=tenant_id,
+        rows=rows,
+        capabilities=capabilities,
+        canonical_base=canonical_base,
+        code_map=code_map,
+    )
+    record_plans = [plan for plan in plans if isinstance(plan, RecordPlan)]
+    known = known_references_many(session, target_id, record_plans)
+    held = held_by_dead_letters(session, target_id, record_plans, [references for references, _ in known])
+    settled = iter(zip(known, held, strict=True))
+    result: list[Planned | DeliveryFailure] = []
+    for plan in plans:
+        if not isinstance(plan, RecordPlan):
+            result.append((plan, {}, {}))
+            continue
+        (references, delivered), failure = next(settled)
+        result.append(failure or (plan, references, delivered))
+    return result
 
 
 def known_references_many(session: Session, target_id: str, plans: list[RecordPlan]) -> list[Known]:
-    """known_references of each plan, with two queries for all of them."""
+    """Per plan: our references -> the target's, for every resource of ours the target already holds; and the
+    remote rows of this record by role. Two queries for all of them."""
     pairs_of: list[set[tuple[str, str]]] = []
     for plan in plans:
-        wanted = set().union(*(references_in(r.body) for r in plan.resources))
-        wanted |= {r.local_reference for r in plan.resources}
+        wanted = plan.references | {r.local_reference for r in plan.resources}
         pairs_of.append({(kind, local) for kind, local in (ref.split("/", 1) for ref in wanted if ref.count("/") == 1)})
     local_ids = {local for pairs in pairs_of for _, local in pairs}
     held: dict[tuple[str, str], str] = {}
@@ -218,7 +235,7 @@ def held_by_dead_letters(
     missing: list[set[str]] = []
     for plan, held in zip(plans, known, strict=True):
         own = {resource.local_reference for resource in plan.resources}
-        references = set().union(*(references_in(r.body) for r in plan.resources)) - own - set(held)
+        references = plan.references - own - set(held)
         missing.append({ref.split("/", 1)[1] for ref in references if ref.count("/") == 1})
     wanted = set().union(*missing)
     dead: dict[str, tuple[int, str]] = {}
@@ -642,11 +659,11 @@ def store_remote(session: Session, rows: list[RemoteResource]) -> None:
 
 
 def dry_run_requests(
-    session: Session, plan: RecordPlan, *, target_id: str, base_url: str, use_batch: bool
+    plan: RecordPlan, known: dict[str, str], delivered: dict[str, RemoteResource], *, base_url: str, use_batch: bool
 ) -> list[dict[str, Any]]:
     """The requests delivering this record would make now (the search decides between the create and the update
     at run time: both are listed, the update with the EHR id we know, if any)."""
-    known, delivered = known_references(session, target_id, plan)
+    known = dict(known)  # grows as the listed requests would create resources
     base = base_url.rstrip("/")
     requests: list[dict[str, Any]] = []
     for resource in plan.resources:
@@ -800,24 +817,9 @@ def _batch_entry(delivery: Delivery, resource: PlannedResource) -> _Entry | None
         delivery._remember(resource, done.remote_id, done.remote_version)
         return None
     if resource.strategy == "put-client-id":
-        version = done.remote_version if done is not None else None
-        return _Entry(
-            delivery,
-            resource,
-            "PUT",
-            outgoing_body(resource, delivery.known, resource.local_id),
-            f"{resource.resource_type}/{resource.local_id}",
-            if_match=f'W/"{version}"' if version else None,
-        )
+        return _put_entry(delivery, resource, resource.local_id, done.remote_version if done is not None else None)
     if done is not None and done.resource_type == resource.resource_type and "update" in support.writes:
-        return _Entry(
-            delivery,
-            resource,
-            "PUT",
-            outgoing_body(resource, delivery.known, done.remote_id),
-            f"{resource.resource_type}/{done.remote_id}",
-            if_match=f'W/"{done.remote_version}"' if done.remote_version else None,
-        )
+        return _put_entry(delivery, resource, done.remote_id, done.remote_version)
     if not support.conditional_create:
         if not delivery._find_and_update(resource):
             delivery._create(resource)
@@ -829,6 +831,18 @@ def _batch_entry(delivery: Delivery, resource: PlannedResource) -> _Entry | None
         outgoing_body(resource, delivery.known, None),
         resource.resource_type,
         if_none_exist=urlencode({"identifier": resource.identifier_query}),
+    )
+
+
+def _put_entry(delivery: Delivery, resource: PlannedResource, remote_id: str, version: str | None) -> _Entry:
+    """An update (or update-as-create) of the target's resource `remote_id`, under its version when we know it."""
+    return _Entry(
+        delivery,
+        resource,
+        "PUT",
+        outgoing_body(resource, delivery.known, remote_id),
+        f"{resource.resource_type}/{remote_id}",
+        if_match=f'W/"{version}"' if version else None,
     )
 
 

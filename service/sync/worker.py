@@ -39,14 +39,11 @@ from service.sync.delivery import (
     Delivery,
     DeliveryFailure,
     DeliveryResult,
+    Planned,
     RecordPlan,
     deliver_plan,
     deliver_plans_batched,
-    held_by_dead_letters,
-    known_references,
-    known_references_many,
-    plan_row,
-    plan_rows,
+    plan_for_target,
     store_remote,
 )
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
@@ -164,7 +161,7 @@ def renew_many(engine: Engine, worker_id: str, row_ids: list[int], lease_seconds
     if not row_ids:
         return set()
     with Session(engine) as session:
-        session.execute(
+        ours = session.execute(
             update(OutboxMessage)
             .where(
                 col(OutboxMessage.id).in_(row_ids),
@@ -172,16 +169,11 @@ def renew_many(engine: Engine, worker_id: str, row_ids: list[int], lease_seconds
                 col(OutboxMessage.status) == "in_flight",
             )
             .values(claimed_until=now_utc() + timedelta(seconds=lease_seconds))
-        )
-        ours = session.exec(
-            select(OutboxMessage.id).where(
-                col(OutboxMessage.id).in_(row_ids),
-                col(OutboxMessage.claimed_by) == worker_id,
-                col(OutboxMessage.status) == "in_flight",
-            )
-        ).all()
+            .returning(col(OutboxMessage.id))
+        ).scalars()
+        renewed = set(ours)
         session.commit()
-        return {row_id for row_id in ours if row_id is not None}
+        return renewed
 
 
 @contextmanager
@@ -205,10 +197,6 @@ def kept_lease(engine: Engine, worker_id: str, row_id: int | list[int], lease_se
     finally:
         done.set()
         keeper.join(timeout=lease_seconds)
-
-
-# What a row's record becomes for a target, the target's ids of our references, and our remote rows by role.
-Planned = tuple[RecordPlan | DeliveryResult, dict[str, str], dict[str, RemoteResource]]
 
 
 # ---- processing one row -----------------------------------------------------------------------------------------
@@ -247,53 +235,28 @@ class Processor:
     def _plan(self, row: OutboxMessage, target: SyncTarget, capabilities: Capabilities) -> Planned:
         """What the row's record becomes for this target, and which of our references the target already holds.
         Raises the DeliveryFailure of a row held back by a dead letter (delivery.held_by_dead_letters)."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            planned = plan_row(
-                session,
-                tenant_id=row.tenant_id,
-                kind=row.record_kind,
-                record_id=row.record_id,
-                capabilities=capabilities,
-                canonical_base=self.settings.canonical_base,
-                code_map=target.code_map or {},
-            )
-            if not isinstance(planned, RecordPlan):
-                return planned, {}, {}
-            known, delivered = known_references(session, target.id, planned)
-            [held] = held_by_dead_letters(session, target.id, [planned], [known])
-            if held is not None:
-                raise held
-            return planned, known, delivered
+        [planned] = self._plan_many([row], target, capabilities)
+        if isinstance(planned, DeliveryFailure):
+            raise planned
+        return planned
 
     def _plan_many(
         self, rows: list[OutboxMessage], target: SyncTarget, capabilities: Capabilities
     ) -> list[Planned | DeliveryFailure]:
-        """_plan for a claim's rows of one target, with a few queries for all of them; a row held back by a dead
-        letter gets its failure instead of a plan."""
+        """delivery.plan_for_target for a claim's rows of one target (one tenant's)."""
+        tenant_ids = {row.tenant_id for row in rows}
+        if len(tenant_ids) != 1:
+            raise ValueError("a target's rows belong to one tenant")
         with Session(self.engine, expire_on_commit=False) as session:
-            tenant_ids = {row.tenant_id for row in rows}
-            if len(tenant_ids) != 1:
-                raise ValueError("a target's rows belong to one tenant")
-            plans = plan_rows(
+            return plan_for_target(
                 session,
                 tenant_id=tenant_ids.pop(),
+                target_id=target.id,
                 rows=[(row.record_kind, row.record_id) for row in rows],
                 capabilities=capabilities,
                 canonical_base=self.settings.canonical_base,
                 code_map=target.code_map or {},
             )
-            record_plans = [plan for plan in plans if isinstance(plan, RecordPlan)]
-            known = known_references_many(session, target.id, record_plans)
-            held = held_by_dead_letters(session, target.id, record_plans, [k for k, _ in known])
-            settled = iter(zip(known, held, strict=True))
-            result: list[Planned | DeliveryFailure] = []
-            for plan in plans:
-                if not isinstance(plan, RecordPlan):
-                    result.append((plan, {}, {}))
-                    continue
-                (references, delivered), failure = next(settled)
-                result.append(failure or (plan, references, delivered))
-            return result
 
     def process(self, row: OutboxMessage) -> str:
         assert row.id is not None

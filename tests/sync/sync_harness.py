@@ -19,7 +19,7 @@ from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
 from service.settings import Settings
 from service.sync.capabilities import CapabilityCache, decide, parse_capabilities
-from service.sync.delivery import known_references, outgoing_body, plan_row
+from service.sync.delivery import RecordPlan, outgoing_body, plan_for_target
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
 from service.sync.records import PlannedResource
 from service.sync.worker import Processor, WorkerStats, run_worker
@@ -183,18 +183,18 @@ def check_peer_holds_exactly_one_copy(
         for kind, record_id in records:
             if decide(kind, capabilities).mapping == "not_supported":
                 continue
-            plan = plan_row(
+            [planned] = plan_for_target(
                 session,
                 tenant_id=tenant_id,
-                kind=kind,
-                record_id=record_id,
+                target_id=target_id,
+                rows=[(kind, record_id)],
                 capabilities=capabilities,
                 canonical_base=sync_app.settings.canonical_base,
                 code_map={},
             )
-            assert not hasattr(plan, "status"), plan
-            known, delivered = known_references(session, target_id, plan)  # type: ignore[arg-type]
-            for resource in plan.resources:  # type: ignore[union-attr]
+            assert isinstance(planned, tuple) and isinstance(planned[0], RecordPlan), planned
+            plan, known, delivered = planned
+            for resource in plan.resources:
                 copies = peer_copies(peer, resource, all_qr)
                 checked += 1
                 duplicates += max(len(copies) - 1, 0)

@@ -12,11 +12,11 @@ from sqlmodel import Session, col, select
 from service.clock import now_utc
 from service.sync.capabilities import parse_capabilities
 from service.sync.client import RequestLog
-from service.sync.delivery import DeliveryFailure, DeliveryResult, RecordPlan
+from service.sync.delivery import DeliveryFailure, DeliveryResult, Planned, RecordPlan
 from service.sync.outbox import OutboxMessage
 from service.sync.tables import SyncAttempt
 from service.sync.targets import SyncTarget
-from service.sync.worker import Planned, Processor, claim
+from service.sync.worker import Processor, claim
 from tests.builders import cbt_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.shared_fixtures import load_fixture
