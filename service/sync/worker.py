@@ -122,6 +122,15 @@ def claim(
         return rows
 
 
+def _still_ours(ids: list[int], worker_id: str) -> Any:
+    """Our claimed rows among `ids`: a row whose lease ran out and that another worker claimed is not."""
+    return and_(
+        col(OutboxMessage.id).in_(ids),
+        col(OutboxMessage.claimed_by) == worker_id,
+        col(OutboxMessage.status) == "in_flight",
+    )
+
+
 def release(engine: Engine, worker_id: str, ids: list[int]) -> int:
     """Give back claimed rows not started (graceful stop): they are due again at once."""
     if not ids:
@@ -129,11 +138,7 @@ def release(engine: Engine, worker_id: str, ids: list[int]) -> int:
     with Session(engine) as session:
         result = session.execute(
             update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id).in_(ids),
-                col(OutboxMessage.claimed_by) == worker_id,
-                col(OutboxMessage.status) == "in_flight",
-            )
+            .where(_still_ours(ids, worker_id))
             .values(status="pending", claimed_by=None, claimed_until=None, updated_at=now_utc())
         )
         session.commit()
@@ -142,36 +147,22 @@ def release(engine: Engine, worker_id: str, ids: list[int]) -> int:
 
 def renew(engine: Engine, worker_id: str, row_id: int, lease_seconds: int) -> bool:
     """Extend our claim on a row; False when it is no longer ours (its lease ran out and another worker took it)."""
-    with Session(engine) as session:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id) == row_id,
-                col(OutboxMessage.claimed_by) == worker_id,
-                col(OutboxMessage.status) == "in_flight",
-            )
-            .values(claimed_until=now_utc() + timedelta(seconds=lease_seconds))
-        )
-        session.commit()
-        return int(getattr(result, "rowcount", 0) or 0) == 1
+    return row_id in renew_many(engine, worker_id, [row_id], lease_seconds)
 
 
 def renew_many(engine: Engine, worker_id: str, row_ids: list[int], lease_seconds: int) -> set[int]:
-    """renew() for a batch's rows in one transaction; returns the ids still ours."""
+    """Extend our claim on a batch's rows in one transaction; returns the ids still ours."""
     if not row_ids:
         return set()
     with Session(engine) as session:
-        ours = session.execute(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id).in_(row_ids),
-                col(OutboxMessage.claimed_by) == worker_id,
-                col(OutboxMessage.status) == "in_flight",
-            )
-            .values(claimed_until=now_utc() + timedelta(seconds=lease_seconds))
-            .returning(col(OutboxMessage.id))
-        ).scalars()
-        renewed = set(ours)
+        renewed = set(
+            session.execute(
+                update(OutboxMessage)
+                .where(_still_ours(row_ids, worker_id))
+                .values(claimed_until=now_utc() + timedelta(seconds=lease_seconds))
+                .returning(col(OutboxMessage.id))
+            ).scalars()
+        )
         session.commit()
         return renewed
 
