@@ -18,6 +18,7 @@ from service.db import migrations
 from service.db.engine import make_engine
 from service.settings import PROJECT_ROOT, get_settings
 from service.sync.cli import app as sync_app
+from service.sync.keys_cli import app as keys_app
 
 app = typer.Typer(help="Tandem: combined ketamine/esketamine + CBT care service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
@@ -29,6 +30,7 @@ app.add_typer(demo_app, name="demo")
 status_app = typer.Typer(help="Plan statuses.", no_args_is_help=True)
 app.add_typer(status_app, name="status")
 app.add_typer(sync_app, name="sync")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 DEMO_TENANT = "demo"

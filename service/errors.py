@@ -56,6 +56,13 @@ class RecordConflict(TandemError):
     title = "Conflict"
 
 
+class NotConfigured(TandemError):
+    """The operator has not configured what this request needs (e.g. the key that seals targets' tokens)."""
+
+    status_code = 409
+    title = "Not configured"
+
+
 class RecordGone(TandemError):
     """A record removed as a correction: reads answer 410 while its history stays."""
 

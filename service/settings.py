@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Our SMART Backend Services signing keys: a JSON object of kid -> PEM, oldest first; all are published at
     # /.well-known/jwks.json (so an EHR can verify during a rotation) and the newest signs.
     smart_private_keys: dict[str, str] = Field(default_factory=dict)
+    # Fernet keys that seal targets' bearer tokens at rest: a JSON list, oldest first; the newest seals, all open
+    # (`tandem keys credential-key` prints one; `tandem keys reseal` moves stored tokens to the newest).
+    # Development and test derive one from the dev secret when unset; production must set it to store tokens.
+    target_credential_keys: list[str] = Field(default_factory=list)
 
     @property
     def docs_served(self) -> bool:

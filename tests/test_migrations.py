@@ -3,6 +3,7 @@ and the models agree with them (alembic check)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +58,47 @@ def test_the_app_never_creates_tables_itself() -> None:
     service_dir = Path(__file__).resolve().parent.parent / "service"
     offenders = [p for p in service_dir.rglob("*.py") if "create_all(" in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+def test_bearer_targets_lose_their_environment_variable_name(empty_database: str) -> None:
+    """Issue #16, finding 1: a stored `token_env` goes on upgrade (the admin writes the token instead); a downgrade
+    cannot name a variable for the old code, so it switches bearer targets off."""
+    from sqlalchemy import text
+
+    migrations.upgrade(empty_database, "0c1bfc20fc08")
+    engine = make_engine(empty_database, pool_size=1)
+    columns = "id, tenant_id, source_system, source_id, created_at, updated_at, version, name, base_url, auth, push, "
+    columns += "pull, requests_per_second, batch_size, enabled, code_map"
+    insert = text(
+        f"INSERT INTO sync_targets ({columns}) VALUES (:id, 't', 's', :id, :now, :now, 1, :id, 'https://e/fhir', "
+        ":auth, '[]', '[]', 5, 20, :enabled, '{}')"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', :now)"), {"now": "2026-01-01"}
+            )
+            for target_id, auth in (
+                ("bearer", {"kind": "bearer", "token_env": "TANDEM_DEV_TOKEN_SECRET"}),
+                ("none", {"kind": "none"}),
+            ):
+                connection.execute(
+                    insert, {"id": target_id, "auth": json.dumps(auth), "now": "2026-01-01", "enabled": True}
+                )
+        migrations.upgrade(empty_database)
+        with engine.connect() as connection:
+            stored = dict(connection.execute(text("SELECT id, auth FROM sync_targets")).all())
+        assert {k: _json(v) for k, v in stored.items()} == {"bearer": {"kind": "bearer"}, "none": {"kind": "none"}}
+        migrations.downgrade(empty_database, "0c1bfc20fc08")
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, auth, enabled FROM sync_targets ORDER BY id")).all()
+        assert [(r[0], _json(r[1]), bool(r[2])) for r in rows] == [
+            ("bearer", {"kind": "none"}, False),
+            ("none", {"kind": "none"}, True),
+        ]
+    finally:
+        engine.dispose()
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value

@@ -201,6 +201,7 @@ SYNC_TARGETS = RecordKind(
     patient_scoped=False,
     has_status=False,
     derive=targets.checked_urls,
+    from_columns=targets.public_columns,
 )
 
 RECORD_KINDS: tuple[RecordKind, ...] = (

@@ -5,21 +5,23 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import RowNumber, SessionDep, context_for, get_engine
 from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext, record_success
 from service.break_glass.access import ensure_visible
+from service.errors import NotConfigured, invalid
 from service.records.kinds import ADMINS
+from service.sync import credentials
 from service.sync import status as sync_status
 from service.sync.capabilities import decide
 from service.sync.client import FhirClient
 from service.sync.delivery import DeliveryFailure, RecordPlan, dry_run_requests, plan_for_target
 from service.sync.pull import pull
 from service.sync.records import public_record
-from service.sync.targets import SyncTarget
+from service.sync.targets import CredentialWrite, SyncTarget
 from service.sync.worker import Processor
 
 router = APIRouter(prefix="/api/v1/sync", tags=["EHR sync"])
@@ -148,6 +150,38 @@ def replay_all(
     count = sync_status.replay(session, ctx.tenant_id, target_id=target_id)
     _audit(session, ctx)
     return sync_status.ReplayResult(replayed=count)
+
+
+@router.put(
+    "/targets/{target_id}/credential",
+    operation_id="writeSyncTargetCredential",
+    summary="Write the bearer token this EHR issued to Tandem (sealed at rest, never shown again)",
+    status_code=204,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def write_credential(target_id: str, body: CredentialWrite, session: SessionDep, ctx: WriteContext) -> Response:
+    target = _target(session, ctx, target_id)
+    if (target.auth or {}).get("kind") != "bearer":
+        raise invalid("auth.kind", 'a token is written only for a target whose auth is {"kind": "bearer"}')
+    try:
+        credentials.write_token(ctx.settings, target, body.token)
+    except credentials.CredentialError as error:
+        raise NotConfigured(str(error)) from None
+    _audit(session, ctx, target_id)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/targets/{target_id}/credential",
+    operation_id="deleteSyncTargetCredential",
+    summary="Forget the target's bearer token (nothing is sent with its requests until one is written again)",
+    status_code=204,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def delete_credential(target_id: str, session: SessionDep, ctx: WriteContext) -> Response:
+    credentials.write_token(ctx.settings, _target(session, ctx, target_id), None)
+    _audit(session, ctx, target_id)
+    return Response(status_code=204)
 
 
 @router.post(

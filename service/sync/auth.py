@@ -1,4 +1,4 @@
-"""How we authenticate to a target: none, a static bearer token from the environment, or SMART Backend Services.
+"""How we authenticate to a target: none, the static bearer token written for it, or SMART Backend Services.
 
 SMART Backend Services: `client_credentials` with a `private_key_jwt` client assertion (RS384 or ES384) signed by
 one of our keys. Keys come from the environment (TANDEM_SMART_PRIVATE_KEYS: a JSON object kid -> PEM, oldest
@@ -9,7 +9,6 @@ Access tokens are cached per target until shortly before they expire and renewed
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.settings import Settings
+from service.sync.credentials import CredentialError, open_token, origin_of
 
 KEYS_ENV = "TANDEM_SMART_PRIVATE_KEYS"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -33,7 +33,7 @@ ASSERTION_LIFETIME_SECONDS = 240  # SMART: at most five minutes
 
 
 class AuthError(Exception):
-    """We could not obtain credentials for a target (missing key or env var, token endpoint refused us)."""
+    """We could not obtain credentials for a target (no key or token written, token endpoint refused us)."""
 
     def __init__(self, message: str, status_code: int | None = None, body: Any = None) -> None:
         super().__init__(message)
@@ -104,27 +104,53 @@ class _Token:
 
 
 class TokenCache:
-    """Access tokens per target, shared by the threads of one process."""
+    """Access tokens shared by the threads of one process, keyed by everything that decides where a token may go.
+
+    The key names the target's origin and its token endpoint, client and key, so a target re-pointed at another
+    host gets a new token instead of the one the EHR issued. Only the dictionary is locked; a fetch holds a lock of
+    its own key, so one slow token endpoint never stalls the other targets (and one key is fetched once at a time).
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._tokens: dict[str, _Token] = {}
+        self._fetching: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self.requests = 0  # token requests made (observable in tests)
 
-    def invalidate(self, target_id: str) -> None:
+    def invalidate(self, key: str) -> None:
         with self._lock:
-            self._tokens.pop(target_id, None)
+            self._tokens.pop(key, None)
 
-    def get(self, target_id: str, fetch: Callable[[], tuple[str, float]]) -> str:
+    def _fresh(self, key: str) -> str | None:
         with self._lock:
-            cached = self._tokens.get(target_id)
-            if cached is not None and cached.expires_at - EXPIRY_MARGIN_SECONDS > self._clock():
-                return cached.value
+            cached = self._tokens.get(key)
+        if cached is not None and cached.expires_at - EXPIRY_MARGIN_SECONDS > self._clock():
+            return cached.value
+        return None
+
+    def get(self, key: str, fetch: Callable[[], tuple[str, float]]) -> str:
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        with fetching:
+            cached = self._fresh(key)  # another thread may have fetched it while we waited
+            if cached is not None:
+                return cached
             value, lifetime = fetch()
-            self.requests += 1
-            self._tokens[target_id] = _Token(value, self._clock() + lifetime)
+            with self._lock:
+                self.requests += 1
+                self._tokens[key] = _Token(value, self._clock() + lifetime)
             return value
+
+
+def smart_cache_key(target_id: str, base_url: str, auth: dict[str, Any]) -> str:
+    """Where a SMART access token was issued for and may be sent: target, origin, endpoint, client, key, scope."""
+    parts = [target_id, origin_of(base_url)]
+    parts += [str(auth.get(name) or "") for name in ("token_url", "client_id", "key_id", "algorithm", "scope")]
+    return json.dumps(parts)
 
 
 TOKENS = TokenCache()
@@ -161,12 +187,12 @@ def request_smart_token(
     return token, float(body.get("expires_in") or 300)
 
 
-def bearer_token(auth: dict[str, Any]) -> str:
-    name = str(auth["token_env"])
-    value = os.environ.get(name)
-    if not value:
-        raise AuthError(f"environment variable {name} (the target's bearer token) is not set")
-    return value
+def bearer_token(settings: Settings, *, tenant_id: str, target_id: str, base_url: str, sealed: str | None) -> str:
+    """The token written for this target, opened only for this target at the origin it was written for."""
+    try:
+        return open_token(settings, sealed, tenant_id=tenant_id, target_id=target_id, base_url=base_url)
+    except CredentialError as error:
+        raise AuthError(str(error)) from None
 
 
 def _json_or_text(response: httpx.Response) -> Any:

@@ -127,8 +127,15 @@ class FhirClient:
     def _token(self) -> str | None:
         config = self.target.auth or {}
         kind = config.get("kind", "none")
+        target = self.target
         if kind == "bearer":
-            return sync_auth.bearer_token(config)
+            return sync_auth.bearer_token(
+                self.settings,
+                tenant_id=target.tenant_id,
+                target_id=target.id,
+                base_url=target.base_url,
+                sealed=target.credential,
+            )
         if kind == "smart-backend":
 
             def fetch() -> tuple[str, float]:
@@ -136,8 +143,12 @@ class FhirClient:
                     self.http, self.settings, config, lambda u: self.check_url(u, same_origin=False)
                 )
 
-            return self.tokens.get(self.target.id, fetch)
+            return self.tokens.get(self.token_key, fetch)
         return None
+
+    @property
+    def token_key(self) -> str:
+        return sync_auth.smart_cache_key(self.target.id, self.target.base_url, self.target.auth or {})
 
     # ---- requests ---------------------------------------------------------------------------------------------
 
@@ -176,7 +187,7 @@ class FhirClient:
             exchange = Exchange(response.status_code, response.headers, _json(response))
             if response.status_code == 401 and not renewed and self.target.auth.get("kind") == "smart-backend":
                 self._log(method, logged_url, 401, "token-renewal", started)
-                self.tokens.invalidate(self.target.id)
+                self.tokens.invalidate(self.token_key)
                 renewed = True
                 continue
             self._log(

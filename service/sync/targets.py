@@ -1,14 +1,14 @@
 """EHR targets: where a tenant's records go and come from, how we authenticate, and per-target limits.
 
-Secrets are never stored or returned: a static bearer token is named by the environment variable that holds it,
-and SMART Backend Services sign with our own keys (served at /.well-known/jwks.json).
+Secrets are never returned: a static bearer token is written once per target (PUT .../credential) and kept
+sealed (service/sync/credentials.py); SMART Backend Services sign with our own keys (/.well-known/jwks.json).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field as SqlField
 from sqlmodel import Session
@@ -20,7 +20,8 @@ from service.sync.url_safety import check_target_url
 
 PushKind = Literal["patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses"]
 PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters"]
-EnvironmentVariable = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{2,63}$")]
+# A bearer token goes into an Authorization header: visible ASCII only, so it cannot smuggle a header line.
+BearerToken = Annotated[str, StringConstraints(min_length=8, max_length=8192, pattern=r"^[\x21-\x7e]+$")]
 
 
 class SyncTarget(TenantRecord, table=True):
@@ -40,6 +41,9 @@ class SyncTarget(TenantRecord, table=True):
     batch_size: int = 20
     enabled: bool = True
     code_map: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
+    # The bearer token, sealed (never returned), and the origin it was written for (shown to admins).
+    credential: str | None = SqlField(default=None, max_length=16384)
+    credential_origin: str | None = SqlField(default=None, max_length=1024)
 
 
 class NoAuth(ApiModel):
@@ -47,8 +51,20 @@ class NoAuth(ApiModel):
 
 
 class BearerAuth(ApiModel):
+    """A static bearer token; the token itself is written with PUT /api/v1/sync/targets/{id}/credential."""
+
     kind: Literal["bearer"]
-    token_env: EnvironmentVariable = Field(description="Name of the environment variable holding the token")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_is_written_apart(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ({"token_env", "token"} & data.keys()):
+            # token_env once named any environment variable, the service's own secrets included (security.md §6).
+            raise ValueError(
+                "a target's token is not part of its settings: create the target, then send the token once with "
+                "PUT /api/v1/sync/targets/{id}/credential (it is stored sealed and never shown again)"
+            )
+        return data
 
 
 class SmartBackendAuth(ApiModel):
@@ -110,7 +126,24 @@ class SyncTargetCreate(SyncTargetFields):
 
 
 class SyncTargetPublic(RecordMeta, SyncTargetFields):
-    pass
+    token_written_for: str | None = Field(
+        default=None,
+        description="For bearer auth: the origin the target's token was written for (null: none written). "
+        "The token itself is never shown; it is sent only while base_url keeps this origin.",
+    )
+
+
+class CredentialWrite(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token": "eyJhbGciOiJSUzM4NCJ9.e30.c2ln"}]})
+
+    token: BearerToken = Field(description="The bearer token this EHR issued to Tandem; write-only")
+
+
+def public_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    """The stored columns in the API shape: the sealed token never leaves the table."""
+    shown = {k: v for k, v in columns.items() if k not in {"credential", "credential_origin"}}
+    shown["token_written_for"] = columns.get("credential_origin")
+    return shown
 
 
 def checked_urls(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:

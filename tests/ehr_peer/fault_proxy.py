@@ -154,6 +154,7 @@ class ProxyRecord:
     started: float
     duration_ms: float = 0.0
     error: str | None = None
+    authorization: str | None = None  # the credential the client sent (tests of what reaches a target)
 
 
 class _Request:
@@ -392,6 +393,7 @@ class FaultProxy:
                 None,
                 None,
                 time.monotonic(),
+                authorization=request.header("authorization"),
             )
             self.records.append(record)
         try:

@@ -168,6 +168,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{API}/sync/messages/{{outbox_id}}"): api(ADMIN, ids=True),
     ("POST", f"{API}/sync/dead-letters/{{outbox_id}}/replay"): api(ADMIN, ids=True),
     ("POST", f"{API}/sync/dead-letters/replay"): api(ADMIN),
+    # the world's target authenticates with nothing: writing it a token is refused (422) after the role check
+    ("PUT", f"{API}/sync/targets/{{target_id}}/credential"): api(ADMIN, 422, ids=True),
+    ("DELETE", f"{API}/sync/targets/{{target_id}}/credential"): api(ADMIN, 204, ids=True),
     # dry-run and pull would call the EHR: the owner's call names a missing target (404 after the role check)
     ("POST", f"{API}/sync/targets/{{target_id}}/dry-run"): api(ADMIN, 404, ids=True),
     ("POST", f"{API}/sync/targets/{{target_id}}/pull"): api(ADMIN, 404, ids=True),
@@ -347,6 +350,8 @@ class Probe:
             if path.endswith("/pull"):
                 return {"json": {}}
             return {"json": {}}
+        if method == "PUT" and path.endswith("/credential"):
+            return {"json": {"token": "matrix-token-0123456789"}}
         if method == "PATCH":
             kind = path.removeprefix(f"{API}/").removesuffix("/{record_id}")
             return {"json": {}, "headers": {"If-Match": self._etag(kind)}}
@@ -482,7 +487,7 @@ def _run_matrix(
                 owner = probe.send(
                     "owner re-read",
                     "GET",
-                    own_url.replace("/_search", ""),
+                    own_url.replace("/_search", "").removesuffix("/credential"),
                     headers=role_headers(settings, world.tenant_id, "admin" if "sync" in path else "ehr-system"),
                 )
                 check(f"{name} — owner still reads its record after another tenant's {method}", owner, frozenset({200}))

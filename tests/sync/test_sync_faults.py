@@ -229,7 +229,8 @@ def test_smart_backend_services_against_the_peer(
     drain(sync_app, tenant, processor=processor)
     assert tokens.requests == 1  # one token for every request
     # An access token the peer no longer accepts: renewed once on the 401, and the delivery goes through.
-    tokens._tokens[target].value = "not-a-valid-token"
+    [cached] = tokens._tokens.values()
+    cached.value = "not-a-valid-token"
     api = sync_app.driver(tenant)
     from tests.builders import administration_body
 

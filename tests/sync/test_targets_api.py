@@ -17,7 +17,7 @@ def target(**overrides: Any) -> dict[str, Any]:
     return {
         "name": "Epic test",
         "base_url": PUBLIC_BASE,
-        "auth": {"kind": "bearer", "token_env": "TANDEM_EPIC_TOKEN"},
+        "auth": {"kind": "bearer"},
         "push": ["ketamine-administrations", "questionnaire-responses"],
         "pull": ["patients"],
         "code_map": {"http://loinc.org|8480-6": [{"system": "urn:oid:1.2.840.114350", "code": "5"}]},
@@ -34,7 +34,8 @@ def test_an_admin_registers_a_target(client: TestClient, admin: dict[str, str]) 
     created = client.post(f"{API}/sync/targets", json=target(), headers=admin)
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["auth"] == {"kind": "bearer", "token_env": "TANDEM_EPIC_TOKEN"}
+    assert body["auth"] == {"kind": "bearer"}
+    assert body["token_written_for"] is None  # no token yet: its requests carry none
     assert body["code_map"]["http://loinc.org|8480-6"][0]["code"] == "5"
     assert client.get(f"{API}/sync/targets/{body['id']}", headers=admin).json()["base_url"] == PUBLIC_BASE
 
@@ -71,10 +72,13 @@ def test_a_change_to_an_unsafe_url_is_refused(client: TestClient, admin: dict[st
     assert response.status_code == 422
 
 
-def test_secrets_cannot_be_stored_inline(client: TestClient, admin: dict[str, str]) -> None:
-    inline = {"kind": "bearer", "token": "eyJhbGciOi..."}
-    response = client.post(f"{API}/sync/targets", json=target(auth=inline), headers=admin)
+@pytest.mark.parametrize("inline", [{"token": "eyJhbGciOi..."}, {"token_env": "TANDEM_EPIC_TOKEN"}])
+def test_secrets_are_not_part_of_a_targets_settings(
+    client: TestClient, admin: dict[str, str], inline: dict[str, str]
+) -> None:
+    response = client.post(f"{API}/sync/targets", json=target(auth={"kind": "bearer", **inline}), headers=admin)
     assert response.status_code == 422
+    assert "PUT /api/v1/sync/targets/{id}/credential" in response.json()["errors"][0]["message"]
 
 
 def test_names_are_unique_per_tenant(client: TestClient, admin: dict[str, str]) -> None:
