@@ -102,3 +102,30 @@ def test_bearer_targets_lose_their_environment_variable_name(empty_database: str
 
 def _json(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def test_statuses_an_enrollment_state_may_hide_are_recomputed(empty_database: str) -> None:
+    """Issue #21 item 5: stored on_hold/completed/discontinued statuses become due, so the sweep applies the rule
+    that an open urgent finding outranks the enrollment's state."""
+    from sqlalchemy import text
+
+    migrations.upgrade(empty_database, "b46015e5695a")
+    engine = make_engine(empty_database, pool_size=1)
+    insert = text(
+        "INSERT INTO plan_statuses (tenant_id, enrollment_id, patient_id, protocol_id, protocol_version, start_date, "
+        "status, phase, urgency, open_flags, open_urgent, open_warnings, primary_instrument, score_trend, overdue, "
+        "computed_at, detail) VALUES ('t', :id, 'p', 'iv', '1', '2026-01-01', :status, 'induction', 3, ',', 1, 0, "
+        "'phq-9', '[]', :no, '2026-01-02', '{}')"
+    )
+    try:
+        with engine.begin() as connection:
+            for status in ("on_hold", "completed", "discontinued", "on_track", "at_risk"):
+                connection.execute(insert, {"id": status, "status": status, "no": False})
+        migrations.upgrade(empty_database)
+        with engine.connect() as connection:
+            due = connection.execute(
+                text("SELECT enrollment_id FROM plan_statuses WHERE next_recompute_at IS NOT NULL")
+            ).scalars()
+            assert set(due) == {"on_hold", "completed", "discontinued"}
+    finally:
+        engine.dispose()

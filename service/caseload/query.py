@@ -53,6 +53,10 @@ class CaseloadRow(BaseModel):
     family_name: str
     given_name: str | None
     status: str
+    enrollment_status: str | None = Field(
+        description="The enrollment's own state (active, on-hold, completed, discontinued); an open urgent finding "
+        "makes the status at_risk whatever this is"
+    )
     phase: str
     protocol_id: str
     weeks_in_programme: int
@@ -164,6 +168,7 @@ def _row(status: PlanStatusRow, patient: Patient, coordinator: Practitioner | No
         family_name=patient.family_name,
         given_name=patient.given_name,
         status=status.status,
+        enrollment_status=status.detail.get("enrollment_status"),
         phase=status.phase,
         protocol_id=status.protocol_id,
         weeks_in_programme=_weeks_since(status.start_date),

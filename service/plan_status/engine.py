@@ -96,6 +96,7 @@ def compute_plan_status(
         next_due=next_due,
         last_contact=_last_contact(timeline),
         next_recompute_at=clock.next_change(),
+        enrollment_status=enrollment.status,
     )
 
 
@@ -107,12 +108,14 @@ def _due(deadline: Deadline | None, clock: Clock) -> Due | None:
 
 
 def _overall(enrollment: EnrollmentFacts, reasons: Sequence[Reason], primary: Trajectory | None) -> OverallStatus:
-    if enrollment.status in _FROM_ENROLLMENT:
-        return _FROM_ENROLLMENT[enrollment.status]
     open_severities = {r.severity for r in reasons if r.open}
+    # An open urgent finding comes before the enrollment's state: patients are often put on hold *because of* a
+    # crisis, and on_hold would sort them last and out of the at-risk view (CLINICAL.md section 4).
     # Relapse is a state, not only a flag: acknowledging it does not make the plan on track again.
     if "urgent" in open_severities or (primary is not None and primary.outcome.relapse):
         return "at_risk"
+    if enrollment.status in _FROM_ENROLLMENT:
+        return _FROM_ENROLLMENT[enrollment.status]
     return "needs_attention" if "warning" in open_severities else "on_track"
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .inputs import Acknowledgement
+from .inputs import Acknowledgement, EnrollmentStatus
 
 Severity = Literal["urgent", "warning", "info"]
 Phase = Literal["baseline", "induction", "consolidation", "maintenance"]
@@ -108,6 +108,9 @@ class PlanStatus(_Out):
     last_contact: LastContact | None
     # Earliest instant after as_of at which time alone could change this status; None if nothing pending.
     next_recompute_at: datetime | None
+    # The enrollment's own state, shown beside `status` when they differ ("at risk — enrolment on hold").
+    # None only in statuses stored before it was recorded.
+    enrollment_status: EnrollmentStatus | None = None
 
     @property
     def open_reasons(self) -> tuple[Reason, ...]:

@@ -169,6 +169,7 @@ def _row_view(row: CaseloadRow) -> dict[str, Any]:
         "row": row,
         "name": f"{row.family_name}, {row.given_name}" if row.given_name else row.family_name,
         "look": labels.status_look(row.status),
+        "enrollment_note": labels.enrollment_note(row.status, row.enrollment_status),
         "instrument": title,
         "spark": sparkline(row.score_trend, max_total, title),
         "improved": row.change_percent is not None and row.change_percent <= -50,

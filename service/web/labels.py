@@ -71,6 +71,19 @@ DUE_LABELS: dict[str, str] = {
 }
 
 
+ENROLLMENT_NOTES: dict[str, str] = {
+    "on-hold": "enrolment on hold",
+    "completed": "enrolment completed",
+    "discontinued": "enrolment discontinued",
+}
+
+
+def enrollment_note(status: str, enrollment_status: str | None) -> str | None:
+    """Said beside an at-risk status whose enrollment is not active: the urgent finding outranks the state, and
+    the coordinator must still see that the patient is on hold (CLINICAL.md section 4)."""
+    return ENROLLMENT_NOTES.get(enrollment_status or "") if status == "at_risk" else None
+
+
 def status_look(code: str) -> StatusLook:
     return STATUS_LOOKS.get(code, StatusLook(code.replace("_", " ").capitalize(), "■", "inactive"))
 

@@ -193,6 +193,7 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
             {
                 "status": status,
                 "look": labels.status_look(status.status),
+                "enrollment_note": labels.enrollment_note(status.status, status.enrollment_status),
                 "reasons": reasons,
                 "urgent_open": [r for r in status.reasons if r.open and r.needs_acknowledgement],
                 "due": sorted(due, key=lambda d: d.due_at),

@@ -231,3 +231,46 @@ def test_the_in_process_sweep_recomputes_due_statuses(api: ApiDriver, engine: En
     finally:
         sweeper.stop()
     assert row is not None and row.computed_at > stale_at
+
+
+def test_putting_an_enrollment_on_hold_after_a_crisis_keeps_the_patient_at_the_top(
+    api: ApiDriver, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Issue #21 item 5 (CLINICAL.md section 4): on hold *because of* a crisis must not sort the patient last or
+    drop them out of the at-risk view while the urgent finding is open."""
+    crisis_patient, crisis_enrollment = _enrolled(api)
+    api.create("questionnaire-responses", _phq9(crisis_patient, days_ago=4))
+    api.create("questionnaire-responses", _phq9(crisis_patient, days_ago=1, item9=2))
+    steady_patient, _ = _enrolled(api)
+    api.create("questionnaire-responses", _phq9(steady_patient, days_ago=1, each=3))
+    etag = api.client.get(f"{API}/enrollments/{crisis_enrollment}", headers=api.headers).headers["etag"]
+    held = api.client.patch(
+        f"{API}/enrollments/{crisis_enrollment}",
+        json={"status": "on-hold", "status_reason": "inpatient admission"},
+        headers={**api.headers, "If-Match": etag},
+    )
+    assert held.status_code == 200, held.text
+
+    status = _status(api, crisis_patient)
+    assert (status["status"], status["enrollment_status"]) == ("at_risk", "on-hold")
+    coordinator = auth(tenant, "coordinator")
+    at_risk = api.client.get(f"{API}/caseload", params={"status": "at_risk"}, headers=coordinator).json()
+    assert [row["patient_id"] for row in at_risk["rows"]] == [crisis_patient]
+    everyone = api.client.get(f"{API}/caseload", headers=coordinator).json()
+    assert everyone["rows"][0]["patient_id"] == crisis_patient
+    assert everyone["rows"][0]["open_flags"] == ["phq9_item9_positive"]
+    assert everyone["counts_by_status"].get("on_hold", 0) == 0
+
+    reason = next(r for r in status["reasons"] if r["code"] == "phq9_item9_positive")
+    acknowledged = api.client.post(
+        f"{API}/patients/{crisis_patient}/flag-acknowledgements",
+        json={
+            "enrollment_id": crisis_enrollment,
+            "code": reason["code"],
+            "occurrence_id": reason["occurrence_id"],
+            "note": "Admitted; inpatient team has the safety plan",
+        },
+        headers=auth(tenant, "clinician"),
+    )
+    assert acknowledged.status_code == 201, acknowledged.text
+    assert acknowledged.json()["statuses"][0]["status"] == "on_hold"

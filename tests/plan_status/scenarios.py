@@ -269,9 +269,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         (check(5, "on_track", "baseline"), check(10.5, "needs_attention", "baseline", "ketamine_overdue")),
     ),
     Scenario(
-        "discontinued with a missed infusion and an unacknowledged item 9",
-        COURSE.without("k3", "k4", "k5", "k6").replacing(phq("m3", 3, 17, item9=True)),
-        (check(20, "discontinued", "induction", "phq9_item9_positive"),),
+        # An open urgent finding outranks the enrollment's state (CLINICAL.md section 4, since issue #21).
+        "discontinued with a missed infusion and an unacknowledged item 9: still at risk",
+        COURSE.without("k3", "k4", "k5", "k6")
+        .replacing(phq("m3", 3, 17, item9=True))
+        .plus(ack("phq9_item9_positive", "m3", 21)),
+        (
+            check(20, "at_risk", "induction", "phq9_item9_positive"),
+            check(22, "discontinued", "induction", closed=("phq9_item9_positive",)),
+        ),
         enrollment={"status": "discontinued", "status_reason": "moved away"},
     ),
     Scenario(

@@ -158,6 +158,7 @@ def test_json_shape() -> None:
         "next_due",
         "last_contact",
         "next_recompute_at",
+        "enrollment_status",
     }
     assert set(data["reasons"][0]) == {
         "code",
@@ -180,3 +181,20 @@ def test_records_after_as_of_only_move_next_recompute() -> None:
         update={"next_recompute_at": None}
     )
     assert with_future.next_recompute_at is not None and with_future.next_recompute_at <= at(24) + timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("state", "quiet"), [("on-hold", "on_hold"), ("completed", "completed"), ("discontinued", "discontinued")]
+)
+def test_an_open_urgent_finding_is_never_hidden_by_the_enrollment_state(state: str, quiet: str) -> None:
+    """CLINICAL.md section 4: at risk whatever the enrollment state; the state is kept beside it."""
+    crisis = COURSE.replacing(phq("m3", 3, 17, item9=True))
+    held = status(crisis, 5, status=state, status_reason="crisis admission")
+    assert held.status == "at_risk"
+    assert held.enrollment_status == state
+    assert [r.code for r in held.open_reasons if r.severity == "urgent"] == ["phq9_item9_positive"]
+    # Once a clinician acknowledges the finding, the enrollment's state shows again.
+    acknowledged = status(crisis.plus(ack("phq9_item9_positive", "m3", 4)), 5, status=state)
+    assert acknowledged.status == quiet
+    # Without an urgent finding, warnings do not outrank the enrollment's state.
+    assert status(COURSE, 40, status=state).status == quiet

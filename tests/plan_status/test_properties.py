@@ -166,3 +166,13 @@ def test_status_is_constant_until_next_recompute(world: World, day: float, fract
 def test_status_is_json_round_trippable(world: World, day: float) -> None:
     result = world.run(at(day))
     assert PlanStatus.model_validate_json(result.model_dump_json()) == result
+
+
+@FAST
+@given(worlds(), days)
+def test_an_open_urgent_reason_always_means_at_risk(world: World, day: float) -> None:
+    """Whatever the enrollment's state (on hold, completed): CLINICAL.md section 4."""
+    result = world.run(at(day))
+    if any(r.open and r.severity == "urgent" for r in result.reasons):
+        assert result.status == "at_risk"
+    assert result.enrollment_status == world.enrollment.status

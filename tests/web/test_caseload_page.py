@@ -54,6 +54,31 @@ def test_filters_chips_and_sort(browser: Callable[..., Browser], api_as: Callabl
     assert 'aria-sort="ascending"' in b.get("/?sort=patient").text
 
 
+def test_an_enrollment_on_hold_with_an_open_urgent_finding_stays_at_risk_and_says_so(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    api = api_as(tenant)
+    enrolled_patient(api, family_name="Abbott")
+    crisis = at_risk_patient(api, family_name="Zeller")  # sorts last by name, first by urgency
+    [enrollment] = api.client.get("/api/v1/enrollments", params={"patient_id": crisis}, headers=api.headers).json()[
+        "items"
+    ]
+    held = api.client.patch(
+        f"/api/v1/enrollments/{enrollment['id']}",
+        json={"status": "on-hold", "status_reason": "inpatient admission"},
+        headers={**api.headers, "If-Match": f'W/"{enrollment["version"]}"'},
+    )
+    assert held.status_code == 200, held.text
+    b = browser()
+    b.sign_in(tenant, "coordinator")
+    page = b.get("/")
+    assert _names(page.text)[0] == "Zeller, Pat"
+    assert "— enrolment on hold" in page.text
+    assert _names(b.get("/?status=at_risk").text) == ["Zeller, Pat"]
+    patient_page = b.get(f"/patients/{crisis}")
+    assert "enrolment on hold, with an open urgent finding" in patient_page.text
+
+
 def test_unknown_filter_values_are_refused(browser: Callable[..., Browser], tenant: str) -> None:
     b = browser()
     b.sign_in(tenant, "coordinator")
