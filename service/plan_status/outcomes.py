@@ -206,12 +206,18 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
                 Finding(
                     "relapse",
                     "urgent",
-                    f"{name} has been above the response level since {day(start.at, tz)} "
-                    f"({number(start.total)}, then {number(confirm.total)} on {day(confirm.at, tz)}) after an "
-                    "earlier response — possible relapse; review the plan with the prescriber.",
+                    f"{name} has been back above half of its baseline{_baseline_words(traj)} since "
+                    f"{day(start.at, tz)} ({number(start.total)}, then {number(confirm.total)} on "
+                    f"{day(confirm.at, tz)}) after an earlier response — possible relapse; review the plan with the "
+                    "prescriber.",
                     confirm.record_id,
                     confirm.at,
                     (start.record_id,),
                 )
             )
     return out
+
+
+def _baseline_words(traj: Trajectory) -> str:
+    baseline = traj.outcome.baseline
+    return f" ({number(baseline.total)})" if baseline is not None else ""

@@ -18,6 +18,8 @@ from .wording import day, number, session_noun
 
 _PHQ9_SELF_HARM = "44260-8"  # LOINC PHQ-9 item 9 (CLINICAL.md section 2)
 _CSSRS_PREFIX = "C-SSRS high risk: "
+# The clinic's next action for a suicide-risk finding (CLINICAL.md section 5).
+_RISK_PATHWAY = "follow the suicide-risk pathway (structured risk assessment, safety plan)"
 
 
 def _item9_answer(finding: SafetyFindingFacts) -> str:
@@ -39,7 +41,7 @@ def measurement_findings(m: MeasurementFacts, timeline: Timeline) -> list[Findin
                 "phq9_item9_positive",
                 "urgent",
                 f"PHQ-9 item 9 (thoughts of self-harm) answered {_item9_answer(item9[0])} on {when} — "
-                "call the patient today.",
+                f"{_first_step(m, timeline)} and {_RISK_PATHWAY}.",
                 m.id,
                 m.authored_at,
             )
@@ -50,8 +52,8 @@ def measurement_findings(m: MeasurementFacts, timeline: Timeline) -> list[Findin
             Finding(
                 "cssrs_high_risk",
                 "urgent",
-                f"C-SSRS screener on {when} shows high suicide risk ({what}) — contact the patient today and "
-                "follow the suicide-risk pathway.",
+                f"C-SSRS screener on {when} shows high suicide risk ({what}) — {_first_step(m, timeline)} and "
+                f"{_RISK_PATHWAY}.",
                 m.id,
                 m.authored_at,
             )
@@ -62,6 +64,14 @@ def measurement_findings(m: MeasurementFacts, timeline: Timeline) -> list[Findin
         what = "; ".join(sorted({f.reason for f in m.safety_findings}))
         out.append(Finding("instrument_alert", "warning", f"{title} on {when}: {what} — review.", m.id, m.authored_at))
     return out
+
+
+def _first_step(m: MeasurementFacts, timeline: Timeline) -> str:
+    """On the day of a dose the risk is assessed before dosing; otherwise the patient is contacted that day."""
+    answered = m.authored_at.astimezone(timeline.tz).date()
+    if any(s.started_at.astimezone(timeline.tz).date() == answered for s in timeline.sessions):
+        return "assess the patient before dosing that day"
+    return "contact the patient today"
 
 
 def _bp(v: VitalSigns) -> str:
@@ -94,8 +104,9 @@ def session_findings(s: KetamineSessionFacts, timeline: Timeline, *, latest: boo
                 "bp_urgent",
                 "urgent",
                 f"Blood pressure {_bp(_worst(urgent))} {where} (urgent level "
-                f"{limits.bp_urgent_systolic}/{limits.bp_urgent_diastolic}) — make sure a doctor has reviewed "
-                "the patient before the next dose.",
+                f"{limits.bp_urgent_systolic}/{limits.bp_urgent_diastolic}) — a physician reviews the patient "
+                "before the next dose; recheck before discharge until below "
+                f"{limits.bp_predose_systolic}/{limits.bp_predose_diastolic}.",
                 s.id,
                 s.started_at,
             )

@@ -33,10 +33,20 @@ def test_item9_message_names_answer_and_date_and_action() -> None:
     result = status(COURSE.replacing(phq("m3", 3, 17, item9=True)), 3.5)
     reason = result.open_reasons[0]
     assert reason.message == (
-        "PHQ-9 item 9 (thoughts of self-harm) answered 'several days' on 8 Oct 2026 — call the patient today."
-    )
+        "PHQ-9 item 9 (thoughts of self-harm) answered 'several days' on 8 Oct 2026 — assess the patient before "
+        "dosing that day and follow the suicide-risk pathway (structured risk assessment, safety plan)."
+    )  # the pre-dose PHQ-9 of the infusion on day 3 (CLINICAL.md section 5)
     assert (reason.occurrence_id, reason.record_ids, reason.since) == ("m3", ("m3",), at(3, -1))
     assert reason.needs_acknowledgement and reason.acknowledgement is None
+
+
+def test_item9_between_infusions_asks_for_contact_today() -> None:
+    result = status(COURSE.plus(phq("m5", 5, 15, item9=True)), 5.5)
+    [reason] = [r for r in result.open_reasons if r.code == "phq9_item9_positive"]
+    assert reason.message.endswith(
+        "on 10 Oct 2026 — contact the patient today and follow the suicide-risk pathway (structured risk "
+        "assessment, safety plan)."
+    )
 
 
 def test_acknowledgement_is_attached_to_the_reason() -> None:
@@ -60,8 +70,9 @@ def test_acknowledgement_in_the_future_of_as_of_is_ignored() -> None:
 
 def test_blood_pressure_message_gives_the_reading() -> None:
     result = status(COURSE.replacing(session(3, 7, bp=(185, 112))), 7.5)
-    assert result.open_reasons[0].message.startswith(
-        "Blood pressure 185/112 mmHg at the infusion on 12 Oct 2026 (urgent level 180/110)"
+    assert result.open_reasons[0].message == (
+        "Blood pressure 185/112 mmHg at the infusion on 12 Oct 2026 (urgent level 180/110) — a physician reviews "
+        "the patient before the next dose; recheck before discharge until below 140/90."
     )
 
 
