@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ from service.tenants import register_tenant
 from tests.conftest import create_postgres_database, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ANCHOR = date(2026, 11, 1)  # every run generates the same records: the seeded demo generator, a fixed anchor
+# Every run generates the same records: the seeded demo generator at a fixed moment, the end of 2026-11-01 (so
+# every event of that day has happened, as in the runs before the generator knew the time of day).
+ANCHOR_END = datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC)
 SEED = 7
 # A 1,000-entry Bundle is ~2 MB of JSON; the default 1 MB body limit is raised for the benchmark server only.
 BENCH_OVERRIDES: dict[str, object] = {

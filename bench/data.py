@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import insert
 from sqlmodel import Session
 
-from bench.common import ANCHOR, SEED, Database
+from bench.common import ANCHOR_END, SEED, Database
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.clock import now_utc
@@ -39,7 +39,7 @@ from service.records.patient import PatientIdentifier
 @cache
 def demo(patients: int) -> DemoTenant:
     """The generated tenant (cached: both databases get the very same records)."""
-    return generate_demo_tenant(seed=SEED, patients=patients, anchor=ANCHOR)
+    return generate_demo_tenant(seed=SEED, patients=patients, now=ANCHOR_END)
 
 
 def context(tenant_id: str, db: Database, request_id: str = "bench") -> RequestContext:

@@ -1,6 +1,6 @@
 """A seeded generator of synthetic patients at different points of a combined ketamine + CBT plan.
 
-Everything is fake (names from short lists, MRNs with a DEMO prefix). The same seed and anchor date always give
+Everything is fake (names from short lists, MRNs with a DEMO prefix). The same seed and moment always give
 the same records, so the demo, the tests and the benchmarks can share it. Records carry source identifiers, so
 loading twice adds nothing.
 """
@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel
 
+from service.clock import now_utc
 from service.instruments import INSTRUMENTS, Item
 from service.records.cbt import CbtSessionCreate
 from service.records.enrollment import EnrollmentCreate
@@ -73,6 +74,11 @@ PHQ9 = INSTRUMENTS["phq-9"]
 PHQ9_ITEMS = [item.link_id for item in PHQ9.scored_items]
 # Where in the programme a demo patient is, in days since enrollment.
 PLAN_POINTS = [3, 8, 12, 17, 24, 35, 50, 70, 95, 120]
+# Demo clinic hours (UTC): infusions at 09:00, observed for two hours (the REMS minimum for esketamine, and the
+# demo's `observation_minutes`); CBT at 14:00 for 50 minutes.
+OBSERVATION = timedelta(minutes=120)
+CBT_HOUR = 14
+CBT_LENGTH = timedelta(minutes=50)
 
 
 @dataclass
@@ -98,10 +104,15 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=UTC)
 
 
-def generate_demo_tenant(*, seed: int = 7, patients: int = 36, anchor: date | None = None) -> DemoTenant:
-    """Records for `patients` synthetic patients, dated relative to `anchor` (default: today)."""
+def generate_demo_tenant(*, seed: int = 7, patients: int = 36, now: datetime | None = None) -> DemoTenant:
+    """Records for `patients` synthetic patients, dated relative to `now` (default: the clock's now).
+
+    Nothing is recorded as having happened after `now`: a session later today is still planned, an infusion this
+    afternoon is not there yet, a REMS form due tomorrow is not submitted. A coordinator reading the demo at 07:00
+    must not see a 14:00 session as attended.
+    """
     rng = random.Random(seed)
-    anchor = anchor or datetime.now(UTC).date()
+    now = now or now_utc()
     practitioners = [
         PractitionerCreate.model_validate(
             {
@@ -121,12 +132,12 @@ def generate_demo_tenant(*, seed: int = 7, patients: int = 36, anchor: date | No
             ]
         )
     ]
-    return DemoTenant(practitioners, [_patient(rng, seed, n, anchor) for n in range(patients)])
+    return DemoTenant(practitioners, [_patient(rng, seed, n, now) for n in range(patients)])
 
 
-def _patient(rng: random.Random, seed: int, n: int, anchor: date) -> DemoPatient:
+def _patient(rng: random.Random, seed: int, n: int, now: datetime) -> DemoPatient:
     days_in = PLAN_POINTS[n % len(PLAN_POINTS)] + rng.randint(0, 3)
-    start = anchor - timedelta(days=days_in)
+    start = now.date() - timedelta(days=days_in)
     esketamine = n % 3 == 2
     patient = PatientCreate.model_validate(
         {
@@ -151,26 +162,30 @@ def _patient(rng: random.Random, seed: int, n: int, anchor: date) -> DemoPatient
         }
     )
     demo = DemoPatient(patient, enrollment)
-    demo.records.extend(_course(rng, seed, n, start, anchor, esketamine))
+    demo.records.extend(_course(rng, seed, n, start, now, esketamine))
     return demo
 
 
-def _course(rng: random.Random, seed: int, n: int, start: date, anchor: date, esketamine: bool) -> Iterator[BaseModel]:
+def _course(rng: random.Random, seed: int, n: int, start: date, now: datetime, esketamine: bool) -> Iterator[BaseModel]:
     baseline = rng.randint(15, 24)
     responder = rng.random() < 0.6
     yield _phq9(rng, seed, n, 0, _at(start - timedelta(days=2), 9), baseline, item9=1 if n % 11 == 5 else 0)
     infusion_days = [start + timedelta(days=d) for d in (0, 3, 7, 10, 14, 17)]
-    for k, day in enumerate(d for d in infusion_days if d <= anchor):
+    # The day's infusion is recorded once its observation period has ended; the PHQ-9 before it (08:30) with it.
+    for k, day in enumerate(d for d in infusion_days if _at(d, 9) + OBSERVATION <= now):
         if n % 13 == 7 and k == 3:
             continue  # a missed infusion: the plan status should notice
-        yield _administration(rng, seed, n, k, day, esketamine)
+        yield _administration(rng, seed, n, k, day, esketamine, now)
         score = max(0, baseline - (k + 1) * (3 if responder else 1) + rng.randint(-1, 1))
         yield _phq9(rng, seed, n, k + 1, _at(day, 8, 30), score, item9=1 if n % 19 == 4 and k == 2 else 0)
     for s in range(12):
         day = start + timedelta(days=2 + 7 * s)
-        if day > anchor:
+        if day > now.date():
             break
-        status = "no-show" if (n % 7 == 3 and s in (2, 3)) else "attended"
+        if _at(day, CBT_HOUR) + CBT_LENGTH > now:
+            status = "planned"  # later today (or under way): nothing has happened yet
+        else:
+            status = "no-show" if (n % 7 == 3 and s in (2, 3)) else "attended"
         yield _cbt(seed, n, s, day, status, rng)
 
 
@@ -202,7 +217,9 @@ def _answer(item: Item, score: int) -> dict[str, str | None]:
     return {"system": option.system, "code": option.code}
 
 
-def _administration(rng: random.Random, seed: int, n: int, k: int, day: date, esketamine: bool) -> BaseModel:
+def _administration(
+    rng: random.Random, seed: int, n: int, k: int, day: date, esketamine: bool, now: datetime
+) -> BaseModel:
     start = _at(day, 9)
     systolic = rng.randint(112, 150) if not (n % 23 == 9 and k == 1) else 186
     common = {
@@ -238,7 +255,7 @@ def _administration(rng: random.Random, seed: int, n: int, k: int, day: date, es
                 "route": "intranasal",
                 "dose_mg": 56 if k == 0 else 84,
                 "ended_at": (start + timedelta(minutes=10)).isoformat(),
-                "rems_form_submitted_at": (start + timedelta(days=2)).isoformat(),
+                "rems_form_submitted_at": _if_past(start + timedelta(days=2), now),
             }
         )
     weight = round(rng.uniform(55, 105), 1)
@@ -254,8 +271,12 @@ def _administration(rng: random.Random, seed: int, n: int, k: int, day: date, es
     )
 
 
+def _if_past(when: datetime, now: datetime) -> str | None:
+    return when.isoformat() if when <= now else None
+
+
 def _cbt(seed: int, n: int, s: int, day: date, status: str, rng: random.Random) -> BaseModel:
-    planned = _at(day, 14)
+    planned = _at(day, CBT_HOUR)
     attended = status == "attended"
     return CbtSessionCreate.model_validate(
         {
@@ -264,7 +285,7 @@ def _cbt(seed: int, n: int, s: int, day: date, status: str, rng: random.Random) 
             "session_number": s + 1,
             "planned_start": planned.isoformat(),
             "actual_start": planned.isoformat() if attended else None,
-            "actual_end": (planned + timedelta(minutes=50)).isoformat() if attended else None,
+            "actual_end": (planned + CBT_LENGTH).isoformat() if attended else None,
             "status": status,
             "setting": rng.choice(["in-person", "video"]),
             "modules_covered": ["psychoeducation"] if s == 0 else (["behavioural activation"] if attended else []),
