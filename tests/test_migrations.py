@@ -121,11 +121,43 @@ def test_statuses_an_enrollment_state_may_hide_are_recomputed(empty_database: st
         with engine.begin() as connection:
             for status in ("on_hold", "completed", "discontinued", "on_track", "at_risk"):
                 connection.execute(insert, {"id": status, "status": status, "no": False})
-        migrations.upgrade(empty_database)
+        migrations.upgrade(empty_database, "5e0a7d1c9b42")
         with engine.connect() as connection:
             due = connection.execute(
                 text("SELECT enrollment_id FROM plan_statuses WHERE next_recompute_at IS NOT NULL")
             ).scalars()
             assert set(due) == {"on_hold", "completed", "discontinued"}
+    finally:
+        engine.dispose()
+
+
+def test_statuses_are_recomputed_for_the_new_reason_wording(empty_database: str) -> None:
+    """Issue #21 item 6: every stored status is due, so closed reasons are stored again reading as closed; a
+    downgrade strips `next_step`, which the old models would refuse."""
+    from sqlalchemy import text
+
+    migrations.upgrade(empty_database, "5e0a7d1c9b42")
+    engine = make_engine(empty_database, pool_size=1)
+    detail = {"reasons": [{"code": "phq9_item9_positive", "message": "m"}], "status": "at_risk"}
+    insert = text(
+        "INSERT INTO plan_statuses (tenant_id, enrollment_id, patient_id, protocol_id, protocol_version, start_date, "
+        "status, phase, urgency, open_flags, open_urgent, open_warnings, primary_instrument, score_trend, overdue, "
+        "computed_at, detail) VALUES ('t', :id, 'p', 'iv', '1', '2026-01-01', 'at_risk', 'induction', 3, ',', 1, 0, "
+        "'phq-9', '[]', :no, '2026-01-02', :detail)"
+    )
+    try:
+        with engine.begin() as connection:
+            for n in range(3):
+                connection.execute(insert, {"id": f"e{n}", "no": False, "detail": json.dumps(detail)})
+        migrations.upgrade(empty_database)
+        with engine.begin() as connection:
+            due = connection.execute(text("SELECT count(*) FROM plan_statuses WHERE next_recompute_at IS NOT NULL"))
+            assert due.scalar_one() == 3
+            with_step = {"reasons": [{"code": "phq9_item9_positive", "message": "m", "next_step": "call"}]}
+            connection.execute(text("UPDATE plan_statuses SET detail = :d"), {"d": json.dumps(with_step)})
+        migrations.downgrade(empty_database, "5e0a7d1c9b42")
+        with engine.connect() as connection:
+            stored = [_json(d) for d in connection.execute(text("SELECT detail FROM plan_statuses")).scalars()]
+        assert stored == [{"reasons": [{"code": "phq9_item9_positive", "message": "m"}]}] * 3
     finally:
         engine.dispose()

@@ -78,10 +78,11 @@ def no_show_streak(timeline: Timeline) -> list[Finding]:
         Finding(
             "cbt_no_show_streak",
             "warning",
-            f"{streak} CBT sessions in a row were missed: {dates} — call the patient to re-engage.",
+            f"{streak} CBT sessions in a row were missed: {dates}",
             last.id,
             cbt_date(last),
             tuple(s.id for s in recent),
+            next_step="call the patient to re-engage",
         )
     ]
 

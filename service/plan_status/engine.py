@@ -71,7 +71,7 @@ def compute_plan_status(
         findings += baseline_pending(measurement, timeline)
         findings += induction_window(timeline) + no_show_streak(timeline) + predose_gaps(timeline)
     findings += _version_note(timeline)
-    reasons = to_reasons(findings, timeline.acknowledgements)
+    reasons = to_reasons(findings, timeline.acknowledgements, timeline.tz)
 
     rems_next = min(rems, key=lambda d: (d.due_at, d.after_record_id), default=None)
     next_due = NextDue(

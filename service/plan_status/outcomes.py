@@ -166,10 +166,11 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
                     "baseline_missing",
                     "warning",
                     f"No {name} was recorded in the {days(max_age)} before the first {noun} on "
-                    f"{day(first.started_at, tz)}, so response cannot be judged — note this in the plan.",
+                    f"{day(first.started_at, tz)}, so response cannot be judged",
                     first.id,
                     first.started_at,
                     (timeline.enrollment.id,),
+                    next_step="note this in the plan",
                 )
             )
     baseline = traj.outcome.baseline
@@ -208,11 +209,11 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
                     "urgent",
                     f"{name} has been back above half of its baseline{_baseline_words(traj)} since "
                     f"{day(start.at, tz)} ({number(start.total)}, then {number(confirm.total)} on "
-                    f"{day(confirm.at, tz)}) after an earlier response — possible relapse; review the plan with the "
-                    "prescriber.",
+                    f"{day(confirm.at, tz)}) after an earlier response: possible relapse",
                     confirm.record_id,
                     confirm.at,
                     (start.record_id,),
+                    next_step="review the plan with the prescriber",
                 )
             )
     return out

@@ -40,10 +40,10 @@ def measurement_findings(m: MeasurementFacts, timeline: Timeline) -> list[Findin
             Finding(
                 "phq9_item9_positive",
                 "urgent",
-                f"PHQ-9 item 9 (thoughts of self-harm) answered {_item9_answer(item9[0])} on {when} — "
-                f"{_first_step(m, timeline)} and {_RISK_PATHWAY}.",
+                f"PHQ-9 item 9 (thoughts of self-harm) answered {_item9_answer(item9[0])} on {when}",
                 m.id,
                 m.authored_at,
+                next_step=f"{_first_step(m, timeline)} and {_RISK_PATHWAY}",
             )
         )
     elif m.instrument == "c-ssrs-screener" and m.safety_findings:
@@ -52,10 +52,10 @@ def measurement_findings(m: MeasurementFacts, timeline: Timeline) -> list[Findin
             Finding(
                 "cssrs_high_risk",
                 "urgent",
-                f"C-SSRS screener on {when} shows high suicide risk ({what}) — {_first_step(m, timeline)} and "
-                f"{_RISK_PATHWAY}.",
+                f"C-SSRS screener on {when} shows high suicide risk ({what})",
                 m.id,
                 m.authored_at,
+                next_step=f"{_first_step(m, timeline)} and {_RISK_PATHWAY}",
             )
         )
     elif m.safety_findings:
@@ -104,11 +104,11 @@ def session_findings(s: KetamineSessionFacts, timeline: Timeline, *, latest: boo
                 "bp_urgent",
                 "urgent",
                 f"Blood pressure {_bp(_worst(urgent))} {where} (urgent level "
-                f"{limits.bp_urgent_systolic}/{limits.bp_urgent_diastolic}) — a physician reviews the patient "
-                "before the next dose; recheck before discharge until below "
-                f"{limits.bp_predose_systolic}/{limits.bp_predose_diastolic}.",
+                f"{limits.bp_urgent_systolic}/{limits.bp_urgent_diastolic})",
                 s.id,
                 s.started_at,
+                next_step="a physician reviews the patient before the next dose; recheck before discharge until "
+                f"below {limits.bp_predose_systolic}/{limits.bp_predose_diastolic}",
             )
         )
     elif predose and latest:
@@ -128,9 +128,10 @@ def session_findings(s: KetamineSessionFacts, timeline: Timeline, *, latest: boo
             Finding(
                 "oversedation",
                 "urgent",
-                f"Deep sedation (MOAA/S {s.sedation_score}) {where} — make sure the prescriber has reviewed the dose.",
+                f"Deep sedation (MOAA/S {s.sedation_score}) {where}",
                 s.id,
                 s.started_at,
+                next_step="make sure the prescriber has reviewed the dose",
             )
         )
     serious = sorted({e.description for e in s.adverse_events if e.serious})
@@ -139,9 +140,10 @@ def session_findings(s: KetamineSessionFacts, timeline: Timeline, *, latest: boo
             Finding(
                 "serious_adverse_event",
                 "urgent",
-                f"Serious adverse event {where}: {'; '.join(serious)} — confirm it has been reviewed and reported.",
+                f"Serious adverse event {where}: {'; '.join(serious)}",
                 s.id,
                 s.started_at,
+                next_step="confirm it has been reviewed and reported",
             )
         )
     cadss = limits.dissociation_above
@@ -169,10 +171,10 @@ def _observation(s: KetamineSessionFacts, timeline: Timeline, where: str, *, lat
                 "esketamine_observation_short",
                 "urgent",
                 f"The patient was observed for only {number(s.observation_minutes)} minutes {where} "
-                f"(at least {minimum} required) — "
-                "check on the patient and review with the clinic.",
+                f"(at least {minimum} required)",
                 s.id,
                 s.started_at,
+                next_step="check on the patient and review with the clinic",
             )
         ]
     grace = timedelta(minutes=minimum, hours=limits.observation_record_grace_hours)

@@ -22,7 +22,10 @@ class _Out(BaseModel):
 class Reason(_Out):
     code: str
     severity: Severity
+    # What happened and, while open, what to do next; once acknowledged, who closed it and when.
     message: str
+    # The next action alone, while the reason is open (None once closed, or for a reason with no single action).
+    next_step: str | None = None
     # The record an acknowledgement must name to close this occurrence; always one of record_ids.
     occurrence_id: str
     record_ids: tuple[str, ...]

@@ -56,6 +56,20 @@ def test_acknowledgement_is_attached_to_the_reason() -> None:
     assert reason.acknowledgement is not None and reason.acknowledgement.by == "prac-7"
 
 
+def test_a_closed_reason_reads_as_closed_with_who_and_when() -> None:
+    crisis = COURSE.replacing(phq("m3", 3, 17, item9=True))
+    [opened] = [r for r in status(crisis, 3.5).reasons if r.code == "phq9_item9_positive"]
+    assert opened.next_step is not None and opened.next_step.startswith("assess the patient before dosing")
+    assert opened.message.endswith(f" — {opened.next_step}.")
+    [closed] = [r for r in status(crisis.plus(ack("phq9_item9_positive", "m3", 4)), 5).reasons if not r.open]
+    # What happened stays; the action ("assess … before dosing") is gone: nobody is told to act on a closed flag.
+    assert closed.message == (
+        "PHQ-9 item 9 (thoughts of self-harm) answered 'several days' on 8 Oct 2026. "
+        "Closed: acknowledged by prac-7 on 9 Oct 2026."
+    )
+    assert closed.next_step is None
+
+
 def test_acknowledgement_of_another_record_does_not_close() -> None:
     records = COURSE.replacing(phq("m3", 3, 17, item9=True)).plus(ack("phq9_item9_positive", "m7", 4))
     assert status(records, 5).status == "at_risk"
@@ -175,6 +189,7 @@ def test_json_shape() -> None:
         "code",
         "severity",
         "message",
+        "next_step",
         "occurrence_id",
         "record_ids",
         "since",

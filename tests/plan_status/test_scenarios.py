@@ -34,6 +34,13 @@ def test_scenario(scenario: Scenario, expected: Check) -> None:
     assert open_codes == expected.open, messages
     assert closed_codes == expected.closed, messages
     assert expected.notes <= notes, messages
+    # An open urgent reason ends with what to do next; a closed one says who closed it and when, and asks nothing.
+    for reason in result.reasons:
+        if reason.open and reason.severity == "urgent":
+            assert reason.next_step and reason.message.endswith(f" — {reason.next_step}."), reason.message
+        if not reason.open:
+            assert reason.next_step is None and ". Closed: acknowledged by " in reason.message, reason.message
+            assert " — " not in reason.message or reason.severity != "urgent", reason.message
     primary = result.outcomes[0]
     for name, value in expected.outcome.items():
         assert getattr(primary, name) == value, name

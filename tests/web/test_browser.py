@@ -113,7 +113,7 @@ def test_coordinator_flow_in_a_real_browser(
         page.wait_for_url("**acknowledged=phq9_item9_positive**")
         notice = page.get_by_role("status").first.inner_text()
         assert notice.startswith("Acknowledged: PHQ-9 item 9 (self-harm) positive.")
-        assert "Acknowledged by dr-demo" in page.locator(".reasons").inner_text()
+        assert "Closed: acknowledged by dr-demo on " in page.locator(".reasons").inner_text()
         context.close()
 
 

@@ -75,7 +75,8 @@ def test_clinician_acknowledges_the_flag_and_sees_the_status_change(
     assert done.headers["location"].startswith(f"/patients/{patient_id}?acknowledged=phq9_item9_positive&was=at_risk")
     page = b.get(done.headers["location"])
     assert "Acknowledged: PHQ-9 item 9 (self-harm) positive. Plan status: At risk →" in page.text
-    assert "Acknowledged by dr-lee" in page.text
+    assert "Closed: acknowledged by dr-lee on " in page.text
+    assert "contact the patient today" not in page.text  # the closed flag no longer asks for the call
     assert stored_status(web_engine, tenant, patient_id).status != "at_risk"
     assert [a.acknowledged_by for a in _acks(web_engine, tenant)] == ["dr-lee"]
 
