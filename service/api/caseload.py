@@ -12,6 +12,7 @@ from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.api.records import API_PREFIX
 from service.audit_trail import RequestContext
 from service.caseload import patient_status
+from service.caseload.patient_search import MAX_SEARCH_LENGTH
 from service.caseload.protocols import add_protocol, available_protocols
 from service.caseload.query import CaseloadFilters, CaseloadPage, SortKey, read_caseload
 from service.errors import invalid
@@ -87,6 +88,13 @@ def caseload(
     flag: Annotated[str | None, Query(max_length=64, description="An open flag's reason code")] = None,
     coordinator_id: Annotated[str | None, Query(max_length=64)] = None,
     protocol_id: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH_LENGTH,
+            description="A name (every word, accents and case ignored), an MRN (exact) or a date of birth (YYYY-MM-DD)",
+        ),
+    ] = None,
     sort: SortKey = "urgency",
     descending: bool = False,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -101,6 +109,7 @@ def caseload(
         flag=flag,
         coordinator_id=coordinator_id,
         protocol_id=protocol_id,
+        search=q,
         sort=sort,
         descending=descending,
     )

@@ -13,9 +13,11 @@ from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import visible
+from service.caseload.patient_search import check_search, patients_matching
 from service.caseload.tables import PlanStatusRow
 from service.clock import today_utc
-from service.records.patient import Patient
+from service.errors import invalid
+from service.records.patient import Patient, PatientIdentifier
 from service.records.practitioner import Practitioner
 
 SortKey = Literal[
@@ -43,6 +45,7 @@ class CaseloadFilters:
     flag: str | None = None
     coordinator_id: str | None = None
     protocol_id: str | None = None
+    search: str | None = None  # a name, MRN or date of birth (patient_search); checked by the caller
     sort: SortKey = "urgency"
     descending: bool = False
 
@@ -52,6 +55,8 @@ class CaseloadRow(BaseModel):
     enrollment_id: str
     family_name: str
     given_name: str | None
+    birth_date: date
+    mrn: str | None = Field(description="The patient's first identifier (MRN), to tell patients of one name apart")
     status: str
     enrollment_status: str | None = Field(
         description="The enrollment's own state (active, on-hold, completed, discontinued); an open urgent finding "
@@ -92,6 +97,8 @@ def _nulls_last(column: Any, descending: bool) -> list[Any]:
 
 def read_caseload(session: Session, ctx: RequestContext, filters: CaseloadFilters) -> CaseloadPage:
     ctx.intent = AuditIntent("list", "caseload")
+    if filters.search is not None and (problem := check_search(filters.search)) is not None:
+        raise invalid("q", problem)
     conditions = _conditions(ctx.tenant_id, filters)
     if (not_hidden := visible(session, ctx, PlanStatusRow.patient_id)) is not None:
         conditions.append(not_hidden)
@@ -117,10 +124,21 @@ def read_caseload(session: Session, ctx: RequestContext, filters: CaseloadFilter
     total = session.exec(select(func.count()).select_from(PlanStatusRow).where(*conditions)).one()
     ordered = base.order_by(*_order(filters, coordinator), col(PlanStatusRow.enrollment_id))
     found = session.exec(ordered.offset((filters.page - 1) * filters.page_size).limit(filters.page_size)).all()
-    rows = [_row(status, patient, coord) for status, patient, coord in found]
+    mrns = _first_mrns(session, ctx.tenant_id, [patient.id for _, patient, _ in found])
+    rows = [_row(status, patient, coord, mrns.get(patient.id)) for status, patient, coord in found]
     record_success(session, ctx, status_code=200, patient_ids=[r.patient_id for r in rows])
     session.commit()
     return CaseloadPage(rows=rows, total=total, page=filters.page, page_size=filters.page_size, counts_by_status=counts)
+
+
+def _first_mrns(session: Session, tenant_id: str, patient_ids: list[str]) -> dict[str, str]:
+    """Each patient's first identifier, for one page's patients (a second small query, not one per sorted row)."""
+    query = (
+        select(PatientIdentifier.patient_id, PatientIdentifier.value)
+        .where(col(PatientIdentifier.tenant_id) == tenant_id, col(PatientIdentifier.patient_id).in_(patient_ids))
+        .order_by(col(PatientIdentifier.id).desc())
+    )
+    return dict(session.exec(query).all())  # later rows overwrite: ordered newest first, the first one stays
 
 
 def _conditions(tenant_id: str, filters: CaseloadFilters) -> list[Any]:
@@ -134,6 +152,8 @@ def _conditions(tenant_id: str, filters: CaseloadFilters) -> list[Any]:
         conditions.append(col(PlanStatusRow.coordinator_id) == filters.coordinator_id)
     if filters.protocol_id is not None:
         conditions.append(col(PlanStatusRow.protocol_id) == filters.protocol_id)
+    if filters.search is not None:
+        conditions.append(patients_matching(tenant_id, filters.search, col(PlanStatusRow.patient_id)))
     return conditions
 
 
@@ -161,12 +181,14 @@ def _order(filters: CaseloadFilters, coordinator: Any) -> list[Any]:
     return _nulls_last(columns[filters.sort], descending)
 
 
-def _row(status: PlanStatusRow, patient: Patient, coordinator: Practitioner | None) -> CaseloadRow:
+def _row(status: PlanStatusRow, patient: Patient, coordinator: Practitioner | None, mrn: str | None) -> CaseloadRow:
     return CaseloadRow(
         patient_id=status.patient_id,
         enrollment_id=status.enrollment_id,
         family_name=patient.family_name,
         given_name=patient.given_name,
+        birth_date=patient.birth_date,
+        mrn=mrn,
         status=status.status,
         enrollment_status=status.detail.get("enrollment_status"),
         phase=status.phase,

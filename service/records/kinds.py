@@ -95,6 +95,8 @@ PATIENTS = RecordKind(
     save_children=patient.save_identifiers,
     load_children=patient.load_identifiers,
     child_fields=frozenset({"identifiers"}),
+    to_columns=patient.with_name_key,
+    from_columns=patient.without_name_key,
 )
 
 PRACTITIONERS = RecordKind(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
@@ -31,6 +32,24 @@ class Patient(TenantRecord, table=True):
     birth_date: date
     sex: str = SqlField(max_length=16)
     restricted: bool = SqlField(default=False)
+    # "family given" folded for search (`name_key`): a coordinator types "petrov" and finds "Pétrov".
+    name_key: str = SqlField(default="", max_length=520)
+
+
+def name_key(*names: str | None) -> str:
+    """Names as searched: accents dropped (NFKD, combining marks removed), case folded, spaces collapsed."""
+    text = unicodedata.normalize("NFKD", " ".join(n for n in names if n))
+    folded = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    return " ".join(folded.split())
+
+
+def with_name_key(values: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a patient, with the search key of its names."""
+    return {**values, "name_key": name_key(values.get("family_name"), values.get("given_name"))}
+
+
+def without_name_key(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "name_key"}
 
 
 class PatientIdentifier(SQLModel, table=True):

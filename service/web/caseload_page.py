@@ -52,6 +52,7 @@ class CaseloadQuery:
     phase: str | None
     flag: str | None
     coordinator: str | None
+    search: str | None
     sort: SortKey
     descending: bool
     page: int
@@ -62,6 +63,7 @@ class CaseloadQuery:
             "phase": self.phase,
             "flag": self.flag,
             "coordinator": self.coordinator,
+            "q": self.search,
             "sort": self.sort if self.sort != "urgency" else None,
             "dir": "desc" if self.descending else None,
             "page": self.page if self.page != 1 else None,
@@ -93,6 +95,7 @@ def parse_query(
     phase: str | None,
     flag: str | None,
     coordinator: str | None,
+    search: str | None,
     sort: str | None,
     direction: str | None,
     page: str | None,
@@ -103,6 +106,7 @@ def parse_query(
         phase=_choice("phase", phase, tuple(labels.PHASE_LABELS)),
         flag=_choice("flag", flag, None),
         coordinator=_choice("coordinator", coordinator, None),
+        search=search.strip() or None if search else None,
         sort=cast(SortKey, _choice("sort", sort, SORT_KEYS) or "urgency"),
         descending=direction == "desc",
         page=max(1, min(page_number, 100_000)),
@@ -118,6 +122,7 @@ def caseload_page(
     phase: str | None = None,
     flag: str | None = None,
     coordinator: str | None = None,
+    q: str | None = None,
     sort: str | None = None,
     dir: str | None = None,
     page: str | None = None,
@@ -125,7 +130,7 @@ def caseload_page(
     if web_session.role == "admin":
         return RedirectResponse("/sync", status_code=303)
     ctx = context_for_page(request, web_session, session, "list", "caseload", CARE_PAGES)
-    query = parse_query(status, phase, flag, coordinator, sort, dir, page)
+    query = parse_query(status, phase, flag, coordinator, q, sort, dir, page)
     settings = settings_of(request)
     result = read_caseload(
         session,
@@ -137,6 +142,7 @@ def caseload_page(
             phase=query.phase,
             flag=query.flag,
             coordinator_id=query.coordinator,
+            search=query.search,
             sort=query.sort,
             descending=query.descending,
         ),
@@ -168,6 +174,8 @@ def _row_view(row: CaseloadRow) -> dict[str, Any]:
     return {
         "row": row,
         "name": f"{row.family_name}, {row.given_name}" if row.given_name else row.family_name,
+        # Two "Petrov, Dana" rows are told apart by MRN and date of birth.
+        "identity": " · ".join([*([f"MRN {row.mrn}"] if row.mrn else []), f"born {row.birth_date:%-d %b %Y}"]),
         "look": labels.status_look(row.status),
         "enrollment_note": labels.enrollment_note(row.status, row.enrollment_status),
         "instrument": title,
