@@ -16,6 +16,7 @@ from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
 from service.db import migrations
 from service.db.engine import make_engine
+from service.errors import TandemError
 from service.settings import PROJECT_ROOT, get_settings
 from service.sync.cli import app as sync_app
 from service.sync.keys_cli import app as keys_app
@@ -52,13 +53,38 @@ def db_downgrade(revision: str) -> None:
 
 
 @tenant_app.command("add")
-def tenant_add(tenant_id: str, name: Annotated[str, typer.Option(help="Display name")]) -> None:
+def tenant_add(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="Display name")],
+    time_zone: Annotated[str, typer.Option(help="The hospital's IANA zone, e.g. Europe/Oslo")] = "UTC",
+) -> None:
     """Register a tenant; tokens name it in their `tenant` claim."""
     from service.tenants import register_tenant
 
     with Session(make_engine(get_settings().database_url)) as session:
-        register_tenant(session, tenant_id=tenant_id, name=name)
-    console.print(f"tenant {tenant_id} registered")
+        try:
+            register_tenant(session, tenant_id=tenant_id, name=name, time_zone=time_zone)
+        except TandemError as refused:
+            console.print(f"[red]{refused}[/red]")
+            raise typer.Exit(2) from None
+    console.print(f"tenant {tenant_id} registered ({time_zone})")
+
+
+@tenant_app.command("set-zone")
+def tenant_set_zone(tenant_id: str, time_zone: str) -> None:
+    """Move a tenant to another IANA zone; its plan statuses are recomputed by the next sweep."""
+    from service.tenants import set_tenant_zone
+
+    with Session(make_engine(get_settings().database_url)) as session:
+        try:
+            set_tenant_zone(session, tenant_id, time_zone)
+        except TandemError as refused:
+            console.print(f"[red]{refused}[/red]")
+            raise typer.Exit(2) from None
+    console.print(
+        f"tenant {tenant_id} now shows times in {time_zone}; run `tandem status sweep` (or wait for the in-process "
+        "sweep) to word its plan statuses in the new zone"
+    )
 
 
 @demo_app.command("load")

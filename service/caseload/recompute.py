@@ -29,6 +29,7 @@ from service.records.cbt import CbtSession
 from service.records.enrollment import Enrollment
 from service.records.ketamine import KetamineAdministration
 from service.records.questionnaire import QuestionnaireResponse
+from service.tenants import tenant_zone
 
 
 class ProtocolMissing(LookupError):
@@ -43,11 +44,13 @@ def plan_statuses(session: Session, tenant_id: str, patient_id: str, as_of: date
 
 
 class _Protocols:
-    """find_protocol, asked once per protocol and version within one recompute (it reads the tenant's table)."""
+    """find_protocol, asked once per protocol and version within one recompute (it reads the tenant's table);
+    and the tenant's zone, in which the plan status counts days."""
 
     def __init__(self, session: Session, tenant_id: str) -> None:
         self.session, self.tenant_id = session, tenant_id
         self.found: dict[tuple[str, str | None], Protocol | None] = {}
+        self.zone = tenant_zone(session, tenant_id)
 
     def get(self, protocol_id: str, version: str | None) -> Protocol | None:
         key = (protocol_id, version)
@@ -72,6 +75,7 @@ def _status(protocols: _Protocols, facts: PatientFacts, enrollment: Enrollment, 
             if a.enrollment_id == enrollment.id and a.acknowledged_at <= as_of
         ],
         as_of,
+        tz=protocols.zone,
     )
 
 

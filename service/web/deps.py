@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -85,8 +86,10 @@ def context_for_page(
     patient_id: str | None = None,
 ) -> RequestContext:
     principal = web_session.principal()
-    if session.get(Tenant, principal.tenant_id) is None:
+    tenant = session.get(Tenant, principal.tenant_id)
+    if tenant is None:
         raise NotPermitted(f"tenant {principal.tenant_id!r} is not registered on this service; sign in again")
+    request.state.tenant_zone = ZoneInfo(tenant.time_zone)  # every time on the page is shown in it
     session.rollback()  # end the read transaction before the service's own unit of work (SQLite write lock)
     request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
     ctx = RequestContext(principal=principal, request_id=request_id, settings=settings_of(request))

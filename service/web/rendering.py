@@ -7,16 +7,18 @@ and a domain error becomes an error page (a failed attempt on patient data is au
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -60,10 +62,18 @@ class CsrfRefused(TandemError):
         )
 
 
-def _when(value: datetime | None, with_time: bool = True) -> str:
+@pass_context
+def _when(context: Context, value: datetime | None, with_time: bool = True) -> str:
+    """An instant in the hospital's zone, with the zone's abbreviation (a 14:00 UTC session in Oslo reads 15:00 CET)."""
     if value is None:
         return "—"
-    return value.strftime("%d %b %Y %H:%M UTC" if with_time else "%d %b %Y")
+    local = value.astimezone(context.get("zone") or UTC)
+    return local.strftime("%d %b %Y %H:%M %Z" if with_time else "%d %b %Y")
+
+
+@pass_context
+def _clock(context: Context, value: datetime) -> str:
+    return value.astimezone(context.get("zone") or UTC).strftime("%H:%M")
 
 
 environment = Environment(
@@ -74,7 +84,8 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters["when"] = _when
-environment.filters["date"] = lambda value: _when(value, with_time=False)
+environment.filters["date"] = pass_context(lambda context, value: _when(context, value, with_time=False))
+environment.filters["clock"] = _clock
 environment.globals["status_look"] = labels.status_look
 environment.globals["flag_label"] = labels.flag_label
 environment.globals["phase_label"] = labels.phase_label
@@ -97,6 +108,7 @@ def render(
         session=session if session is not None and session.signed_in else None,
         csrf=csrf_token(session, settings) if session is not None else "",
         request_path=request.url.path,
+        zone=getattr(request.state, "tenant_zone", None) or ZoneInfo("UTC"),
     )
     return HTMLResponse(body, status_code=status_code)
 

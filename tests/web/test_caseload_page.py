@@ -139,7 +139,7 @@ def test_ten_thousand_patients_stay_fast(
         session.commit()
     with web_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         # Statistics, as autovacuum (PostgreSQL) gathers them within a minute of a bulk load: without them the
-        # planner guesses one row per table and may pick a nested loop over 10,000 × 3,333 rows.
+        # planner guesses one row per table and may pick a nested loop over 10,000 by 3,333 rows.
         connection.execute(text("ANALYZE"))
     b = browser()
     b.sign_in(tenant, "coordinator")

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from service.caseload.tables import FlagAcknowledgement
 from service.records.audit import AuditEvent
+from service.tenants import set_tenant_zone
 from tests.builders import ApiDriver, administration_body, cbt_body
 from tests.web.conftest import Browser, at, at_risk_patient, stored_status
 
@@ -213,3 +214,23 @@ def test_stylesheet_is_served_from_the_package(browser: Callable[..., Browser]) 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_times_are_shown_in_the_hospital_zone(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    with Session(web_engine) as session:
+        set_tenant_zone(session, tenant, "Pacific/Auckland")
+    api = api_as(tenant)
+    patient_id = at_risk_patient(api)
+    given = api.create(
+        "ketamine-administrations",
+        administration_body(patient_id, started_at="2026-11-30T20:30:00+00:00", ended_at="2026-11-30T21:10:00+00:00"),
+    )
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    text = b.get(f"/patients/{patient_id}").text
+    assert given["id"] in text
+    assert "01 Dec 2026 09:30 NZDT" in text  # 20:30 UTC the day before
+    assert "30 Nov 2026 20:30 UTC" not in text
+    assert "Times are shown in the hospital's time zone (Pacific/Auckland)" in text
