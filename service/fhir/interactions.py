@@ -25,6 +25,7 @@ from service.errors import (
     VersionMismatch,
     invalid,
 )
+from service.fhir.disclosure import WITHHELD, disclose
 from service.fhir.projection import retract
 from service.fhir.search import SearchQuery, current_patients, parse_search, run_search
 from service.fhir.tables import FhirResourceVersion
@@ -43,6 +44,8 @@ class Outcome:
     last_updated: datetime | None = None
     location: str | None = None  # relative: Type/id/_history/vid
     headers: dict[str, str] = field(default_factory=dict)
+    matched: bool = False  # a conditional create found this existing resource
+    notice: str | None = None  # why the resource is withheld (the caller may write but not read it)
 
 
 def fhir_type(name: str) -> FhirType:
@@ -84,7 +87,7 @@ def read(session: Session, ctx: RequestContext, resource_type: str, resource_id:
     ensure_visible(session, ctx, row.patient_id)
     if row.deleted:
         raise RecordGone(f"{resource_type}/{resource_id} was deleted")
-    record_success(session, ctx, status_code=200)
+    disclose(session, ctx, resource_type, [row], how="read")
     finish_unit_of_work(session)
     return _outcome(row)
 
@@ -111,7 +114,7 @@ def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id
     ensure_visible(session, ctx, row.patient_id)
     if row.deleted:
         raise RecordGone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
-    record_success(session, ctx, status_code=200)
+    disclose(session, ctx, resource_type, [row], how="read")
     finish_unit_of_work(session)
     return _outcome(row)
 
@@ -137,7 +140,7 @@ def history(session: Session, ctx: RequestContext, resource_type: str, resource_
         raise RecordNotFound(resource_type, resource_id)
     ctx.intent.patient_id = rows[0].patient_id
     ensure_visible(session, ctx, rows[0].patient_id)
-    record_success(session, ctx, status_code=200)
+    disclose(session, ctx, resource_type, rows, how="read")
     finish_unit_of_work(session)
     return rows
 
@@ -175,8 +178,11 @@ def search(
         if query.include_patient
         else []
     )
-    # One audit row per patient whose data the search returned (IHE BALP: one event per patient).
-    record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in matches if m.patient_id])
+    # One audit row per patient whose data the search returned (IHE BALP: one event per patient); the included
+    # Patients are those same patients, and are left out for a caller that may not search Patient.
+    disclose(session, ctx, resource_type, matches, how="search")
+    if included and not disclose(session, ctx, "Patient", included, how="include"):
+        included = []
     finish_unit_of_work(session)
     return SearchResult(query, found.total, matches, included, more=found.more)
 
@@ -210,7 +216,15 @@ def create(
     public, created = store.create_record(session, ctx, target.kind, payload)
     row = _current(session, ctx.tenant_id, resource_type, public.id)
     assert row is not None, "a stored record is projected in the same transaction"
-    return _outcome(row, status=201 if created else 200)
+    return _written(session, ctx, row, status=201 if created else 200)
+
+
+def _written(session: Session, ctx: RequestContext, row: FhirResourceVersion, *, status: int) -> Outcome:
+    """What a write stored, answered back only to a caller that may also read it (a derived score, say)."""
+    outcome = _outcome(row, status=status)
+    if not disclose(session, ctx, row.resource_type, [row], how="written"):
+        outcome.resource, outcome.notice = None, WITHHELD
+    return outcome
 
 
 def _writable(resource_type: str, resource: dict[str, Any]) -> FhirType:
@@ -233,9 +247,19 @@ def _existing(session: Session, ctx: RequestContext, target: FhirType, criteria:
     page = run_search(session, ctx.tenant_id, found)
     if len(page.matches) > 1 or page.more:
         raise PreconditionFailed("If-None-Exist matched several resources; make the criteria more selective")
-    if page.matches:
-        ensure_visible(session, ctx, page.matches[0].patient_id)  # never hand back a restricted patient's resource
-    return _outcome(page.matches[0], status=200) if page.matches else None
+    if not page.matches:
+        return None
+    match = page.matches[0]
+    ensure_visible(session, ctx, match.patient_id)  # never hand back a restricted patient's resource
+    outcome = _outcome(match, status=200)
+    outcome.matched = True
+    if not disclose(session, ctx, target.name, [match], how="match"):
+        # Allowed to create, not to read: the caller learns that it exists (FHIR's answer), not what it says.
+        outcome.resource, outcome.notice = None, WITHHELD
+        ctx.intent = AuditIntent("create", f"fhir/{target.name}", match.resource_id, match.patient_id)
+        record_success(session, ctx, status_code=200)
+    finish_unit_of_work(session)
+    return outcome
 
 
 def _with_source_from_criteria(payload: Any, criteria: str) -> Any:
@@ -300,4 +324,4 @@ def update(
     store.update_record(session, ctx, target.kind, resource_id, changes, f'W/"{record.version}"')
     updated = _current(session, ctx.tenant_id, resource_type, resource_id)
     assert updated is not None
-    return _outcome(updated, status=200)
+    return _written(session, ctx, updated, status=200)

@@ -49,17 +49,13 @@ def _resource_response(request: Request, outcome: Outcome, *, prefer: str | None
         headers["ETag"] = f'W/"{outcome.version_id}"'
     if outcome.last_updated is not None:
         headers["Last-Modified"] = bundles.http_date(outcome.last_updated)
-    if outcome.location is not None and outcome.status == 201:
+    if outcome.location is not None and (outcome.status == 201 or outcome.matched):
         headers["Location"] = f"{fhir_base(request)}/{outcome.location}"
     returning = (prefer or "").replace(" ", "")
     if "return=minimal" in returning:
         return _respond(request, None, outcome.status, headers)
-    if "return=OperationOutcome" in returning:
-        note = {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational", "diagnostics": "done"}],
-        }
-        return _respond(request, note, outcome.status, headers)
+    if "return=OperationOutcome" in returning or outcome.notice is not None:
+        return _respond(request, bundles.informational(outcome.notice or "done"), outcome.status, headers)
     return _respond(request, outcome.resource, outcome.status, headers)
 
 
@@ -260,6 +256,7 @@ async def batch_or_transaction(request: Request, session: SessionDep, ctx: FhirC
         bundle,
         max_entries=settings.max_bundle_entries,
         authorize=lambda resource_type, interaction: authorize(ctx.principal, resource_type, interaction),
+        charge=getattr(request.state, "charge_requests", None),
     )
     return _respond(request, result)
 
