@@ -89,6 +89,22 @@ class VersionMismatch(PreconditionFailed):
         )
 
 
+class TooCostly(TandemError):
+    """The request asks for more work or a larger answer than the service gives one request."""
+
+    status_code = 413
+    title = "Request too costly"
+
+
+class TooManyRequests(TandemError):
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class VersionRequired(TandemError):
     status_code = 428
     title = "Precondition required"

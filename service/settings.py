@@ -41,6 +41,10 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_bundle_entries: int = Field(default=1000, ge=1, le=100_000)
+    # What one batch/transaction may ask for: the resources its entries can return (a search counts its page
+    # size), and the size of its response (checked while it is built). Over either: 413.
+    max_bundle_resources: int = Field(default=2000, ge=1, le=1_000_000)
+    max_bundle_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=200, ge=1, le=1000)
     default_page_size: int = Field(default=50, ge=1, le=1000)
 

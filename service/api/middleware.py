@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import TooManyRequests
+
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_TRACKED_CLIENTS = 10_000
 # An address's bucket is this many times a client's: a hospital's interface engine may front several clients.
@@ -136,27 +138,47 @@ class RateLimit:
         now = time.monotonic()
         # The token is unchecked here, so an address has a bucket of its own too (several clients may share
         # one, hence the larger size): a stream of made-up tokens cannot dodge the limit.
-        waits = [self._take(key, size, now) for key, size in self._buckets_of(scope)]
-        wait = max(waits)
+        buckets = self._buckets_of(scope)
+        wait = self._take(buckets, now, 1)
         if wait:
             response = self.render(scope, wait, f"too many requests from this client; retry after {wait} s")
             await response(scope, receive, send)
             return
         if len(self.buckets) > MAX_TRACKED_CLIENTS:
             self._forget_idle(now)
+        # A Bundle's entries are requests too: the FHIR batch route charges them here (issue #16, finding 8).
+        scope.setdefault("state", {})["charge_requests"] = lambda n: self._charge(buckets, n)
         await self.app(scope, receive, send)
 
-    def _take(self, key: str, size: float, now: float) -> int:
-        """Take one token; the seconds to wait when there is none (0 when taken)."""
-        rate = self.rate * size
-        capacity = self.capacity * size
-        tokens, last = self.buckets.get(key, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * rate)
-        if tokens < 1:
-            self.buckets[key] = (tokens, now)
-            return math.ceil((1 - tokens) / rate)
-        self.buckets[key] = (tokens - 1, now)
-        return 0
+    def _charge(self, buckets: list[tuple[str, float]], n: int) -> None:
+        allowance = int(self.capacity * min(size for _, size in buckets))
+        if n + 1 > allowance:
+            raise TooManyRequests(
+                f"a Bundle of {n + 1} entries counts as {n + 1} requests; this client may send {allowance} a "
+                "minute: split it",
+                60,
+            )
+        wait = self._take(buckets, time.monotonic(), n)
+        if wait:
+            raise TooManyRequests(
+                f"a Bundle of {n + 1} entries counts as {n + 1} requests, more than this client has left; "
+                f"retry after {wait} s",
+                wait,
+            )
+
+    def _take(self, buckets: list[tuple[str, float]], now: float, n: int) -> int:
+        """Take n tokens from every bucket, or none; the seconds to wait when one is short (0 when taken)."""
+        levels: dict[str, float] = {}
+        wait = 0
+        for key, size in buckets:
+            rate = self.rate * size
+            tokens, last = self.buckets.get(key, (self.capacity * size, now))
+            levels[key] = min(self.capacity * size, tokens + (now - last) * rate)
+            if levels[key] < n:
+                wait = max(wait, math.ceil((n - levels[key]) / rate))
+        for key, tokens in levels.items():
+            self.buckets[key] = (tokens if wait else tokens - n, now)
+        return wait
 
     @staticmethod
     def _buckets_of(scope: Scope) -> list[tuple[str, float]]:

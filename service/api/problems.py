@@ -22,7 +22,7 @@ from starlette.types import Scope
 
 from service.api.operation_outcome import operation_outcome, wants_fhir
 from service.audit_trail import RequestContext, record_failure
-from service.errors import FieldProblem, InvalidRequest, TandemError
+from service.errors import FieldProblem, InvalidRequest, TandemError, TooManyRequests
 from service.fhir.formats import MEDIA_TYPES, NotAcceptable, render, response_format
 
 PROBLEM_JSON = "application/problem+json"
@@ -108,7 +108,10 @@ def _on_tandem_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, TandemError)
     _audit_failure(request, error.status_code)
     problems = error.problems if isinstance(error, InvalidRequest) else []
-    return problem_response(request, error.status_code, error.title, error.message, problems)
+    response = problem_response(request, error.status_code, error.title, error.message, problems)
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _on_validation_error(request: Request, error: Exception) -> Response:

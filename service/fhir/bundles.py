@@ -17,8 +17,9 @@ from sqlmodel import Session
 from service.api.operation_outcome import operation_outcome
 from service.audit_trail import RequestContext, record_failure
 from service.db.engine import BUNDLE_TRANSACTION
-from service.errors import FieldProblem, InvalidRequest, TandemError, invalid
+from service.errors import FieldProblem, InvalidRequest, TandemError, TooCostly, invalid
 from service.fhir import interactions, paging
+from service.fhir.bundle_costs import ChargeRequests, ResponseBudget, refuse_if_costly
 from service.fhir.interactions import Outcome, SearchResult
 from service.fhir.tables import FhirResourceVersion
 
@@ -96,7 +97,9 @@ def process_bundle(
     *,
     max_entries: int,
     authorize: Callable[[str, str], None],
+    charge: ChargeRequests | None = None,
 ) -> dict[str, Any]:
+    """charge: the rate limiter's hook; each entry counts as one request (the Bundle itself was one)."""
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise invalid("Bundle.type", "POST /fhir takes a batch or transaction Bundle")
@@ -105,6 +108,9 @@ def process_bundle(
         raise invalid("Bundle.entry", "must be a list")
     if len(entries) > max_entries:
         raise invalid("Bundle.entry", f"{len(entries)} entries; at most {max_entries} per Bundle")
+    refuse_if_costly(entries, ctx.settings)  # before any entry runs
+    if charge is not None and len(entries) > 1:
+        charge(len(entries) - 1)
     if kind == "batch":
         return _batch(session, ctx, entries, authorize)
     return _transaction(session, ctx, entries, authorize)
@@ -114,13 +120,16 @@ def _batch(
     session: Session, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
 ) -> dict[str, Any]:
     results = []
+    budget = ResponseBudget(ctx.settings)
     for n, entry in enumerate(entries):
         try:
-            results.append(_response_entry(_run(session, ctx, entry, n, {}, authorize)))
+            answer = _response_entry(_run(session, ctx, entry, n, {}, authorize))
         except TandemError as error:
             session.rollback()
             record_failure(session.get_bind(), ctx, error.status_code)  # type: ignore[arg-type]
-            results.append(_error_entry(error))
+            answer = _error_entry(error)
+        # Over budget: the entries already run stand (a batch's entries are independent), the rest do not run.
+        results.append(budget.add(n, answer))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
@@ -131,16 +140,23 @@ def _transaction(
     order = sorted(range(len(entries)), key=lambda n: 0 if _method(entries[n], n) == "POST" else 1)
     replacements: dict[str, str] = {}
     outcomes: dict[int, Outcome] = {}
+    answers: dict[int, dict[str, Any]] = {}
+    budget = ResponseBudget(ctx.settings)
     session.info[BUNDLE_TRANSACTION] = True
     try:
         for n in order:
             outcomes[n] = _run(session, ctx, entries[n], n, replacements, authorize)
+            answers[n] = budget.add(n, _response_entry(outcomes[n]))  # over budget: rolled back, nothing written
             full_url = entries[n].get("fullUrl") if isinstance(entries[n], dict) else None
             location = outcomes[n].location
             if isinstance(full_url, str) and full_url.startswith("urn:uuid:") and location:
                 replacements[full_url] = "/".join(location.split("/")[:2])
         session.info.pop(BUNDLE_TRANSACTION, None)
         session.commit()
+    except TooCostly:
+        session.info.pop(BUNDLE_TRANSACTION, None)
+        session.rollback()
+        raise
     except TandemError as error:
         session.info.pop(BUNDLE_TRANSACTION, None)
         session.rollback()
@@ -154,7 +170,7 @@ def _transaction(
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
-        "entry": [_response_entry(outcomes[n]) for n in range(len(entries))],
+        "entry": [answers[n] for n in range(len(entries))],
     }
 
 
@@ -183,10 +199,7 @@ def _run(
     resource_type = path[0]
     authorize(resource_type, {"GET": "read", "POST": "create", "PUT": "update"}[method])
     if method == "GET":
-        if len(path) == 2:
-            return interactions.read(session, ctx, resource_type, path[1])
-        result = interactions.search(session, ctx, resource_type, parse_qsl(parts.query), strict=False)
-        return Outcome(status=200, resource=searchset(result, "", resource_type))
+        return _get(session, ctx, resource_type, path, parse_qsl(parts.query), n)
     resource = entry.get("resource")
     if not isinstance(resource, dict):
         raise invalid(f"Bundle.entry[{n}].resource", f"a {method} entry needs a resource")
@@ -206,6 +219,30 @@ def _run(
     return interactions.update(session, ctx, resource_type, path[1], resource, if_match=entry["request"].get("ifMatch"))
 
 
+def _get(
+    session: Session, ctx: RequestContext, resource_type: str, path: list[str], query: list[tuple[str, str]], n: int
+) -> Outcome:
+    """A GET entry is the same interaction as the request sent alone: search, read, history or vread."""
+    if len(path) == 1:
+        result = interactions.search(session, ctx, resource_type, query, strict=False)
+        return Outcome(status=200, resource=searchset(result, "", resource_type))
+    if len(path) == 2:
+        return interactions.read(session, ctx, resource_type, path[1])
+    if len(path) == 3 and path[2] == "_history":
+        rows = interactions.history(session, ctx, resource_type, path[1])
+        return Outcome(status=200, resource=history_bundle(rows, ""))
+    if len(path) == 4 and path[2] == "_history":
+        return interactions.vread(session, ctx, resource_type, path[1], path[3])
+    raise invalid(f"Bundle.entry[{n}].request.url", "expected Type, Type/id, Type/id/_history or Type/id/_history/vid")
+
+
+def informational(diagnostics: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": diagnostics}],
+    }
+
+
 def _resolve_references(resource: dict[str, Any], replacements: dict[str, str]) -> dict[str, Any]:
     if not replacements:
         return resource
@@ -223,6 +260,8 @@ def _response_entry(outcome: Outcome) -> dict[str, Any]:
         response["etag"] = f'W/"{outcome.version_id}"'
     if outcome.last_updated:
         response["lastModified"] = outcome.last_updated.isoformat()
+    if outcome.notice is not None:
+        response["outcome"] = informational(outcome.notice)
     entry: dict[str, Any] = {"response": response}
     if outcome.resource is not None:
         entry["resource"] = outcome.resource
