@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import break_glass, caseload, health, instruments, well_known
-from service.api.middleware import RateLimit, RefuseNul, RequestIdAndBodyLimit, SecurityHeaders
+from service.api.body_limit import BodyLimit
+from service.api.middleware import RateLimit, RefuseNul, RequestId, SecurityHeaders
 from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers, rate_limited, refused
 from service.api.records import record_routers
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RefuseNul, render=refused)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=rate_limited)
-    app.add_middleware(RequestIdAndBodyLimit, max_body_bytes=settings.max_body_bytes)
+    # The body cap reads (at most the cap) before anything inside it runs; only the request id sits outside.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render=refused)
+    app.add_middleware(RequestId)
     install_observability(app)
     app.include_router(health.router)
     for router in record_routers():
