@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -12,11 +12,15 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import ensure_visible
 from service.caseload.recompute import plan_statuses
 from service.caseload.tables import FlagAcknowledgement, PlanStatusRow
+from service.clock import now_utc
 from service.errors import RecordConflict, RecordNotFound, invalid
 from service.patient_refresh import refresh_patient
 from service.plan_status import PlanStatus
 from service.records.base import LongText, RecordId, Text
 from service.records.patient import Patient
+
+# How long the page confirms an acknowledgement after the redirect; an old link shows nothing.
+JUST_ACKNOWLEDGED = timedelta(minutes=10)
 
 
 class PatientPlanStatus(BaseModel):
@@ -113,6 +117,22 @@ def acknowledge_flag(
     return PatientPlanStatus(
         patient_id=patient_id, statuses=_latest_first([PlanStatus.model_validate(r.detail) for r in rows])
     )
+
+
+def just_acknowledged(
+    session: Session, ctx: RequestContext, patient_id: str, acknowledgement_id: str
+) -> FlagAcknowledgement | None:
+    """The acknowledgement the page was redirected with, if it is this tenant's, this patient's and recent: the
+    confirmation shows what was stored, never text from the URL."""
+    found = session.exec(
+        select(FlagAcknowledgement).where(
+            col(FlagAcknowledgement.id) == acknowledgement_id,
+            col(FlagAcknowledgement.tenant_id) == ctx.tenant_id,
+            col(FlagAcknowledgement.patient_id) == patient_id,
+            col(FlagAcknowledgement.acknowledged_at) >= now_utc() - JUST_ACKNOWLEDGED,
+        )
+    ).first()
+    return found
 
 
 def _require_patient(session: Session, ctx: RequestContext, patient_id: str) -> None:

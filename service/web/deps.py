@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -61,11 +62,6 @@ def signed_in(request: Request) -> WebSession:
 SignedIn = Annotated[WebSession, Depends(signed_in)]
 
 
-def require_csrf(web_session: WebSession | None, token: str, settings: Settings) -> None:
-    if not csrf_valid(web_session, token, settings):
-        raise CsrfRefused()
-
-
 def page_context(action: AuditAction, record_kind: str, allowed: frozenset[Role]) -> Callable[..., RequestContext]:
     """Like the API's context_for: the tenant must be registered, the role allowed; refusals are audited."""
 
@@ -85,6 +81,53 @@ def context_for_page(
     *,
     patient_id: str | None = None,
 ) -> RequestContext:
+    ctx = _declare(request, web_session, session, action, record_kind, patient_id)
+    _require_role(ctx, allowed)
+    return ctx
+
+
+def context_for_form(
+    request: Request,
+    web_session: WebSession,
+    session: Session,
+    csrf_token: str,
+    action: AuditAction,
+    record_kind: str,
+    allowed: frozenset[Role],
+    *,
+    patient_id: str | None = None,
+) -> RequestContext:
+    """Where every signed-in form post starts: the audit intent is declared before the form's token and the role
+    are checked, so either refusal is audited as a failed attempt, like an API refusal."""
+    ctx = _declare(request, web_session, session, action, record_kind, patient_id)
+    if not csrf_valid(web_session, csrf_token, settings_of(request)):
+        raise CsrfRefused()
+    _require_role(ctx, allowed)
+    return ctx
+
+
+def require_sign_in_form_token(
+    request: Request, current: WebSession | None, session: Session, csrf_token: str, action: AuditAction
+) -> None:
+    """The sign-in and sign-out forms, which anyone may post: a refused token is audited when the browser's
+    session names someone; an anonymous one has no one to record, like an API request without a token."""
+    if csrf_valid(current, csrf_token, settings_of(request)):
+        return
+    if current is not None and current.signed_in:
+        with suppress(NotPermitted):  # a tenant no longer registered: nothing to attribute the attempt to
+            _declare(request, current, session, action, "web-sessions", None)
+    raise CsrfRefused()
+
+
+def _declare(
+    request: Request,
+    web_session: WebSession,
+    session: Session,
+    action: AuditAction,
+    record_kind: str,
+    patient_id: str | None,
+) -> RequestContext:
+    """The caller and what it is about to do; from here on a refusal is audited (rendering.WebRoute)."""
     principal = web_session.principal()
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
@@ -95,6 +138,9 @@ def context_for_page(
     ctx = RequestContext(principal=principal, request_id=request_id, settings=settings_of(request))
     ctx.intent = AuditIntent(action, record_kind, patient_id=patient_id)
     request.state.ctx = ctx
-    if principal.role not in allowed:
-        raise NotPermitted(f"a {principal.role} may not open this page")
     return ctx
+
+
+def _require_role(ctx: RequestContext, allowed: frozenset[Role]) -> None:
+    if ctx.principal.role not in allowed:
+        raise NotPermitted(f"a {ctx.principal.role} may not open this page")

@@ -6,17 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
 from service.audit_trail import RequestContext
 from service.break_glass.grants import BreakGlassRequest, require_restricted_patient, start_break_glass
-from service.caseload.patient_status import FlagAcknowledgementRequest, acknowledge_flag, read_plan_status
-from service.caseload.tables import PlanStatusRow
+from service.caseload.patient_status import (
+    FlagAcknowledgementRequest,
+    acknowledge_flag,
+    just_acknowledged,
+    read_plan_status,
+)
+from service.caseload.tables import FlagAcknowledgement
 from service.errors import InvalidRequest, validation_problems
 from service.instruments import INSTRUMENTS
 from service.plan_status import PlanStatus
@@ -36,7 +40,7 @@ from service.records.questionnaire import QuestionnaireResponsePublic
 from service.records.store import ListFilters, list_records, read_record
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
-from service.web.deps import CARE_PAGES, SessionDep, SignedIn, context_for_page, require_csrf, settings_of
+from service.web.deps import CARE_PAGES, SessionDep, SignedIn, context_for_form, context_for_page
 from service.web.rendering import WebRoute, render, restricted_page
 from service.web.sync_admin import patient_sync_state
 
@@ -215,13 +219,15 @@ def _severity_rank(severity: str) -> int:
     return {"urgent": 0, "warning": 1}.get(severity, 2)
 
 
-def _notice(acknowledged: str | None, was: str | None, statuses: list[dict[str, Any]]) -> str | None:
-    if not acknowledged:
+def _notice(acknowledged: FlagAcknowledgement | None, statuses: list[dict[str, Any]]) -> str | None:
+    """The confirmation after acknowledging: only what the server stored (see just_acknowledged)."""
+    if acknowledged is None:
         return None
     now = statuses[0]["look"].label if statuses else "unknown"
-    before = labels.status_look(was).label if was in labels.STATUS_LOOKS else None
-    change = f" Plan status: {before} → {now}." if before and before != now else f" Plan status: {now}."
-    return f"Acknowledged: {labels.flag_label(acknowledged)}.{change}"
+    return (
+        f"Acknowledged: {labels.flag_label(acknowledged.flag_code)}, by {acknowledged.acknowledged_by}. "
+        f"Plan status: {now}."
+    )
 
 
 @router.get("/patients/{patient_id}")
@@ -230,13 +236,13 @@ def patient_page(
     patient_id: str,
     session: SessionDep,
     web_session: SignedIn,
-    acknowledged: str | None = None,
-    was: str | None = None,
+    acknowledgement: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     ctx = context_for_page(request, web_session, session, "read", "patients", CARE_PAGES, patient_id=patient_id)
     values = patient_values(session, ctx, patient_id)
     values["title"] = values["name"]
-    values["notice"] = _notice(acknowledged, was, values["enrollments"])
+    acknowledged = just_acknowledged(session, ctx, patient_id, acknowledgement) if acknowledgement else None
+    values["notice"] = _notice(acknowledged, values["enrollments"])
     values["ack_error"] = None
     values["ack_form"] = {}
     return render(request, "patient.html", values)
@@ -252,8 +258,9 @@ def break_the_glass(
     minutes: Annotated[int, Form(ge=1, le=1440)] = 60,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    require_csrf(web_session, csrf_token, settings_of(request))
-    ctx = context_for_page(request, web_session, session, "create", "break-glass", CLINICIANS, patient_id=patient_id)
+    ctx = context_for_form(
+        request, web_session, session, csrf_token, "create", "break-glass", CLINICIANS, patient_id=patient_id
+    )
     try:
         grant = BreakGlassRequest(reason=reason, minutes=minutes)
     except ValidationError as error:
@@ -276,9 +283,8 @@ def acknowledge(
     note: Annotated[str, Form(max_length=4000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    require_csrf(web_session, csrf_token, settings_of(request))
-    ctx = context_for_page(
-        request, web_session, session, "create", "flag-acknowledgements", CLINICIANS, patient_id=patient_id
+    ctx = context_for_form(
+        request, web_session, session, csrf_token, "create", "flag-acknowledgements", CLINICIANS, patient_id=patient_id
     )
     if not note.strip():
         values = patient_values(session, ctx, patient_id)
@@ -295,9 +301,7 @@ def acknowledge(
         )
     except ValidationError as error:
         raise InvalidRequest(validation_problems(error)) from None
-    before = session.get(PlanStatusRow, (ctx.tenant_id, enrollment_id))
-    was = before.status if before is not None and before.patient_id == patient_id else None
-    session.rollback()
     acknowledge_flag(session, ctx, patient_id, acknowledgement)
-    query = urlencode({"acknowledged": code, **({"was": was} if was else {})})
-    return RedirectResponse(f"/patients/{patient_id}?{query}#flags", status_code=303)
+    assert ctx.intent is not None and ctx.intent.record_id is not None  # the stored acknowledgement's id
+    # Only the id travels in the URL; the page shows what was stored under it.
+    return RedirectResponse(f"/patients/{patient_id}?acknowledgement={ctx.intent.record_id}#flags", status_code=303)

@@ -14,7 +14,7 @@ from service.auth.principal import Principal, Role
 from service.auth.tokens import TokenVerifier
 from service.errors import NotAuthenticated
 from service.records.tenant import Tenant
-from service.web.deps import WEB_ROLES, SessionDep, browser_session, require_csrf, settings_of
+from service.web.deps import WEB_ROLES, SessionDep, browser_session, require_sign_in_form_token, settings_of
 from service.web.rendering import WebRoute, render
 from service.web.session_cookie import (
     COOKIE_NAME,
@@ -86,7 +86,7 @@ def sign_in_with_token(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     current = browser_session(request)
-    require_csrf(current, csrf_token, settings_of(request))
+    require_sign_in_form_token(request, current, session, csrf_token, "create")
     assert current is not None
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
@@ -108,7 +108,7 @@ def sign_in_as_demo_user(
 ) -> Response:
     settings = settings_of(request)
     current = browser_session(request)
-    require_csrf(current, csrf_token, settings)
+    require_sign_in_form_token(request, current, session, csrf_token, "create")
     assert current is not None
     if not settings.development:
         return _sign_in_page(request, current, "/", error="Demo sign-in exists only in development.", status_code=404)
@@ -124,9 +124,9 @@ def sign_in_as_demo_user(
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def sign_out(request: Request, session: SessionDep, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     current = browser_session(request)
-    require_csrf(current, csrf_token, settings_of(request))
+    require_sign_in_form_token(request, current, session, csrf_token, "delete")
     response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
     set_session_cookie(request, response, anonymous_session())
     return response

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from service.api.deps import RowNumber
-from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_page, require_csrf, settings_of
+from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_form, context_for_page
 from service.web.rendering import WebRoute, render
 from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter
 
@@ -36,7 +36,6 @@ def replay(
     web_session: SignedIn,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    require_csrf(web_session, csrf_token, settings_of(request))
-    ctx = context_for_page(request, web_session, session, "update", "sync-outbox", ADMIN_PAGES)
+    ctx = context_for_form(request, web_session, session, csrf_token, "update", "sync-outbox", ADMIN_PAGES)
     replay_dead_letter(session, ctx, message_id)
     return RedirectResponse(f"/sync?replayed={message_id}", status_code=303)

@@ -110,10 +110,22 @@ def test_coordinator_flow_in_a_real_browser(
             "Called the patient; safety plan reviewed, no plan or intent"
         )
         flag.get_by_role("button").click()
-        page.wait_for_url("**acknowledged=phq9_item9_positive**")
+        page.wait_for_url("**acknowledgement=*")
         notice = page.get_by_role("status").first.inner_text()
-        assert notice.startswith("Acknowledged: PHQ-9 item 9 (self-harm) positive.")
+        assert notice.startswith("Acknowledged: PHQ-9 item 9 (self-harm) positive, by dr-demo.")
         assert "Closed: acknowledged by dr-demo on " in page.locator(".reasons").inner_text()
+
+        # Issue #16, finding 9: the confirmation shows only what was stored; text in the URL is never shown.
+        patient_path = page.url.split("?")[0]
+        for query in (
+            "acknowledged=Patient+denies+all+risk%3B+no+follow-up+needed&was=on_track",
+            "acknowledgement=Patient+denies+all+risk",
+            "acknowledgement=00000000-0000-4000-8000-000000000000",
+        ):
+            page.goto(f"{patient_path}?{query}")
+            shown = page.locator("#main").inner_text()
+            assert "denies all risk" not in shown and "no follow-up" not in shown
+            assert not page.locator(".callout-ok[role=status]").count(), query
         context.close()
 
 

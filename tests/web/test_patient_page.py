@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from service.caseload.patient_status import JUST_ACKNOWLEDGED
 from service.caseload.tables import FlagAcknowledgement
 from service.records.audit import AuditEvent
 from service.tenants import set_tenant_zone
@@ -73,13 +75,72 @@ def test_clinician_acknowledges_the_flag_and_sees_the_status_change(
     form = _ack_form(b, patient_id, "Called the patient; safety plan reviewed")
     done = b.post(f"/patients/{patient_id}/acknowledgements", form, csrf=b.csrf())
     assert done.status_code == 303, done.text
-    assert done.headers["location"].startswith(f"/patients/{patient_id}?acknowledged=phq9_item9_positive&was=at_risk")
+    (stored,) = _acks(web_engine, tenant)
+    assert done.headers["location"] == f"/patients/{patient_id}?acknowledgement={stored.id}#flags"
     page = b.get(done.headers["location"])
-    assert "Acknowledged: PHQ-9 item 9 (self-harm) positive. Plan status: At risk →" in page.text
+    assert "Acknowledged: PHQ-9 item 9 (self-harm) positive, by dr-lee. Plan status:" in page.text
     assert "Closed: acknowledged by dr-lee on " in page.text
     assert "contact the patient today" not in page.text  # the closed flag no longer asks for the call
     assert stored_status(web_engine, tenant, patient_id).status != "at_risk"
     assert [a.acknowledged_by for a in _acks(web_engine, tenant)] == ["dr-lee"]
+
+
+INVENTED = "Patient denies all risk; no follow-up needed"
+
+
+def test_the_confirmation_shows_only_what_the_server_stored(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, new_tenant: Callable[[], str]
+) -> None:
+    """Issue #16, finding 9: text or a status change in the URL never reaches the page; an acknowledgement id shows
+    only when it is this tenant's, this patient's and recent."""
+    api = api_as(tenant)
+    patient_id = at_risk_patient(api)
+    other_patient = at_risk_patient(api, family_name="Otherworth")
+    b = browser()
+    b.sign_in(tenant, "clinician", subject="dr-lee")
+    done = b.post(f"/patients/{patient_id}/acknowledgements", _ack_form(b, patient_id, "Called"), csrf=b.csrf())
+    ack_id = done.headers["location"].split("acknowledgement=")[1].split("#")[0]
+
+    elsewhere = browser()
+    elsewhere_tenant = new_tenant()
+    foreign_patient = at_risk_patient(api_as(elsewhere_tenant))
+    elsewhere.sign_in(elsewhere_tenant, "clinician")
+    foreign = elsewhere.post(
+        f"/patients/{foreign_patient}/acknowledgements",
+        _ack_form(elsewhere, foreign_patient, "Called"),
+        csrf=elsewhere.csrf(),
+    )
+    foreign_ack = foreign.headers["location"].split("acknowledgement=")[1].split("#")[0]
+
+    for path in (
+        f"/patients/{patient_id}?acknowledged={INVENTED}&was=on_track",
+        f"/patients/{patient_id}?acknowledgement={INVENTED}",
+        f"/patients/{patient_id}?acknowledgement={foreign_ack}",  # another tenant's
+        f"/patients/{other_patient}?acknowledgement={ack_id}",  # another patient's
+        f"/patients/{patient_id}?acknowledgement=00000000-0000-4000-8000-000000000000",
+    ):
+        page = b.get(path)
+        assert page.status_code == 200, path
+        assert "denies all risk" not in page.text, path
+        assert 'class="callout callout-ok" role="status"' not in page.text, path
+    assert 'class="callout callout-ok" role="status"' in b.get(f"/patients/{patient_id}?acknowledgement={ack_id}").text
+
+
+def test_an_old_acknowledgement_link_shows_nothing(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    patient_id = at_risk_patient(api_as(tenant))
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    done = b.post(f"/patients/{patient_id}/acknowledgements", _ack_form(b, patient_id, "Called"), csrf=b.csrf())
+    (stored,) = _acks(web_engine, tenant)
+    with Session(web_engine) as session:
+        row = session.get(FlagAcknowledgement, stored.id)
+        assert row is not None
+        row.acknowledged_at = row.acknowledged_at - JUST_ACKNOWLEDGED - timedelta(seconds=1)
+        session.add(row)
+        session.commit()
+    assert 'class="callout callout-ok" role="status"' not in b.get(done.headers["location"]).text
 
 
 def test_acknowledgement_needs_a_note(

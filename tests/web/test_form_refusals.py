@@ -1,0 +1,113 @@
+"""Every page form refused for its CSRF token or for the caller's role writes a failure audit row, like an API
+refusal (issue #16, finding 10). Generated over the form routes the app serves: a new form route fails here until
+it is listed with the roles it allows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from service.auth.principal import Role
+from service.records.audit import AuditEvent
+from tests.builders import ApiDriver
+from tests.web.conftest import Browser
+
+# Each form route: a role that may post it, and one that may not (None: anyone may post it, e.g. sign-in).
+FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
+    "/sign-in": ("clinician", None),
+    "/sign-in/demo": ("clinician", None),
+    "/sign-out": ("clinician", None),
+    "/patients/{patient_id}/acknowledgements": ("clinician", "coordinator"),
+    "/patients/{patient_id}/break-the-glass": ("clinician", "coordinator"),
+    "/sync/dead-letters/{message_id}/replay": ("admin", "clinician"),
+}
+FORGED_TOKENS = ("", "forged-token")
+
+
+def served_form_routes(app: FastAPI) -> list[str]:
+    """Every POST the pages answer (the page routers' endpoints live in service.web)."""
+    return sorted(
+        str(route.path)
+        for route in iter_route_contexts(app.routes)
+        if "POST" in (route.methods or ()) and route.endpoint.__module__.startswith("service.web.")
+    )
+
+
+def test_every_form_route_is_listed(web_app: FastAPI) -> None:
+    assert served_form_routes(web_app) == sorted(FORM_ROUTES)
+
+
+def _failures(engine: Engine, response: httpx.Response) -> list[AuditEvent]:
+    with Session(engine) as session:
+        return list(
+            session.exec(select(AuditEvent).where(col(AuditEvent.request_id) == response.headers["x-request-id"]))
+        )
+
+
+def _path(template: str, patient_id: str) -> str:
+    return re.sub(r"\{message_id\}", "1", template.replace("{patient_id}", patient_id))
+
+
+@pytest.mark.parametrize("template", sorted(FORM_ROUTES))
+def test_a_forged_form_token_is_refused_and_audited(
+    template: str,
+    browser: Callable[..., Browser],
+    api_as: Callable[..., ApiDriver],
+    tenant: str,
+    web_engine: Engine,
+) -> None:
+    allowed, _ = FORM_ROUTES[template]
+    patient_id = api_as(tenant).patient()
+    b = browser()
+    b.sign_in(tenant, allowed, subject=f"forged-{allowed}")
+    for token in FORGED_TOKENS:
+        refused = b.post(_path(template, patient_id), {"note": "x", "reason": "x"}, csrf=token)
+        assert refused.status_code == 403, (template, refused.text)
+        assert "Nothing was changed" in refused.text
+        (row,) = _failures(web_engine, refused)
+        assert (row.outcome, row.status_code, row.actor, row.tenant_id) == (
+            "failure",
+            403,
+            f"forged-{allowed}",
+            tenant,
+        )
+        if "{patient_id}" in template:
+            assert row.patient_id == patient_id
+
+
+@pytest.mark.parametrize("template", sorted(t for t, (_, refused) in FORM_ROUTES.items() if refused is not None))
+def test_a_role_that_may_not_post_the_form_is_refused_and_audited(
+    template: str,
+    browser: Callable[..., Browser],
+    api_as: Callable[..., ApiDriver],
+    tenant: str,
+    web_engine: Engine,
+) -> None:
+    _, refused_role = FORM_ROUTES[template]
+    assert refused_role is not None
+    patient_id = api_as(tenant).patient()
+    b = browser()
+    b.sign_in(tenant, refused_role)
+    b.get("/")
+    refused = b.post(_path(template, patient_id), {"note": "x", "reason": "x"}, csrf=b.csrf())
+    assert refused.status_code == 403, (template, refused.text)
+    (row,) = _failures(web_engine, refused)
+    assert (row.outcome, row.status_code, row.actor_role) == ("failure", 403, refused_role)
+
+
+def test_an_anonymous_forged_sign_in_is_refused_without_an_audit_row(
+    browser: Callable[..., Browser], web_engine: Engine
+) -> None:
+    """No one is signed in, so there is no one to record (like an API request without a token)."""
+    b = browser()
+    b.get("/sign-in")
+    refused = b.post("/sign-in", {"token": "x"}, csrf="forged-token")
+    assert refused.status_code == 403
+    assert _failures(web_engine, refused) == []
