@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from service.observability.redaction import install_log_redaction, redact
 from service.settings import Settings
 
 # The only `extra` fields a log line may carry (none can hold a body, a query string or patient data).
@@ -35,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = record.exc_info[0].__name__
-            entry["traceback"] = self.formatException(record.exc_info)
+            entry["traceback"] = record.exc_text or redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -44,6 +45,7 @@ def configure_logging(settings: Settings, *, level: int | str | None = None, str
     (access lines are INFO), tests WARNING. uvicorn's own access log stays off (`--no-access-log`): its lines
     carry the raw path and query string."""
     chosen = level if level is not None else ("WARNING" if settings.environment == "test" else "INFO")
+    install_log_redaction()  # before anything logs: no query string, identifier or name in any line
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
