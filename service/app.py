@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import break_glass, caseload, health, instruments, well_known
+from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
 from service.api.middleware import RateLimit, RefuseNul, RequestId, SecurityHeaders
 from service.api.openapi_schema import install_openapi
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "X-Request-ID"],
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyDepthLimit)  # inside the size cap: it scans only what the cap let through
     app.add_middleware(RefuseNul, render=refused)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=rate_limited)
     # The body cap reads (at most the cap) before anything inside it runs; only the request id sits outside.

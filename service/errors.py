@@ -116,6 +116,7 @@ class FieldProblem:
 
     field: str
     message: str
+    issue_code: str | None = None  # the OperationOutcome issue code, when not the status's (e.g. not-supported)
 
 
 class InvalidRequest(TandemError):

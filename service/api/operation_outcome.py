@@ -28,7 +28,8 @@ ISSUE_CODES = {
 def operation_outcome(status: int, detail: str, problems: list[FieldProblem]) -> dict[str, Any]:
     code = ISSUE_CODES.get(status, "exception")
     issues = [
-        {"severity": "error", "code": code, "diagnostics": p.message, "expression": [p.field]} for p in problems
+        {"severity": "error", "code": p.issue_code or code, "diagnostics": p.message, "expression": [p.field]}
+        for p in problems
     ] or [{"severity": "error", "code": code, "diagnostics": detail}]
     return {"resourceType": "OperationOutcome", "issue": issues}
 

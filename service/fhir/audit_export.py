@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
-from service.fhir.search import DateBound, date_bound, date_clause, invalid
+from service.fhir.search import DateBound, check_parameters, date_bound, date_clause, invalid, whole_number
 from service.records.audit import AuditEvent
 
 # BALP / R4 value sets (hl7.org/fhir/R4/valueset-audit-event-type.html, restful-interaction, audit-event-action).
@@ -79,16 +79,15 @@ def search_audit(session: Session, ctx: RequestContext, params: list[tuple[str, 
     ctx.intent = AuditIntent("list", "fhir/AuditEvent")
     query = select(AuditEvent).where(col(AuditEvent.tenant_id) == ctx.tenant_id)
     count = 100
+    check_parameters("AuditEvent", params)
     for name, value in params:
-        if name == "patient":
+        if name in ("patient", "patient:Patient"):
             query = query.where(col(AuditEvent.patient_id) == value.split("/")[-1])
         elif name == "date":
             bound: DateBound = date_bound("date", value)
             query = query.where(date_clause(col(AuditEvent.occurred_at), bound))
         elif name == "_count":
-            if not value.isdigit():
-                raise invalid("_count", "must be a whole number")
-            count = min(int(value), MAX_EVENTS)
+            count = min(whole_number("_count", value), MAX_EVENTS)
         elif name not in ("_format",):
             raise invalid(name, "AuditEvent searches take patient, date and _count")
     rows = session.exec(query.order_by(col(AuditEvent.occurred_at).desc()).limit(count)).all()

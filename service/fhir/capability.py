@@ -5,20 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import fhir_mappings as fm
-from service.fhir.search import DATE_PARAMETERS, supported_parameters
+from service.fhir.search import STATIC_TYPES, supported_parameters
 from service.fhir.types import FHIR_TYPES
 
-SEARCH_TYPES = {
-    "_id": "token",
-    "_lastUpdated": "date",
-    "identifier": "token",
-    "status": "token",
-    "patient": "reference",
-    "subject": "reference",
-    "code": "token",
-    "category": "token",
-}
-STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem")
+__all__ = ["STATIC_TYPES", "capability_statement"]
+
+
+def search_params(resource_type: str) -> list[dict[str, Any]]:
+    """Exactly the search table's parameters (service.fhir.search.SEARCH_PARAMETERS): what is declared is what
+    is served, and everything else is refused."""
+    return [{"name": p.name, "type": p.type} for p in supported_parameters(resource_type)]
 
 
 def capability_statement(base: str, canonical_base: str, software_version: str) -> dict[str, Any]:
@@ -40,15 +36,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "conditionalDelete": "not-supported",
             # DELETE is a correction: the record is kept as entered-in-error and its resources answer 410.
             "searchInclude": [f"{fhir_type.name}:patient"] if fhir_type.name != "Patient" else [],
-            "searchParam": [
-                {
-                    "name": name,
-                    "type": SEARCH_TYPES.get(
-                        name, "date" if name in DATE_PARAMETERS.get(fhir_type.name, set()) else "token"
-                    ),
-                }
-                for name in supported_parameters(fhir_type.name)
-            ],
+            "searchParam": search_params(fhir_type.name),
         }
         resources.append(entry)
     for name in STATIC_TYPES:
@@ -56,7 +44,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             {
                 "type": name,
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": [{"name": "_id", "type": "token"}, {"name": "url", "type": "uri"}],
+                "searchParam": search_params(name),
             }
         )
     resources.append(
@@ -64,7 +52,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "type": "AuditEvent",
             "interaction": [{"code": "search-type"}],
             "documentation": "Administrators only: the audit trail, one event per patient (IHE BALP).",
-            "searchParam": [{"name": "patient", "type": "reference"}, {"name": "date", "type": "date"}],
+            "searchParam": search_params("AuditEvent"),
         }
     )
     return {

@@ -105,7 +105,7 @@ def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id
                 col(r.version_id) == int(version_id),
             )
         ).first()
-        if version_id.isdigit() and len(version_id) <= 9
+        if version_id.isascii() and version_id.isdigit() and len(version_id) <= 9
         else None
     )
     if row is None:

@@ -22,6 +22,7 @@ from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
 from service.fhir.scopes import require_scope
+from service.fhir.search import check_parameters
 from service.fhir.types import FHIR_TYPES
 from service.instruments import INSTRUMENTS, questionnaire_resource
 
@@ -123,6 +124,7 @@ def search_audit_events(request: Request, session: SessionDep, ctx: FhirContext)
 
 @router.get("/Questionnaire")
 def search_questionnaires(request: Request, ctx: FhirContext) -> Response:
+    check_parameters("Questionnaire", list(request.query_params.multi_items()))
     return _questionnaires(request, request.query_params.get("url") or request.query_params.get("_id"))
 
 
@@ -175,6 +177,8 @@ def read(resource_type: str, resource_id: str, request: Request, session: Sessio
 def _search(
     resource_type: str, params: list[tuple[str, str]], request: Request, session: Any, ctx: RequestContext
 ) -> Response:
+    if resource_type in STATIC_TYPES:
+        check_parameters(resource_type, params)
     if resource_type == "Questionnaire":
         return _questionnaires(request, dict(params).get("url") or dict(params).get("_id"))
     if resource_type in ("StructureDefinition", "CodeSystem"):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import RowNumber, SessionDep, context_for, get_engine
-from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
+from service.api.problems import ERROR_RESPONSES, PROBLEM_JSON, WRITE_ERROR_RESPONSES, Problem
 from service.audit_trail import RequestContext, record_success
 from service.break_glass.access import ensure_visible
 from service.errors import NotConfigured, invalid
@@ -21,10 +21,17 @@ from service.sync.client import FhirClient
 from service.sync.delivery import DeliveryFailure, RecordPlan, dry_run_requests, plan_for_target
 from service.sync.pull import pull
 from service.sync.records import public_record
+from service.sync.target_failures import TARGET_FAILURES, explain
 from service.sync.targets import CredentialWrite, SyncTarget
 from service.sync.worker import Processor
 
 router = APIRouter(prefix="/api/v1/sync", tags=["EHR sync"])
+TARGET_FAILED_RESPONSE: dict[str, object] = {
+    "model": Problem,
+    "content": {PROBLEM_JSON: {}},
+    "description": "The target failed (no answer, a redirect, an error) or its credential is missing; the detail "
+    "says what it did and what to do",
+}
 ReadContext = Annotated[RequestContext, Depends(context_for("read", "sync/targets", ADMINS))]
 WriteContext = Annotated[RequestContext, Depends(context_for("update", "sync/targets", ADMINS))]
 
@@ -189,7 +196,7 @@ def delete_credential(target_id: str, session: SessionDep, ctx: WriteContext) ->
     operation_id="dryRunSync",
     summary="The exact requests a record would produce for this target (nothing is written)",
     response_model=DryRun,
-    responses=WRITE_ERROR_RESPONSES,
+    responses={**WRITE_ERROR_RESPONSES, 502: TARGET_FAILED_RESPONSE},
 )
 def dry_run(
     target_id: str, body: DryRunRequest, session: SessionDep, ctx: ReadContext, engine: Any = Depends(get_engine)
@@ -213,6 +220,8 @@ def dry_run(
             canonical_base=ctx.settings.canonical_base,
             code_map=target.code_map or {},
         )
+    except TARGET_FAILURES as error:  # the target's failure, explained: a 502, not our 500
+        raise explain(error, target) from None
     finally:
         client.close()
     if isinstance(planned, DeliveryFailure):  # held back by a dead letter: nothing would be sent
