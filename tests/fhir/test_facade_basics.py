@@ -172,11 +172,12 @@ def test_next_links_page_from_where_the_last_page_ended(
         assert outcome["resourceType"] == "OperationOutcome" and why in json.dumps(outcome), outcome
 
 
-def test_unknown_parameters_are_ignored_unless_strict(client: TestClient, headers: dict[str, str]) -> None:
-    assert client.get("/fhir/Patient", params={"shoe-size": "44"}, headers=headers).status_code == 200
-    strict = client.get("/fhir/Patient", params={"shoe-size": "44"}, headers={**headers, "Prefer": "handling=strict"})
-    assert strict.status_code == 400
-    assert "shoe-size" in strict.text
+def test_unknown_parameters_are_refused_in_every_handling_mode(client: TestClient, headers: dict[str, str]) -> None:
+    """Ignoring one would widen the result (security.md §6.5)."""
+    for prefer in ("handling=lenient", "handling=strict"):
+        refused = client.get("/fhir/Patient", params={"shoe-size": "44"}, headers={**headers, "Prefer": prefer})
+        assert refused.status_code == 400
+        assert "shoe-size" in refused.text
 
 
 def test_xml_in_and_out(client: TestClient, headers: dict[str, str]) -> None:

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from service.fhir.search import SEARCH_PARAMETERS
 from service.fhir.types import FHIR_TYPES
 from tests.builders import ApiDriver, questionnaire_body
 from tests.fhir.support import fhir_headers
@@ -71,7 +70,9 @@ def test_refused_by_post_search_and_in_batch_entries(client: TestClient, world: 
     headers = {**world["headers"], **LENIENT}
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     posted = client.post(
-        "/fhir/QuestionnaireResponse/_search", content=urlencode({"subject:identifier": "x|y"}), headers={**headers, **form}
+        "/fhir/QuestionnaireResponse/_search",
+        content=urlencode({"subject:identifier": "x|y"}),
+        headers={**headers, **form},
     )
     _assert_refused(posted, "subject:identifier")
     bundle = {
@@ -115,6 +116,8 @@ def test_the_type_modifier_naming_patient_narrows_to_that_patient(
 def test_the_capability_statement_lists_exactly_the_table(client: TestClient, world: dict[str, Any]) -> None:
     """Declared = served: each declared parameter runs (strict), the table covers every served type, and a
     name outside the declaration is refused."""
+    from service.fhir.search import SEARCH_PARAMETERS
+
     assert set(FHIR_TYPES) <= set(SEARCH_PARAMETERS)
     statement = client.get("/fhir/metadata").json()
     for declared in statement["rest"][0]["resource"]:

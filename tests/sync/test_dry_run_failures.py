@@ -24,14 +24,14 @@ class Redirecting(BaseHTTPRequestHandler):
 
     seen: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         Redirecting.seen.append(self.path)
         self.send_response(302)
         self.send_header("Location", "https://elsewhere.example/fhir/metadata")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # the test output stays quiet
 
 
@@ -76,9 +76,7 @@ def test_a_redirecting_metadata_is_explained_and_not_followed(sync_app: SyncApp,
     assert Redirecting.seen[before:] == ["/fhir/metadata"]  # asked once, and elsewhere.example never
 
 
-def test_a_bearer_target_without_a_written_token_says_how_to_write_it(
-    sync_app: SyncApp, sekmet: SekmetServer
-) -> None:
+def test_a_bearer_target_without_a_written_token_says_how_to_write_it(sync_app: SyncApp, sekmet: SekmetServer) -> None:
     tenant = sync_app.tenant()
     target = sync_app.target(tenant, sekmet.base_url, push=["ketamine-administrations"], auth={"kind": "bearer"})
     status, media_type, problem = _dry_run(sync_app, tenant, target)
