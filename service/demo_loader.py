@@ -44,7 +44,7 @@ def load_demo_tenant(
 ) -> LoadSummary:
     """Write every demo record; `advance` is called once per patient (for a progress bar)."""
     summary = LoadSummary()
-    principal = Principal(subject=LOADER_SUBJECT, tenant_id=tenant_id, role="ehr-system", scopes=frozenset())
+    principal = Principal(subject=LOADER_SUBJECT, tenant_id=tenant_id, role="ehr-system", scopes=None)
 
     def write(session: Session, kind: RecordKind, payload: object) -> str:
         ctx = RequestContext(principal=principal, request_id="demo-load", settings=settings)

@@ -14,5 +14,6 @@ class Principal:
     subject: str
     tenant_id: str
     role: Role
-    scopes: frozenset[str]
+    # The token's SMART scopes; None when it has no scope claim (role-only on /api, refused on /fhir).
+    scopes: frozenset[str] | None
     client_id: str | None = None

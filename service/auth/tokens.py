@@ -74,15 +74,22 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise NotAuthenticated(f"bearer token has no {TENANT_CLAIM!r} claim")
     if role not in ROLES:
         raise NotAuthenticated(f"bearer token role must be one of {', '.join(ROLES)}")
-    scope = claims.get("scope", "")
+    scope = claims.get("scope")
     client_id = claims.get("azp") or claims.get("client_id")
     return Principal(
         subject=str(subject),
         tenant_id=tenant,
         role=cast(Role, role),
-        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        scopes=_scopes(scope),
         client_id=client_id if isinstance(client_id, str) else None,
     )
+
+
+def _scopes(claim: Any) -> frozenset[str] | None:
+    """No claim: None (role-only). A claim that is not a space-separated string grants nothing, never everything."""
+    if claim is None:
+        return None
+    return frozenset(claim.split()) if isinstance(claim, str) else frozenset()
 
 
 def mint_dev_token(settings: Settings, *, tenant: str, role: Role, subject: str | None = None, hours: int = 12) -> str:

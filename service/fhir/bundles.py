@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from service.api.operation_outcome import operation_outcome
 from service.audit_trail import RequestContext, record_failure
+from service.auth.scopes import includes_patient
 from service.db.engine import BUNDLE_TRANSACTION
 from service.errors import FieldProblem, InvalidRequest, TandemError, TooCostly, invalid
 from service.fhir import interactions, paging
@@ -197,7 +198,11 @@ def _run(
     if not path:
         raise invalid(f"Bundle.entry[{n}].request.url", "names no resource type")
     resource_type = path[0]
-    authorize(resource_type, {"GET": "read", "POST": "create", "PUT": "update"}[method])
+    # as sent alone: Type/id is a read (r), Type?query a search (s), and _include of the patient reads Patient
+    searching = method == "GET" and len(path) != 2
+    authorize(resource_type, "search" if searching else {"GET": "read", "POST": "create", "PUT": "update"}[method])
+    if searching and includes_patient(parse_qsl(parts.query)):
+        authorize("Patient", "read")
     if method == "GET":
         return _get(session, ctx, resource_type, path, parse_qsl(parts.query), n)
     resource = entry.get("resource")

@@ -6,7 +6,7 @@ The facade is described by its CapabilityStatement (GET /fhir/metadata), not by 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -15,13 +15,13 @@ from starlette.concurrency import run_in_threadpool
 import fhir_mappings as fm
 from service.api.deps import PrincipalDep, SessionDep, context_for
 from service.audit_trail import RequestContext
-from service.auth.principal import Principal
+from service.auth.principal import Principal, Role
+from service.auth.scopes import includes_patient, require_scope
 from service.errors import NotPermitted, NotSupported, RecordNotFound, invalid
 from service.fhir import audit_export, bundles, interactions
 from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
-from service.fhir.scopes import require_scope
 from service.fhir.search import check_parameters
 from service.fhir.types import FHIR_TYPES
 from service.instruments import INSTRUMENTS, questionnaire_resource
@@ -85,10 +85,14 @@ def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep)
     interaction = "search" if request.method == "GET" and "resource_id" not in request.path_params else action
     if request.url.path.endswith("/_search"):
         interaction = "search"
-    everyone = frozenset({"ehr-system", "clinician", "coordinator", "admin"})
-    ctx = context_for("list" if interaction == "search" else action, f"fhir/{resource_type}", everyone)(  # type: ignore[arg-type]
-        request, principal, session
-    )
+    everyone: frozenset[Role] = frozenset(get_args(Role))
+    # scopes=None here: the facade checks them itself below, per type and interaction (none claimed: refused)
+    ctx = context_for(
+        "list" if interaction == "search" else action,  # type: ignore[arg-type]
+        f"fhir/{resource_type}",
+        everyone,
+        scopes=None,
+    )(request, principal, session)
     if request.url.path.rstrip("/").endswith("/fhir/AuditEvent"):
         if principal.role != "admin":
             raise NotPermitted("only administrators read the audit trail")
@@ -185,6 +189,8 @@ def _search(
         wanted = dict(params).get("url") or dict(params).get("_id")
         found = [d for d in _definitions(request, resource_type) if wanted in (None, d.get("url"), d.get("id"))]
         return _respond(request, _static_bundle(request, found))
+    if includes_patient(params):
+        authorize(ctx.principal, "Patient", "read")
     strict = "handling=strict" in (request.headers.get("prefer") or "").replace(" ", "")
     params = [(k, v) for k, v in params if k != "_format"]
     result = interactions.search(session, ctx, resource_type, params, strict=strict)

@@ -73,7 +73,7 @@ class PullSummary:
 
 def system_context(settings: Settings, tenant_id: str, target_id: str) -> RequestContext:
     principal = Principal(
-        subject=f"sync:{target_id}", tenant_id=tenant_id, role="ehr-system", scopes=frozenset(), client_id=None
+        subject=f"sync:{target_id}", tenant_id=tenant_id, role="ehr-system", scopes=None, client_id=None
     )
     return RequestContext(principal=principal, request_id=str(uuid.uuid4()), settings=settings, origin_target=target_id)
 
