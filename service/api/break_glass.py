@@ -10,6 +10,7 @@ from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.api.records import API_PREFIX
 from service.audit_trail import RequestContext
+from service.auth.scopes import needs
 from service.break_glass.grants import (
     BreakGlassGrantPublic,
     BreakGlassRequest,
@@ -20,9 +21,12 @@ from service.break_glass.grants import (
 from service.records.kinds import ADMINS, CLINICIANS
 
 router = APIRouter(prefix=API_PREFIX, tags=["break the glass"])
-Starts = Annotated[RequestContext, Depends(context_for("create", "break-glass", CLINICIANS))]
-Ends = Annotated[RequestContext, Depends(context_for("update", "break-glass", CLINICIANS))]
-Reviews = Annotated[RequestContext, Depends(context_for("list", "break-glass", CLINICIANS | ADMINS))]
+# A grant is an emergency override of the patient's access policy: a FHIR Consent.
+Starts = Annotated[RequestContext, Depends(context_for("create", "break-glass", CLINICIANS, scopes=needs("Consent.c")))]
+Ends = Annotated[RequestContext, Depends(context_for("update", "break-glass", CLINICIANS, scopes=needs("Consent.u")))]
+Reviews = Annotated[
+    RequestContext, Depends(context_for("list", "break-glass", CLINICIANS | ADMINS, scopes=needs("Consent.s")))
+]
 
 
 @router.post(

@@ -11,6 +11,7 @@ from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.api.records import API_PREFIX
 from service.audit_trail import RequestContext
+from service.auth.scopes import needs
 from service.caseload import patient_status
 from service.caseload.patient_search import MAX_SEARCH_LENGTH
 from service.caseload.protocols import add_protocol, available_protocols
@@ -21,11 +22,20 @@ from service.records.base import DateOrTimeText
 from service.records.kinds import ADMINS, CARE_TEAM, CLINICIANS
 
 router = APIRouter(prefix=API_PREFIX, tags=["plan status"])
-ReadsStatus = Annotated[RequestContext, Depends(context_for("read", "plan-status", CARE_TEAM))]
-ReadsCaseload = Annotated[RequestContext, Depends(context_for("list", "caseload", CARE_TEAM))]
-Acknowledges = Annotated[RequestContext, Depends(context_for("create", "flag-acknowledgements", CLINICIANS))]
-ReadsProtocols = Annotated[RequestContext, Depends(context_for("list", "protocols", CARE_TEAM | ADMINS))]
-WritesProtocols = Annotated[RequestContext, Depends(context_for("create", "protocols", ADMINS))]
+# Plan status is what /fhir serves as the patient's CarePlan and Flags; protocols are PlanDefinitions.
+PLAN = needs("Patient.r", "CarePlan.r", "Flag.r")
+CASELOAD = needs("Patient.s", "CarePlan.s", "Flag.s")
+ReadsStatus = Annotated[RequestContext, Depends(context_for("read", "plan-status", CARE_TEAM, scopes=PLAN))]
+ReadsCaseload = Annotated[RequestContext, Depends(context_for("list", "caseload", CARE_TEAM, scopes=CASELOAD))]
+Acknowledges = Annotated[
+    RequestContext, Depends(context_for("create", "flag-acknowledgements", CLINICIANS, scopes=needs("Flag.u")))
+]
+ReadsProtocols = Annotated[
+    RequestContext, Depends(context_for("list", "protocols", CARE_TEAM | ADMINS, scopes=needs("PlanDefinition.s")))
+]
+WritesProtocols = Annotated[
+    RequestContext, Depends(context_for("create", "protocols", ADMINS, scopes=needs("PlanDefinition.c")))
+]
 
 
 @router.get(

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from service.audit_trail import AuditIntent, RequestContext
 from service.auth.principal import Principal, Role
+from service.auth.scopes import Needs, require_needs
 from service.auth.tokens import TokenVerifier
 from service.errors import NotAuthenticated, NotPermitted
 from service.records.audit import AuditAction
@@ -55,8 +56,13 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def context_for(action: AuditAction, record_kind: str, allowed: frozenset[Role]) -> Callable[..., RequestContext]:
-    """The caller, checked against the roles allowed here and against its tenant, with the audit intent declared."""
+def context_for(
+    action: AuditAction, record_kind: str, allowed: frozenset[Role], *, scopes: Needs | None
+) -> Callable[..., RequestContext]:
+    """The caller, checked against the roles allowed here, its SMART scopes and its tenant, with the audit intent
+    declared. `scopes` is what the route touches in FHIR terms (`needs("QuestionnaireResponse.s")`); None only for
+    administration that is no clinical data (sync targets): role only. The dependency carries its declaration,
+    so the authorization matrix can check that every route has one."""
 
     def dependency(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
         if session.get(Tenant, principal.tenant_id) is None:
@@ -67,6 +73,8 @@ def context_for(action: AuditAction, record_kind: str, allowed: frozenset[Role])
         request.state.ctx = ctx  # from here on, a refusal is audited as a failed attempt
         if principal.role not in allowed:
             raise NotPermitted(f"role {principal.role} may not {action} {record_kind}")
+        require_needs(principal.scopes, scopes)
         return ctx
 
+    dependency.scope_needs = scopes  # type: ignore[attr-defined]
     return dependency

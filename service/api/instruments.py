@@ -15,14 +15,24 @@ from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.api.records import API_PREFIX
 from service.audit_trail import RequestContext
 from service.auth.principal import ROLES
+from service.auth.scopes import needs
 from service.errors import RecordNotFound
 from service.instruments import INSTRUMENTS, Instrument, questionnaire_resource
 from service.records.kinds import STAFF_ADMINS
 
 router = APIRouter(prefix=API_PREFIX, tags=["instruments"])
-EveryRole = Annotated[RequestContext, Depends(context_for("read", "instruments", frozenset(ROLES)))]
-RegistersQuestionnaires = Annotated[RequestContext, Depends(context_for("create", "questionnaires", STAFF_ADMINS))]
-ReadsQuestionnaires = Annotated[RequestContext, Depends(context_for("list", "questionnaires", frozenset(ROLES)))]
+ListsInstruments = Annotated[
+    RequestContext, Depends(context_for("list", "instruments", frozenset(ROLES), scopes=needs("Questionnaire.s")))
+]
+ReadsInstrument = Annotated[
+    RequestContext, Depends(context_for("read", "instruments", frozenset(ROLES), scopes=needs("Questionnaire.r")))
+]
+RegistersQuestionnaires = Annotated[
+    RequestContext, Depends(context_for("create", "questionnaires", STAFF_ADMINS, scopes=needs("Questionnaire.c")))
+]
+ReadsQuestionnaires = Annotated[
+    RequestContext, Depends(context_for("list", "questionnaires", frozenset(ROLES), scopes=needs("Questionnaire.s")))
+]
 
 
 class Band(BaseModel):
@@ -69,7 +79,7 @@ def _summary(instrument: Instrument) -> InstrumentSummary:
     response_model=list[InstrumentSummary],
     responses=ERROR_RESPONSES,
 )
-def list_instruments(ctx: EveryRole) -> list[InstrumentSummary]:
+def list_instruments(ctx: ListsInstruments) -> list[InstrumentSummary]:
     return [_summary(instrument) for instrument in INSTRUMENTS.values()]
 
 
@@ -80,7 +90,7 @@ def list_instruments(ctx: EveryRole) -> list[InstrumentSummary]:
     response_class=JSONResponse,
     responses={200: {"content": {FHIR_JSON: {}}, "description": "FHIR R4 Questionnaire"}, **ERROR_RESPONSES},
 )
-def read_instrument(key: str, ctx: EveryRole) -> JSONResponse:
+def read_instrument(key: str, ctx: ReadsInstrument) -> JSONResponse:
     instrument = INSTRUMENTS.get(key)
     if instrument is None:
         raise RecordNotFound("instrument", key)

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field,
 from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext
+from service.auth.scopes import Needs, needs
 from service.records import store
 from service.records.base import ApiModel, DateOrTimeText, RecordMeta
 from service.records.kinds import RECORD_KINDS, RecordKind
@@ -102,10 +103,17 @@ def record_router(kind: RecordKind) -> APIRouter:
     page_schema: Any = _page_model(kind)
     plural = kind.schema_name + "s"
 
-    CreateContext = Annotated[RequestContext, Depends(context_for("create", kind.path, kind.writers))]
-    ReadContext = Annotated[RequestContext, Depends(context_for("read", kind.path, kind.readers))]
-    ListContext = Annotated[RequestContext, Depends(context_for("list", kind.path, kind.readers))]
-    UpdateContext = Annotated[RequestContext, Depends(context_for("update", kind.path, kind.writers))]
+    def touches(letter: str) -> Needs | None:
+        return needs(f"{kind.fhir_type}.{letter}") if kind.fhir_type is not None else None
+
+    CreateContext = Annotated[
+        RequestContext, Depends(context_for("create", kind.path, kind.writers, scopes=touches("c")))
+    ]
+    ReadContext = Annotated[RequestContext, Depends(context_for("read", kind.path, kind.readers, scopes=touches("r")))]
+    ListContext = Annotated[RequestContext, Depends(context_for("list", kind.path, kind.readers, scopes=touches("s")))]
+    UpdateContext = Annotated[
+        RequestContext, Depends(context_for("update", kind.path, kind.writers, scopes=touches("u")))
+    ]
 
     @router.post(
         "",

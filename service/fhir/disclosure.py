@@ -15,8 +15,8 @@ from sqlmodel import Session
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.auth.principal import Principal
+from service.auth.scopes import scope_allows
 from service.errors import NotPermitted
-from service.fhir.scopes import scope_allows
 from service.fhir.tables import FhirResourceVersion
 from service.fhir.types import FHIR_TYPES
 

@@ -50,6 +50,9 @@ class RecordKind:
     readers: frozenset[Role]
     writers: frozenset[Role]
     references: tuple[Reference, ...] = ()
+    # The FHIR type these records are served as: SMART scopes name it on /api/v1 as on /fhir. None: not clinical
+    # data (sync targets), so routes on it are role-only.
+    fhir_type: str | None = None
     immutable: frozenset[str] = frozenset({"patient_id"})
     patient_scoped: bool = True
     has_status: bool = True
@@ -82,6 +85,7 @@ def _practitioner_ref(field_name: str) -> Reference:
 PATIENTS = RecordKind(
     label="patient",
     path="patients",
+    fhir_type="Patient",
     schema_name="Patient",
     table=patient.Patient,
     fields_schema=patient.PatientFields,
@@ -102,6 +106,7 @@ PATIENTS = RecordKind(
 PRACTITIONERS = RecordKind(
     label="practitioner",
     path="practitioners",
+    fhir_type="Practitioner",
     schema_name="Practitioner",
     table=practitioner.Practitioner,
     fields_schema=practitioner.PractitionerFields,
@@ -118,6 +123,7 @@ PRACTITIONERS = RecordKind(
 ENROLLMENTS = RecordKind(
     label="enrollment",
     path="enrollments",
+    fhir_type="CarePlan",
     schema_name="Enrollment",
     table=enrollment.Enrollment,
     fields_schema=enrollment.EnrollmentFields,
@@ -135,6 +141,7 @@ ENROLLMENTS = RecordKind(
 KETAMINE_ADMINISTRATIONS = RecordKind(
     label="ketamine administration",
     path="ketamine-administrations",
+    fhir_type="MedicationAdministration",
     schema_name="KetamineAdministration",
     table=ketamine.KetamineAdministration,
     fields_schema=ketamine.KetamineAdministrationFields,
@@ -149,6 +156,7 @@ KETAMINE_ADMINISTRATIONS = RecordKind(
 CBT_SESSIONS = RecordKind(
     label="CBT session",
     path="cbt-sessions",
+    fhir_type="Encounter",
     schema_name="CbtSession",
     table=cbt.CbtSession,
     fields_schema=cbt.CbtSessionFields,
@@ -163,6 +171,7 @@ CBT_SESSIONS = RecordKind(
 QUESTIONNAIRE_RESPONSES = RecordKind(
     label="questionnaire response",
     path="questionnaire-responses",
+    fhir_type="QuestionnaireResponse",
     schema_name="QuestionnaireResponse",
     table=questionnaire.QuestionnaireResponse,
     fields_schema=questionnaire.QuestionnaireResponseFields,

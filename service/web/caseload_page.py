@@ -18,7 +18,7 @@ from service.instruments import INSTRUMENTS
 from service.records.practitioner import Practitioner
 from service.web import labels
 from service.web.charts import sparkline
-from service.web.deps import CARE_PAGES, SessionDep, SignedIn, context_for_page, settings_of
+from service.web.deps import CARE_PAGES, CASELOAD_PAGE, SessionDep, SignedIn, context_for_page, settings_of
 from service.web.rendering import WebRoute, render
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -129,7 +129,7 @@ def caseload_page(
 ) -> Response:
     if web_session.role == "admin":
         return RedirectResponse("/sync", status_code=303)
-    ctx = context_for_page(request, web_session, session, "list", "caseload", CARE_PAGES)
+    ctx = context_for_page(request, web_session, session, "list", "caseload", CARE_PAGES, scopes=CASELOAD_PAGE)
     query = parse_query(status, phase, flag, coordinator, q, sort, dir, page)
     settings = settings_of(request)
     result = read_caseload(

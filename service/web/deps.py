@@ -15,6 +15,7 @@ from sqlmodel import Session
 from service.api.deps import get_engine
 from service.audit_trail import AuditIntent, RequestContext
 from service.auth.principal import Role
+from service.auth.scopes import Needs, needs, require_needs
 from service.errors import NotPermitted
 from service.records.audit import AuditAction
 from service.records.tenant import Tenant
@@ -26,6 +27,11 @@ from service.web.session_cookie import COOKIE_NAME, WebSession, csrf_valid, deco
 WEB_ROLES: frozenset[Role] = frozenset({"clinician", "coordinator", "admin"})
 CARE_PAGES: frozenset[Role] = frozenset({"clinician", "coordinator"})
 ADMIN_PAGES: frozenset[Role] = frozenset({"admin"})
+# What the pages touch, in FHIR terms, for a session signed in with a scoped token (as on /api/v1).
+CASELOAD_PAGE = needs("Patient.s", "CarePlan.s", "Flag.s")
+PATIENT_PAGE = needs(
+    "Patient.r", "CarePlan.r", "Flag.r", "MedicationAdministration.s", "Encounter.s", "QuestionnaireResponse.s"
+)
 
 
 def page_session(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
@@ -62,11 +68,14 @@ def signed_in(request: Request) -> WebSession:
 SignedIn = Annotated[WebSession, Depends(signed_in)]
 
 
-def page_context(action: AuditAction, record_kind: str, allowed: frozenset[Role]) -> Callable[..., RequestContext]:
-    """Like the API's context_for: the tenant must be registered, the role allowed; refusals are audited."""
+def page_context(
+    action: AuditAction, record_kind: str, allowed: frozenset[Role], *, scopes: Needs | None
+) -> Callable[..., RequestContext]:
+    """Like the API's context_for: the tenant must be registered, the role allowed, the scopes held to; refusals
+    are audited."""
 
     def dependency(request: Request, web_session: SignedIn, session: SessionDep) -> RequestContext:
-        return context_for_page(request, web_session, session, action, record_kind, allowed)
+        return context_for_page(request, web_session, session, action, record_kind, allowed, scopes=scopes)
 
     return dependency
 
@@ -79,10 +88,11 @@ def context_for_page(
     record_kind: str,
     allowed: frozenset[Role],
     *,
+    scopes: Needs | None,
     patient_id: str | None = None,
 ) -> RequestContext:
     ctx = _declare(request, web_session, session, action, record_kind, patient_id)
-    _require_role(ctx, allowed)
+    _require_role(ctx, allowed, scopes)
     return ctx
 
 
@@ -95,6 +105,7 @@ def context_for_form(
     record_kind: str,
     allowed: frozenset[Role],
     *,
+    scopes: Needs | None,
     patient_id: str | None = None,
 ) -> RequestContext:
     """Where every signed-in form post starts: the audit intent is declared before the form's token and the role
@@ -102,7 +113,7 @@ def context_for_form(
     ctx = _declare(request, web_session, session, action, record_kind, patient_id)
     if not csrf_valid(web_session, csrf_token, settings_of(request)):
         raise CsrfRefused()
-    _require_role(ctx, allowed)
+    _require_role(ctx, allowed, scopes)
     return ctx
 
 
@@ -141,6 +152,7 @@ def _declare(
     return ctx
 
 
-def _require_role(ctx: RequestContext, allowed: frozenset[Role]) -> None:
+def _require_role(ctx: RequestContext, allowed: frozenset[Role], scopes: Needs | None) -> None:
     if ctx.principal.role not in allowed:
         raise NotPermitted(f"a {ctx.principal.role} may not open this page")
+    require_needs(ctx.principal.scopes, scopes)  # a session signed in with a scoped token is held to it

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from service.audit_trail import RequestContext
+from service.auth.scopes import needs
 from service.break_glass.grants import BreakGlassRequest, require_restricted_patient, start_break_glass
 from service.caseload.patient_status import (
     FlagAcknowledgementRequest,
@@ -40,7 +41,7 @@ from service.records.questionnaire import QuestionnaireResponsePublic
 from service.records.store import ListFilters, list_records, read_record
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
-from service.web.deps import CARE_PAGES, SessionDep, SignedIn, context_for_form, context_for_page
+from service.web.deps import CARE_PAGES, PATIENT_PAGE, SessionDep, SignedIn, context_for_form, context_for_page
 from service.web.rendering import WebRoute, render, restricted_page
 from service.web.sync_admin import patient_sync_state
 
@@ -238,7 +239,9 @@ def patient_page(
     web_session: SignedIn,
     acknowledgement: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    ctx = context_for_page(request, web_session, session, "read", "patients", CARE_PAGES, patient_id=patient_id)
+    ctx = context_for_page(
+        request, web_session, session, "read", "patients", CARE_PAGES, scopes=PATIENT_PAGE, patient_id=patient_id
+    )
     values = patient_values(session, ctx, patient_id)
     values["title"] = values["name"]
     acknowledged = just_acknowledged(session, ctx, patient_id, acknowledgement) if acknowledgement else None
@@ -259,7 +262,15 @@ def break_the_glass(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     ctx = context_for_form(
-        request, web_session, session, csrf_token, "create", "break-glass", CLINICIANS, patient_id=patient_id
+        request,
+        web_session,
+        session,
+        csrf_token,
+        "create",
+        "break-glass",
+        CLINICIANS,
+        scopes=needs("Consent.c"),
+        patient_id=patient_id,
     )
     try:
         grant = BreakGlassRequest(reason=reason, minutes=minutes)
@@ -284,7 +295,15 @@ def acknowledge(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     ctx = context_for_form(
-        request, web_session, session, csrf_token, "create", "flag-acknowledgements", CLINICIANS, patient_id=patient_id
+        request,
+        web_session,
+        session,
+        csrf_token,
+        "create",
+        "flag-acknowledgements",
+        CLINICIANS,
+        scopes=(*needs("Flag.u"), *PATIENT_PAGE),  # it shows the page again on a refused note
+        patient_id=patient_id,
     )
     if not note.strip():
         values = patient_values(session, ctx, patient_id)

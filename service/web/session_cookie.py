@@ -1,6 +1,7 @@
 """The coordinator pages' session: a signed cookie (stdlib HMAC-SHA256), and the CSRF token derived from it.
 
-The cookie holds who is signed in (subject, tenant, role), a random session id and an expiry; never patient data.
+The cookie holds who is signed in (subject, tenant, role, and the token's SMART scopes, to which the pages hold
+the session as the API holds the token), a random session id and an expiry; never patient data.
 It is stateless: signing out replaces the cookie in the browser, but a copied cookie stays valid until it expires
 (at most WEB_SESSION_HOURS, and never beyond the bearer token it was made from).
 
@@ -33,6 +34,7 @@ COOKIE_NAME = "tandem_session"
 WEB_SESSION_HOURS = 8
 ANONYMOUS_SESSION_MINUTES = 60
 MAX_COOKIE_CHARS = 2048
+MAX_SCOPE_CHARS = 1024  # what of a token's scope claim a cookie can carry under MAX_COOKIE_CHARS
 _KEY_PURPOSE = b"tandem-web-session-v1"
 _FORMAT_VERSION = 1
 
@@ -46,6 +48,7 @@ class WebSession:
     subject: str | None = None
     tenant_id: str | None = None
     role: Role | None = None
+    scopes: frozenset[str] | None = None  # the sign-in token's scope claim; None: it had none (role-only)
 
     @property
     def signed_in(self) -> bool:
@@ -53,7 +56,7 @@ class WebSession:
 
     def principal(self) -> Principal:
         assert self.subject is not None and self.tenant_id is not None and self.role is not None
-        return Principal(subject=self.subject, tenant_id=self.tenant_id, role=self.role, scopes=frozenset())
+        return Principal(subject=self.subject, tenant_id=self.tenant_id, role=self.role, scopes=self.scopes)
 
 
 def session_key(settings: Settings) -> bytes:
@@ -77,6 +80,7 @@ def signed_in_session(principal: Principal, *, not_after: datetime | None = None
         subject=principal.subject,
         tenant_id=principal.tenant_id,
         role=principal.role,
+        scopes=principal.scopes,
     )
 
 
@@ -96,6 +100,7 @@ def encode_session(session: WebSession, settings: Settings) -> str:
         "sub": session.subject,
         "ten": session.tenant_id,
         "role": session.role,
+        "scp": None if session.scopes is None else " ".join(sorted(session.scopes)),
     }
     body = _b64(json.dumps(payload, separators=(",", ":")).encode())
     signature = _b64(hmac.new(session_key(settings), body.encode(), hashlib.sha256).digest())
@@ -125,12 +130,16 @@ def decode_session(cookie: str | None, settings: Settings) -> WebSession | None:
     subject, tenant_id = payload.get("sub"), payload.get("ten")
     if role is not None and role not in ROLES:
         return None
+    scopes = payload.get("scp")
+    if scopes is not None and not isinstance(scopes, str):
+        return None
     return WebSession(
         session_id=session_id,
         expires_at=expires_at,
         subject=subject if isinstance(subject, str) else None,
         tenant_id=tenant_id if isinstance(tenant_id, str) else None,
         role=cast(Role, role) if role is not None else None,
+        scopes=None if scopes is None else frozenset(scopes.split()),
     )
 
 

@@ -18,6 +18,7 @@ from service.web.deps import WEB_ROLES, SessionDep, browser_session, require_sig
 from service.web.rendering import WebRoute, render
 from service.web.session_cookie import (
     COOKIE_NAME,
+    MAX_SCOPE_CHARS,
     WebSession,
     anonymous_session,
     encode_session,
@@ -93,7 +94,7 @@ def sign_in_with_token(
         principal = verifier.verify(token.strip())
     except NotAuthenticated as refused:
         return _sign_in_page(request, current, safe_next(next_path), error=refused.message, status_code=401)
-    problem = _refusal(session, principal)
+    problem = _refusal(session, principal) or _scope_refusal(principal)
     if problem is not None:
         return _sign_in_page(request, current, safe_next(next_path), error=problem, status_code=403)
     return _start(request, principal, safe_next(next_path), not_after=_token_expiry(token.strip()))
@@ -115,7 +116,7 @@ def sign_in_as_demo_user(
     chosen = next((r for r in DEMO_ROLES if r == role), None)
     if chosen is None:
         return _sign_in_page(request, current, "/", error="Choose one of the demo roles.", status_code=400)
-    principal = Principal(subject=f"demo-{chosen}", tenant_id=DEMO_TENANT, role=chosen, scopes=frozenset())
+    principal = Principal(subject=f"demo-{chosen}", tenant_id=DEMO_TENANT, role=chosen, scopes=None)
     problem = _refusal(session, principal)
     if problem is not None:
         problem += " Load the demo data first: `tandem demo load`."
@@ -139,6 +140,13 @@ def _refusal(session: Session, principal: Principal) -> str | None:
     session.rollback()
     if tenant is None:
         return f"The hospital {principal.tenant_id!r} is not registered on this service."
+    return None
+
+
+def _scope_refusal(principal: Principal) -> str | None:
+    # The session keeps the token's scopes (the pages hold it to them): they must fit in the cookie.
+    if principal.scopes is not None and len(" ".join(principal.scopes)) > MAX_SCOPE_CHARS:
+        return f"The token carries more scopes than a page session holds ({MAX_SCOPE_CHARS} characters)."
     return None
 
 

@@ -17,7 +17,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 @router.get("/sync")
 def sync_page(request: Request, session: SessionDep, web_session: SignedIn, replayed: str | None = None) -> Response:
-    ctx = context_for_page(request, web_session, session, "list", "sync-outbox", ADMIN_PAGES)
+    ctx = context_for_page(request, web_session, session, "list", "sync-outbox", ADMIN_PAGES, scopes=None)
     overview = read_sync_overview(session, ctx)
     values = {
         "title": "EHR sync",
@@ -36,6 +36,6 @@ def replay(
     web_session: SignedIn,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    ctx = context_for_form(request, web_session, session, csrf_token, "update", "sync-outbox", ADMIN_PAGES)
+    ctx = context_for_form(request, web_session, session, csrf_token, "update", "sync-outbox", ADMIN_PAGES, scopes=None)
     replay_dead_letter(session, ctx, message_id)
     return RedirectResponse(f"/sync?replayed={message_id}", status_code=303)
