@@ -24,6 +24,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from service.auth.principal import Principal, Role
+from service.auth.scopes import Needs
 from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
 from service.instruments import INSTRUMENTS, questionnaire_resource
@@ -72,6 +73,25 @@ def served_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def _flat_routes(app: FastAPI) -> Iterator[Any]:
     yield from iter_route_contexts(app.routes)
+
+
+def declared_scopes(app: FastAPI) -> dict[tuple[str, str], Needs | None]:
+    """What each route declares it touches in SMART terms (`context_for(..., scopes=)`; None: role only).
+    A route whose dependencies declare nothing is absent."""
+    found: dict[tuple[str, str], Needs | None] = {}
+    for route in _flat_routes(app):
+        dependant = getattr(route, "dependant", None)
+        declared = [c.scope_needs for c in _calls(dependant) if hasattr(c, "scope_needs")] if dependant else []
+        if declared:
+            needs = tuple(n for d in declared if d is not None for n in d)
+            found.update(((m, route.path), needs or None) for m in route.methods or () if m != "HEAD")
+    return found
+
+
+def _calls(dependant: Any) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
 
 
 # ---- credentials ---------------------------------------------------------------------------------------------
@@ -142,13 +162,13 @@ def role_headers(settings: Settings, tenant_id: str, role: Role, scope: str | No
 
 def page_cookie(settings: Settings, tenant_id: str, role: Role) -> tuple[dict[str, str], str]:
     """The cookie a browser holds after signing in as this role, and the CSRF token its forms carry."""
-    session = signed_in_session(Principal(subject=f"web-{role}", tenant_id=tenant_id, role=role, scopes=frozenset()))
+    session = signed_in_session(Principal(subject=f"web-{role}", tenant_id=tenant_id, role=role, scopes=None))
     return {COOKIE_NAME: encode_session(session, settings)}, csrf_token(session, settings)
 
 
 def bad_page_sessions(settings: Settings, tenant_id: str) -> dict[str, tuple[dict[str, str], str]]:
     """Every way a page session can be missing or wrong: each must be sent to sign in."""
-    principal = Principal(subject="web-x", tenant_id=tenant_id, role="coordinator", scopes=frozenset())
+    principal = Principal(subject="web-x", tenant_id=tenant_id, role="coordinator", scopes=None)
     current = signed_in_session(principal)
     expired = WebSession(
         session_id="expired-session",
@@ -159,7 +179,7 @@ def bad_page_sessions(settings: Settings, tenant_id: str) -> dict[str, tuple[dic
     )
     other_key = settings.model_copy(update={"dev_token_secret": "another-secret-of-at-least-32-bytes-long!!"})
     anonymous = WebSession(session_id="anon", expires_at=now_utc() + timedelta(minutes=30))
-    ehr = signed_in_session(Principal(subject="web-ehr", tenant_id=tenant_id, role="ehr-system", scopes=frozenset()))
+    ehr = signed_in_session(Principal(subject="web-ehr", tenant_id=tenant_id, role="ehr-system", scopes=None))
     signature = encode_session(current, settings).split(".")[1]
     tampered = encode_session(
         WebSession("x", current.expires_at, subject="web-x", tenant_id=tenant_id, role="admin"), settings

@@ -9,7 +9,9 @@ included routers at any depth), so a route added without an entry fails CI until
 
 Variants per route: no/malformed/expired/wrong-audience/wrong-issuer/unknown-key/alg-none/oversized bearer tokens
 (pages: missing, garbage, expired, re-signed, tampered, anonymous and EHR-role cookies instead), an unregistered
-tenant, every role, another tenant's caller naming this tenant's ids, and (FHIR) a token without the scope.
+tenant, every role, another tenant's caller naming this tenant's ids, and (FHIR and /api/v1) tokens without the
+scope. The /api/v1 scope variants are generated from what each route declares (`context_for(..., scopes=)`), and
+`test_every_api_route_declares_its_scopes` fails for a route that declares nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from tests.security.support import (
     bad_credentials,
     bad_page_sessions,
     build_world,
+    declared_scopes,
     new_tenant_id,
     page_cookie,
     protocol_body,
@@ -275,6 +278,23 @@ def test_every_served_route_has_a_matrix_entry(client: TestClient) -> None:
         f"served {sorted(served_types)}"
     )
     print(f"\n[authorization matrix] {len(served)} routes served, all in the matrix")
+
+
+# Routes on /api/v1 that touch no clinical data: role only (scopes=None). Everything else names FHIR types.
+ROLE_ONLY_PREFIXES = (f"{API}/sync/",)
+
+
+def test_every_api_route_declares_its_scopes(client: TestClient) -> None:
+    declared = declared_scopes(client.app)  # type: ignore[arg-type]
+    api_routes = sorted(r for r in served_routes(client.app) if r[1].startswith(f"{API}/"))  # type: ignore[arg-type]
+    undeclared = [r for r in api_routes if r not in declared]
+    assert not undeclared, f"/api routes without a SMART scope declaration (context_for(..., scopes=)): {undeclared}"
+    role_only = [r for r in api_routes if declared[r] is None]
+    unexpected = [r for r in role_only if not r[1].startswith(ROLE_ONLY_PREFIXES)]
+    assert not unexpected, f"/api routes on clinical data declared role-only (scopes=None): {unexpected}"
+    scoped = [r for r in api_routes if declared[r] is not None and r[1].startswith(ROLE_ONLY_PREFIXES)]
+    assert not scoped, f"administration routes expected to be role-only: {scoped}"
+    print(f"\n[authorization matrix] {len(api_routes)} /api routes, {len(role_only)} role-only, the rest scoped")
 
 
 # ---- requests ----------------------------------------------------------------------------------------------
@@ -645,6 +665,34 @@ def _variants(
                 request("missing scope", None, headers=headers),
                 frozenset({403}),
             )
+    if entry.surface == "api" and entry.allowed:
+        yield from _api_scope_variants(probe, entry, method, path, request)
+
+
+def _api_scope_variants(
+    probe: Probe, entry: Entry, method: str, path: str, request: Callable[..., Callable[[], Response]]
+) -> Iterator[Variant]:
+    """From the route's declaration: its own scopes pass; without one of its letters, or with none, 403.
+    A role-only route answers a scoped token as any other."""
+    declared = declared_scopes(probe.client.app)[(method, path)]  # type: ignore[arg-type]
+    role = _first_allowed(entry)
+    settings, tenant = probe.settings, probe.world.tenant_id
+    if declared is None:
+        headers = role_headers(settings, tenant, role, scope="")
+        yield "api scope", f"{role} with scope '' (role-only)", request("api scope", role, headers=headers), entry.ok
+        return
+    prefix = "system" if role == "ehr-system" else "user"
+    exact = " ".join(f"{prefix}/{n.resource_type}.{n.letters}" for n in declared)
+    passes: Callable[[Response], bool] = lambda r: r.status_code != 403  # noqa: E731 (past the scope check)
+    headers = role_headers(settings, tenant, role, scope=exact)
+    yield "api scope", f"{role} with scope {exact!r}", request("api scope", role, headers=headers), passes
+    first = declared[0]
+    others = "".join(c for c in "cruds" if c not in first.letters)
+    narrowed = " ".join([f"{prefix}/{first.resource_type}.{others}", *exact.split()[1:]])
+    for scope in ("", narrowed, f"patient/{first.resource_type}.cruds"):
+        headers = role_headers(settings, tenant, role, scope=scope)
+        label = f"{role} with scope {scope!r}"
+        yield "api missing scope", label, request("api missing scope", None, headers=headers), frozenset({403})
 
 
 def test_authorization_matrix(client: TestClient, settings: Settings, world: World, other_tenant: str) -> None:
