@@ -32,8 +32,9 @@ TARGET_FAILED_RESPONSE: dict[str, object] = {
     "description": "The target failed (no answer, a redirect, an error) or its credential is missing; the detail "
     "says what it did and what to do",
 }
-ReadContext = Annotated[RequestContext, Depends(context_for("read", "sync/targets", ADMINS))]
-WriteContext = Annotated[RequestContext, Depends(context_for("update", "sync/targets", ADMINS))]
+# Administration of the deployment, no clinical data: role only (scopes=None).
+ReadContext = Annotated[RequestContext, Depends(context_for("read", "sync/targets", ADMINS, scopes=None))]
+WriteContext = Annotated[RequestContext, Depends(context_for("update", "sync/targets", ADMINS, scopes=None))]
 
 
 class DryRunRequest(BaseModel):
