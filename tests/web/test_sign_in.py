@@ -47,7 +47,8 @@ def test_sign_in_sets_an_http_only_same_site_cookie_without_patient_data(
     assert "Secure" not in cookie  # plain http (a developer's machine); see the https test below
     body = cookie.split("=", 1)[1].split(";", 1)[0].split(".")[0]
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    assert set(payload) == {"v", "sid", "exp", "sub", "ten", "role"}
+    # who is signed in and the sign-in token's SMART scopes (the pages hold the session to them); no patient data
+    assert set(payload) == {"v", "sid", "exp", "sub", "ten", "role", "scp"}
     assert (payload["sub"], payload["ten"], payload["role"]) == ("nurse-ada", tenant, "coordinator")
     page = b.get("/")
     assert page.status_code == 200
