@@ -48,7 +48,8 @@ def disclose(
     how: Disclosure,
 ) -> bool:
     """True: the rows may go out (and are audited now, in the caller's unit of work); False: withhold them."""
-    interaction: Literal["read", "search"] = "search" if how in ("search", "include") else "read"
+    # an included patient is read (Patient.r), as the search's own authorization asks (auth/scopes.includes_patient)
+    interaction: Literal["read", "search"] = "search" if how == "search" else "read"
     if not may_read(ctx.principal, resource_type, interaction):
         if how in ("read", "search"):
             raise NotPermitted(f"role {ctx.principal.role} with these scopes may not {interaction} {resource_type}")
