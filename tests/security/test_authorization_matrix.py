@@ -730,3 +730,32 @@ def test_bundle_entries_are_authorized_one_by_one(client: TestClient, settings: 
                     failures.append(f"{role} scope={scope!r} GET {url}: entry status {got}, want {want}")
     print(f"\n[authorization matrix] bundle entries tried: {tried}")
     assert not failures, "\n".join(failures)
+
+
+# ---- the FHIR tables above are what the CapabilityStatement serves ----------------------------------------------
+
+# CapabilityStatement interaction code -> the generic route that carries it.
+CAPABILITY_ROUTES = {
+    "search-type": {("GET", "/fhir/{resource_type}"), ("POST", "/fhir/{resource_type}/_search")},
+    "read": {("GET", "/fhir/{resource_type}/{resource_id}")},
+    "vread": {("GET", "/fhir/{resource_type}/{resource_id}/_history/{version_id}")},
+    "history-instance": {("GET", "/fhir/{resource_type}/{resource_id}/_history")},
+    "create": {("POST", "/fhir/{resource_type}")},
+    "update": {("PUT", "/fhir/{resource_type}/{resource_id}")},
+    "delete": {("DELETE", "/fhir/{resource_type}/{resource_id}")},
+}
+
+
+def test_the_fhir_tables_cover_every_type_and_interaction_the_capability_statement_serves(
+    client: TestClient,
+) -> None:
+    """A type or interaction added to the CapabilityStatement fails here until the matrix says who may use it."""
+    rest = client.get("/fhir/metadata").json()["rest"][0]
+    served = {r["type"]: {i["code"] for i in r.get("interaction", [])} for r in rest["resource"]}
+    audit_only = {"AuditEvent"}  # its own route and matrix entry (admins read the trail)
+    assert set(served) - audit_only == {*FHIR_DATA_TYPES, *FHIR_STATIC_TYPES}
+    unknown = {(t, code) for t, codes in served.items() for code in codes if code not in CAPABILITY_ROUTES}
+    assert not unknown, f"interactions the matrix does not know how to try: {sorted(unknown)}"
+    routes = {route for codes in served.values() for code in codes for route in CAPABILITY_ROUTES[code]}
+    assert routes <= set(FHIR_GENERIC) | {("GET", "/fhir/AuditEvent"), ("GET", "/fhir/AuditEvent/{resource_id}")}
+    assert {i["code"] for i in rest.get("interaction", [])} <= {"batch", "transaction"}  # both tried entry by entry
