@@ -49,5 +49,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('patients') as batch:
-        batch.drop_column('name_key')
+    # A plain DROP COLUMN (SQLite 3.35+): a batch copy would drop and recreate patients, which other tables'
+    # foreign keys reference.
+    op.drop_column('patients', 'name_key')

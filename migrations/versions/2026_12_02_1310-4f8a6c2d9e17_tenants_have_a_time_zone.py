@@ -26,5 +26,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('tenants') as batch:
-        batch.drop_column('time_zone')
+    # A plain DROP COLUMN (SQLite 3.35+): a batch copy would drop and recreate tenants, which other tables'
+    # foreign keys reference.
+    op.drop_column('tenants', 'time_zone')
