@@ -30,9 +30,9 @@ from service.demo import DemoPatient, DemoTenant, generate_demo_tenant
 from service.demo_loader import _kind_of
 from service.fhir.projection import _clinical_date, _tokens, resources_of
 from service.fhir.tables import FhirResourceVersion, FhirSearchToken
-from service.records import store
+from service.record_store import store
+from service.record_store.kinds import ENROLLMENTS, PATIENTS, PRACTITIONERS, RecordKind
 from service.records.base import TenantRecord, record_meta
-from service.records.kinds import ENROLLMENTS, PATIENTS, PRACTITIONERS, RecordKind
 from service.records.patient import PatientIdentifier
 
 

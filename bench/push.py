@@ -22,8 +22,8 @@ from bench.common import Database, log
 from bench.data import demo, store_load
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
-from service.records import store
-from service.records.kinds import SYNC_TARGETS
+from service.record_store import store
+from service.record_store.kinds import SYNC_TARGETS
 from service.sync.outbox import OutboxMessage
 from service.sync.targets import SyncTargetCreate
 from service.sync.worker import Processor, run_worker

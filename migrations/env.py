@@ -13,10 +13,13 @@ from service.caseload import tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
 from service.fhir import tables as fhir_tables  # noqa: F401
-from service.records import audit, kinds, tenant  # noqa: F401 - importing registers every table
+from service.records import audit, cbt, enrollment, ketamine, patient, practitioner, questionnaire, tenant  # noqa: F401
 from service.records.base import metadata
 from service.settings import get_settings
-from service.sync import outbox  # noqa: F401
+from service.sync import (
+    outbox,  # noqa: F401
+    targets,  # noqa: F401 - importing registers every table
+)
 from service.sync import tables as sync_tables  # noqa: F401
 
 config = context.config

@@ -11,9 +11,8 @@ from sqlmodel import Session
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.demo import DemoTenant
-from service.records import store
-from service.records.cbt import CbtSessionCreate
-from service.records.kinds import (
+from service.record_store import store
+from service.record_store.kinds import (
     CBT_SESSIONS,
     ENROLLMENTS,
     KETAMINE_ADMINISTRATIONS,
@@ -22,6 +21,7 @@ from service.records.kinds import (
     QUESTIONNAIRE_RESPONSES,
     RecordKind,
 )
+from service.records.cbt import CbtSessionCreate
 from service.records.questionnaire import QuestionnaireResponseCreate
 from service.settings import Settings
 

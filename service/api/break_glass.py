@@ -18,7 +18,7 @@ from service.break_glass.grants import (
     list_grants,
     start_break_glass,
 )
-from service.records.kinds import ADMINS, CLINICIANS
+from service.record_store.kinds import ADMINS, CLINICIANS
 
 router = APIRouter(prefix=API_PREFIX, tags=["break the glass"])
 # A grant is an emergency override of the patient's access policy: a FHIR Consent.

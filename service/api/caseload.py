@@ -18,8 +18,8 @@ from service.caseload.protocols import add_protocol, available_protocols
 from service.caseload.query import CaseloadFilters, CaseloadPage, SortKey, read_caseload
 from service.errors import invalid
 from service.plan_status import ESKETAMINE_CBT, Protocol
+from service.record_store.kinds import ADMINS, CARE_TEAM, CLINICIANS
 from service.records.base import DateOrTimeText
-from service.records.kinds import ADMINS, CARE_TEAM, CLINICIANS
 
 router = APIRouter(prefix=API_PREFIX, tags=["plan status"])
 # Plan status is what /fhir serves as the patient's CarePlan and Flags; protocols are PlanDefinitions.

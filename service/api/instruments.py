@@ -18,7 +18,7 @@ from service.auth.principal import ROLES
 from service.auth.scopes import needs
 from service.errors import RecordNotFound
 from service.instruments import INSTRUMENTS, Instrument, questionnaire_resource
-from service.records.kinds import STAFF_ADMINS
+from service.record_store.kinds import STAFF_ADMINS
 
 router = APIRouter(prefix=API_PREFIX, tags=["instruments"])
 ListsInstruments = Annotated[

@@ -15,10 +15,10 @@ from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.audit_trail import RequestContext
 from service.auth.scopes import Needs, needs
-from service.records import store
+from service.record_store import store
+from service.record_store.kinds import RECORD_KINDS, RecordKind
+from service.record_store.store import ListFilters
 from service.records.base import ApiModel, DateOrTimeText, RecordMeta
-from service.records.kinds import RECORD_KINDS, RecordKind
-from service.records.store import ListFilters
 
 API_PREFIX = "/api/v1"
 

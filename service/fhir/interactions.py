@@ -30,7 +30,7 @@ from service.fhir.projection import retract
 from service.fhir.search import SearchQuery, current_patients, parse_search, run_search
 from service.fhir.tables import FhirResourceVersion
 from service.fhir.types import FHIR_TYPES, FhirType
-from service.records import store
+from service.record_store import store
 from service.records.base import SourceIdentifier
 
 MAX_HISTORY = 100

@@ -19,7 +19,7 @@ from service import questionnaires
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.errors import FieldProblem, InvalidRequest, validation_problems
-from service.records import kinds
+from service.record_store import kinds
 from service.records.cbt import CbtSession, CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
 from service.records.patient import Patient, PatientCreate

@@ -1,1 +1,1 @@
-"""The clinical records Tandem stores: tables, API shapes, and the one store every edge writes through."""
+"""The clinical records Tandem stores: tables and API shapes only (the store is `service.record_store`)."""

@@ -13,7 +13,7 @@ from service.api.problems import ERROR_RESPONSES, PROBLEM_JSON, WRITE_ERROR_RESP
 from service.audit_trail import RequestContext, record_success
 from service.break_glass.access import ensure_visible
 from service.errors import NotConfigured, invalid
-from service.records.kinds import ADMINS
+from service.record_store.kinds import ADMINS
 from service.sync import credentials
 from service.sync import status as sync_status
 from service.sync.capabilities import decide

@@ -28,8 +28,8 @@ from service.clock import now_utc
 from service.errors import RecordNotFound, TandemError
 from service.instruments import IntakeError, intake_questionnaire_response
 from service.questionnaires import registered_questionnaires
-from service.records import store
-from service.records.kinds import CBT_SESSIONS, PATIENTS, QUESTIONNAIRE_RESPONSES, RecordKind
+from service.record_store import store
+from service.record_store.kinds import CBT_SESSIONS, PATIENTS, QUESTIONNAIRE_RESPONSES, RecordKind
 from service.records.patient import Patient
 from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl

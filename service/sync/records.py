@@ -10,9 +10,9 @@ from sqlmodel import Session, col, select
 
 import fhir_mappings as fm
 from service.instruments import INSTRUMENTS
-from service.records import store
+from service.record_store import store
+from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.base import RecordMeta
-from service.records.kinds import RECORD_KINDS, RecordKind
 from service.sync.capabilities import KindDecision, Strategy
 
 KINDS_BY_PATH: dict[str, RecordKind] = {kind.path: kind for kind in RECORD_KINDS}

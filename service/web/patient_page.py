@@ -25,10 +25,7 @@ from service.caseload.tables import FlagAcknowledgement
 from service.errors import InvalidRequest, validation_problems
 from service.instruments import INSTRUMENTS
 from service.plan_status import PlanStatus
-from service.records.base import RecordMeta
-from service.records.cbt import CbtSessionPublic
-from service.records.ketamine import KetamineAdministrationPublic
-from service.records.kinds import (
+from service.record_store.kinds import (
     CBT_SESSIONS,
     CLINICIANS,
     KETAMINE_ADMINISTRATIONS,
@@ -36,9 +33,12 @@ from service.records.kinds import (
     QUESTIONNAIRE_RESPONSES,
     RecordKind,
 )
+from service.record_store.store import ListFilters, list_records, read_record
+from service.records.base import RecordMeta
+from service.records.cbt import CbtSessionPublic
+from service.records.ketamine import KetamineAdministrationPublic
 from service.records.patient import PatientPublic
 from service.records.questionnaire import QuestionnaireResponsePublic
-from service.records.store import ListFilters, list_records, read_record
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
 from service.web.deps import CARE_PAGES, PATIENT_PAGE, SessionDep, SignedIn, context_for_form, context_for_page

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.auth.principal import Role
-from service.records.kinds import RECORD_KINDS
+from service.record_store.kinds import RECORD_KINDS
 from tests.builders import API, PATIENT_RECORD_BODIES, ApiDriver, patient_body
 
 PATHS = [kind.path for kind in RECORD_KINDS]

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from service.app import create_app
-from service.records import store
+from service.record_store import store
 from service.settings import Settings
 from tests.builders import API, patient_body, questionnaire_body
 from tests.fhir.support import about

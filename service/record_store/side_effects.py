@@ -7,8 +7,8 @@ from sqlmodel import Session
 from service.audit_trail import RequestContext
 from service.fhir.projection import project, resources_of
 from service.patient_refresh import refresh_patient
+from service.record_store.kinds import RecordKind
 from service.records.base import RecordMeta, TenantRecord
-from service.records.kinds import RecordKind
 from service.sync import outbox
 
 

@@ -33,10 +33,10 @@ from service.errors import (
     invalid,
     validation_problems,
 )
+from service.record_store.kinds import Columns, RecordKind
+from service.record_store.side_effects import record_written
 from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
-from service.records.kinds import Columns, RecordKind
 from service.records.patient import Patient, PatientIdentifier
-from service.records.side_effects import record_written
 
 ETAG_PATTERN = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
