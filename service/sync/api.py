@@ -18,10 +18,11 @@ from service.sync import credentials
 from service.sync import status as sync_status
 from service.sync.capabilities import decide
 from service.sync.client import FhirClient
-from service.sync.delivery import DeliveryFailure, RecordPlan, dry_run_requests, plan_for_target
+from service.sync.delivery import RecordPlan, dry_run_requests, plan_for_target
+from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure
 from service.sync.pull import pull
 from service.sync.records import public_record
-from service.sync.target_failures import TARGET_FAILURES, explain
+from service.sync.target_failures import explain
 from service.sync.targets import CredentialWrite, SyncTarget
 from service.sync.worker import Processor
 

@@ -17,8 +17,7 @@ the same guarantee (a create whose answer was lost is found, not repeated) in on
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
@@ -28,8 +27,19 @@ from sqlmodel import Session, col, select
 
 from service.clock import now_utc
 from service.sync.capabilities import Capabilities, KindDecision, decide
-from service.sync.client import Exchange, FhirClient
+from service.sync.client import FhirClient
 from service.sync.outbox import OutboxMessage
+from service.sync.outcomes import (
+    DeliveryFailure,
+    DeliveryResult,
+    created_id,
+    entry_exchange,
+    failure_from,
+    search_matches,
+    transport_failure,
+    unreadable_entry,
+    version_of,
+)
 from service.sync.records import (
     PlannedResource,
     plan_resources,
@@ -40,63 +50,6 @@ from service.sync.records import (
 from service.sync.tables import RemoteResource
 
 STRICT = {"Prefer": "handling=strict"}
-_ETAG = re.compile(r'^(?:W/)?"([^"]+)"$')
-_POLICY_CODES = frozenset({"forbidden", "security", "suppressed"})
-_POLICY_WORDS = ("break-the-glass", "break the glass", "btg", "policy", "consent", "restricted")
-
-
-class DeliveryFailure(Exception):
-    """An attempt that did not finish. `retryable` decides between a later retry and a dead letter."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        status_code: int | None = None,
-        outcome: Any = None,
-        retry_after: str | None = None,
-        unknown: bool = False,
-        policy: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status_code = status_code
-        self.outcome = outcome
-        self.retry_after = retry_after
-        self.unknown = unknown
-        self.policy = policy
-        self.remote: list[RemoteResource] = []
-
-    def copy(self) -> DeliveryFailure:
-        """The same failure for another record (a shared Bundle's answer fails each record it carried)."""
-        return DeliveryFailure(
-            str(self),
-            retryable=self.retryable,
-            status_code=self.status_code,
-            outcome=self.outcome,
-            retry_after=self.retry_after,
-            unknown=self.unknown,
-            policy=self.policy,
-        )
-
-    def as_error(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": str(self), "status_code": self.status_code, "retryable": self.retryable}
-        if self.unknown:
-            error["outcome_unknown"] = True
-        if self.policy:
-            error["policy_refusal"] = True
-        if self.outcome is not None:
-            error["operation_outcome"] = self.outcome
-        return error
-
-
-@dataclass
-class DeliveryResult:
-    status: str  # sent | not_supported
-    reason: str | None = None
-    remote: list[RemoteResource] = field(default_factory=list)
-    requests: int = 0
 
 
 @dataclass
@@ -275,81 +228,6 @@ def outgoing_body(resource: PlannedResource, known: dict[str, str], remote_id: s
     return dict(body)
 
 
-# ---- classification of answers ----------------------------------------------------------------------------------
-
-
-def is_policy_refusal(status: int, outcome: Any) -> bool:
-    if status != 403 or not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
-        return False
-    for issue in outcome.get("issue") or []:
-        if not isinstance(issue, dict):
-            continue
-        text = " ".join(
-            str(x)
-            for x in (
-                issue.get("diagnostics"),
-                (issue.get("details") or {}).get("text"),
-                *[c.get("code") for c in (issue.get("details") or {}).get("coding") or [] if isinstance(c, dict)],
-            )
-            if x
-        ).lower()
-        if issue.get("code") in _POLICY_CODES or any(word in text for word in _POLICY_WORDS):
-            return True
-    return False
-
-
-def failure_from(exchange: Exchange, what: str) -> DeliveryFailure:
-    status = exchange.status_code
-    policy = is_policy_refusal(status, exchange.body)
-    retryable = (status in (408, 409, 429) or status >= 500) and not policy
-    message = f"{what}: HTTP {status}" + (" (policy refusal: not retried)" if policy else "")
-    return DeliveryFailure(
-        message,
-        retryable=retryable,
-        status_code=status,
-        outcome=exchange.body,
-        retry_after=exchange.headers.get("Retry-After"),
-        policy=policy,
-    )
-
-
-def transport_failure(error: httpx.HTTPError, what: str, *, unknown: bool) -> DeliveryFailure:
-    suffix = " (outcome unknown: resolved by a search on the retry)" if unknown else ""
-    return DeliveryFailure(f"{what}: {type(error).__name__}{suffix}", retryable=True, unknown=unknown)
-
-
-def _version(exchange: Exchange) -> str | None:
-    match = _ETAG.match((exchange.headers.get("ETag") or "").strip())
-    if match:
-        return match.group(1)
-    meta = (exchange.body or {}).get("meta") if isinstance(exchange.body, dict) else None
-    return str(meta["versionId"]) if isinstance(meta, dict) and meta.get("versionId") else None
-
-
-def _created_id(exchange: Exchange, resource_type: str) -> str | None:
-    if (
-        isinstance(exchange.body, dict)
-        and exchange.body.get("resourceType") == resource_type
-        and exchange.body.get("id")
-    ):
-        return str(exchange.body["id"])
-    location = exchange.headers.get("Location") or exchange.headers.get("Content-Location") or ""
-    match = re.search(rf"{resource_type}/([A-Za-z0-9\-.]{{1,64}})", location)
-    return match.group(1) if match else None
-
-
-def _matches(bundle: Any, resource_type: str) -> list[dict[str, Any]]:
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        return []
-    found = []
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        mode = (entry.get("search") or {}).get("mode", "match") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") == resource_type and mode != "outcome":
-            found.append(resource)
-    return found
-
-
 # ---- delivery ---------------------------------------------------------------------------------------------------
 
 
@@ -430,7 +308,7 @@ class Delivery:
             raise transport_failure(error, what, unknown=False) from error
         if not exchange.ok:
             raise failure_from(exchange, what)
-        return _matches(exchange.body, resource.resource_type)
+        return search_matches(exchange.body, resource.resource_type)
 
     def _find_and_update(self, resource: PlannedResource) -> bool:
         """True when the target already holds the resource (updated now if this record version is newer).
@@ -491,7 +369,7 @@ class Delivery:
             return False
         if not exchange.ok:
             raise failure_from(exchange, what)
-        self._remember(resource, remote_id, _version(exchange))
+        self._remember(resource, remote_id, version_of(exchange))
         return True
 
     def client_capabilities_writes(self, resource_type: str) -> frozenset[str]:
@@ -509,10 +387,10 @@ class Delivery:
             raise transport_failure(error, what, unknown=True) from error
         if not exchange.ok:
             raise failure_from(exchange, what)
-        remote_id = _created_id(exchange, resource.resource_type)
+        remote_id = created_id(exchange, resource.resource_type)
         if remote_id is None:
             raise DeliveryFailure(f"{what}: the target did not say which id it gave", retryable=True, unknown=True)
-        self._remember(resource, remote_id, _version(exchange))
+        self._remember(resource, remote_id, version_of(exchange))
 
     def _put_client_id(self, resource: PlannedResource) -> None:
         done = self.delivered.get(resource.role)
@@ -535,11 +413,11 @@ class Delivery:
                     current = self.client.request("GET", path)
                 except httpx.HTTPError as error:
                     raise transport_failure(error, f"read {resource.resource_type}", unknown=False) from error
-                version = _version(current)
+                version = version_of(current)
                 continue
             if not exchange.ok:
                 raise failure_from(exchange, what)
-            self._remember(resource, resource.local_id, _version(exchange))
+            self._remember(resource, resource.local_id, version_of(exchange))
             return
 
     def _batch_create(self, resources: list[PlannedResource]) -> None:
@@ -561,29 +439,27 @@ class Delivery:
             raise transport_failure(error, what, unknown=True) from error
         if not exchange.ok:
             raise failure_from(exchange, what)
-        entries = (exchange.body or {}).get("entry") or []
-        if len(entries) != len(resources):
-            raise DeliveryFailure(f"{what}: {len(entries)} entries answered", retryable=True, unknown=True)
+        entries = (exchange.body or {}).get("entry") if isinstance(exchange.body, dict) else None
+        if not isinstance(entries, list) or len(entries) != len(resources):
+            answered = len(entries) if isinstance(entries, list) else 0
+            raise DeliveryFailure(f"{what}: {answered} entries answered", retryable=True, unknown=True)
         failed: DeliveryFailure | None = None
         for resource, entry in zip(resources, entries, strict=True):
-            response = entry.get("response") or {}
-            status = int(str(response.get("status", "0")).split(" ", 1)[0] or 0)
-            if 200 <= status < 300:
-                answered = Exchange(
-                    status,
-                    httpx.Headers(
-                        {"Location": str(response.get("location") or ""), "ETag": str(response.get("etag") or "")}
-                    ),
-                    entry.get("resource"),
-                )
-                remote_id = _created_id(answered, resource.resource_type)
-                if remote_id is not None:
-                    self._remember(resource, remote_id, _version(answered))
-                    continue
-            failed = failed or failure_from(
-                Exchange(status or 500, httpx.Headers(), response.get("outcome")),
-                f"batch entry {resource.resource_type}",
-            )
+            entry_what = f"batch entry {resource.resource_type}"
+            answer = entry_exchange(entry)
+            try:
+                if answer is None:
+                    raise unreadable_entry(entry, entry_what, unknown=True)
+                if not answer.ok:
+                    raise failure_from(answer, entry_what)
+                remote_id = created_id(answer, resource.resource_type)
+                if remote_id is None:
+                    raise DeliveryFailure(
+                        f"{entry_what}: the target did not say which id it gave", retryable=True, unknown=True
+                    )
+                self._remember(resource, remote_id, version_of(answer))
+            except DeliveryFailure as failure:
+                failed = failed or failure
         if failed is not None:
             raise failed
 
@@ -872,23 +748,20 @@ def _send_batch(client: FhirClient, entries: list[_Entry], fail: Any, on_request
         return
     for entry, response_entry in zip(entries, answered, strict=True):
         try:
-            _settle(entry, response_entry if isinstance(response_entry, dict) else {})
+            _settle(entry, response_entry)
         except DeliveryFailure as failure:
             fail(entry.delivery, failure)
 
 
-def _settle(entry: _Entry, answer: dict[str, Any]) -> None:
+def _settle(entry: _Entry, answer: Any) -> None:
     delivery, resource = entry.delivery, entry.resource
-    response = answer.get("response") or {}
-    text = str(response.get("status", "0")).split(" ", 1)[0]
-    status = int(text) if text.isdigit() else 0
-    if 200 <= status < 300:
-        exchange = Exchange(
-            status,
-            httpx.Headers({"Location": str(response.get("location") or ""), "ETag": str(response.get("etag") or "")}),
-            answer.get("resource"),
-        )
-        remote_id = _created_id(exchange, resource.resource_type)
+    what = f"batch entry {entry.method} {resource.resource_type}"
+    exchange = entry_exchange(answer)
+    if exchange is None:
+        raise unreadable_entry(answer, what, unknown=entry.method == "POST")
+    status = exchange.status_code
+    if exchange.ok:
+        remote_id = created_id(exchange, resource.resource_type)
         if remote_id is None:
             raise DeliveryFailure(
                 f"{entry.method} {resource.resource_type} in a batch: the target did not say which id it has",
@@ -898,7 +771,7 @@ def _settle(entry: _Entry, answer: dict[str, Any]) -> None:
         if entry.method == "POST" and status != 201:
             # The conditional create found a copy (an earlier attempt's create whose answer was lost, or the
             # EHR's own): bring it up to this record version, as the search-first path does.
-            version = _version(exchange)
+            version = version_of(exchange)
             found = answer.get("resource")
             if isinstance(found, dict) and {k: v for k, v in found.items() if k != "meta"} == {
                 **entry.body,
@@ -914,7 +787,7 @@ def _settle(entry: _Entry, answer: dict[str, Any]) -> None:
             ):
                 delivery._create(resource)
             return
-        delivery._remember(resource, remote_id, _version(exchange))
+        delivery._remember(resource, remote_id, version_of(exchange))
         return
     if status in (404, 410, 412):
         # A stale If-Match, a copy deleted at the target, or an ambiguous conditional create: the one-by-one path
@@ -924,7 +797,4 @@ def _settle(entry: _Entry, answer: dict[str, Any]) -> None:
         elif not delivery._find_and_update(resource):
             delivery._create(resource)
         return
-    raise failure_from(
-        Exchange(status or 500, httpx.Headers(), response.get("outcome")),
-        f"batch entry {entry.method} {resource.resource_type}",
-    )
+    raise failure_from(exchange, what)

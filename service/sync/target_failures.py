@@ -1,7 +1,8 @@
 """What an admin is told when a request Tandem makes to an EHR target on their behalf fails (the dry run).
 
-The target is another server: its failure is a 502 (a bad answer from upstream), not our 500, and the problem
-says what the target did and what to do about it. Nothing the target sent back is echoed beyond its status.
+The target is another server: its failure (outcomes.TARGET_FAILURES) is a 502 (a bad answer from upstream), not
+our 500, and the problem says what the target did and what to do about it. Nothing the target sent back is echoed
+beyond its status. Anything else raised is our own bug and stays a 500.
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ import httpx
 from service.errors import TandemError
 from service.sync.auth import AuthError
 from service.sync.client import UnsafeUrl
-from service.sync.delivery import DeliveryFailure
 from service.sync.targets import SyncTarget
-
-# Everything contacting a target can raise on purpose; anything else is our own bug and stays a 500.
-TARGET_FAILURES = (DeliveryFailure, AuthError, UnsafeUrl, httpx.HTTPError)
 
 
 class TargetFailed(TandemError):

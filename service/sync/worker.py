@@ -34,11 +34,9 @@ from service.settings import Settings
 from service.sync import auth as sync_auth
 from service.sync.backoff import parse_retry_after, retry_delay
 from service.sync.capabilities import CAPABILITIES, Capabilities, CapabilityCache
-from service.sync.client import FhirClient, RequestLog, UnsafeUrl
+from service.sync.client import FhirClient, RequestLog
 from service.sync.delivery import (
     Delivery,
-    DeliveryFailure,
-    DeliveryResult,
     Planned,
     RecordPlan,
     deliver_plan,
@@ -47,6 +45,7 @@ from service.sync.delivery import (
     store_remote,
 )
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
+from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure, DeliveryResult, failure_of
 from service.sync.tables import RemoteResource, SyncAttempt
 from service.sync.targets import SyncTarget
 
@@ -278,19 +277,10 @@ class Processor:
                     )
                 else:
                     result = planned
-            except DeliveryFailure as error:
-                failure = error
-            except httpx.HTTPError as error:
-                failure = DeliveryFailure(f"{type(error).__name__}", retryable=True)
-            except sync_auth.AuthError as error:
-                failure = DeliveryFailure(
-                    f"authentication: {error}", retryable=False, status_code=error.status_code, outcome=error.body
-                )
-            except UnsafeUrl as error:
-                failure = DeliveryFailure(f"refused to contact the target: {error}", retryable=False)
-            except Exception:
-                logger.exception("delivery of outbox row %s failed unexpectedly", row.id)
-                failure = DeliveryFailure("internal error while delivering (see the service log)", retryable=True)
+            except Exception as error:
+                if not isinstance(error, TARGET_FAILURES):
+                    logger.exception("delivery of outbox row %s failed unexpectedly", row.id)
+                failure = failure_of(error)
         return self._finish(row, attempt, result, failure, log)
 
     @property
@@ -326,7 +316,7 @@ class Processor:
         )
         try:
             capabilities = self.capabilities(client)
-        except (DeliveryFailure, httpx.HTTPError, sync_auth.AuthError, UnsafeUrl):
+        except TARGET_FAILURES:
             return [self.process(row) for row in rows]  # the one-by-one path reports the failure on each row
         if not capabilities.batch:
             return [self.process(row) for row in rows]
@@ -373,12 +363,9 @@ class Processor:
         outcomes: list[DeliveryResult | DeliveryFailure]
         try:
             outcomes = deliver_plans_batched(client, [d for _, d in batched], on_request=carried)
-        except Exception:
+        except Exception as error:
             logger.exception("batched delivery of %s outbox rows failed unexpectedly", len(batched))
-            outcomes = [
-                DeliveryFailure("internal error while delivering (see the service log)", retryable=True)
-                for _ in batched
-            ]
+            outcomes = [failure_of(error).copy() for _ in batched]
         settled: list[Settled] = []
         for (row, _), outcome in zip(batched, outcomes, strict=True):
             own = logs[id(row)]

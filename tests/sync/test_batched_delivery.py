@@ -12,7 +12,8 @@ import httpx
 
 from service.sync.capabilities import Capabilities, KindDecision, TypeSupport
 from service.sync.client import Exchange
-from service.sync.delivery import Delivery, DeliveryFailure, DeliveryResult, RecordPlan, deliver_plans_batched
+from service.sync.delivery import Delivery, RecordPlan, deliver_plans_batched
+from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.records import PlannedResource
 
 SYSTEM = "urn:uuid:5a1b7c1e-0000-4000-8000-batchtest001"

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from service.sync import auth as sync_auth
 from service.sync.backoff import parse_retry_after, retry_delay
 from service.sync.capabilities import CapabilityCache, decide, parse_capabilities
-from service.sync.delivery import is_policy_refusal
+from service.sync.outcomes import is_policy_refusal
 from tests.conftest import make_settings
 from tests.shared_fixtures import load_fixture
 
