@@ -1,6 +1,6 @@
 """Push records to sekmet-fhir (a FHIR R4 server on loopback): records/s one resource per request (identifier
 search, then create), and in batch mode (`Processor(use_batch=...)`): the claimed records together, one batch
-Bundle of conditional creates per wave (service/sync/delivery.py: deliver_plans_batched).
+Bundle of conditional creates per wave (service/sync/batching.py: deliver_plans_batched).
 
 The records (patients, enrollments, administrations with vital signs, CBT sessions, PHQ-9s of seeded demo
 patients) are written through the store, which queues them in the outbox for the target; the timed part is the

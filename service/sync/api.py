@@ -18,8 +18,9 @@ from service.sync import credentials
 from service.sync import status as sync_status
 from service.sync.capabilities import decide
 from service.sync.client import FhirClient
-from service.sync.delivery import RecordPlan, dry_run_requests, plan_for_target
+from service.sync.dry_run import dry_run_requests
 from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure
+from service.sync.planning import RecordPlan, plan_for_target
 from service.sync.pull import pull
 from service.sync.records import public_record
 from service.sync.target_failures import explain

@@ -8,7 +8,7 @@ Idempotent writes need one of two things per resource type:
 A type offering neither cannot be written without risking duplicates, and is treated as not writable.
 One record at a time, conditional create is not used: it needs the same `identifier` search, so it would add
 nothing but atomicity, which the per-patient ordering already gives us. Many records at a time (batch mode,
-delivery.deliver_plans_batched) it replaces the search: where the target takes `batch` Bundles and declares
+batching.deliver_plans_batched) it replaces the search: where the target takes `batch` Bundles and declares
 `conditionalCreate` for the type, each create is a Bundle entry with `ifNoneExist: identifier=<ours>`.
 """
 

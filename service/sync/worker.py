@@ -33,19 +33,14 @@ from service.records import tenant as _tenant_table  # noqa: F401 - FK target of
 from service.settings import Settings
 from service.sync import auth as sync_auth
 from service.sync.backoff import parse_retry_after, retry_delay
+from service.sync.batching import deliver_plans_batched
 from service.sync.capabilities import CAPABILITIES, Capabilities, CapabilityCache
 from service.sync.client import FhirClient, RequestLog
-from service.sync.delivery import (
-    Delivery,
-    Planned,
-    RecordPlan,
-    deliver_plan,
-    deliver_plans_batched,
-    plan_for_target,
-    store_remote,
-)
+from service.sync.delivery import Delivery, deliver_plan
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
 from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure, DeliveryResult, failure_of
+from service.sync.planning import Planned, RecordPlan, plan_for_target
+from service.sync.settling import store_remote
 from service.sync.tables import RemoteResource, SyncAttempt
 from service.sync.targets import SyncTarget
 
@@ -224,7 +219,7 @@ class Processor:
 
     def _plan(self, row: OutboxMessage, target: SyncTarget, capabilities: Capabilities) -> Planned:
         """What the row's record becomes for this target, and which of our references the target already holds.
-        Raises the DeliveryFailure of a row held back by a dead letter (delivery.held_by_dead_letters)."""
+        Raises the DeliveryFailure of a row held back by a dead letter (planning.held_by_dead_letters)."""
         [planned] = self._plan_many([row], target, capabilities)
         if isinstance(planned, DeliveryFailure):
             raise planned
@@ -233,7 +228,7 @@ class Processor:
     def _plan_many(
         self, rows: list[OutboxMessage], target: SyncTarget, capabilities: Capabilities
     ) -> list[Planned | DeliveryFailure]:
-        """delivery.plan_for_target for a claim's rows of one target (one tenant's)."""
+        """planning.plan_for_target for a claim's rows of one target (one tenant's)."""
         tenant_ids = {row.tenant_id for row in rows}
         if len(tenant_ids) != 1:
             raise ValueError("a target's rows belong to one tenant")
@@ -291,7 +286,7 @@ class Processor:
 
     def process_many(self, rows: list[OutboxMessage]) -> list[str]:
         """Deliver claimed rows of different patients (the claim gives at most one per patient, so none depends on
-        another) with shared batch Bundles per target: see delivery.deliver_plans_batched. Rows a Bundle cannot
+        another) with shared batch Bundles per target: see batching.deliver_plans_batched. Rows a Bundle cannot
         carry (target gone or without batch support, nothing to send) and a target's lone row take the one-by-one
         path."""
         statuses: list[str] = []
@@ -344,20 +339,24 @@ class Processor:
                 target, self.settings, row.correlation_id, self.tokens, logs[id(row)].append, self.http
             )
             delivery = Delivery(
-                own_client, planned, tenant_id=row.tenant_id, known=known, delivered=delivered, use_batch=True
+                own_client,
+                planned,
+                capabilities,
+                tenant_id=row.tenant_id,
+                known=known,
+                delivered=delivered,
+                use_batch=True,
             )
-            delivery.capabilities = capabilities
             batched.append((row, delivery))
         if not batched:
             return statuses
-        by_delivery = {id(d): row for row, d in batched}
 
-        def carried(deliveries: list[Delivery]) -> None:
+        def carried(positions: list[int]) -> None:
             # the shared Bundle request is logged on every row it carried, and counted once
             if shared:
                 self.stats.requests += len(shared)
-                for delivery in deliveries:
-                    bundles[id(by_delivery[id(delivery)])].extend(shared)
+                for position in positions:
+                    bundles[id(batched[position][0])].extend(shared)
                 shared.clear()
 
         outcomes: list[DeliveryResult | DeliveryFailure]

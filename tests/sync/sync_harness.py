@@ -19,8 +19,8 @@ from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
 from service.settings import Settings
 from service.sync.capabilities import CapabilityCache, decide, parse_capabilities
-from service.sync.delivery import RecordPlan, outgoing_body, plan_for_target
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
+from service.sync.planning import RecordPlan, outgoing_body, plan_for_target
 from service.sync.records import PlannedResource
 from service.sync.worker import Processor, WorkerStats, run_worker
 from service.tenants import register_tenant

@@ -1,4 +1,4 @@
-"""Batch mode's per-entry bookkeeping (delivery.deliver_plans_batched), against a scripted target: each record is
+"""Batch mode's per-entry bookkeeping (batching.deliver_plans_batched), against a scripted target: each record is
 settled by its own entry of the shared Bundle; the end-to-end guarantees run against sekmet-fhir in
 test_sync_push_pull.py and test_sync_faults.py."""
 
@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 
+from service.sync.batching import deliver_plans_batched
 from service.sync.capabilities import Capabilities, KindDecision, TypeSupport
 from service.sync.client import Exchange
-from service.sync.delivery import Delivery, RecordPlan, deliver_plans_batched
+from service.sync.delivery import Delivery
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
+from service.sync.planning import RecordPlan
 from service.sync.records import PlannedResource
 
 SYSTEM = "urn:uuid:5a1b7c1e-0000-4000-8000-batchtest001"
@@ -46,9 +48,7 @@ def _delivery(client: ScriptedTarget, record_id: str) -> Delivery:
         body={"resourceType": "Procedure", "id": record_id, "status": "completed"},
     )
     plan = RecordPlan("cbt-sessions", record_id, 1, KindDecision("cbt-sessions", "natural"), [resource])
-    delivery = Delivery(client, plan, tenant_id="t", known={}, delivered={}, use_batch=True)  # type: ignore[arg-type]
-    delivery.capabilities = CAPABILITIES
-    return delivery
+    return Delivery(client, plan, CAPABILITIES, tenant_id="t", known={}, delivered={}, use_batch=True)  # type: ignore[arg-type]
 
 
 def _bundle_answer(*entries: dict[str, Any]) -> Exchange:

@@ -12,9 +12,9 @@ from sqlmodel import Session, col, select
 from service.clock import now_utc
 from service.sync.capabilities import parse_capabilities
 from service.sync.client import RequestLog
-from service.sync.delivery import Planned, RecordPlan
 from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
+from service.sync.planning import Planned, RecordPlan
 from service.sync.tables import SyncAttempt
 from service.sync.targets import SyncTarget
 from service.sync.worker import Processor, claim

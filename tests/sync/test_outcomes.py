@@ -13,7 +13,7 @@ import pytest
 from service.sync.auth import AuthError
 from service.sync.capabilities import Capabilities, KindDecision, TypeSupport
 from service.sync.client import Exchange, FhirClient, UnsafeUrl
-from service.sync.delivery import RecordPlan, deliver_plan
+from service.sync.delivery import deliver_plan
 from service.sync.outcomes import (
     INTERNAL_ERROR,
     TARGET_FAILURES,
@@ -23,6 +23,7 @@ from service.sync.outcomes import (
     failure_from,
     failure_of,
 )
+from service.sync.planning import RecordPlan
 from service.sync.records import PlannedResource
 from service.sync.targets import SyncTarget
 from tests.conftest import make_settings
