@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -87,7 +88,7 @@ def test_bearer_targets_lose_their_environment_variable_name(empty_database: str
                 )
         migrations.upgrade(empty_database)
         with engine.connect() as connection:
-            stored = dict(connection.execute(text("SELECT id, auth FROM sync_targets")).all())
+            stored: dict[str, Any] = dict(connection.execute(text("SELECT id, auth FROM sync_targets")).all())
         assert {k: _json(v) for k, v in stored.items()} == {"bearer": {"kind": "bearer"}, "none": {"kind": "none"}}
         migrations.downgrade(empty_database, "0c1bfc20fc08")
         with engine.connect() as connection:

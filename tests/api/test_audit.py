@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -46,7 +47,7 @@ def test_every_patient_data_route_writes_its_audit_row(
 
 
 def _assert_ok(client: TestClient, headers: dict[str, str], method: str, url: str, request_id: str) -> None:
-    kwargs = {"json": {}} if method == "PATCH" else {}
+    kwargs: dict[str, Any] = {"json": {}} if method == "PATCH" else {}
     response = client.request(method, url, headers={**headers, "X-Request-ID": request_id}, **kwargs)
     assert response.status_code == 200, response.text
 

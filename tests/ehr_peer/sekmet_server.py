@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
@@ -290,10 +290,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def sekmet_fixture(*, smart: bool = False, scope: str = "module", **kwargs: Any) -> Callable[..., Any]:
+FixtureScope = Literal["session", "package", "module", "class", "function"]
+
+
+def sekmet_fixture(*, smart: bool = False, scope: FixtureScope = "module", **kwargs: Any) -> Callable[..., Any]:
     """A pytest fixture (default: one sekmet per module) yielding a SekmetServer."""
 
-    @pytest.fixture(scope=scope)  # type: ignore[misc]
+    @pytest.fixture(scope=scope)
     def _sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SekmetServer]:
         with start_sekmet(tmp_path_factory.mktemp("sekmet"), smart=smart, **kwargs) as server:
             yield server

@@ -134,7 +134,7 @@ def test_no_show_is_cancelled_encounter_with_reason_and_not_done_procedure() -> 
 
 
 def test_ehr_encounter_without_cbt_code_or_session_number_is_refused() -> None:
-    encounter = {
+    encounter: dict[str, Any] = {
         "resourceType": "Encounter",
         "status": "finished",
         "class": {"code": "AMB"},

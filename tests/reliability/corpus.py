@@ -90,7 +90,7 @@ def mutations(valid: dict[str, Any], invalid_values: dict[str, list[tuple[str, A
             body = copy.deepcopy(valid)
             if isinstance(body.get("source"), dict):
                 body["source"] = {"system": "urn:test:corpus", "value": f"corpus-{n}-{m}"}
-            target = body
+            target: Any = body  # dicts and lists along the dotted path
             *parents, last = field.split(".")
             for part in parents:
                 target = target[int(part)] if part.isdigit() else target[part]

@@ -117,7 +117,7 @@ def test_backends_terminated_under_load() -> None:
             # Resend what was refused (same source identifiers): each is stored exactly once now.
             refused = [s for s in sent if s.status != 201]
             with httpx.Client(base_url=base_url, timeout=30) as http:
-                resent = Counter()
+                resent: Counter[int] = Counter()
                 for s in refused:
                     body = patient_body(source={"system": "urn:test:patient", "value": s.source})
                     resent[http.post(f"{API}/patients", json=body, headers=headers).status_code] += 1

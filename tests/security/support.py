@@ -134,7 +134,7 @@ def bad_credentials(settings: Settings, tenant_id: str) -> dict[str, dict[str, s
         "wrong issuer": bearer(signed(settings, **good, iss="https://evil.example/issuer")),
         "unknown HS256 key": bearer(signed(settings, **good, key="another-secret-of-at-least-32-bytes-long!!")),
         "unknown RS256 key": bearer(signed(settings, **good, key=_RSA_KEY, algorithm="RS256")),
-        "alg none": bearer(jwt.encode({**_claims(settings, tenant_id)}, None, algorithm="none")),
+        "alg none": bearer(jwt.encode({**_claims(settings, tenant_id)}, "", algorithm="none")),
         "oversized": bearer("a" * 9000),
     }
 

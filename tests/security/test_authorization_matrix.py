@@ -517,7 +517,7 @@ def _run_matrix(
 def _first_allowed(entry: Entry) -> Role:
     for role in ("clinician", "coordinator", "ehr-system", "admin"):
         if role in entry.allowed and (entry.surface != "page" or role in WEB_ROLES):
-            return role  # type: ignore[return-value]
+            return role
     raise AssertionError("no allowed role")
 
 
@@ -572,8 +572,8 @@ def _variants(
                 # an oversized token is refused by the form's length limit (400) before it is verified
                 frozenset({400}) if label == "oversized" else frozenset({401}),
             )
-        unregistered = role_headers(settings, "no-such-hospital", "coordinator")["Authorization"].split()[1]
-        form = {"data": {"csrf_token": anonymous_csrf, "token": unregistered, "next": "/"}}
+        unregistered_token = role_headers(settings, "no-such-hospital", "coordinator")["Authorization"].split()[1]
+        form = {"data": {"csrf_token": anonymous_csrf, "token": unregistered_token, "next": "/"}}
         yield (
             "unregistered tenant",
             "sign-in for an unregistered tenant",

@@ -100,11 +100,11 @@ def probes(client: TestClient, settings: Settings, a: World, b: World) -> list[P
     for kind in ("patients", "practitioners", *PATIENT_RECORD_BODIES, "sync/targets"):
         headers = admin if kind == "sync/targets" else ehr
         add(f"GET {API}/{kind}/{{B}}", get(f"{API}/{kind}/{{v}}", headers), b.ids[kind])
-        add(
-            f"PATCH {API}/{kind}/{{B}}",
-            lambda v, k=kind, h=headers: client.patch(f"{API}/{k}/{v}", json={}, headers={**h, "If-Match": 'W/"1"'}),
-            b.ids[kind],
-        )
+
+        def patch(v: str, k: str = kind, h: dict[str, str] = headers) -> Response:
+            return client.patch(f"{API}/{k}/{v}", json={}, headers={**h, "If-Match": 'W/"1"'})
+
+        add(f"PATCH {API}/{kind}/{{B}}", patch, b.ids[kind])
     add("GET plan-status of B's patient", get(f"{API}/patients/{{v}}/plan-status", care), b.ids["patients"])
     add(
         "GET plan-status as_of of B's patient",
@@ -163,11 +163,11 @@ def probes(client: TestClient, settings: Settings, a: World, b: World) -> list[P
         b.ids["sync/targets"],
     )
     for action, body in (("dry-run", {"record_kind": "patients", "record_id": a.ids["patients"]}), ("pull", {})):
-        add(
-            f"POST {action} on B's target",
-            lambda v, act=action, bd=body: client.post(f"{API}/sync/targets/{v}/{act}", json=bd, headers=admin),
-            b.ids["sync/targets"],
-        )
+
+        def target_action(v: str, act: str = action, bd: dict[str, str] = body) -> Response:
+            return client.post(f"{API}/sync/targets/{v}/{act}", json=bd, headers=admin)
+
+        add(f"POST {action} on B's target", target_action, b.ids["sync/targets"])
     add(
         "POST dry-run of B's record on A's target",
         lambda v: client.post(
@@ -188,13 +188,11 @@ def probes(client: TestClient, settings: Settings, a: World, b: World) -> list[P
             resource_id,
         )
         add(f"GET /fhir/{resource_type}?_id=B", get(f"/fhir/{resource_type}", fhir, _id="{v}"), resource_id)
-        add(
-            f"POST /fhir/{resource_type}/_search _id=B",
-            lambda v, t=resource_type: client.post(
-                f"/fhir/{t}/_search", data={"_id": v}, headers={"Accept": FHIR_JSON, **ehr}
-            ),
-            resource_id,
-        )
+
+        def post_search(v: str, t: str = resource_type) -> Response:
+            return client.post(f"/fhir/{t}/_search", data={"_id": v}, headers={"Accept": FHIR_JSON, **ehr})
+
+        add(f"POST /fhir/{resource_type}/_search _id=B", post_search, resource_id)
         if resource_type != "Patient":
             for param, value in (("patient", "{v}"), ("subject", "Patient/{v}"), ("patient", "Patient/{v}")):
                 add(
@@ -202,16 +200,15 @@ def probes(client: TestClient, settings: Settings, a: World, b: World) -> list[P
                     get(f"/fhir/{resource_type}", fhir, **{param: value, "_include": f"{resource_type}:patient"}),
                     b.ids["patients"],
                 )
-        add(
-            f"batch GET {resource_type}/B",
-            lambda v, t=resource_type: client.post("/fhir", json=_batch("GET", f"{t}/{v}"), headers=fhir),
-            resource_id,
-        )
-        add(
-            f"batch GET {resource_type}?_id=B",
-            lambda v, t=resource_type: client.post("/fhir", json=_batch("GET", f"{t}?_id={v}"), headers=fhir),
-            resource_id,
-        )
+
+        def batch_read(v: str, t: str = resource_type) -> Response:
+            return client.post("/fhir", json=_batch("GET", f"{t}/{v}"), headers=fhir)
+
+        def batch_search(v: str, t: str = resource_type) -> Response:
+            return client.post("/fhir", json=_batch("GET", f"{t}?_id={v}"), headers=fhir)
+
+        add(f"batch GET {resource_type}/B", batch_read, resource_id)
+        add(f"batch GET {resource_type}?_id=B", batch_search, resource_id)
     add(
         "GET /fhir/Patient?identifier=B's MRN", get("/fhir/Patient", fhir, identifier="{v}"), mrn, "urn:test:mrn|nobody"
     )
@@ -220,25 +217,19 @@ def probes(client: TestClient, settings: Settings, a: World, b: World) -> list[P
             f"/fhir/{resource_type}/{b.fhir_ids[resource_type]}",
             headers={**role_headers(settings, b.tenant_id, "ehr-system"), "Accept": FHIR_JSON},
         ).json()
-        add(
-            f"batch PUT {resource_type}/B",
-            lambda v, t=resource_type, s=stored: client.post(
-                "/fhir", json=_batch("PUT", f"{t}/{v}", {**s, "id": v}), headers=fhir
-            ),
-            b.fhir_ids[resource_type],
-        )
-        add(
-            f"PUT /fhir/{resource_type}/B",
-            lambda v, t=resource_type, s=stored: client.put(
-                f"/fhir/{t}/{v}", json={**s, "id": v}, headers={**fhir, "If-Match": 'W/"1"'}
-            ),
-            b.fhir_ids[resource_type],
-        )
-        add(
-            f"DELETE /fhir/{resource_type}/B",
-            lambda v, t=resource_type: client.delete(f"/fhir/{t}/{v}", headers=fhir),
-            b.fhir_ids[resource_type],
-        )
+
+        def batch_put(v: str, t: str = resource_type, s: dict[str, Any] = stored) -> Response:
+            return client.post("/fhir", json=_batch("PUT", f"{t}/{v}", {**s, "id": v}), headers=fhir)
+
+        def put(v: str, t: str = resource_type, s: dict[str, Any] = stored) -> Response:
+            return client.put(f"/fhir/{t}/{v}", json={**s, "id": v}, headers={**fhir, "If-Match": 'W/"1"'})
+
+        def delete(v: str, t: str = resource_type) -> Response:
+            return client.delete(f"/fhir/{t}/{v}", headers=fhir)
+
+        add(f"batch PUT {resource_type}/B", batch_put, b.fhir_ids[resource_type])
+        add(f"PUT /fhir/{resource_type}/B", put, b.fhir_ids[resource_type])
+        add(f"DELETE /fhir/{resource_type}/B", delete, b.fhir_ids[resource_type])
     add(
         "POST /fhir/Patient If-None-Exist identifier=B's MRN (existence oracle)",
         lambda v: _conditional_create(client, fhir, v),

@@ -272,7 +272,12 @@ def test_a_slow_token_endpoint_does_not_hold_up_other_targets() -> None:
         assert slow_started.wait(10)
         # Under the old cache, this call waited on the lock the slow fetch held.
         done = threading.Event()
-        other = threading.Thread(target=lambda: (cache.get("fast", lambda: ("fast-token", 300)), done.set()))
+
+        def fetch_fast() -> None:
+            cache.get("fast", lambda: ("fast-token", 300))
+            done.set()
+
+        other = threading.Thread(target=fetch_fast)
         other.start()
         assert done.wait(5), "a token for another target waited for the slow token endpoint"
     finally:

@@ -194,6 +194,7 @@ def check_peer_holds_exactly_one_copy(
             )
             assert isinstance(planned, tuple) and isinstance(planned[0], RecordPlan), planned
             plan, known, delivered = planned
+            assert isinstance(plan, RecordPlan)
             for resource in plan.resources:
                 copies = peer_copies(peer, resource, all_qr)
                 checked += 1

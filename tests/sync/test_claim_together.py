@@ -73,7 +73,8 @@ def test_a_claim_is_planned_exactly_as_its_rows_one_by_one(sync_app: SyncApp, se
     }
     for name, statement in statements.items():
         capabilities = parse_capabilities(statement)
-        together = processor._plan_many(rows, target, capabilities)
+        together = [p for p in processor._plan_many(rows, target, capabilities) if not isinstance(p, DeliveryFailure)]
+        assert len(together) == len(rows), name  # nothing here is held back by a dead letter
         one_by_one = [processor._plan(row, target, capabilities) for row in rows]
         assert [_comparable(p) for p in together] == [_comparable(p) for p in one_by_one], name
         plans = [p for p, _, _ in together]

@@ -183,7 +183,9 @@ def test_workers_killed_mid_batch_recover_without_duplicates(
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(10)
             stranded += [
-                r.id for r in outbox_rows(sync_app.engine, tenant) if r.claimed_by == holder and r.status == "in_flight"
+                r.id
+                for r in outbox_rows(sync_app.engine, tenant)
+                if r.id is not None and r.claimed_by == holder and r.status == "in_flight"
             ]
             name = f"r{kill}"
             running[name] = _spawn_worker(database_url, tenant, name, lease, tmp_path / f"{name}.log")
