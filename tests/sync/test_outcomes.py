@@ -143,7 +143,9 @@ def _deliver(entries: list[dict[str, Any]]) -> tuple[list[httpx.Request], Any]:
         return httpx.Response(200, json={"resourceType": "Bundle", "type": "batch-response", "entry": entries})
 
     settings = make_settings("sqlite://", sync_allowed_hosts=["ehr.example.org"])
-    target = SyncTarget(id="target-1", tenant_id="tenant-1", name="ehr", base_url=BASE)
+    target = SyncTarget(
+        id="target-1", tenant_id="tenant-1", source_system="urn:test", source_id="target-1", name="ehr", base_url=BASE
+    )
     http = httpx.Client(transport=httpx.MockTransport(answer))
     client = FhirClient(target, settings, http=http, rate_limit=False)
     plan = RecordPlan(
