@@ -8,7 +8,8 @@ from __future__ import annotations
 from .answers import Coding, ItemAnswer
 from .codes import CANONICAL_BASE, QUESTIONNAIRE_BASE
 from .errors import IntakeError
-from .external import ExternalQuestionnaire, find_registered, register_external_questionnaire
+from .external import find_registered, register_external_questionnaire
+from .external_questionnaire import ExternalQuestionnaire
 from .fhir_intake import IntakeResponse, intake_questionnaire_response
 from .instrument import (
     AnswerOption,

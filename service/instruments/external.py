@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from ._fhir_json import (
     as_list,
     as_object,
@@ -26,35 +24,12 @@ from ._fhir_json import (
 )
 from .codes import CALCULATED_EXPRESSION_URL, ITEM_WEIGHT_URL, ORDINAL_VALUE_URL
 from .errors import IntakeError
+from .external_questionnaire import ExternalQuestionnaire
 from .instrument import Instrument
 from .registry import INSTRUMENTS
+from .sdc_fhirpath import calculated_total
 
 _CONTAINER_TYPES = frozenset({"group", "display"})
-
-
-class ExternalQuestionnaire(BaseModel):
-    """A registered Questionnaire: how its linkIds and answer codes map onto one of our instruments."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    canonical: str
-    version: str | None
-    instrument_key: str
-    # Their linkId -> our item link id.
-    link_ids: dict[str, str]
-    ignored_link_ids: tuple[str, ...]
-    total_link_id: str | None
-    # Their linkId -> {"system|code": ordinal}, from ordinalValue/itemWeight or a contained ValueSet.
-    ordinals: dict[str, dict[str, int]]
-    questionnaire: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return f"{self.canonical}|{self.version}" if self.version else self.canonical
-
-    @property
-    def instrument(self) -> Instrument:
-        return INSTRUMENTS[self.instrument_key]
 
 
 def find_registered(canonical: str, registered: Mapping[str, ExternalQuestionnaire]) -> ExternalQuestionnaire | None:
@@ -242,7 +217,5 @@ def _check_ordinals(instrument: Instrument, target: str, table: Mapping[str, int
 
 def _check_expression_evaluates(external: ExternalQuestionnaire) -> None:
     """Fail at registration, not at every intake, when the calculatedExpression cannot be evaluated."""
-    from .sdc_fhirpath import calculated_total
-
     empty = {"resourceType": "QuestionnaireResponse", "status": "in-progress", "item": []}
     calculated_total(external, empty)

@@ -23,7 +23,8 @@ from ._fhir_json import (
 )
 from .answers import Coding, ItemAnswer
 from .errors import IntakeError
-from .external import ExternalQuestionnaire, find_registered
+from .external import find_registered
+from .external_questionnaire import ExternalQuestionnaire
 from .instrument import Instrument, Item
 from .registry import instrument_for_canonical, instrument_for_item_codes, instrument_for_panel_code
 from .scoring import ScoringError, resolve_ordinal

@@ -18,7 +18,7 @@ from fhirpathpy.models import models
 from ._fhir_json import as_list, as_object, extensions, lookup_coding
 from .codes import CALCULATED_EXPRESSION_URL, VARIABLE_URL
 from .errors import IntakeError
-from .external import ExternalQuestionnaire
+from .external_questionnaire import ExternalQuestionnaire
 
 _FHIRPATH = "text/fhirpath"
 # Choice elements such as answer.value resolve only with the R4 model.
