@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import break_glass, caseload, health, instruments, well_known
+from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
 from service.api.middleware import RateLimit, RefuseNul, RequestId, SecurityHeaders
@@ -16,12 +17,11 @@ from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers, rate_limited, refused
 from service.api.records import record_routers
 from service.auth.tokens import TokenVerifier
-from service.caseload.scheduler import SweepThread
 from service.db.engine import make_engine
 from service.fhir import router as fhir_router
 from service.observability import install_observability
 from service.settings import Settings, get_settings
-from service.sync import api as sync_api
+from service.sweep import SweepThread
 from service.web import install_web
 
 DESCRIPTION = """
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(caseload.router)
     app.include_router(break_glass.router)
     app.include_router(fhir_router.router)
-    app.include_router(sync_api.router)
+    app.include_router(sync_routes.router)
     app.include_router(well_known.router)
     install_web(app)
     install_openapi(app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import update
@@ -41,12 +40,6 @@ def checked_zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         pass
     raise invalid("time_zone", f"{name!r} is not an IANA time zone; use a name such as Europe/Oslo or America/Chicago")
-
-
-def tenant_zone(session: Session, tenant_id: str) -> tzinfo:
-    """The tenant's zone (UTC for a tenant the service does not know, as before zones existed)."""
-    tenant = session.get(Tenant, tenant_id)
-    return ZoneInfo(tenant.time_zone) if tenant is not None else ZoneInfo("UTC")
 
 
 def set_tenant_zone(session: Session, tenant_id: str, time_zone: str) -> Tenant:

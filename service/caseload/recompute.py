@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert
 from sqlalchemy import select as sa_select
@@ -29,7 +30,7 @@ from service.records.cbt import CbtSession
 from service.records.enrollment import Enrollment
 from service.records.ketamine import KetamineAdministration
 from service.records.questionnaire import QuestionnaireResponse
-from service.tenants import tenant_zone
+from service.records.tenant import Tenant
 
 
 class ProtocolMissing(LookupError):
@@ -50,7 +51,7 @@ class _Protocols:
     def __init__(self, session: Session, tenant_id: str) -> None:
         self.session, self.tenant_id = session, tenant_id
         self.found: dict[tuple[str, str | None], Protocol | None] = {}
-        self.zone = tenant_zone(session, tenant_id)
+        self.zone = _tenant_zone(session, tenant_id)
 
     def get(self, protocol_id: str, version: str | None) -> Protocol | None:
         key = (protocol_id, version)
@@ -242,3 +243,9 @@ def _row(tenant_id: str, enrollment: Enrollment, status: PlanStatus, trend: list
         computed_at=status.as_of,
         detail=status.model_dump(mode="json"),
     )
+
+
+def _tenant_zone(session: Session, tenant_id: str) -> tzinfo:
+    """The tenant's zone (UTC for a tenant the service does not know, as before zones existed)."""
+    tenant = session.get(Tenant, tenant_id)
+    return ZoneInfo(tenant.time_zone) if tenant is not None else ZoneInfo("UTC")

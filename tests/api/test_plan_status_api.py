@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.caseload.scheduler import SweepThread
 from service.caseload.tables import PlanStatusRow
 from service.patient_refresh import sweep
 from service.plan_status import IV_KETAMINE_CBT
+from service.sweep import SweepThread
 from tests.builders import (
     API,
     PHQ9_ITEMS,

@@ -1,4 +1,7 @@
-"""The in-process sweep: a daemon thread, for single-process deployments without cron."""
+"""The in-process sweep: a daemon thread, for single-process deployments without cron.
+
+It runs two packages' sweeps (plan statuses, break-the-glass expiry), so it sits above both rather than in either.
+"""
 
 from __future__ import annotations
 
