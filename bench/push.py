@@ -25,8 +25,9 @@ from service.auth.principal import Principal
 from service.record_store import store
 from service.record_store.kinds import SYNC_TARGETS
 from service.sync.outbox import OutboxMessage
+from service.sync.processing import Processor
 from service.sync.targets import SyncTargetCreate
-from service.sync.worker import Processor, run_worker
+from service.sync.worker import run_worker
 from tests.ehr_peer.sekmet_server import start_sekmet
 
 PUSH_KINDS = ["patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses"]

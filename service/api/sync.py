@@ -21,11 +21,11 @@ from service.sync.client import FhirClient
 from service.sync.dry_run import dry_run_requests
 from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure
 from service.sync.planning import RecordPlan, plan_for_target
+from service.sync.processing import Processor
 from service.sync.pull import pull
 from service.sync.records import public_record
 from service.sync.target_failures import explain
 from service.sync.targets import CredentialWrite, SyncTarget
-from service.sync.worker import Processor
 
 router = APIRouter(prefix="/api/v1/sync", tags=["EHR sync"])
 TARGET_FAILED_RESPONSE: dict[str, object] = {

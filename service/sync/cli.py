@@ -15,8 +15,10 @@ from service.db.engine import make_engine
 from service.observability import configure_logging
 from service.settings import get_settings
 from service.sync import status as sync_status
+from service.sync.leases import DEFAULT_LEASE_SECONDS
+from service.sync.processing import Processor, WorkerStats
 from service.sync.pull import KindSummary, pull
-from service.sync.worker import DEFAULT_LEASE_SECONDS, Processor, WorkerStats, default_worker_id, run_worker
+from service.sync.worker import default_worker_id, run_worker
 
 app = typer.Typer(help="EHR sync: delivery workers, pulls, dead letters.", no_args_is_help=True)
 console = Console(stderr=True)

@@ -21,8 +21,9 @@ from service.settings import Settings
 from service.sync.capabilities import CapabilityCache, decide, parse_capabilities
 from service.sync.outbox import OPEN_STATUSES, OutboxMessage
 from service.sync.planning import RecordPlan, outgoing_body, plan_for_target
+from service.sync.processing import Processor, WorkerStats
 from service.sync.records import PlannedResource
-from service.sync.worker import Processor, WorkerStats, run_worker
+from service.sync.worker import run_worker
 from service.tenants import register_tenant
 from tests.builders import (
     ApiDriver,

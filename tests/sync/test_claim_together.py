@@ -1,5 +1,5 @@
-"""A claim's rows are planned and settled together (worker.Processor._plan_many, _store_outcomes): the same plans
-as row by row, and each row's own outcome, on SQLite and PostgreSQL."""
+"""A claim's rows are planned and settled together (processing.Processor.plan_many, settling.store_outcomes): the
+same plans as row by row, and each row's own outcome, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from sqlmodel import Session, col, select
 from service.clock import now_utc
 from service.sync.capabilities import parse_capabilities
 from service.sync.client import RequestLog
+from service.sync.leases import claim
 from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.planning import Planned, RecordPlan
+from service.sync.processing import Processor
 from service.sync.tables import SyncAttempt
 from service.sync.targets import SyncTarget
-from service.sync.worker import Processor, claim
 from tests.builders import cbt_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.shared_fixtures import load_fixture
@@ -73,9 +74,9 @@ def test_a_claim_is_planned_exactly_as_its_rows_one_by_one(sync_app: SyncApp, se
     }
     for name, statement in statements.items():
         capabilities = parse_capabilities(statement)
-        together = [p for p in processor._plan_many(rows, target, capabilities) if not isinstance(p, DeliveryFailure)]
+        together = [p for p in processor.plan_many(rows, target, capabilities) if not isinstance(p, DeliveryFailure)]
         assert len(together) == len(rows), name  # nothing here is held back by a dead letter
-        one_by_one = [processor._plan(row, target, capabilities) for row in rows]
+        one_by_one = [processor.plan(row, target, capabilities) for row in rows]
         assert [_comparable(p) for p in together] == [_comparable(p) for p in one_by_one], name
         plans = [p for p, _, _ in together]
         assert isinstance(plans[-1], DeliveryResult) and plans[-1].status == "not_supported", name
@@ -105,15 +106,13 @@ def test_a_batch_settles_each_row_and_leaves_a_row_claimed_by_another_worker(syn
     processor = Processor(sync_app.engine, sync_app.settings, "w1")
     before = now_utc()
     settled = [
-        processor._settled(first, 1, DeliveryResult("sent", "sent as a batch"), None, log, own_requests=1),
-        processor._settled(
-            second, 1, None, DeliveryFailure("HTTP 503", retryable=True, status_code=503), log, own_requests=0
+        processor.settle(first, DeliveryResult("sent", "sent as a batch"), None, log, own_requests=1),
+        processor.settle(
+            second, None, DeliveryFailure("HTTP 503", retryable=True, status_code=503), log, own_requests=0
         ),
-        processor._settled(third, 1, DeliveryResult("sent"), None, log, own_requests=0),
+        processor.settle(third, DeliveryResult("sent"), None, log, own_requests=0),
     ]
-    with Session(sync_app.engine) as session:
-        processor._store_outcomes(session, settled)
-        session.commit()
+    assert processor.record(settled) == ["sent", "failed", "sent"]
     sent, failed, untouched = outbox_rows(sync_app.engine, tenant)
     assert (sent.status, sent.attempts, sent.claimed_by) == ("sent", 1, None)
     assert sent.last_error == {"note": "sent as a batch"} and sent.delivered_at is not None

@@ -18,9 +18,9 @@ import pytest
 from sqlmodel import Session
 
 from service.sync import auth as sync_auth
+from service.sync.processing import Processor
 from service.sync.status import replay
 from service.sync.targets import SyncTarget
-from service.sync.worker import Processor
 from tests.conftest import TEST_SECRET, project_root
 from tests.ehr_peer.fault_proxy import Fault, FaultPlan, FaultProxy, FaultRule
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture

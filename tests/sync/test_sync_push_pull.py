@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 
 from service.sync import status as sync_status
 from service.sync.outbox import OutboxMessage
+from service.sync.processing import Processor
 from service.sync.pull import pull
 from service.sync.tables import SyncAttempt
-from service.sync.worker import Processor
 from tests.builders import administration_body, questionnaire_body
 from tests.ehr_peer.fault_proxy import Fault, FaultPlan, FaultProxy, FaultRule
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
@@ -281,7 +281,7 @@ def test_records_of_a_patient_whose_row_is_dead_are_held_until_it_is_replayed(
 ) -> None:
     """A dead letter is not open, so the per-patient order no longer holds the patient's later rows behind it; they
     must not reach the EHR referring to a Patient it does not have (our local id). Two patients, so their later rows
-    are claimed together (Processor._plan_many), or, with batching off, planned one by one (Processor._plan)."""
+    are claimed together (Processor.plan_many), or, with batching off, planned one by one (Processor.plan)."""
     tenant = sync_app.tenant()
 
     def drain_all() -> None:
