@@ -11,7 +11,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
-from service.fhir.search import DateBound, check_parameters, date_bound, date_clause, invalid, whole_number
+from service.fhir.search import date_clause
+from service.fhir.search_parameters import DateBound, check_parameters, date_bound, invalid, whole_number
 from service.records.audit import AuditEvent
 
 # BALP / R4 value sets (hl7.org/fhir/R4/valueset-audit-event-type.html, restful-interaction, audit-event-action).

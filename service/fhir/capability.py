@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import fhir_mappings as fm
-from service.fhir.search import STATIC_TYPES, supported_parameters
+from service.fhir.search_parameters import STATIC_TYPES, supported_parameters
 from service.fhir.types import FHIR_TYPES
 
 __all__ = ["STATIC_TYPES", "capability_statement"]
 
 
 def search_params(resource_type: str) -> list[dict[str, Any]]:
-    """Exactly the search table's parameters (service.fhir.search.SEARCH_PARAMETERS): what is declared is what
+    """Exactly the search table's parameters (service.fhir.search_parameters.SEARCH_PARAMETERS): what is declared is what
     is served, and everything else is refused."""
     return [{"name": p.name, "type": p.type} for p in supported_parameters(resource_type)]
 

@@ -27,7 +27,8 @@ from service.errors import (
 )
 from service.fhir.disclosure import WITHHELD, disclose
 from service.fhir.projection import retract
-from service.fhir.search import SearchQuery, current_patients, parse_search, run_search
+from service.fhir.search import current_patients, run_search
+from service.fhir.search_parameters import SearchQuery, parse_search
 from service.fhir.tables import FhirResourceVersion
 from service.fhir.types import FHIR_TYPES, FhirType
 from service.record_store import store

@@ -22,7 +22,7 @@ from service.fhir import audit_export, bundles, interactions
 from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
-from service.fhir.search import check_parameters
+from service.fhir.search_parameters import check_parameters
 from service.fhir.types import FHIR_TYPES
 from service.instruments import INSTRUMENTS, questionnaire_resource
 

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 
 from service.fhir import paging
 from service.fhir.projection import project, retract
-from service.fhir.search import SearchPage, _general_search, _one_token, _token_search, parse_search, run_search
+from service.fhir.search import SearchPage, _general_search, _one_token, _token_search, run_search
+from service.fhir.search_parameters import parse_search
 from service.fhir.tables import FhirSearchToken
 
 LOINC = "http://loinc.org"

@@ -116,7 +116,7 @@ def test_the_type_modifier_naming_patient_narrows_to_that_patient(
 def test_the_capability_statement_lists_exactly_the_table(client: TestClient, world: dict[str, Any]) -> None:
     """Declared = served: each declared parameter runs (strict), the table covers every served type, and a
     name outside the declaration is refused."""
-    from service.fhir.search import SEARCH_PARAMETERS
+    from service.fhir.search_parameters import SEARCH_PARAMETERS
 
     assert set(FHIR_TYPES) <= set(SEARCH_PARAMETERS)
     statement = client.get("/fhir/metadata").json()
