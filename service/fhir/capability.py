@@ -12,7 +12,7 @@ __all__ = ["STATIC_TYPES", "capability_statement"]
 
 
 def search_params(resource_type: str) -> list[dict[str, Any]]:
-    """Exactly the search table's parameters (service.fhir.search_parameters.SEARCH_PARAMETERS): what is declared is what
+    """Exactly the search table's parameters (search_parameters.SEARCH_PARAMETERS): what is declared is what
     is served, and everything else is refused."""
     return [{"name": p.name, "type": p.type} for p in supported_parameters(resource_type)]
 
