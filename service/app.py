@@ -12,6 +12,7 @@ from service.api import break_glass, caseload, health, instruments, well_known
 from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
+from service.api.db_errors import install_database_error_handler
 from service.api.middleware import RateLimit, RefuseNul, RequestId, SecurityHeaders
 from service.api.openapi_schema import install_openapi
 from service.api.problems import install_problem_handlers, rate_limited, refused
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render=refused)
     app.add_middleware(RequestId)
     install_observability(app)
+    install_database_error_handler(app)
     app.include_router(health.router)
     for router in record_routers():
         app.include_router(router)

@@ -1,4 +1,5 @@
-"""Operating the service: Prometheus metrics, structured JSON logs, and 503 for a database that went away.
+"""Operating the service: Prometheus metrics and structured JSON logs (the 503 for a database that went away is
+the edge's: service/api/db_errors.py).
 
 Wiring (service/app.py and the process entry points):
 
@@ -12,7 +13,6 @@ their route template (`/api/v1/patients/{record_id}`), never by the path that ca
 
 from __future__ import annotations
 
-from service.observability.db_errors import install_database_error_handler, is_database_unavailable
 from service.observability.install import install_observability
 from service.observability.logging import JsonFormatter, configure_logging
 from service.observability.metrics import METRICS_TOKEN_ENV, DatabaseCollector, HttpMetrics
@@ -23,7 +23,5 @@ __all__ = [
     "HttpMetrics",
     "JsonFormatter",
     "configure_logging",
-    "install_database_error_handler",
     "install_observability",
-    "is_database_unavailable",
 ]

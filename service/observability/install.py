@@ -1,4 +1,4 @@
-"""`install_observability(app)`: the metrics/access-log middleware, GET /metrics, and 503 for database outages.
+"""`install_observability(app)`: the metrics/access-log middleware and GET /metrics.
 
 /metrics and authentication: the metrics carry no patient data, but they do name tenants and EHR targets and
 show volumes, and each scrape runs a few COUNT queries - not something to hand to the internet. So /metrics
@@ -19,7 +19,6 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.observability.db_errors import install_database_error_handler
 from service.observability.metrics import METRICS_TOKEN_ENV, UNMATCHED_ROUTE, DatabaseCollector, HttpMetrics
 
 access_logger = logging.getLogger("tandem.access")
@@ -86,7 +85,6 @@ def install_observability(app: FastAPI, *, metrics_token: str | None = None) -> 
     token = metrics_token if metrics_token is not None else os.environ.get(METRICS_TOKEN_ENV) or None
     app.state.metrics_registry = registry
     app.state.metrics_token = token  # read per request, so a test (or a key rotation hook) can set it
-    install_database_error_handler(app)
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
 
     def metrics(request: Request) -> Response:
