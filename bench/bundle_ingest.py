@@ -21,7 +21,7 @@ from bench.common import Database, api_server, log
 from bench.data import context, demo, make_row, public_of, store_load
 from service.demo import DemoPatient
 from service.demo_loader import _kind_of
-from service.fhir.projection import resources_of
+from service.record_fhir import resources_of
 
 # Elements our outbound mapping writes that a sending EHR would not: ids and links to our own CarePlans.
 DROP = ("id", "meta", "supportingInformation", "basedOn", "partOf")

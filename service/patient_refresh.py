@@ -26,9 +26,9 @@ from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
 from service.db.engine import BUNDLE_TRANSACTION, session_scope
-from service.fhir.projection import project, resources_of
+from service.fhir.projection import project
 from service.fhir.tables import FhirResourceVersion
-from service.plan_status import PlanStatus
+from service.record_fhir import Kind, PlanContext, resources_of
 from service.records.base import TenantRecord, record_meta
 from service.records.enrollment import Enrollment, EnrollmentPublic, condition_from_columns
 from service.records.patient import Patient
@@ -114,24 +114,14 @@ def _project_care_plans(session: Session, tenant_id: str, patient_id: str, canon
     )
     evidence = _evidence_types(session, tenant_id, patient_id)
     for enrollment in enrollments:
-        status = statuses.get(enrollment.id)
-        codes = sorted(code for code in status.open_flags.split(",") if code) if status else []
-        plan = PlanStatus.model_validate(status.detail) if status else None
+        context = PlanContext.of(statuses.get(enrollment.id), evidence)
         project(
             session,
             tenant_id=tenant_id,
-            record_kind="enrollments",
+            record_kind=Kind.ENROLLMENTS,
             record_id=enrollment.id,
             patient_id=patient_id,
-            resources=resources_of(
-                "enrollments",
-                _public(enrollment),
-                canonical_base,
-                plan_status=status.status if status else None,
-                plan_status_reasons=codes,
-                plan=plan,
-                evidence=evidence,
-            ),
+            resources=resources_of(Kind.ENROLLMENTS, _public(enrollment), canonical_base, context),
         )
 
 

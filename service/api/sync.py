@@ -13,6 +13,7 @@ from service.api.problems import ERROR_RESPONSES, PROBLEM_JSON, WRITE_ERROR_RESP
 from service.audit_trail import RequestContext, record_success
 from service.break_glass.access import ensure_visible
 from service.errors import NotConfigured, invalid
+from service.record_fhir import Kind
 from service.record_store.kinds import ADMINS
 from service.sync import credentials
 from service.sync import status as sync_status
@@ -23,7 +24,7 @@ from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure
 from service.sync.planning import RecordPlan, plan_for_target
 from service.sync.processing import Processor
 from service.sync.pull import pull
-from service.sync.records import public_record
+from service.sync.records import patient_of, public_record
 from service.sync.target_failures import explain
 from service.sync.targets import CredentialWrite, SyncTarget
 
@@ -64,7 +65,7 @@ class DryRun(BaseModel):
 
 
 class PullRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kinds": ["patients"]}, {}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kinds": [Kind.PATIENTS.value]}, {}]})
 
     kinds: list[str] | None = Field(default=None, description="Default: the target's configured pull kinds")
 
@@ -208,8 +209,7 @@ def dry_run(
     # The dry run shows the record's FHIR bodies: a restricted patient's stay hidden from admins too.
     record = public_record(session, ctx.tenant_id, body.record_kind, body.record_id)
     if record is not None:
-        patient_id = record.id if body.record_kind == "patients" else getattr(record, "patient_id", None)
-        ensure_visible(session, ctx, patient_id)
+        ensure_visible(session, ctx, patient_of(body.record_kind, record))
     processor = Processor(engine, ctx.settings, "dry-run")
     client = FhirClient(target, ctx.settings, http=processor.http)
     try:

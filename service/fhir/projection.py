@@ -1,7 +1,8 @@
 """Keeping the FHIR projection in step with the records, inside the writing transaction.
 
-A record maps to one or more resources (fhir_mappings); a resource gets a new version only when its content
-changed, and a resource a record no longer produces (a removed vital-sign reading) gets a deleted version.
+A record maps to one or more resources (the record⇄FHIR table, service/record_fhir.py); a resource gets a new
+version only when its content changed, and a resource a record no longer produces (a removed vital-sign reading)
+gets a deleted version.
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ from typing import Any
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
-import fhir_mappings as fm
 from service.clock import now_utc
 from service.fhir.tables import FhirResourceVersion, FhirSearchToken
-from service.instruments import INSTRUMENTS
-from service.plan_status import PlanStatus
-from service.records.base import RecordMeta
 
 # Elements that hold the resource's clinical date, in the order they are looked for.
 DATE_ELEMENTS = (
@@ -30,94 +27,6 @@ DATE_ELEMENTS = (
     "period",
     "occurrenceDateTime",
 )
-
-
-def resources_of(kind_path: str, record: RecordMeta, canonical_base: str, **context: Any) -> list[dict[str, Any]]:
-    """The R4 JSON resources a record maps to."""
-    if kind_path == "patients":
-        return [fm.to_json(fm.patient_resource(record, canonical_base=canonical_base))]  # type: ignore[arg-type]
-    if kind_path == "ketamine-administrations":
-        mapped = fm.administration_resources(record, canonical_base=canonical_base)  # type: ignore[arg-type]
-        return [fm.to_json(mapped.administration), *(fm.to_json(o) for o in mapped.observations)]
-    if kind_path == "cbt-sessions":
-        session = fm.session_resources(record, canonical_base=canonical_base)  # type: ignore[arg-type]
-        return [fm.to_json(session.encounter), fm.to_json(session.procedure)]
-    if kind_path == "questionnaire-responses":
-        instrument = INSTRUMENTS.get(getattr(record, "instrument", ""))
-        response = fm.response_resources(
-            record,  # type: ignore[arg-type]
-            canonical_base=canonical_base,
-            score=getattr(record, "score", None),
-            total_loinc=instrument.total_loinc if instrument else None,
-        )
-        return [fm.to_json(response.response), *(fm.to_json(o) for o in response.observations)]
-    if kind_path == "enrollments":
-        status: PlanStatus | None = context.get("plan")
-        plan = fm.care_plan_resources(
-            record,  # type: ignore[arg-type]
-            canonical_base=canonical_base,
-            plan_status=context.get("plan_status"),
-            plan_status_reasons=tuple(context.get("plan_status_reasons", ())),
-            goal_achievement=_goal_achievement(status),
-            progress=_progress(status),
-        )
-        flags = _safety_flags(record.id, status, context.get("evidence", {}), canonical_base)
-        return [*(fm.to_json(r) for r in plan.all()), *flags]
-    return []
-
-
-def _goal_achievement(status: PlanStatus | None) -> str | None:
-    primary = status.outcomes[0] if status is not None and status.outcomes else None
-    if primary is None or primary.latest is None:
-        return None
-    if primary.in_remission:
-        return "achieved"
-    if primary.worsening:
-        return "worsening"
-    return "improving" if primary.in_response else "in-progress"
-
-
-def _progress(status: PlanStatus | None) -> dict[str, str]:
-    if status is None:
-        return {}
-    counts = status.counts
-    induction = counts.ketamine_induction
-    after = f", {counts.ketamine_after_induction} after" if counts.ketamine_after_induction else ""
-    return {
-        "ketamine-course": f"{induction.done} of {induction.expected} induction sessions{after}",
-        "cbt-course": f"{counts.cbt.done} of {counts.cbt.expected} CBT sessions",
-        "measurement": f"{counts.measurements.done} of {counts.measurements.expected} measurements",
-    }
-
-
-def _safety_flags(
-    enrollment_id: str, status: PlanStatus | None, evidence: dict[str, str], canonical_base: str
-) -> list[dict[str, Any]]:
-    """Each urgent reason as a Flag: active while open, inactive once acknowledged (kept, for the record)."""
-    if status is None:
-        return []
-    flags = []
-    for reason in status.reasons:
-        if reason.severity != "urgent":
-            continue
-        flag = fm.to_json(
-            fm.safety_flag_resource(
-                canonical_base=canonical_base,
-                enrollment_id=enrollment_id,
-                patient_id=status.patient_id,
-                code=reason.code,
-                occurrence_id=reason.occurrence_id,
-                message=reason.message,
-                since=reason.since,
-                evidence=[{"reference": f"{evidence[i]}/{i}"} for i in reason.record_ids if i in evidence],
-            )
-        )
-        if not reason.open:
-            flag["status"] = "inactive"
-            if reason.acknowledgement is not None:
-                flag["period"]["end"] = reason.acknowledgement.acknowledged_at.isoformat()
-        flags.append(flag)
-    return flags
 
 
 def project(

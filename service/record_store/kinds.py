@@ -12,6 +12,7 @@ from service import questionnaires
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.caseload.enrollment_protocol import pinned_protocol
+from service.record_fhir import Kind
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
 from service.sync import targets
@@ -56,6 +57,8 @@ class RecordKind:
     immutable: frozenset[str] = frozenset({"patient_id"})
     patient_scoped: bool = True
     has_status: bool = True
+    # A patient's own details (name, MRNs) do not enter the plan status: only their records trigger a refresh.
+    enters_plan_status: bool = True
     # Hooks where the API shape is not the columns: flatten before writing, expand after reading.
     to_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
     from_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
@@ -84,7 +87,7 @@ def _practitioner_ref(field_name: str) -> Reference:
 
 PATIENTS = RecordKind(
     label="patient",
-    path="patients",
+    path=Kind.PATIENTS,
     fhir_type="Patient",
     schema_name="Patient",
     table=patient.Patient,
@@ -96,6 +99,7 @@ PATIENTS = RecordKind(
     writers=PRESCRIBERS,
     immutable=frozenset(),
     has_status=False,
+    enters_plan_status=False,
     save_children=patient.save_identifiers,
     load_children=patient.load_identifiers,
     child_fields=frozenset({"identifiers"}),
@@ -105,7 +109,7 @@ PATIENTS = RecordKind(
 
 PRACTITIONERS = RecordKind(
     label="practitioner",
-    path="practitioners",
+    path=Kind.PRACTITIONERS,
     fhir_type="Practitioner",
     schema_name="Practitioner",
     table=practitioner.Practitioner,
@@ -122,7 +126,7 @@ PRACTITIONERS = RecordKind(
 
 ENROLLMENTS = RecordKind(
     label="enrollment",
-    path="enrollments",
+    path=Kind.ENROLLMENTS,
     fhir_type="CarePlan",
     schema_name="Enrollment",
     table=enrollment.Enrollment,
@@ -140,7 +144,7 @@ ENROLLMENTS = RecordKind(
 
 KETAMINE_ADMINISTRATIONS = RecordKind(
     label="ketamine administration",
-    path="ketamine-administrations",
+    path=Kind.KETAMINE_ADMINISTRATIONS,
     fhir_type="MedicationAdministration",
     schema_name="KetamineAdministration",
     table=ketamine.KetamineAdministration,
@@ -155,7 +159,7 @@ KETAMINE_ADMINISTRATIONS = RecordKind(
 
 CBT_SESSIONS = RecordKind(
     label="CBT session",
-    path="cbt-sessions",
+    path=Kind.CBT_SESSIONS,
     fhir_type="Encounter",
     schema_name="CbtSession",
     table=cbt.CbtSession,
@@ -170,7 +174,7 @@ CBT_SESSIONS = RecordKind(
 
 QUESTIONNAIRE_RESPONSES = RecordKind(
     label="questionnaire response",
-    path="questionnaire-responses",
+    path=Kind.QUESTIONNAIRE_RESPONSES,
     fhir_type="QuestionnaireResponse",
     schema_name="QuestionnaireResponse",
     table=questionnaire.QuestionnaireResponse,

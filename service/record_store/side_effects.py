@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from service.audit_trail import RequestContext
-from service.fhir.projection import project, resources_of
+from service.fhir.projection import project
 from service.patient_refresh import refresh_patient
+from service.record_fhir import NO_CONTEXT, kind_fhir
 from service.record_store.kinds import RecordKind
 from service.records.base import RecordMeta, TenantRecord
 from service.sync import outbox
@@ -18,8 +19,10 @@ def record_written(
     """Publish the record's FHIR resources, refresh the patient's plan, and queue the change for the EHRs."""
     patient_id = kind.patient_of(row)
     canonical_base = ctx.settings.canonical_base
-    if kind.path != "enrollments":  # CarePlans are projected with their computed status, by the refresh below
-        resources = resources_of(kind.path, public, canonical_base)
+    table = kind_fhir(kind.path)
+    # A derived resource (a CarePlan, with its computed status) is projected by the refresh below.
+    if table is not None and not table.derived:
+        resources = table.render(public, canonical_base, NO_CONTEXT)
         if resources:
             project(
                 session,
@@ -29,8 +32,7 @@ def record_written(
                 patient_id=patient_id,
                 resources=resources,
             )
-    # A patient's own details (name, MRNs) do not enter the plan status: only their records trigger a refresh.
-    if patient_id is not None and kind.path != "patients":
+    if patient_id is not None and kind.enters_plan_status:
         refresh_patient(session, tenant_id=ctx.tenant_id, patient_id=patient_id, canonical_base=canonical_base)
     outbox.enqueue(
         session,

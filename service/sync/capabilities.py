@@ -1,5 +1,6 @@
 """What each target lets us write, from its CapabilityStatement (fetched once, cached), and how we write each
-record kind there: the natural resources, a documented fallback, or `not_supported` with the reason.
+record kind there: the natural resources, a documented fallback, or `not_supported` with the reason. The kinds and
+their variants are the record⇄FHIR table's (service/record_fhir.py); this module only decides, from data.
 
 Idempotent writes need one of two things per resource type:
 - `search-create`: the type is created and searchable by `identifier`: search by our identifier first, create
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fhir_mappings import SYSTEM, writable_types
+from service.record_fhir import Variant, kind_fhir
 
 Strategy = Literal["search-create", "put-client-id"]
 Mapping = Literal["natural", "fallback", "not_supported"]
@@ -101,50 +103,35 @@ class KindDecision:
     reason: str | None = None
     # Optional resources left out because the target cannot take them (e.g. score Observations).
     left_out: tuple[str, ...] = ()
+    variant: Variant | None = None  # what is sent; None when nothing is
 
-
-# kind -> (natural required types, natural optional types, fallback required types, fallback description)
-_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str]] = {
-    "patients": (("Patient",), (), (), ""),
-    # Without Goal writes the CarePlan goes without its `goal` reference (Goal is optional on a CarePlan).
-    "enrollments": (("CarePlan", "Condition"), ("Goal",), (), ""),
-    "ketamine-administrations": (
-        ("MedicationAdministration", "Observation"),
-        (),
-        ("Procedure", "Observation"),
-        "a Procedure 'administration of drug' (SNOMED 18629005) with the same Observations",
-    ),
-    "cbt-sessions": (
-        ("Encounter", "Procedure"),
-        (),
-        ("Procedure",),
-        "the psychotherapy Procedure alone, without its Encounter",
-    ),
-    "questionnaire-responses": (
-        ("QuestionnaireResponse",),
-        ("Observation",),
-        ("Observation",),
-        "the score as Observations only (total and safety items), without the answers",
-    ),
-}
+    @property
+    def sent_types(self) -> frozenset[str]:
+        return frozenset(self.strategies)
 
 
 def decide(kind: str, capabilities: Capabilities) -> KindDecision:
-    if kind not in _KINDS:
+    """The variant of the kind (record⇄FHIR table, service/record_fhir.py) this target can take, natural first."""
+    table = kind_fhir(kind)
+    natural = table.natural if table is not None else None
+    if table is None or natural is None:
         return KindDecision(kind, "not_supported", reason=f"{kind} are not sent to EHRs")
-    required, optional, fallback, fallback_text = _KINDS[kind]
-    missing = [t for t in required if capabilities.strategy(t) is None]
+    missing = [t for t in natural.required if capabilities.strategy(t) is None]
     if not missing:
-        strategies = {t: s for t in (*required, *optional) if (s := capabilities.strategy(t)) is not None}
-        left_out = tuple(t for t in optional if t not in strategies)
-        return KindDecision(kind, "natural", strategies, left_out=left_out)
+        strategies = {
+            t: s for t in (*natural.required, *natural.optional) if (s := capabilities.strategy(t)) is not None
+        }
+        left_out = tuple(t for t in natural.optional if t not in strategies)
+        return KindDecision(kind, "natural", strategies, left_out=left_out, variant=natural)
     reason = "; ".join(capabilities.why_not(t) for t in missing)
-    if fallback:
-        fallback_missing = [t for t in fallback if capabilities.strategy(t) is None]
+    fallback = table.fallback
+    if fallback is not None:
+        fallback_missing = [t for t in fallback.required if capabilities.strategy(t) is None]
         if not fallback_missing:
-            strategies = {t: s for t in fallback if (s := capabilities.strategy(t)) is not None}
-            return KindDecision(kind, "fallback", strategies, reason=f"{reason}: sending {fallback_text}")
-        reason += "; fallback (" + fallback_text + ") impossible: "
+            strategies = {t: s for t in fallback.required if (s := capabilities.strategy(t)) is not None}
+            reason = f"{reason}: sending {fallback.description}"
+            return KindDecision(kind, "fallback", strategies, reason=reason, variant=fallback)
+        reason += "; fallback (" + fallback.description + ") impossible: "
         reason += "; ".join(capabilities.why_not(t) for t in fallback_missing)
     return KindDecision(kind, "not_supported", reason=reason)
 

@@ -14,10 +14,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from service.record_fhir import NO_CONTEXT
 from service.sync.capabilities import Capabilities, KindDecision, decide
 from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
-from service.sync.records import PlannedResource, plan_resources, public_records, references_in, rewrite_references
+from service.sync.records import (
+    PlannedResource,
+    plan_contexts,
+    plan_resources,
+    public_records,
+    references_in,
+    rewrite_references,
+)
 from service.sync.tables import RemoteResource
 
 
@@ -56,6 +64,7 @@ def plan_rows(
         for kind, ids in wanted.items()
         for record_id, record in public_records(session, tenant_id, kind, ids).items()
     }
+    contexts = {kind: plan_contexts(session, tenant_id, kind, ids) for kind, ids in wanted.items()}
     result: list[RecordPlan | DeliveryResult] = []
     for kind, record_id in rows:
         decision = decisions[kind]
@@ -64,7 +73,14 @@ def plan_rows(
             result.append(DeliveryResult("not_supported", decision.reason))
         elif record is None:
             result.append(DeliveryResult("not_supported", f"the {kind} record {record_id} no longer exists"))
-        elif resources := plan_resources(record, kind, decision, canonical_base=canonical_base, code_map=code_map):
+        elif resources := plan_resources(
+            record,
+            kind,
+            decision,
+            canonical_base=canonical_base,
+            code_map=code_map,
+            context=contexts[kind].get(record_id, NO_CONTEXT),
+        ):
             result.append(RecordPlan(kind, record_id, record.version, decision, resources))
         else:
             nothing = f"{decision.reason or kind}: nothing to send for this record"

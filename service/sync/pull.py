@@ -28,8 +28,9 @@ from service.clock import now_utc
 from service.errors import RecordNotFound, TandemError
 from service.instruments import IntakeError, intake_questionnaire_response
 from service.questionnaires import registered_questionnaires
+from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
-from service.record_store.kinds import CBT_SESSIONS, PATIENTS, QUESTIONNAIRE_RESPONSES, RecordKind
+from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.patient import Patient
 from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl
@@ -40,15 +41,9 @@ logger = logging.getLogger("tandem.sync.pull")
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
 STRICT = {"Prefer": "handling=strict"}
-# Pull kind -> (FHIR type, record kind)
-PULL_TYPES: dict[str, tuple[str, RecordKind]] = {
-    "patients": ("Patient", PATIENTS),
-    "questionnaire-responses": ("QuestionnaireResponse", QUESTIONNAIRE_RESPONSES),
-    "observations": ("Observation", QUESTIONNAIRE_RESPONSES),
-    "encounters": ("Encounter", CBT_SESSIONS),
-}
-# Pull patients before what refers to them.
-PULL_ORDER = ("patients", "questionnaire-responses", "observations", "encounters")
+# The searches a pull runs (record⇄FHIR table), in order: patients before what refers to them.
+SOURCES: dict[str, PullSource] = {source.name: source for source in PULL_SOURCES}
+PULL_ORDER = tuple(SOURCES)
 
 
 class PullError(Exception):
@@ -109,16 +104,15 @@ def pull(
     return summary
 
 
-def _first_query(target: SyncTarget, kind: str, cursor: str | None) -> dict[str, str]:
+def _first_query(target: SyncTarget, source: PullSource, cursor: str | None) -> dict[str, str]:
     params = {"_count": str(PAGE_SIZE)}
     if cursor:
         params["_lastUpdated"] = f"gt{cursor}"
-    if kind == "patients":
+    if source.by_mrn:
         if not target.mrn_system:
-            raise PullError("patients are pulled by MRN: set the target's mrn_system")
+            raise PullError(f"{source.name} are pulled by MRN: set the target's mrn_system")
         params["identifier"] = f"{target.mrn_system}|"
-    if kind == "observations":
-        params["category"] = "survey"
+    params.update(source.search)
     return params
 
 
@@ -148,14 +142,15 @@ def _pull_kind(
     result: KindSummary,
     progress: Callable[[str, KindSummary], None] | None,
 ) -> None:
-    resource_type, record_kind = PULL_TYPES[kind]
+    source = SOURCES[kind]
+    resource_type, record_kind = source.fhir_type, KINDS[source.kind]
     with Session(engine) as session:
         row = session.get(PullCursor, (target.id, resource_type))
         cursor = row.last_updated if row else None
         session.rollback()
     seen: set[str] = set()
     newest = cursor
-    for page in _pages(client, resource_type, _first_query(target, kind, cursor)):
+    for page in _pages(client, resource_type, _first_query(target, source, cursor)):
         result.pages += 1
         for entry in page.get("entry") or []:
             resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -173,7 +168,7 @@ def _pull_kind(
                 continue  # the target ignored _lastUpdated: already pulled
             if updated and (newest is None or updated > newest):
                 newest = updated
-            _store_one(engine, settings, target, kind, record_kind, resource, result)
+            _store_one(engine, settings, target, record_kind, resource, result)
         if progress is not None:
             progress(kind, result)
     if newest and newest != cursor:
@@ -206,7 +201,6 @@ def _store_one(
     engine: Engine,
     settings: Settings,
     target: SyncTarget,
-    kind: str,
     record_kind: RecordKind,
     resource: dict[str, Any],
     result: KindSummary,
@@ -218,7 +212,7 @@ def _store_one(
     with Session(engine, expire_on_commit=False) as session:
         resolver = _resolver(session, target)
         try:
-            body = _create_body(session, target, kind, resource, base, resolver)
+            body = INTAKE[resource["resourceType"]](session, target, resource, base, resolver)
             payload: BaseModel = record_kind.create_schema.model_validate(body)
         except (MappingError, IntakeError, ValidationError) as error:
             session.rollback()
@@ -239,36 +233,60 @@ def _store_one(
         result.already_present += 1
 
 
-def _create_body(
-    session: Session,
-    target: SyncTarget,
-    kind: str,
-    resource: dict[str, Any],
-    base: str,
-    resolver: Callable[[str], str | None],
+Resolver = Callable[[str], str | None]
+Intake = Callable[[Session, SyncTarget, dict[str, Any], str, Resolver], dict[str, Any]]
+
+
+def _patient(
+    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
 ) -> dict[str, Any]:
-    source = source_system(target)
-    if kind == "patients":
-        return fm.patient_from_fhir(resource, canonical_base=base, source_system=source)
-    if kind == "questionnaire-responses":
-        intake = intake_questionnaire_response(resource, registered_questionnaires(session, target.tenant_id))
-        body = fm.response_from_fhir(
-            resource,
-            canonical_base=base,
-            resolve_patient=resolver,
-            resolve_reference=resolver,
-            source_system=source,
-            instrument=intake.instrument.key,
-        )
-        body["answers"] = [a.model_dump(mode="json", exclude_none=True) for a in intake.answers]
-        return body
-    if kind == "observations":
-        return fm.score_observation_from_fhir(
-            resource, canonical_base=base, resolve_patient=resolver, source_system=source
-        )
-    return fm.session_from_fhir(
-        resource, canonical_base=base, resolve_patient=resolver, resolve_reference=resolver, source_system=source
+    return fm.patient_from_fhir(resource, canonical_base=base, source_system=source_system(target))
+
+
+def _questionnaire_response(
+    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
+) -> dict[str, Any]:
+    intake = intake_questionnaire_response(resource, registered_questionnaires(session, target.tenant_id))
+    body = fm.response_from_fhir(
+        resource,
+        canonical_base=base,
+        resolve_patient=resolver,
+        resolve_reference=resolver,
+        source_system=source_system(target),
+        instrument=intake.instrument.key,
     )
+    body["answers"] = [a.model_dump(mode="json", exclude_none=True) for a in intake.answers]
+    return body
+
+
+def _score_observation(
+    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
+) -> dict[str, Any]:
+    return fm.score_observation_from_fhir(
+        resource, canonical_base=base, resolve_patient=resolver, source_system=source_system(target)
+    )
+
+
+def _encounter(
+    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
+) -> dict[str, Any]:
+    return fm.session_from_fhir(
+        resource,
+        canonical_base=base,
+        resolve_patient=resolver,
+        resolve_reference=resolver,
+        source_system=source_system(target),
+    )
+
+
+# A pulled resource's create body, by FHIR type (each pull source searches one type).
+INTAKE: dict[str, Intake] = {
+    "Patient": _patient,
+    "QuestionnaireResponse": _questionnaire_response,
+    "Observation": _score_observation,
+    "Encounter": _encounter,
+}
+KINDS: dict[str, RecordKind] = {kind.path: kind for kind in RECORD_KINDS}
 
 
 def _resolver(session: Session, target: SyncTarget) -> Callable[[str], str | None]:

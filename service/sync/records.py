@@ -1,15 +1,15 @@
-"""Our records as the FHIR resources a target gets: the reader (row -> Public model) and the per-kind mapping
-chosen by the target's capabilities."""
+"""Our records as the FHIR resources a target gets: the reader (row -> Public model, with what its derived
+resources carry) and the variant of the record⇄FHIR table (service/record_fhir.py) the target's capabilities chose."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlmodel import Session, col, select
 
-import fhir_mappings as fm
-from service.instruments import INSTRUMENTS
+from service.caseload.tables import PlanStatusRow
+from service.record_fhir import NO_CONTEXT, PlanContext, kind_fhir
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.base import RecordMeta
@@ -32,6 +32,12 @@ def public_records(session: Session, tenant_id: str, kind_path: str, record_ids:
     return {record.id: record for record in store.public_records(session, kind, list(rows))}
 
 
+def patient_of(kind_path: str, record: RecordMeta) -> str | None:
+    """The patient a record is about (a patient's record is itself), None for a kind not about a patient."""
+    kind = KINDS_BY_PATH[kind_path]
+    return getattr(record, "patient_id", record.id) if kind.patient_scoped else None
+
+
 @dataclass
 class PlannedResource:
     role: str  # "main" for the record's own resource, else the mapping's role ("procedure", "vitals-0-bp", ...)
@@ -52,56 +58,44 @@ class PlannedResource:
 
 
 def mapped_resources(
-    record: RecordMeta, kind_path: str, decision: KindDecision, *, canonical_base: str
+    record: RecordMeta,
+    kind_path: str,
+    decision: KindDecision,
+    *,
+    canonical_base: str,
+    context: PlanContext = NO_CONTEXT,
 ) -> list[dict[str, Any]]:
-    """The resources of one record in delivery order (the record's own resource first)."""
-    base = canonical_base
-    mapping = decision.mapping
-    resources: list[Any]
-    if kind_path == "patients":
-        resources = [fm.patient_resource(cast(fm.PatientRecord, record), canonical_base=base)]
-    elif kind_path == "enrollments":
-        plan = fm.care_plan_resources(cast(fm.EnrollmentRecord, record), canonical_base=base)
-        if "Goal" not in decision.strategies:
-            care_plan = fm.to_json(plan.care_plan)
-            care_plan.pop("goal", None)
-            return [care_plan, fm.to_json(plan.condition)]
-        resources = plan.all()
-    elif kind_path == "ketamine-administrations":
-        given = cast(fm.KetamineAdministrationRecord, record)
-        build = fm.administration_resources if mapping == "natural" else fm.administration_fallback
-        resources = build(given, canonical_base=base).all()
-    elif kind_path == "cbt-sessions":
-        session_resources = fm.session_resources(cast(fm.CbtSessionRecord, record), canonical_base=base)
-        if mapping == "natural":
-            resources = session_resources.all()
-        else:
-            procedure = fm.to_json(session_resources.procedure)
-            procedure.pop("encounter", None)
-            return [procedure]
-    elif kind_path == "questionnaire-responses":
-        response = cast(fm.QuestionnaireResponseRecord, record)
-        instrument = INSTRUMENTS.get(response.instrument)
-        built = fm.response_resources(
-            response,
-            canonical_base=base,
-            score=getattr(record, "score", None),
-            total_loinc=instrument.total_loinc if instrument else None,
+    """The resources of one record in delivery order (the record's own resource first): the decided variant."""
+    if decision.variant is None:
+        raise ValueError(f"{kind_path} are not sent to this target: {decision.reason}")
+    return decision.variant.build(record, canonical_base, context, decision.sent_types)
+
+
+def plan_contexts(session: Session, tenant_id: str, kind_path: str, record_ids: list[str]) -> dict[str, PlanContext]:
+    """What the records' derived resources carry as stored now (an enrollment's plan status), by record id; empty
+    for a kind whose resources carry nothing beyond the record. The Flags citing evidence are not sent."""
+    table = kind_fhir(kind_path)
+    if table is None or not table.derived:
+        return {}
+    rows = session.exec(
+        select(PlanStatusRow).where(
+            col(PlanStatusRow.tenant_id) == tenant_id, col(PlanStatusRow.enrollment_id).in_(set(record_ids))
         )
-        if mapping == "natural":
-            resources = [built.response, *(built.observations if "Observation" in decision.strategies else ())]
-        else:
-            resources = list(built.observations)
-    else:
-        raise ValueError(f"{kind_path} are not sent to EHRs")
-    return [fm.to_json(r) for r in resources]
+    )
+    return {row.enrollment_id: PlanContext.of(row) for row in rows}
 
 
 def plan_resources(
-    record: RecordMeta, kind_path: str, decision: KindDecision, *, canonical_base: str, code_map: dict[str, Any]
+    record: RecordMeta,
+    kind_path: str,
+    decision: KindDecision,
+    *,
+    canonical_base: str,
+    code_map: dict[str, Any],
+    context: PlanContext = NO_CONTEXT,
 ) -> list[PlannedResource]:
     planned = []
-    for body in mapped_resources(record, kind_path, decision, canonical_base=canonical_base):
+    for body in mapped_resources(record, kind_path, decision, canonical_base=canonical_base, context=context):
         identifier = body["identifier"]
         ours = identifier if isinstance(identifier, dict) else identifier[0]
         value = str(ours["value"])

@@ -25,6 +25,7 @@ from service.caseload.tables import FlagAcknowledgement
 from service.errors import InvalidRequest, validation_problems
 from service.instruments import INSTRUMENTS
 from service.plan_status import PlanStatus
+from service.record_fhir import Kind
 from service.record_store.kinds import (
     CBT_SESSIONS,
     CLINICIANS,
@@ -240,7 +241,7 @@ def patient_page(
     acknowledgement: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     ctx = context_for_page(
-        request, web_session, session, "read", "patients", CARE_PAGES, scopes=PATIENT_PAGE, patient_id=patient_id
+        request, web_session, session, "read", Kind.PATIENTS, CARE_PAGES, scopes=PATIENT_PAGE, patient_id=patient_id
     )
     values = patient_values(session, ctx, patient_id)
     values["title"] = values["name"]
