@@ -23,9 +23,9 @@ from bench.data import demo, store_load
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.record_store import store
-from service.record_store.kinds import SYNC_TARGETS
 from service.sync.outbox import OutboxMessage
 from service.sync.processing import Processor
+from service.sync.target_kind import SYNC_TARGETS
 from service.sync.targets import SyncTargetCreate
 from service.sync.worker import run_worker
 from tests.ehr_peer.sekmet_server import start_sekmet

@@ -16,7 +16,7 @@ from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_
 from service.audit_trail import RequestContext
 from service.auth.scopes import Needs, needs
 from service.record_store import store
-from service.record_store.kinds import RECORD_KINDS, RecordKind
+from service.record_store.kinds import RECORD_KINDS, StoredKind
 from service.record_store.store import ListFilters
 from service.records.base import ApiModel, DateOrTimeText, RecordMeta
 
@@ -32,7 +32,7 @@ def _record_headers(response: Response, public: RecordMeta) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
-def _update_model(kind: RecordKind) -> type[BaseModel]:
+def _update_model(kind: StoredKind) -> type[BaseModel]:
     """A partial version of the kind's fields: anything left out keeps its stored value."""
     fields: dict[str, Any] = {
         name: (info.annotation | None, Field(default=None, description=info.description))  # type: ignore[operator]
@@ -46,7 +46,7 @@ def _update_model(kind: RecordKind) -> type[BaseModel]:
     )
 
 
-def _page_model(kind: RecordKind) -> type[BaseModel]:
+def _page_model(kind: StoredKind) -> type[BaseModel]:
     return create_model(
         f"{kind.schema_name}Page",
         items=(list[kind.public_schema], ...),  # type: ignore[name-defined]
@@ -85,7 +85,7 @@ def _body_shape(value: Any) -> str:
     return "fhir" if isinstance(value, dict) and "resourceType" in value else "record"
 
 
-def _create_body(kind: RecordKind) -> Any:
+def _create_body(kind: StoredKind) -> Any:
     """The create body: our JSON record, or, where the kind takes one, a FHIR resource."""
     if kind.from_fhir is None:
         return kind.create_schema
@@ -95,7 +95,7 @@ def _create_body(kind: RecordKind) -> Any:
     ]
 
 
-def record_router(kind: RecordKind) -> APIRouter:
+def record_router(kind: StoredKind) -> APIRouter:
     router = APIRouter(prefix=f"{API_PREFIX}/{kind.path}", tags=[kind.label])
     create_body: Any = _create_body(kind)
     update_schema: Any = _update_model(kind)
@@ -235,4 +235,5 @@ def record_router(kind: RecordKind) -> APIRouter:
 
 
 def record_routers() -> list[APIRouter]:
+    """The clinical record kinds' routes (the sync targets' are service/api/sync_targets.py)."""
     return [record_router(kind) for kind in RECORD_KINDS]

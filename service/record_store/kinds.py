@@ -12,10 +12,9 @@ from service import questionnaires
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.caseload.enrollment_protocol import pinned_protocol
-from service.record_fhir import Kind
+from service.record_fhir import KIND_FHIR, Kind
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
-from service.sync import targets
 
 Columns = dict[str, Any]
 
@@ -39,7 +38,10 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class RecordKind:
+class StoredKind:
+    """A table the store creates, reads, lists and updates and the generic /api/v1 routes serve: the clinical
+    record kinds (RecordKind) and administration tables (EHR sync targets, service/sync/target_kind.py)."""
+
     label: str  # in messages: "ketamine administration"
     path: str  # in URLs: "ketamine-administrations"
     schema_name: str  # in operation ids: "KetamineAdministration"
@@ -51,14 +53,9 @@ class RecordKind:
     readers: frozenset[Role]
     writers: frozenset[Role]
     references: tuple[Reference, ...] = ()
-    # The FHIR type these records are served as: SMART scopes name it on /api/v1 as on /fhir. None: not clinical
-    # data (sync targets), so routes on it are role-only.
-    fhir_type: str | None = None
     immutable: frozenset[str] = frozenset({"patient_id"})
     patient_scoped: bool = True
     has_status: bool = True
-    # A patient's own details (name, MRNs) do not enter the plan status: only their records trigger a refresh.
-    enters_plan_status: bool = True
     # Hooks where the API shape is not the columns: flatten before writing, expand after reading.
     to_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
     from_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
@@ -76,6 +73,28 @@ class RecordKind:
             return None
         return row.patient_id if isinstance(row, PatientRecord) else row.id
 
+    @property
+    def fhir_type(self) -> str | None:
+        """The FHIR type these records are served as: SMART scopes name it on /api/v1 as on /fhir. None: not
+        clinical data, so routes on it are role-only."""
+        return None
+
+
+@dataclass(frozen=True)
+class RecordKind(StoredKind):
+    """A clinical record kind: published as FHIR (the record⇄FHIR table), sent to EHRs, part of a patient's plan."""
+
+    # A patient's own details (name, MRNs) do not enter the plan status: only their records trigger a refresh.
+    enters_plan_status: bool = True
+
+    @property
+    def kind(self) -> Kind:
+        return Kind(self.path)
+
+    @property
+    def fhir_type(self) -> str:
+        return KIND_FHIR[self.kind].fhir_type
+
 
 _patient_ref = Reference("patient_id", patient.Patient, "patient")
 _enrollment_ref = Reference("enrollment_id", enrollment.Enrollment, "enrollment", same_patient=True)
@@ -88,7 +107,6 @@ def _practitioner_ref(field_name: str) -> Reference:
 PATIENTS = RecordKind(
     label="patient",
     path=Kind.PATIENTS,
-    fhir_type="Patient",
     schema_name="Patient",
     table=patient.Patient,
     fields_schema=patient.PatientFields,
@@ -110,7 +128,6 @@ PATIENTS = RecordKind(
 PRACTITIONERS = RecordKind(
     label="practitioner",
     path=Kind.PRACTITIONERS,
-    fhir_type="Practitioner",
     schema_name="Practitioner",
     table=practitioner.Practitioner,
     fields_schema=practitioner.PractitionerFields,
@@ -127,7 +144,6 @@ PRACTITIONERS = RecordKind(
 ENROLLMENTS = RecordKind(
     label="enrollment",
     path=Kind.ENROLLMENTS,
-    fhir_type="CarePlan",
     schema_name="Enrollment",
     table=enrollment.Enrollment,
     fields_schema=enrollment.EnrollmentFields,
@@ -145,7 +161,6 @@ ENROLLMENTS = RecordKind(
 KETAMINE_ADMINISTRATIONS = RecordKind(
     label="ketamine administration",
     path=Kind.KETAMINE_ADMINISTRATIONS,
-    fhir_type="MedicationAdministration",
     schema_name="KetamineAdministration",
     table=ketamine.KetamineAdministration,
     fields_schema=ketamine.KetamineAdministrationFields,
@@ -160,7 +175,6 @@ KETAMINE_ADMINISTRATIONS = RecordKind(
 CBT_SESSIONS = RecordKind(
     label="CBT session",
     path=Kind.CBT_SESSIONS,
-    fhir_type="Encounter",
     schema_name="CbtSession",
     table=cbt.CbtSession,
     fields_schema=cbt.CbtSessionFields,
@@ -175,7 +189,6 @@ CBT_SESSIONS = RecordKind(
 QUESTIONNAIRE_RESPONSES = RecordKind(
     label="questionnaire response",
     path=Kind.QUESTIONNAIRE_RESPONSES,
-    fhir_type="QuestionnaireResponse",
     schema_name="QuestionnaireResponse",
     table=questionnaire.QuestionnaireResponse,
     fields_schema=questionnaire.QuestionnaireResponseFields,
@@ -201,24 +214,6 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
     ),
 )
 
-SYNC_TARGETS = RecordKind(
-    label="EHR sync target",
-    path="sync/targets",
-    schema_name="SyncTarget",
-    table=targets.SyncTarget,
-    fields_schema=targets.SyncTargetFields,
-    create_schema=targets.SyncTargetCreate,
-    public_schema=targets.SyncTargetPublic,
-    time_column="created_at",
-    readers=ADMINS,
-    writers=ADMINS,
-    immutable=frozenset(),
-    patient_scoped=False,
-    has_status=False,
-    derive=targets.checked_urls,
-    from_columns=targets.public_columns,
-)
-
 RECORD_KINDS: tuple[RecordKind, ...] = (
     PATIENTS,
     PRACTITIONERS,
@@ -226,5 +221,4 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
     KETAMINE_ADMINISTRATIONS,
     CBT_SESSIONS,
     QUESTIONNAIRE_RESPONSES,
-    SYNC_TARGETS,
 )

@@ -33,7 +33,7 @@ from service.errors import (
     invalid,
     validation_problems,
 )
-from service.record_store.kinds import Columns, RecordKind
+from service.record_store.kinds import Columns, RecordKind, StoredKind
 from service.record_store.side_effects import record_written
 from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
 from service.records.patient import Patient, PatientIdentifier
@@ -62,7 +62,7 @@ class Page:
 
 
 def create_record(
-    session: Session, ctx: RequestContext, kind: RecordKind, payload: BaseModel
+    session: Session, ctx: RequestContext, kind: StoredKind, payload: BaseModel
 ) -> tuple[RecordMeta, bool]:
     """Store a new record, or return the one already stored under the same source identifier (created=False)."""
     values = payload.model_dump(exclude={"source"})
@@ -91,13 +91,14 @@ def create_record(
         return _finish_resend(session, ctx, kind, existing), False
     ctx.intent.record_id = row.id
     public = _public(session, kind, [row])[0]
-    record_written(session, ctx, kind, row, public)
+    if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
+        record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
     finish_unit_of_work(session)
     return public, True
 
 
-def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord) -> RecordMeta:
+def _finish_resend(session: Session, ctx: RequestContext, kind: StoredKind, row: TenantRecord) -> RecordMeta:
     assert ctx.intent is not None
     ctx.intent.record_id = row.id
     ensure_visible(session, ctx, kind.patient_of(row))  # a resend must not reveal a restricted patient's record
@@ -107,7 +108,7 @@ def _finish_resend(session: Session, ctx: RequestContext, kind: RecordKind, row:
     return public
 
 
-def _conflict(kind: RecordKind, values: Columns) -> RecordConflict:
+def _conflict(kind: StoredKind, values: Columns) -> RecordConflict:
     if kind.table is Patient and values.get("identifiers"):
         return RecordConflict("an identifier of this patient already belongs to another patient of this tenant")
     return RecordConflict(f"a stored {kind.label} already has one of this {kind.label}'s unique values (e.g. its name)")
@@ -116,7 +117,7 @@ def _conflict(kind: RecordKind, values: Columns) -> RecordConflict:
 # ---- read and list --------------------------------------------------------------------------------------------
 
 
-def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_id: str) -> RecordMeta:
+def read_record(session: Session, ctx: RequestContext, kind: StoredKind, record_id: str) -> RecordMeta:
     ctx.intent = AuditIntent("read", kind.path, record_id=record_id)
     row = _get(session, ctx.tenant_id, kind, record_id)
     ctx.intent.patient_id = kind.patient_of(row)
@@ -127,7 +128,7 @@ def read_record(session: Session, ctx: RequestContext, kind: RecordKind, record_
     return public
 
 
-def list_records(session: Session, ctx: RequestContext, kind: RecordKind, filters: ListFilters) -> Page:
+def list_records(session: Session, ctx: RequestContext, kind: StoredKind, filters: ListFilters) -> Page:
     ctx.intent = AuditIntent("list", kind.path, patient_id=filters.patient_id)
     table = kind.table
     time_col = _column(table, kind.time_column)
@@ -160,7 +161,7 @@ def list_records(session: Session, ctx: RequestContext, kind: RecordKind, filter
     return Page(items=items, next_cursor=next_cursor)
 
 
-def _identifier_clause(tenant_id: str, kind: RecordKind, identifier: str) -> Any:
+def _identifier_clause(tenant_id: str, kind: StoredKind, identifier: str) -> Any:
     system, separator, value = identifier.rpartition("|")
     if not separator or not system or not value:
         raise invalid("identifier", "expected system|value, e.g. urn:oid:1.2.3|MRN-0001")
@@ -198,7 +199,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def update_record(
     session: Session,
     ctx: RequestContext,
-    kind: RecordKind,
+    kind: StoredKind,
     record_id: str,
     changes: dict[str, Any],
     if_match: str | None,
@@ -240,7 +241,8 @@ def update_record(
     except IntegrityError:
         raise _conflict(kind, values) from None
     public = _public(session, kind, [row])[0]
-    record_written(session, ctx, kind, row, public)
+    if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
+        record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     finish_unit_of_work(session)
     return public
@@ -249,17 +251,17 @@ def update_record(
 # ---- shared pieces --------------------------------------------------------------------------------------------
 
 
-def public_record(session: Session, kind: RecordKind, row: TenantRecord) -> RecordMeta:
+def public_record(session: Session, kind: StoredKind, row: TenantRecord) -> RecordMeta:
     """A stored row in its API shape (what the mappings and the sync read)."""
     return _public(session, kind, [row])[0]
 
 
-def public_records(session: Session, kind: RecordKind, rows: list[TenantRecord]) -> list[RecordMeta]:
+def public_records(session: Session, kind: StoredKind, rows: list[TenantRecord]) -> list[RecordMeta]:
     """Stored rows in their API shape, their children read together."""
     return _public(session, kind, rows)
 
 
-def locked_record(session: Session, tenant_id: str, kind: RecordKind, record_id: str) -> TenantRecord:
+def locked_record(session: Session, tenant_id: str, kind: StoredKind, record_id: str) -> TenantRecord:
     """The record, locked for update until the transaction ends (a no-op lock on SQLite, which serialises writers)."""
     return _get(session, tenant_id, kind, record_id, for_update=True)
 
@@ -269,7 +271,7 @@ def _column(table: type[TenantRecord], name: str) -> Any:
 
 
 def _get(
-    session: Session, tenant_id: str, kind: RecordKind, record_id: str, *, for_update: bool = False
+    session: Session, tenant_id: str, kind: StoredKind, record_id: str, *, for_update: bool = False
 ) -> TenantRecord:
     query = select(kind.table).where(col(kind.table.tenant_id) == tenant_id, col(kind.table.id) == record_id)
     if for_update:
@@ -282,7 +284,7 @@ def _get(
     return row
 
 
-def _by_source(session: Session, tenant_id: str, kind: RecordKind, system: str, value: str) -> TenantRecord | None:
+def _by_source(session: Session, tenant_id: str, kind: StoredKind, system: str, value: str) -> TenantRecord | None:
     table = kind.table
     query = select(table).where(
         col(table.tenant_id) == tenant_id, col(table.source_system) == system, col(table.source_id) == value
@@ -290,7 +292,7 @@ def _by_source(session: Session, tenant_id: str, kind: RecordKind, system: str, 
     return session.exec(query).first()
 
 
-def _check_references(session: Session, tenant_id: str, kind: RecordKind, values: Columns) -> None:
+def _check_references(session: Session, tenant_id: str, kind: StoredKind, values: Columns) -> None:
     """Referenced records must exist in the caller's tenant; another tenant's id reads exactly like a missing one."""
     for ref in kind.references:
         ref_id = values.get(ref.field)
@@ -305,7 +307,7 @@ def _check_references(session: Session, tenant_id: str, kind: RecordKind, values
             raise invalid(ref.field, f"{ref.label} {ref_id!r} belongs to another patient")
 
 
-def _columns(kind: RecordKind, payload: BaseModel) -> Columns:
+def _columns(kind: StoredKind, payload: BaseModel) -> Columns:
     """The API shape as column values: JSON columns take JSON-ready values, the rest Python values."""
     python = payload.model_dump(exclude={"source", *kind.child_fields})
     as_json = payload.model_dump(mode="json", exclude={"source", *kind.child_fields})
@@ -315,7 +317,7 @@ def _columns(kind: RecordKind, payload: BaseModel) -> Columns:
     return kind.to_columns(python)
 
 
-def _public(session: Session, kind: RecordKind, rows: list[TenantRecord]) -> list[RecordMeta]:
+def _public(session: Session, kind: StoredKind, rows: list[TenantRecord]) -> list[RecordMeta]:
     children = kind.load_children(session, rows) if kind.load_children is not None else {}
     meta_names = set(TenantRecord.model_fields)
     result: list[RecordMeta] = []

@@ -9,15 +9,18 @@ from fastapi.testclient import TestClient
 
 from service.auth.principal import Role
 from service.record_store.kinds import RECORD_KINDS
+from service.sync.target_kind import SYNC_TARGETS
 from tests.builders import API, PATIENT_RECORD_BODIES, ApiDriver, patient_body
 
-PATHS = [kind.path for kind in RECORD_KINDS]
+# The clinical kinds and the sync targets (administration, served by the same generic routes).
+STORED = (*RECORD_KINDS, SYNC_TARGETS)
+PATHS = [kind.path for kind in STORED]
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def role_for(path: str) -> Role:
     """A role that may read and write this kind (the EHR interface where it may)."""
-    kind = next(k for k in RECORD_KINDS if k.path == path)
+    kind = next(k for k in STORED if k.path == path)
     return "ehr-system" if "ehr-system" in kind.writers else "admin"
 
 

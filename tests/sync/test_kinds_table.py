@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.record_fhir import KIND_FHIR, NO_CONTEXT, PULL_SOURCES, Kind, PlanContext, resources_of
+from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.base import RecordMeta
 from service.sync.capabilities import Capabilities, TypeSupport, decide
 from service.sync.records import mapped_resources
+from service.sync.target_kind import SYNC_TARGETS
 from service.sync.targets import PullKind, PushKind
 from tests.builders import PHQ9_ITEMS, enrollment_body, questionnaire_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
@@ -118,3 +120,9 @@ def test_the_care_plan_an_ehr_receives_carries_the_plan_status_and_progress(
     progress = [a.get("progress") for a in copy["activity"]]
     assert progress == [a.get("progress") for a in served["activity"]]
     assert any(p and "measurements" in p[0]["text"] for p in progress)
+
+
+def test_sync_targets_are_administration_not_a_clinical_record_kind() -> None:
+    assert SYNC_TARGETS not in RECORD_KINDS and not isinstance(SYNC_TARGETS, RecordKind)
+    assert SYNC_TARGETS.fhir_type is None  # so its routes are role-only
+    assert {kind.kind for kind in RECORD_KINDS} == set(KIND_FHIR) == set(Kind)
