@@ -12,11 +12,11 @@ from service.api import break_glass, caseload, health, instruments, sync_targets
 from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
-from service.api.db_errors import install_database_error_handler
 from service.api.middleware import RateLimit, RefuseNul, RequestId, SecurityHeaders
 from service.api.openapi_schema import install_openapi
-from service.api.problems import install_problem_handlers, rate_limited, refused
+from service.api.problems import API_SURFACE
 from service.api.records import record_routers
+from service.api.surfaces import install_surface_handlers, refusing
 from service.auth.tokens import TokenVerifier
 from service.db.engine import make_engine
 from service.fhir import router as fhir_router
@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.token_verifier = TokenVerifier(settings)
-    install_problem_handlers(app)
+    install_surface_handlers(app, API_SURFACE)  # the FHIR router and the pages have their own
+    refused = refusing(API_SURFACE)  # early refusals answer in the format of the route they were for
     # Added innermost first: the request id is outermost, so every answer (a 429 too) carries one.
     if settings.cors_allowed_origins:
         app.add_middleware(
@@ -78,12 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyDepthLimit)  # inside the size cap: it scans only what the cap let through
     app.add_middleware(RefuseNul, render=refused)
-    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=rate_limited)
+    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=refused)
     # The body cap reads (at most the cap) before anything inside it runs; only the request id sits outside.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render=refused)
     app.add_middleware(RequestId)
     install_observability(app)
-    install_database_error_handler(app)
     app.include_router(health.router)
     for router in record_routers():
         app.include_router(router)

@@ -1,4 +1,9 @@
-"""Domain errors. Services raise these; the edges (JSON API, FHIR facade, pages) translate them in one place."""
+"""Domain errors. Services raise these; each edge (JSON API, FHIR facade, pages) renders them in its format.
+
+Every error carries what its caller needs in any format: an HTTP status, a title, a message safe to show, and the
+FHIR OperationOutcome issue code (R4 value set issue-type, http://hl7.org/fhir/R4/valueset-issue-type.html) that
+says what went wrong, independent of the status (a 422 may be `required`, `code-invalid` or `invariant`).
+"""
 
 from __future__ import annotations
 
@@ -12,26 +17,40 @@ class TandemError(Exception):
 
     status_code = 400
     title = "Bad request"
+    issue_code = "invalid"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, issue_code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if issue_code is not None:
+            self.issue_code = issue_code
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer needs whatever its format (Retry-After, WWW-Authenticate, Allow)."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
 class NotAuthenticated(TandemError):
     status_code = 401
     title = "Not authenticated"
+    issue_code = "login"
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 class NotPermitted(TandemError):
     status_code = 403
     title = "Not permitted"
+    issue_code = "forbidden"
 
 
 class PatientRestricted(NotPermitted):
     """The patient's record is restricted (confidentiality R): hidden until a clinician breaks the glass."""
 
     title = "Restricted patient"
+    issue_code = "suppressed"
 
     def __init__(self, patient_id: str) -> None:
         self.patient_id = patient_id
@@ -46,6 +65,7 @@ class RecordNotFound(TandemError):
 
     status_code = 404
     title = "Not found"
+    issue_code = "not-found"
 
     def __init__(self, kind: str, record_id: str) -> None:
         super().__init__(f"no {kind} with id {record_id!r}")
@@ -54,6 +74,7 @@ class RecordNotFound(TandemError):
 class RecordConflict(TandemError):
     status_code = 409
     title = "Conflict"
+    issue_code = "conflict"
 
 
 class NotConfigured(TandemError):
@@ -61,6 +82,7 @@ class NotConfigured(TandemError):
 
     status_code = 409
     title = "Not configured"
+    issue_code = "not-supported"
 
 
 class RecordGone(TandemError):
@@ -68,6 +90,7 @@ class RecordGone(TandemError):
 
     status_code = 410
     title = "Gone"
+    issue_code = "deleted"
 
 
 class NotSupported(TandemError):
@@ -75,11 +98,36 @@ class NotSupported(TandemError):
 
     status_code = 405
     title = "Method not allowed"
+    issue_code = "not-supported"
+
+
+class NoSuchRoute(TandemError):
+    """No interaction at this address (the path or its method is not one the surface serves)."""
+
+    status_code = 404
+    title = "Not found"
+    issue_code = "not-found"
+
+
+class MethodNotAllowed(TandemError):
+    """The path exists but does not take this method; Allow names every method it does take (RFC 9110)."""
+
+    status_code = 405
+    title = "Method not allowed"
+    issue_code = "not-supported"
+
+    def __init__(self, message: str, allow: list[str]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Allow": ", ".join(self.allow)}
 
 
 class PreconditionFailed(TandemError):
     status_code = 412
     title = "Precondition failed"
+    issue_code = "conflict"
 
 
 class VersionMismatch(PreconditionFailed):
@@ -94,20 +142,43 @@ class TooCostly(TandemError):
 
     status_code = 413
     title = "Request too costly"
+    issue_code = "too-costly"
 
 
 class TooManyRequests(TandemError):
     status_code = 429
     title = "Too many requests"
+    issue_code = "throttled"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(TandemError):
+    """Something the request needs (the database) is unreachable for now; a retry after Retry-After may succeed."""
+
+    status_code = 503
+    title = "Service unavailable"
+    issue_code = "transient"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InternalError(TandemError):
+    """Our own failure; the message never echoes the exception (it may hold SQL or patient data)."""
+
+    status_code = 500
+    title = "Internal error"
+    issue_code = "exception"
+
+
 class VersionRequired(TandemError):
     status_code = 428
     title = "Precondition required"
+    issue_code = "required"
 
 
 @dataclass(frozen=True)
@@ -116,12 +187,13 @@ class FieldProblem:
 
     field: str
     message: str
-    issue_code: str | None = None  # the OperationOutcome issue code, when not the status's (e.g. not-supported)
+    issue_code: str | None = None  # the OperationOutcome issue code, when not its error's (e.g. not-supported)
 
 
 class InvalidRequest(TandemError):
     status_code = 422
     title = "Invalid request"
+    issue_code = "invalid"
 
     def __init__(self, problems: list[FieldProblem]) -> None:
         first = problems[0] if problems else FieldProblem("body", "invalid")
@@ -129,8 +201,8 @@ class InvalidRequest(TandemError):
         self.problems = problems or [first]
 
 
-def invalid(field_name: str, message: str) -> InvalidRequest:
-    return InvalidRequest([FieldProblem(field_name, message)])
+def invalid(field_name: str, message: str, *, issue_code: str | None = None) -> InvalidRequest:
+    return InvalidRequest([FieldProblem(field_name, message, issue_code)])
 
 
 def validation_problems(error: ValidationError) -> list[FieldProblem]:

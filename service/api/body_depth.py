@@ -5,8 +5,9 @@ stack in model validation (a 500, and the connection dropped). No FHIR resource 
 anywhere near MAX_BODY_DEPTH levels (a Bundle's QuestionnaireResponse with items five deep is about 20).
 
 The scan keeps three numbers per request (depth, in-string, escape), never the body: JSON counts `{`/`[` outside
-strings, XML counts open minus closed elements. Like the size cap, a refusal is an HTTPException raised from
-`receive`, so the edge renders it in the caller's format (OperationOutcome on /fhir, problem+json on /api).
+strings, XML counts open minus closed elements. A refusal is an HTTPException (the one error FastAPI's
+body reader lets through unchanged) raised from `receive`, so the route reading the body renders it in its
+surface's format (OperationOutcome on /fhir, problem+json on /api), with the issue code `too-long`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_DEPTH = 64
+
+
+class BodyTooDeep(HTTPException):
+    issue_code = "too-long"  # R4 issue-type: content too long, a denial-of-service guard
 
 
 class DepthScanner:
@@ -38,7 +43,7 @@ class DepthScanner:
         else:
             self._xml(chunk)
         if self.deepest > self.limit:
-            raise HTTPException(
+            raise BodyTooDeep(
                 400, f"the request body nests deeper than {self.limit} levels, which no resource here needs"
             )
 

@@ -16,9 +16,15 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import TandemError, TooCostly
+
+
+class BodyTooLarge(TooCostly):
+    title = "Request Entity Too Large"
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, render: Callable[[Scope, int, str], Response]) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, render: Callable[[Scope, TandemError], Response]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.render = render
@@ -53,7 +59,8 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self.render(
-            scope, 413, f"request body is larger than {self.max_body_bytes} bytes; split it into smaller requests"
+            scope,
+            BodyTooLarge(f"request body is larger than {self.max_body_bytes} bytes; split it into smaller requests"),
         )
         response.headers["connection"] = "close"
         await response(scope, receive, send)

@@ -5,21 +5,19 @@ exhausted) ends in the catch-all handler as "500 Internal error": clients and th
 and do not retry. The unit of work rolled back (every store function commits once, at its end), so nothing was
 written and a retry is safe; pool_pre_ping replaces the dead connections on the next checkout.
 
-The handler is registered for the connection-level errors only; every other database error (IntegrityError,
-DataError, ProgrammingError, ...) still reaches the catch-all handler as a 500, because it is a bug.
+Only the connection-level errors count; every other database error (IntegrityError, DataError,
+ProgrammingError, ...) is still a 500, because it is a bug. Each surface renders the 503 in its own format
+(service/api/refusals.py translates, service/api/surfaces.py dispatches).
 """
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from service.api.problems import problem_response
-from service.audit_trail import RequestContext, record_failure
+from service.errors import ServiceUnavailable
 
 logger = logging.getLogger("tandem.errors")
 RETRY_AFTER_SECONDS = 5
@@ -33,27 +31,10 @@ def is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
-def _on_database_unavailable(request: Request, error: Exception) -> Response:
-    request_id = getattr(request.state, "request_id", None)
-    # The exception type only: its text can hold SQL with parameters (patient data).
+def database_unavailable(error: BaseException, request_id: str | None) -> ServiceUnavailable:
+    """What the caller is told; logged with the exception type only (its text can hold SQL with patient data)."""
     logger.warning("database unavailable: %s", type(error).__name__, extra={"request_id": request_id, "status": 503})
-    ctx: RequestContext | None = getattr(request.state, "ctx", None)
-    if ctx is not None:
-        try:  # the failed attempt is audited when the database answers again for this one write
-            record_failure(request.app.state.engine, ctx, 503)
-        except SQLAlchemyError:
-            logger.warning("could not audit the failed attempt: database unavailable", extra={"request_id": request_id})
-    response = problem_response(
-        request,
-        503,
-        "Service unavailable",
+    return ServiceUnavailable(
         f"the database is unavailable; nothing was stored. Retry in {RETRY_AFTER_SECONDS} seconds",
-        [],
+        RETRY_AFTER_SECONDS,
     )
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
-
-
-def install_database_error_handler(app: FastAPI) -> None:
-    for error_type in UNAVAILABLE_TYPES:
-        app.add_exception_handler(error_type, _on_database_unavailable)

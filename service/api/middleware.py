@@ -15,7 +15,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import TooManyRequests
+from service.errors import TandemError, TooManyRequests
 
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_TRACKED_CLIENTS = 10_000
@@ -50,13 +50,13 @@ class RefuseNul:
     """PostgreSQL cannot store or compare text with NUL characters: refuse them in the URL up front (bodies are
     checked by the request models)."""
 
-    def __init__(self, app: ASGIApp, *, render: Callable[[Scope, int, str], Response]) -> None:
+    def __init__(self, app: ASGIApp, *, render: Callable[[Scope, TandemError], Response]) -> None:
         self.app = app
         self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (NUL in scope.get("query_string", b"") or "\x00" in scope.get("path", "")):
-            response = self.render(scope, 400, "the URL contains a NUL character")
+            response = self.render(scope, TandemError("the URL contains a NUL character"))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -100,7 +100,7 @@ class RateLimit:
     a client over its rate is 429 with Retry-After, in the same error format as every other refusal.
     """
 
-    def __init__(self, app: ASGIApp, *, per_minute: int, render: Callable[[Scope, int, str], Response]) -> None:
+    def __init__(self, app: ASGIApp, *, per_minute: int, render: Callable[[Scope, TandemError], Response]) -> None:
         self.app = app
         self.rate = per_minute / 60.0
         self.capacity = float(per_minute)
@@ -117,7 +117,9 @@ class RateLimit:
         buckets = self._buckets_of(scope)
         wait = self._take(buckets, now, 1)
         if wait:
-            response = self.render(scope, wait, f"too many requests from this client; retry after {wait} s")
+            response = self.render(
+                scope, TooManyRequests(f"too many requests from this client; retry after {wait} s", wait)
+            )
             await response(scope, receive, send)
             return
         if len(self.buckets) > MAX_TRACKED_CLIENTS:

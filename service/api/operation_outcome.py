@@ -1,36 +1,26 @@
-"""Errors as FHIR R4 OperationOutcome, for callers that speak FHIR (application/fhir+json)."""
+"""Errors as FHIR R4 OperationOutcome: the FHIR facade's, a Bundle entry's, and /api's for callers that speak FHIR."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from service.errors import FieldProblem
+from service.errors import InvalidRequest, TandemError
 
 FHIR_JSON = "application/fhir+json"
 
-# HTTP status -> OperationOutcome.issue.code (R4 value set issue-type).
-ISSUE_CODES = {
-    400: "invalid",
-    401: "login",
-    403: "forbidden",
-    404: "not-found",
-    406: "not-supported",
-    409: "conflict",
-    410: "deleted",
-    412: "conflict",
-    413: "too-costly",
-    422: "processing",
-    428: "required",
-    429: "throttled",
-}
 
-
-def operation_outcome(status: int, detail: str, problems: list[FieldProblem]) -> dict[str, Any]:
-    code = ISSUE_CODES.get(status, "exception")
+def operation_outcome(error: TandemError) -> dict[str, Any]:
+    """One issue per located problem (its own code, else the error's), or one issue for the whole error."""
+    problems = error.problems if isinstance(error, InvalidRequest) else []
     issues = [
-        {"severity": "error", "code": p.issue_code or code, "diagnostics": p.message, "expression": [p.field]}
+        {
+            "severity": "error",
+            "code": p.issue_code or error.issue_code,
+            "diagnostics": p.message,
+            "expression": [p.field],
+        }
         for p in problems
-    ] or [{"severity": "error", "code": code, "diagnostics": detail}]
+    ] or [{"severity": "error", "code": error.issue_code, "diagnostics": error.message}]
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 

@@ -274,10 +274,4 @@ def _response_entry(outcome: Outcome) -> dict[str, Any]:
 
 
 def _error_entry(error: TandemError) -> dict[str, Any]:
-    problems = error.problems if isinstance(error, InvalidRequest) else []
-    return {
-        "response": {
-            "status": str(error.status_code),
-            "outcome": operation_outcome(error.status_code, error.message, problems),
-        }
-    }
+    return {"response": {"status": str(error.status_code), "outcome": operation_outcome(error)}}

@@ -25,11 +25,13 @@ _XML_TYPES = {FHIR_XML, "application/xml", "text/xml", "application/xml+fhir", "
 class NotAcceptable(TandemError):
     status_code = 406
     title = "Not acceptable"
+    issue_code = "not-supported"
 
 
 class UnsupportedMediaType(TandemError):
     status_code = 415
     title = "Unsupported media type"
+    issue_code = "not-supported"
 
 
 def response_format(accept: str | None, format_parameter: str | None) -> Format:

@@ -1,6 +1,7 @@
 """HTTP for the FHIR facade: content negotiation, ETags, Prefer, and the routes; behaviour is in interactions.
 
-The facade is described by its CapabilityStatement (GET /fhir/metadata), not by the OpenAPI document.
+The facade is described by its CapabilityStatement (GET /fhir/metadata), not by the OpenAPI document. Its routes
+are `FhirRoute`s: every error they raise leaves as an OperationOutcome (service/fhir/surface.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 import fhir_mappings as fm
 from service.api.deps import PrincipalDep, SessionDep, context_for
+from service.api.refusals import HTTP_METHODS
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal, Role
 from service.auth.scopes import includes_patient, require_scope
@@ -23,10 +25,11 @@ from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
 from service.fhir.search_parameters import check_parameters
+from service.fhir.surface import FhirRoute, UnknownInteraction, unknown_interaction
 from service.fhir.types import FHIR_TYPES
 from service.instruments import INSTRUMENTS, questionnaire_resource
 
-router = APIRouter(prefix="/fhir", include_in_schema=False)
+router = APIRouter(prefix="/fhir", include_in_schema=False, route_class=FhirRoute)
 PATIENT_DATA_HEADERS = {"Cache-Control": "no-store"}
 
 
@@ -79,33 +82,56 @@ def authorize(principal: Principal, resource_type: str, interaction: str) -> Non
     require_scope(principal.scopes, resource_type, interaction)
 
 
-def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
-    resource_type = request.path_params.get("resource_type", "Bundle")
-    action = ACTIONS.get(request.method, "read")
-    interaction = "search" if request.method == "GET" and "resource_id" not in request.path_params else action
-    if request.url.path.endswith("/_search"):
-        interaction = "search"
+def _context(
+    request: Request, principal: Principal, session: Any, resource_type: str, interaction: str
+) -> RequestContext:
     everyone: frozenset[Role] = frozenset(get_args(Role))
-    # scopes=None here: the facade checks them itself below, per type and interaction (none claimed: refused)
-    ctx = context_for(
-        "list" if interaction == "search" else action,  # type: ignore[arg-type]
+    # scopes=None here: the facade checks them itself, per type and interaction (none claimed: refused)
+    return context_for(
+        "list" if interaction == "search" else interaction,  # type: ignore[arg-type]
         f"fhir/{resource_type}",
         everyone,
         scopes=None,
     )(request, principal, session)
-    if request.url.path.rstrip("/").endswith("/fhir/AuditEvent"):
-        if principal.role != "admin":
-            raise NotPermitted("only administrators read the audit trail")
-        require_scope(principal.scopes, "AuditEvent", "search")
-    elif resource_type in STATIC_TYPES:
+
+
+def fhir_context(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
+    """The interaction is the route's: its method, and whether its path names a resource id."""
+    resource_type = request.path_params.get("resource_type", "Bundle")
+    action = ACTIONS.get(request.method, "read")
+    interaction = "search" if request.method == "GET" and "resource_id" not in request.path_params else action
+    ctx = _context(request, principal, session, resource_type, interaction)
+    _authorize_interaction(principal, resource_type, interaction)
+    return ctx
+
+
+def search_context(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
+    """POST {type}/_search: a search, whatever its method."""
+    resource_type = request.path_params["resource_type"]
+    ctx = _context(request, principal, session, resource_type, "search")
+    _authorize_interaction(principal, resource_type, "search")
+    return ctx
+
+
+def audit_context(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
+    ctx = _context(request, principal, session, "AuditEvent", "search")
+    if principal.role != "admin":
+        raise NotPermitted("only administrators read the audit trail")
+    require_scope(principal.scopes, "AuditEvent", "search")
+    return ctx
+
+
+def _authorize_interaction(principal: Principal, resource_type: str, interaction: str) -> None:
+    if resource_type in STATIC_TYPES:
         if interaction not in ("read", "search"):
             raise NotSupported(f"{resource_type} resources are published by the service, not written")
     elif resource_type != "Bundle":
         authorize(principal, resource_type, interaction)
-    return ctx
 
 
 FhirContext = Annotated[RequestContext, Depends(fhir_context)]
+SearchContext = Annotated[RequestContext, Depends(search_context)]
+AuditContext = Annotated[RequestContext, Depends(audit_context)]
 
 
 # ---- routes -------------------------------------------------------------------------------------------------
@@ -120,7 +146,7 @@ def metadata(request: Request) -> Response:
 
 
 @router.get("/AuditEvent")
-def search_audit_events(request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+def search_audit_events(request: Request, session: SessionDep, ctx: AuditContext) -> Response:
     """Administrators export the audit trail (IHE BALP); reading it is itself audited."""
     bundle = audit_export.search_audit(session, ctx, list(request.query_params.multi_items()), fhir_base(request))
     return _respond(request, bundle)
@@ -203,7 +229,7 @@ def search(resource_type: str, request: Request, session: SessionDep, ctx: FhirC
 
 
 @router.post("/{resource_type}/_search")
-async def search_by_post(resource_type: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
+async def search_by_post(resource_type: str, request: Request, session: SessionDep, ctx: SearchContext) -> Response:
     form = await request.form()
     params = [*request.query_params.multi_items(), *((k, str(v)) for k, v in form.multi_items())]
     response: Response = await _in_thread(_search, resource_type, params, request, session, ctx)
@@ -289,3 +315,10 @@ async def _in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) ->
     """Database work runs in the thread pool: no blocking I/O inside async def."""
     result: Any = await run_in_threadpool(function, *args, **kwargs)
     return result
+
+
+# Last: any other method or path under /fhir is the facade's own 404/405, answered as an OperationOutcome.
+for catch_all in ("", "/{path:path}"):
+    router.add_api_route(
+        catch_all, unknown_interaction, methods=list(HTTP_METHODS), route_class_override=UnknownInteraction
+    )

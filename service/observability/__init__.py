@@ -5,7 +5,7 @@ Wiring (service/app.py and the process entry points):
 
     from service.observability import configure_logging, install_observability
     configure_logging(settings)          # once per process, before serving
-    install_observability(app)           # in create_app, after install_problem_handlers and add_middleware
+    install_observability(app)           # in create_app, after the error handlers and add_middleware
 
 Nothing here reads or logs request bodies, query strings, raw paths or patient data: requests are labelled by
 their route template (`/api/v1/patients/{record_id}`), never by the path that carries an id.

@@ -77,7 +77,7 @@ class ObservabilityMiddleware:
 
 
 def install_observability(app: FastAPI, *, metrics_token: str | None = None) -> CollectorRegistry:
-    """Call after the problem handlers, RequestId and BodyLimit are installed (this middleware wraps them, so
+    """Call after the error handlers, RequestId and BodyLimit are installed (this middleware wraps them, so
     it also times refusals of oversized bodies). Returns the app's metric registry."""
     registry = CollectorRegistry()
     http_metrics = HttpMetrics(registry)

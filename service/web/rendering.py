@@ -1,7 +1,10 @@
 """Templates, security headers, and the one place where errors on the pages become HTML.
 
 Every route of the web router uses `WebRoute`: whatever it returns or raises leaves with the security headers,
-and a domain error becomes an error page (a failed attempt on patient data is audited like on the API).
+and an error becomes an error page (a failed attempt on patient data is audited like on the API). The pages are a
+surface of their own (service/api/surfaces.py): their handlers run after the route's dependencies have exited,
+so the request's work is rolled back first; a refusal before routing (a body over the cap, the rate limit) on a
+page's path is an error page too.
 """
 
 from __future__ import annotations
@@ -16,13 +19,10 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
-from service.audit_trail import RequestContext, record_failure
+from service.api.surfaces import Surface, SurfaceRoute
 from service.errors import PatientRestricted, TandemError
 from service.web import labels
 from service.web.session_cookie import WebSession, csrf_token
@@ -145,33 +145,38 @@ def with_security_headers(response: Response) -> Response:
     return response
 
 
-def _audit_failure(request: Request, ctx: RequestContext, status_code: int) -> None:
-    page_session: Session | None = getattr(request.state, "page_session", None)
-    if page_session is not None:
-        page_session.rollback()
-    record_failure(request.app.state.engine, ctx, status_code)
+def _error_page(request: Request, error: TandemError) -> Response:
+    response = (
+        restricted_page(request, error.patient_id)
+        if isinstance(error, PatientRestricted)
+        else error_page(request, error.status_code, error.title, error.message)
+    )
+    return with_security_headers(response)
 
 
-class WebRoute(APIRoute):
+WEB_SURFACE = Surface("web", _error_page)
+
+
+def _to_sign_in(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequired)
+    return with_security_headers(sign_in_redirect(error.next_path))
+
+
+def _bad_address(request: Request, error: Exception) -> Response:
+    # The page's own words: the field names of a query or path parameter mean nothing to a coordinator.
+    return WEB_SURFACE.answer(request, TandemError("The address has a value this page cannot use."))
+
+
+class WebRoute(SurfaceRoute):
+    surface = WEB_SURFACE
+
+    def exception_handlers(self) -> Mapping[Any, Callable[[Request, Exception], Response]]:
+        return {**super().exception_handlers(), SignInRequired: _to_sign_in, RequestValidationError: _bad_address}
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except SignInRequired as needed:
-                response = sign_in_redirect(needed.next_path)
-            except TandemError as error:
-                ctx: RequestContext | None = getattr(request.state, "ctx", None)
-                if ctx is not None:
-                    await run_in_threadpool(_audit_failure, request, ctx, error.status_code)
-                response = (
-                    restricted_page(request, error.patient_id)
-                    if isinstance(error, PatientRestricted)
-                    else error_page(request, error.status_code, error.title, error.message)
-                )
-            except RequestValidationError:
-                response = error_page(request, 400, "Bad request", "The address has a value this page cannot use.")
-            return with_security_headers(response)
+            return with_security_headers(await handler(request))
 
         return route

@@ -132,6 +132,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # served to anyone (404); the token check is tested in tests/reliability/test_observability.py.
     ("GET", "/metrics"): public(404),
     ("GET", "/fhir/metadata"): public(),
+    # the facade's own 404/405 for what no interaction serves (an OperationOutcome, before any token is read)
+    **{(method, "/fhir/{path:path}"): public(404) for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")},
+    **{(method, "/fhir"): public(405) for method in ("GET", "PUT", "PATCH", "DELETE", "OPTIONS")},
     ("GET", "/openapi.json"): public(),
     ("GET", "/docs"): public(),
     ("GET", "/docs/oauth2-redirect"): public(),
@@ -328,7 +331,8 @@ class Probe:
             values["target_id"] = MISSING_ID  # never call the EHR from a test
         if "{resource_id}" in path:
             values["resource_id"] = self._fhir_id(resource_type or "Questionnaire")
-        return path.format(**values)
+        # the facade's catch-all: a path under /fhir that no interaction serves
+        return path.replace("{path:path}", "Patient/no/such/interaction").format(**values)
 
     def _fhir_id(self, resource_type: str) -> str:
         if resource_type == "Questionnaire":
