@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from service.caseload.tables import PlanStatusRow
+from service.errors import invalid
 from service.record_fhir import NO_CONTEXT, PlanContext, kind_fhir
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
@@ -19,7 +20,10 @@ KINDS_BY_PATH: dict[str, RecordKind] = {kind.path: kind for kind in RECORD_KINDS
 
 
 def public_record(session: Session, tenant_id: str, kind_path: str, record_id: str) -> RecordMeta | None:
-    """The record's API shape as stored now, or None when it is gone."""
+    """The record's API shape as stored now, or None when it is gone. A kind that is not a record kind (sent to a
+    dry run) is refused by name."""
+    if kind_path not in KINDS_BY_PATH:
+        raise invalid("record_kind", f"{kind_path!r} is not a record kind: one of {', '.join(KINDS_BY_PATH)}")
     return public_records(session, tenant_id, kind_path, [record_id]).get(record_id)
 
 

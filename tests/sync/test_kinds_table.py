@@ -126,3 +126,17 @@ def test_sync_targets_are_administration_not_a_clinical_record_kind() -> None:
     assert SYNC_TARGETS not in RECORD_KINDS and not isinstance(SYNC_TARGETS, RecordKind)
     assert SYNC_TARGETS.fhir_type is None  # so its routes are role-only
     assert {kind.kind for kind in RECORD_KINDS} == set(KIND_FHIR) == set(Kind)
+
+
+def test_a_dry_run_of_a_kind_that_is_not_a_record_kind_is_refused_by_name(sync_app: SyncApp) -> None:
+    tenant = sync_app.tenant()
+    target = sync_app.target(tenant, "http://127.0.0.1:9/fhir")
+    admin = sync_app.driver(tenant, "admin")
+    response = admin.client.post(
+        f"/api/v1/sync/targets/{target}/dry-run",
+        json={"record_kind": "sync/targets", "record_id": target},
+        headers=admin.headers,
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "record_kind" and "'sync/targets' is not a record kind" in error["message"]
