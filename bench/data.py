@@ -28,8 +28,8 @@ from service.auth.principal import Principal
 from service.clock import now_utc
 from service.demo import DemoPatient, DemoTenant, generate_demo_tenant
 from service.demo_loader import _kind_of
-from service.fhir.projection import _clinical_date, _tokens
-from service.fhir.tables import FhirResourceVersion, FhirSearchToken
+from service.projection.tables import FhirResourceVersion, FhirSearchToken
+from service.projection.writes import _clinical_date, _tokens
 from service.record_fhir import resources_of
 from service.record_store import store
 from service.record_store.kinds import ENROLLMENTS, PATIENTS, PRACTITIONERS, RecordKind

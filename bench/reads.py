@@ -18,7 +18,7 @@ from bench.common import Database, api_server, latency_summary, log
 from bench.data import Loaded, bulk_load, demo
 from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
-from service.fhir.tables import FhirResourceVersion
+from service.projection.tables import FhirResourceVersion
 
 LOINC = "http://loinc.org"
 

@@ -12,7 +12,7 @@ from service.break_glass import tables as break_glass_tables  # noqa: F401
 from service.caseload import tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
-from service.fhir import tables as fhir_tables  # noqa: F401
+from service.projection import tables as fhir_tables  # noqa: F401
 from service.records import audit, cbt, enrollment, ketamine, patient, practitioner, questionnaire, tenant  # noqa: F401
 from service.records.base import metadata
 from service.settings import get_settings

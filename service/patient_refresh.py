@@ -26,8 +26,8 @@ from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
 from service.db.engine import BUNDLE_TRANSACTION, session_scope
-from service.fhir.projection import project
-from service.fhir.tables import FhirResourceVersion
+from service.projection.tables import FhirResourceVersion
+from service.projection.writes import project
 from service.record_fhir import Kind, PlanContext, resources_of
 from service.records.base import TenantRecord, record_meta
 from service.records.enrollment import Enrollment, EnrollmentPublic, condition_from_columns

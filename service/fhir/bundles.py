@@ -22,7 +22,7 @@ from service.errors import FieldProblem, InvalidRequest, TandemError, TooCostly,
 from service.fhir import interactions, paging
 from service.fhir.bundle_costs import ChargeRequests, ResponseBudget, refuse_if_costly
 from service.fhir.interactions import Outcome, SearchResult
-from service.fhir.tables import FhirResourceVersion
+from service.projection.tables import FhirResourceVersion
 
 
 def http_date(moment: datetime) -> str:

@@ -17,8 +17,8 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.auth.principal import Principal
 from service.auth.scopes import scope_allows
 from service.errors import NotPermitted
-from service.fhir.tables import FhirResourceVersion
 from service.fhir.types import FHIR_TYPES
+from service.projection.tables import FhirResourceVersion
 
 # read: one resource (read, vread, history, a batch GET) — refused when not permitted, one read row per resource.
 # search: the matches of a search — refused when not permitted, one list row per patient (IHE BALP).

@@ -26,11 +26,11 @@ from service.errors import (
     invalid,
 )
 from service.fhir.disclosure import WITHHELD, disclose
-from service.fhir.projection import retract
 from service.fhir.search import current_patients, run_search
 from service.fhir.search_parameters import SearchQuery, parse_search
-from service.fhir.tables import FhirResourceVersion
 from service.fhir.types import FHIR_TYPES, FhirType
+from service.projection.tables import FhirResourceVersion
+from service.projection.writes import retract
 from service.record_store import store
 from service.records.base import SourceIdentifier
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from service.fhir import paging
 from service.fhir.search_parameters import DateBound, SearchQuery
-from service.fhir.tables import FhirResourceVersion, FhirSearchToken
+from service.projection.tables import FhirResourceVersion, FhirSearchToken
 
 
 def date_clause(column: Any, bound: DateBound) -> Any:

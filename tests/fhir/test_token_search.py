@@ -16,10 +16,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from service.fhir import paging
-from service.fhir.projection import project, retract
 from service.fhir.search import SearchPage, _general_search, _one_token, _token_search, run_search
 from service.fhir.search_parameters import parse_search
-from service.fhir.tables import FhirSearchToken
+from service.projection.tables import FhirSearchToken
+from service.projection.writes import project, retract
 
 LOINC = "http://loinc.org"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"

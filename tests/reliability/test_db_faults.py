@@ -23,7 +23,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.auth.tokens import mint_dev_token
-from service.fhir.tables import FhirResourceVersion
+from service.projection.tables import FhirResourceVersion
 from service.records.patient import Patient
 from tests.builders import API, patient_body
 from tests.conftest import make_settings

@@ -22,7 +22,7 @@ from httpx import Response
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from service.fhir.tables import FhirResourceVersion
+from service.projection.tables import FhirResourceVersion
 from service.records.audit import AuditEvent
 from service.settings import Settings
 from tests.fhir.support import patient_resource

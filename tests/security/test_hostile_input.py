@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from service.fhir.tables import FhirResourceVersion
+from service.projection.tables import FhirResourceVersion
 from tests.builders import API
 from tests.fhir.support import FHIR_JSON, fhir_headers, patient_resource
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from service.clock import now_utc
-from service.fhir.tables import FhirResourceVersion, FhirSearchToken
+from service.projection.tables import FhirResourceVersion, FhirSearchToken
 
 # Elements that hold the resource's clinical date, in the order they are looked for.
 DATE_ELEMENTS = (
