@@ -8,7 +8,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export TANDEM_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),sqlite:///$(CURDIR)/var/tandem.db)
 
-.PHONY: run test ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke \
+.PHONY: run test test-fast ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke \
 	soak
 
 $(BIN)/python:
@@ -42,6 +42,12 @@ PYTEST := $(BIN)/pytest -q -n 2
 
 test: install-dev
 	$(PYTEST)
+
+# The fast pure suite (under a minute): mappings, plan status, instruments and the sync decisions, no database,
+# app or server (tests/pure_suite.py lists the paths; conftest marks them `pure`), with a tenth of each hypothesis
+# property's examples (tests/examples_budget.py). Run it while editing; `make test` is the suite that decides.
+test-fast: install-dev
+	TANDEM_FAST_TESTS=1 $(PYTEST) -m pure $(shell $(BIN)/python -m tests.pure_suite)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -25,6 +25,7 @@ from service.db import migrations
 from service.db.engine import make_engine
 from service.settings import Settings
 from service.tenants import register_tenant
+from tests.pure_suite import IMPURE_FIXTURES, PURE_PATHS
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -36,6 +37,22 @@ def pytest_configure(config: pytest.Config) -> None:
     bench/ imports this module's helpers and must measure the unchecked path."""
     os.environ["TANDEM_CHECK_CANONICAL_JSON"] = "1"
     fhir_release.check_canonical_json = True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the fast suite's tests `pure` (tests/pure_suite.py)."""
+    root = project_root()
+    missing = [path for path in PURE_PATHS if not (root / path).exists()]
+    if missing:
+        raise pytest.UsageError(f"tests/pure_suite.py PURE_PATHS names paths that do not exist: {missing}")
+    for item in items:
+        relative = item.path.relative_to(root).as_posix()
+        if not any(relative == path or relative.startswith(f"{path}/") for path in PURE_PATHS):
+            continue
+        impure = IMPURE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if impure:
+            raise pytest.UsageError(f"{item.nodeid} is in the pure suite but uses {sorted(impure)}")
+        item.add_marker(pytest.mark.pure)
 
 
 def postgres_admin_url() -> str:

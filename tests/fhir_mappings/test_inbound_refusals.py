@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from fhir_mappings import (
     MappingError,
@@ -15,6 +16,8 @@ from fhir_mappings import (
     session_resources,
     to_json,
 )
+from service.records.cbt import CbtSessionPublic
+from tests.examples_budget import examples
 from tests.fhir_mappings import strategies as s
 from tests.fhir_mappings.support import own_id
 
@@ -121,10 +124,10 @@ def test_ehr_born_patient_takes_mrns_by_type_and_source_from_its_id() -> None:
     assert (body["family_name"], body["given_name"], body["sex"]) == ("Rivera", "Sam J", "unknown")
 
 
-def test_no_show_is_cancelled_encounter_with_reason_and_not_done_procedure() -> None:
-    record = (
-        s.cbt_sessions().example().model_copy(update={"status": "no-show", "actual_start": None, "actual_end": None})
-    )
+@settings(max_examples=examples(25), deadline=None)
+@given(s.cbt_sessions())
+def test_no_show_is_cancelled_encounter_with_reason_and_not_done_procedure(session: CbtSessionPublic) -> None:
+    record = session.model_copy(update={"status": "no-show", "actual_start": None, "actual_end": None})
     encounter, procedure = (to_json(r) for r in session_resources(record, canonical_base=s.BASE).all())
     assert encounter["status"] == "cancelled"
     reason = next(e for e in encounter["extension"] if e["url"].endswith("/encounter-status-reason"))

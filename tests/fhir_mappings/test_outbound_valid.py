@@ -19,10 +19,13 @@ from fhir_mappings import (
 from fhir_mappings.release import FHIR_VERSION, build, model_for
 from service.instruments import INSTRUMENTS, score_answers
 from service.instruments.answers import ItemAnswer
+from tests.examples_budget import examples
 from tests.fhir_mappings import strategies as s
 from tests.fhir_mappings.support import r4_json
 
-MANY = settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+MANY = settings(
+    max_examples=examples(220), deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 
 
 def check_all(resources: list[Any]) -> list[dict[str, Any]]:
@@ -90,7 +93,7 @@ def test_questionnaire_response(record: Any) -> None:
     assert len(resources) == 1 + (record.score.total is not None) + len(findings)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=examples(200), deadline=None, derandomize=True)
 @given(
     st.lists(st.sampled_from(["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]), min_size=9, max_size=9), s.responses()
 )

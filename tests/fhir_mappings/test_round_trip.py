@@ -20,10 +20,13 @@ from service.records.cbt import CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
 from service.records.patient import PatientCreate
 from service.records.questionnaire import QuestionnaireResponseCreate
+from tests.examples_budget import examples
 from tests.fhir_mappings import strategies as s
 from tests.fhir_mappings.support import own_id, r4_json
 
-ROUND_TRIPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+ROUND_TRIPS = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 _META = {"id", "version", "created_at", "updated_at", "score"}
 
 

@@ -19,6 +19,7 @@ from service.instruments import (
     register_external_questionnaire,
     score_answers,
 )
+from tests.examples_budget import examples
 from tests.shared_fixtures import load_fixture
 
 from .builders import LL358_3, PHQ9_CODES, coded_item, response
@@ -62,7 +63,7 @@ def test_sdc_registration_reads_contained_value_set_ordinals() -> None:
     assert external.ordinals["H1/T1/Q9"][f"{SDC_SYSTEM}|Nearly every day"] == 3
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(scores=picks)
 def test_sdc_fhirpath_total_equals_our_ordinal_sum(scores: list[int]) -> None:
     external = register_sdc()
@@ -129,7 +130,7 @@ def test_lhc_forms_without_url_needs_a_canonical() -> None:
     assert raised.value.location == "Questionnaire.url"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(scores=picks, system=st.sampled_from([None, "http://loinc.org"]))
 def test_lhc_fhirpath_total_equals_our_ordinal_sum(scores: list[int], system: str | None) -> None:
     external = register_lhc()

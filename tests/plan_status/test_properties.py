@@ -22,6 +22,7 @@ from service.plan_status import (
     Protocol,
     compute_plan_status,
 )
+from tests.examples_budget import examples
 
 from .builders import T0, ack, at, cbt, cssrs, enrollment, phq, session
 
@@ -116,7 +117,7 @@ def worlds(draw: st.DrawFn) -> World:
     )
 
 
-FAST = settings(max_examples=150, deadline=None)
+FAST = settings(max_examples=examples(150), deadline=None)
 
 
 @FAST

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from service.errors import InvalidRequest
 from service.sync.url_safety import check_target_url, embedded_ipv4
+from tests.examples_budget import examples
 
 REFUSED = {
     "loopback name": "https://localhost/fhir",
@@ -112,7 +113,7 @@ def test_6to4_wrapping_loopback_is_refused() -> None:
 
 @pytest.mark.parametrize("form", TRANSITION_FORMS)
 @given(v4=non_public_v4)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_every_transition_form_of_a_non_public_ipv4_address_is_refused(form: str, v4: ipaddress.IPv4Address) -> None:
     address = _embed(form, v4)
     assert v4 in embedded_ipv4(address) or form == "IPv4-mapped"
