@@ -24,7 +24,16 @@ from .flag import safety_flag_resource
 from .identity import identifier_system, resource_id, sub_resource_id
 from .patient import patient_from_fhir, patient_resource
 from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
-from .questionnaire_response_inbound import response_from_fhir, score_observation_from_fhir
+from .questionnaire_response_inbound import (
+    SentAnswer,
+    SentResponse,
+    read_response,
+    response_from_fhir,
+    score_observation_from_fhir,
+    sent_answers,
+    stored_answer,
+    stored_questionnaire,
+)
 from .reading import ReferenceResolver, parse_reference
 from .records import (
     CbtSessionRecord,
@@ -52,6 +61,8 @@ __all__ = [
     "ReferenceResolver",
     "ResponseResources",
     "ScoreLike",
+    "SentAnswer",
+    "SentResponse",
     "SessionResources",
     "administration_fallback",
     "administration_from_fhir",
@@ -68,13 +79,17 @@ __all__ = [
     "psychotherapy_cpt",
     "published_definitions",
     "questionnaire_canonical",
+    "read_response",
     "resource_id",
     "response_from_fhir",
     "response_resources",
     "safety_flag_resource",
     "score_observation_from_fhir",
+    "sent_answers",
     "session_from_fhir",
     "session_resources",
+    "stored_answer",
+    "stored_questionnaire",
     "sub_resource_id",
     "to_json",
     "writable_types",

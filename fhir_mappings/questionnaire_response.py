@@ -15,9 +15,11 @@ from typing import Any, Final
 from .codes import LOINC, OBSERVATION_CATEGORY
 from .definitions import INSTRUMENT, KETAMINE_SESSION, OBSERVATION, SENT_TOTAL, coding, extension_url
 from .identity import base_resource, instant, reference, resource_id
-from .records import ItemAnswerLike, QuestionnaireResponseRecord, ScoreLike
+from .records import ItemAnswerLike, QuestionnaireResponseRecord, ScoreLike, TotalItemLike
 from .release import Observation, QuestionnaireResponse, build
 
+# Our author when a clinician recorded a response and we do not know which one (inbound reads it as no author).
+CLINICIAN_PLACEHOLDER: Final = {"type": "Practitioner", "display": "Clinician"}
 _SURVEY: Final = {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
 # LOINC codes are digits, a hyphen and a check digit; our PHQ/GAD link ids are "/<LOINC>".
 _LOINC_LINK_ID: Final = re.compile(r"/?(\d{1,7}-\d)")
@@ -68,7 +70,7 @@ def response_resources(
     response = base_resource("QuestionnaireResponse", canonical_base, "questionnaire-response", record, summary)
     extensions: list[dict[str, Any]] = response["extension"]
     extensions.append({"url": extension_url(canonical_base, INSTRUMENT), "valueCode": record.instrument})
-    if record.sent_total is not None:
+    if record.sent_total is not None and record.sent_total_item is None:
         extensions.append({"url": extension_url(canonical_base, SENT_TOTAL), "valueDecimal": record.sent_total})
     if record.ketamine_administration_id is not None:
         extensions.append(
@@ -83,19 +85,54 @@ def response_resources(
         "status": record.status,
         "subject": subject,
         "authored": instant(record.authored_at),
-        "item": [{"linkId": a.link_id, "answer": [answer_value(a)]} for a in record.answers],
+        "item": _items(record),
     }
-    if record.author_kind == "patient":
-        response |= {"author": subject, "source": subject}
-    else:
-        # We know a clinician recorded it, not which one: a typed reference with a display only.
-        response["author"] = {"type": "Practitioner", "display": "Clinician"}
+    response |= _parties(record, subject)
     if record.enrollment_id is not None:
         response["basedOn"] = [reference("CarePlan", record.enrollment_id)]
     if record.cbt_session_id is not None:
         response["encounter"] = reference("Encounter", record.cbt_session_id)
     observations = _score_observations(record, canonical_base, score, total_loinc) if score is not None else []
     return ResponseResources(response=build(QuestionnaireResponse, response), observations=tuple(observations))
+
+
+def _items(record: QuestionnaireResponseRecord) -> list[dict[str, Any]]:
+    """The answers, item text as sent, and the sender's total back in the item (and place) it came in."""
+    items = [_item(a.link_id, a.text, answer_value(a)) for a in record.answers]
+    total, where = record.sent_total, record.sent_total_item
+    if total is not None and where is not None:
+        items.insert(min(where.position, len(items)), _item(where.link_id, where.text, _total_value(total, where)))
+    return items
+
+
+def _item(link_id: str, text: str | None, value: dict[str, Any]) -> dict[str, Any]:
+    return {"linkId": link_id, **({"text": text} if text is not None else {}), "answer": [value]}
+
+
+def _total_value(total: float, where: TotalItemLike) -> dict[str, Any]:
+    whole = float(total).is_integer()
+    if where.value_type == "valueInteger" and whole:
+        return {"valueInteger": int(total)}
+    if where.value_type == "valueString":
+        return {"valueString": f"{total:g}"}
+    if where.value_type == "valueQuantity":
+        return {"valueQuantity": {"value": total}}
+    return {"valueDecimal": total}
+
+
+def _parties(record: QuestionnaireResponseRecord, subject: dict[str, Any]) -> dict[str, Any]:
+    """author and source as sent; when none was sent, what the author kind says."""
+    sent = {
+        key: {k: v for k in ("reference", "type", "display") if (v := getattr(party, k)) is not None}
+        for key, party in (("author", record.author), ("source", record.answered_by))
+        if party is not None
+    }
+    if sent:
+        return sent
+    if record.author_kind == "patient":
+        return {"author": subject, "source": subject}
+    # We know a clinician recorded it, not which one: a typed reference with a display only.
+    return {"author": dict(CLINICIAN_PLACEHOLDER)}
 
 
 def _score_observations(

@@ -1,4 +1,4 @@
-"""Questionnaire responses: scoring on write, FHIR QuestionnaireResponse intake, and registered Questionnaires.
+"""Questionnaire responses: scoring on write, and registered Questionnaires (FHIR intake: service/intake).
 
 Scores are computed once, when a response is stored, and kept beside the answers: the plan status and the
 coordinator pages read them and never rescore.
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from fhir_mappings import MappingError
 from service.audit_trail import RequestContext
 from service.clock import now_utc
 from service.errors import FieldProblem, InvalidRequest, RecordConflict, invalid
@@ -19,16 +20,13 @@ from service.instruments import (
     INSTRUMENTS,
     ExternalQuestionnaire,
     Instrument,
-    IntakeError,
     ItemAnswer,
     ScoringError,
-    intake_questionnaire_response,
     register_external_questionnaire,
     score_answers,
 )
 from service.records.base import ApiModel, Text
-from service.records.patient import Patient
-from service.records.questionnaire import QuestionnaireResponseCreate, RegisteredQuestionnaire
+from service.records.questionnaire import RegisteredQuestionnaire
 
 SCORE_COLUMNS = (
     "total",
@@ -40,8 +38,6 @@ SCORE_COLUMNS = (
     "total_mismatch",
     "instrument_version",
 )
-# FHIR statuses we store (entered-in-error arrives as a correction of a stored response).
-STORED_FHIR_STATUSES = {"completed", "amended", "in-progress", "entered-in-error"}
 
 
 def scored_columns(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:
@@ -82,64 +78,6 @@ def score_from_columns(columns: dict[str, Any]) -> dict[str, Any]:
     values = dict(columns)
     values["score"] = {name: values.pop(name) for name in SCORE_COLUMNS}
     return values
-
-
-# ---- FHIR QuestionnaireResponse intake ------------------------------------------------------------------------
-
-
-def create_from_fhir(session: Session, ctx: RequestContext, resource: dict[str, Any]) -> QuestionnaireResponseCreate:
-    """A FHIR R4 QuestionnaireResponse as a create request; refused, located FHIR-style, when it cannot be taken."""
-    try:
-        intake = intake_questionnaire_response(resource, registered_questionnaires(session, ctx.tenant_id))
-    except IntakeError as error:
-        raise invalid(error.location, error.detail) from None
-    if intake.status not in STORED_FHIR_STATUSES:
-        raise invalid("QuestionnaireResponse.status", f"status {intake.status!r} cannot be recorded as a new response")
-    if intake.authored is None:
-        raise invalid("QuestionnaireResponse.authored", "required: when the questionnaire was answered")
-    patient_id = _patient_for(session, ctx.tenant_id, intake.subject_reference)
-    body: dict[str, Any] = {
-        "source": _source_identifier(resource),
-        "patient_id": patient_id,
-        "instrument": intake.instrument.key,
-        # Our own published Questionnaire is the default: stored as none, so a response read back and sent
-        # again is the same record.
-        "questionnaire": None
-        if intake.questionnaire == f"{ctx.settings.canonical_base}/Questionnaire/{intake.instrument.key}"
-        else intake.questionnaire,
-        "authored_at": intake.authored,
-        "status": intake.status,
-        "answers": [a.model_dump() for a in intake.answers],
-        "sent_total": intake.sent_total,
-    }
-    try:
-        return QuestionnaireResponseCreate.model_validate(body)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = "QuestionnaireResponse." + ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest([FieldProblem(where, first["msg"])]) from None
-
-
-def _patient_for(session: Session, tenant_id: str, reference: str | None) -> str:
-    """Literal references only: Patient/{id}, relative or absolute; another tenant's patient reads as unknown."""
-    if reference is None:
-        raise invalid("QuestionnaireResponse.subject", "required: a reference to the patient, e.g. Patient/{id}")
-    parts = reference.rstrip("/").split("/")
-    if len(parts) < 2 or parts[-2] != "Patient" or not parts[-1]:
-        raise invalid("QuestionnaireResponse.subject", f"expected a Patient reference, got {reference!r}")
-    patient = session.exec(
-        select(Patient).where(col(Patient.tenant_id) == tenant_id, col(Patient.id) == parts[-1])
-    ).first()
-    if patient is None:
-        raise invalid("QuestionnaireResponse.subject", f"no patient with id {parts[-1]!r}")
-    return patient.id
-
-
-def _source_identifier(resource: dict[str, Any]) -> dict[str, str] | None:
-    identifier = resource.get("identifier")
-    if isinstance(identifier, dict) and isinstance(identifier.get("system"), str) and identifier.get("value"):
-        return {"system": identifier["system"], "value": str(identifier["value"])}
-    return None
 
 
 # ---- registered external Questionnaires -----------------------------------------------------------------------
@@ -183,8 +121,10 @@ def register_questionnaire(
             canonical=registration.canonical,
             link_ids=registration.link_ids,
         )
-    except IntakeError as error:
-        raise invalid(f"questionnaire: {error.location}", error.detail) from None
+    except MappingError as error:
+        raise InvalidRequest(
+            [FieldProblem(f"questionnaire: {error.location}", error.message, issue_code=error.code)]
+        ) from None
     row = RegisteredQuestionnaire(
         tenant_id=tenant_id,
         created_at=now_utc(),

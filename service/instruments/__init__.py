@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from .answers import Coding, ItemAnswer
 from .codes import CANONICAL_BASE, QUESTIONNAIRE_BASE
-from .errors import IntakeError
 from .external import find_registered, register_external_questionnaire
 from .external_questionnaire import ExternalQuestionnaire
-from .fhir_intake import IntakeResponse, intake_questionnaire_response
+from .fhir_intake import IntakeResponse, ResolvedAnswers, SentTotal, intake_questionnaire_response, resolve_answers
 from .instrument import (
     AnswerOption,
     Band,
@@ -44,15 +43,16 @@ __all__ = [
     "Domain",
     "ExternalQuestionnaire",
     "Instrument",
-    "IntakeError",
     "IntakeResponse",
     "Item",
     "ItemAnswer",
     "Proration",
+    "ResolvedAnswers",
     "SafetyFinding",
     "SafetyRule",
     "Score",
     "ScoringError",
+    "SentTotal",
     "Threshold",
     "TotalAlert",
     "calculated_total",
@@ -63,6 +63,7 @@ __all__ = [
     "intake_questionnaire_response",
     "questionnaire_resource",
     "register_external_questionnaire",
+    "resolve_answers",
     "resolve_ordinal",
     "score_answers",
 ]

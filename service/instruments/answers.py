@@ -27,6 +27,8 @@ class ItemAnswer(BaseModel):
     value_decimal: float | None = None
     value_string: str | None = None
     value_boolean: bool | None = None
+    # The item's text as the sender wrote it: kept and served back, never read by scoring.
+    text: str | None = Field(default=None, min_length=1, max_length=4000)
 
     @model_validator(mode="after")
     def _exactly_one_value(self) -> ItemAnswer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 LOINC: Final = "http://loinc.org"
@@ -32,3 +33,19 @@ NEARLY_EVERY_DAY: Final = "LA6571-9"
 # used by the ONC BHP C-SSRS-example-1 QuestionnaireResponse.
 YES: Final = "LA33-6"
 NO: Final = "LA32-8"
+
+
+def coding_key(system: str | None, code: str) -> str:
+    """Key of a coding in an ordinal table (a registered Questionnaire's answer code -> its ordinal)."""
+    return f"{system or ''}|{code}"
+
+
+def lookup_coding(table: Mapping[str, int], system: str | None, code: str) -> int | None:
+    """Value for a coding; a missing system on either side matches any system, if that is unambiguous."""
+    exact = table.get(coding_key(system, code))
+    if exact is not None:
+        return exact
+    if system is not None:
+        return table.get(coding_key(None, code))
+    values = {value for key, value in table.items() if key.split("|", 1)[1] == code}
+    return values.pop() if len(values) == 1 else None

@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._fhir_json import (
+from fhir_mappings.errors import MappingError
+from fhir_mappings.reading import (
     as_list,
     as_object,
-    coding_key,
-    extensions,
     loinc_codes,
     loinc_in_link_id,
     number,
-    optional_str,
-    required_str,
 )
-from .codes import CALCULATED_EXPRESSION_URL, ITEM_WEIGHT_URL, ORDINAL_VALUE_URL
-from .errors import IntakeError
+from fhir_mappings.reading import located_extensions as extensions
+from fhir_mappings.reading import required_text as required_str
+from fhir_mappings.reading import text_value as optional_str
+
+from .codes import CALCULATED_EXPRESSION_URL, ITEM_WEIGHT_URL, ORDINAL_VALUE_URL, coding_key
 from .external_questionnaire import ExternalQuestionnaire
 from .instrument import Instrument
 from .registry import INSTRUMENTS
@@ -52,18 +52,24 @@ def register_external_questionnaire(
 
     Items are matched by LOINC code (item.code or the linkId); link_ids maps the rest explicitly (their
     linkId -> our link id, or None to ignore the item). canonical is needed when the Questionnaire has no url
-    (the LHC-Forms PHQ-9 has none). Raises IntakeError locating the first problem.
+    (the LHC-Forms PHQ-9 has none). Raises MappingError locating the first problem.
     """
     root = "Questionnaire"
     q = as_object(questionnaire, root)
     if q.get("resourceType") != "Questionnaire":
-        raise IntakeError(f"{root}.resourceType", f"expected 'Questionnaire', got {q.get('resourceType')!r}")
+        raise MappingError(
+            f"{root}.resourceType", f"expected 'Questionnaire', got {q.get('resourceType')!r}", code="not-supported"
+        )
     instrument = INSTRUMENTS.get(instrument_key)
     if instrument is None:
-        raise IntakeError(root, f"unknown instrument {instrument_key!r}; known: {', '.join(INSTRUMENTS)}")
+        raise MappingError(
+            root, f"unknown instrument {instrument_key!r}; known: {', '.join(INSTRUMENTS)}", code="not-supported"
+        )
     url = canonical or optional_str(q.get("url"), f"{root}.url")
     if not url:
-        raise IntakeError(f"{root}.url", "the Questionnaire has no url; pass canonical= to register it")
+        raise MappingError(
+            f"{root}.url", "the Questionnaire has no url; pass canonical= to register it", code="required"
+        )
     explicit = dict(link_ids or {})
     value_sets = _contained_value_sets(q)
 
@@ -74,7 +80,7 @@ def register_external_questionnaire(
     for location, item in _answerable_items(q, root):
         link_id = required_str(item.get("linkId"), f"{location}.linkId")
         if link_id in mapped or link_id in ignored or link_id == total_link_id:
-            raise IntakeError(f"{location}.linkId", f"linkId {link_id!r} is used twice")
+            raise MappingError(f"{location}.linkId", f"linkId {link_id!r} is used twice", code="invariant")
         target = _target(instrument, item, link_id, explicit, location)
         if target is None:
             ignored.append(link_id)
@@ -83,14 +89,14 @@ def register_external_questionnaire(
             total_link_id = link_id
             continue
         if target in mapped.values():
-            raise IntakeError(location, f"a second item maps to {instrument.title} item {target!r}")
+            raise MappingError(location, f"a second item maps to {instrument.title} item {target!r}", code="invariant")
         mapped[link_id] = target
         table = _ordinal_table(item, value_sets, location)
         _check_ordinals(instrument, target, table, location)
         ordinals[link_id] = table
 
     if not mapped:
-        raise IntakeError(root, f"no item maps to {instrument.title}")
+        raise MappingError(root, f"no item maps to {instrument.title}", code="not-supported")
     external = ExternalQuestionnaire(
         canonical=url.partition("|")[0],
         version=optional_str(q.get("version"), f"{root}.version"),
@@ -116,7 +122,9 @@ def _target(
     if link_id in explicit:
         target = explicit[link_id]
         if target is not None and target != "total" and instrument.item(target) is None:
-            raise IntakeError(location, f"link_ids maps {link_id!r} to {target!r}, not an item of {instrument.title}")
+            raise MappingError(
+                location, f"link_ids maps {link_id!r} to {target!r}, not an item of {instrument.title}", code="value"
+            )
         return target
     codes = [*loinc_codes(item, location), *filter(None, [loinc_in_link_id(link_id)])]
     for code in codes:
@@ -127,10 +135,11 @@ def _target(
             return "total"
     if any(True for _ in extensions(item, CALCULATED_EXPRESSION_URL, location)):
         return "total"
-    raise IntakeError(
+    raise MappingError(
         location,
         f"item {link_id!r} maps to no item of {instrument.title}; pass "
         f"link_ids={{{link_id!r}: <our link id or None to ignore>}}",
+        code="not-supported",
     )
 
 
@@ -195,9 +204,11 @@ def _add_ordinal(table: dict[str, int], system: str | None, element: Mapping[str
     for url in (ORDINAL_VALUE_URL, ITEM_WEIGHT_URL):
         for ext_location, extension in extensions(element, url, location):
             raw = extension.get("valueDecimal", extension.get("valueInteger"))
-            value = number(raw, f"{ext_location}.value")
+            value = float(number(raw, f"{ext_location}.value"))
             if not value.is_integer():
-                raise IntakeError(ext_location, f"ordinal {value:g} of code {code!r} is not a whole number")
+                raise MappingError(
+                    ext_location, f"ordinal {value:g} of code {code!r} is not a whole number", code="value"
+                )
             table[coding_key(system, code)] = int(value)
             return
 
@@ -209,9 +220,10 @@ def _check_ordinals(instrument: Instrument, target: str, table: Mapping[str, int
         return
     foreign = sorted({value for value in table.values() if value not in item.scores})
     if foreign:
-        raise IntakeError(
+        raise MappingError(
             location,
             f"ordinals {foreign} are not scores of {instrument.title} item {target!r} ({sorted(item.scores)})",
+            code="value",
         )
 
 

@@ -15,9 +15,11 @@ import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
-from ._fhir_json import as_list, as_object, extensions, lookup_coding
-from .codes import CALCULATED_EXPRESSION_URL, VARIABLE_URL
-from .errors import IntakeError
+from fhir_mappings.errors import MappingError
+from fhir_mappings.reading import as_list, as_object
+from fhir_mappings.reading import located_extensions as extensions
+
+from .codes import CALCULATED_EXPRESSION_URL, VARIABLE_URL, lookup_coding
 from .external_questionnaire import ExternalQuestionnaire
 
 _FHIRPATH = "text/fhirpath"
@@ -50,7 +52,7 @@ def calculated_total(external: ExternalQuestionnaire, response: Mapping[str, Any
     if not result:
         return None
     if len(result) != 1 or isinstance(result[0], bool) or not isinstance(result[0], int | float):
-        raise IntakeError(location, f"calculatedExpression returned {result!r}, not a single number")
+        raise MappingError(location, f"calculatedExpression returned {result!r}, not a single number", code="value")
     return float(result[0])
 
 
@@ -66,7 +68,9 @@ def _evaluate(
             resource, expression, dict(variables), model=_R4_MODEL, options={"userInvocationTable": table}
         )
     except Exception as error:  # fhirpathpy raises bare Exception for unsupported functions
-        raise IntakeError(location, f"cannot evaluate FHIRPath {expression!r}: {error}") from error
+        raise MappingError(
+            location, f"cannot evaluate FHIRPath {expression!r}: {error}", code="not-supported"
+        ) from error
     return list(result)
 
 

@@ -12,6 +12,7 @@ from service import questionnaires
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.caseload.enrollment_protocol import pinned_protocol
+from service.intake import from_request, take_questionnaire_response
 from service.record_fhir import KIND_FHIR, Kind
 from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
@@ -200,7 +201,7 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
     writers=CARE_TEAM,
     derive=questionnaires.scored_columns,
     from_columns=questionnaires.score_from_columns,
-    from_fhir=questionnaires.create_from_fhir,
+    from_fhir=from_request(take_questionnaire_response),
     references=(
         _patient_ref,
         _enrollment_ref,

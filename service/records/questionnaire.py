@@ -16,6 +16,7 @@ from service.instruments.answers import ItemAnswer
 from service.records.base import (
     ApiModel,
     Instant,
+    LongText,
     PatientRecord,
     RecordId,
     RecordMeta,
@@ -52,6 +53,10 @@ class QuestionnaireResponse(PatientRecord, table=True):
     ketamine_administration_id: str | None = SqlField(default=None, max_length=36)
     cbt_session_id: str | None = SqlField(default=None, max_length=36)
     sent_total: float | None = None
+    # As the sender wrote them (QuestionnaireResponse.author, .source, and the item its total came in).
+    author: dict[str, Any] | None = SqlField(default=None, sa_type=JSON)
+    answered_by: dict[str, Any] | None = SqlField(default=None, sa_type=JSON)
+    sent_total_item: dict[str, Any] | None = SqlField(default=None, sa_type=JSON)
     # The score, computed once on write so plan status and the coordinator pages never rescore.
     total: float | None = None
     severity: str | None = SqlField(default=None, max_length=32)
@@ -77,6 +82,29 @@ class RegisteredQuestionnaire(SQLModel, table=True):
     mapping: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
 
 
+class ResponseParty(ApiModel):
+    """A reference as the sender wrote it (QuestionnaireResponse.author or .source): kept, never resolved."""
+
+    reference: Text | None = Field(default=None, description="e.g. Practitioner/123 at the sender")
+    type: Text | None = Field(default=None, description="e.g. Practitioner")
+    display: Text | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ResponseParty:
+        if self.reference is None and self.type is None and self.display is None:
+            raise ValueError("a reference needs a reference, type or display")
+        return self
+
+
+class TotalItem(ApiModel):
+    """The item the sender put its total in (US Core: linkId /44261-6): served back there with the sent total."""
+
+    link_id: Text
+    text: LongText | None = None
+    position: int = Field(ge=0, le=200, description="Its place among the answered items")
+    value_type: Literal["valueDecimal", "valueInteger", "valueQuantity", "valueString"] = "valueDecimal"
+
+
 class QuestionnaireResponseFields(ApiModel):
     """What a client may set; the service owns id, version, timestamps and tenant."""
 
@@ -94,6 +122,13 @@ class QuestionnaireResponseFields(ApiModel):
     cbt_session_id: RecordId | None = Field(default=None, description="The CBT session this response belongs to")
     sent_total: float | None = Field(
         default=None, description="The total the sender computed; kept beside ours and flagged when they differ"
+    )
+    sent_total_item: TotalItem | None = Field(default=None, description="Where the sender put that total")
+    author: ResponseParty | None = Field(
+        default=None, description="Who recorded it, as the sender wrote it (FHIR QuestionnaireResponse.author)"
+    )
+    answered_by: ResponseParty | None = Field(
+        default=None, description="Who answered, as the sender wrote it (FHIR QuestionnaireResponse.source)"
     )
 
     @model_validator(mode="after")

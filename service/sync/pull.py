@@ -16,22 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-import fhir_mappings as fm
-from fhir_mappings import MappingError, parse_reference
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.clock import now_utc
-from service.errors import RecordNotFound, TandemError
-from service.instruments import IntakeError, intake_questionnaire_response
-from service.questionnaires import registered_questionnaires
+from service.errors import InvalidRequest, RecordNotFound, TandemError
+from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, take_score_observation
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
-from service.records.patient import Patient
 from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl
 from service.sync.tables import PullCursor, RemoteResource
@@ -210,11 +205,9 @@ def _store_one(
         result.skipped += 1
         return
     with Session(engine, expire_on_commit=False) as session:
-        resolver = _resolver(session, target)
         try:
-            body = INTAKE[resource["resourceType"]](session, target, resource, base, resolver)
-            payload: BaseModel = record_kind.create_schema.model_validate(body)
-        except (MappingError, IntakeError, ValidationError) as error:
+            payload = _take(resource["resourceType"])(_intake(session, target, base), resource)
+        except InvalidRequest as error:
             session.rollback()
             result.skipped += 1
             result.errors.append(f"{resource['resourceType']}/{resource['id']}: {str(error)[:200]}")
@@ -233,97 +226,32 @@ def _store_one(
         result.already_present += 1
 
 
-Resolver = Callable[[str], str | None]
-Intake = Callable[[Session, SyncTarget, dict[str, Any], str, Resolver], dict[str, Any]]
-
-
-def _patient(
-    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
-) -> dict[str, Any]:
-    return fm.patient_from_fhir(resource, canonical_base=base, source_system=source_system(target))
-
-
-def _questionnaire_response(
-    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
-) -> dict[str, Any]:
-    intake = intake_questionnaire_response(resource, registered_questionnaires(session, target.tenant_id))
-    body = fm.response_from_fhir(
-        resource,
-        canonical_base=base,
-        resolve_patient=resolver,
-        resolve_reference=resolver,
-        source_system=source_system(target),
-        instrument=intake.instrument.key,
-    )
-    body["answers"] = [a.model_dump(mode="json", exclude_none=True) for a in intake.answers]
-    return body
-
-
-def _score_observation(
-    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
-) -> dict[str, Any]:
-    return fm.score_observation_from_fhir(
-        resource, canonical_base=base, resolve_patient=resolver, source_system=source_system(target)
-    )
-
-
-def _encounter(
-    session: Session, target: SyncTarget, resource: dict[str, Any], base: str, resolver: Resolver
-) -> dict[str, Any]:
-    return fm.session_from_fhir(
-        resource,
-        canonical_base=base,
-        resolve_patient=resolver,
-        resolve_reference=resolver,
-        source_system=source_system(target),
-    )
-
-
-# A pulled resource's create body, by FHIR type (each pull source searches one type).
-INTAKE: dict[str, Intake] = {
-    "Patient": _patient,
-    "QuestionnaireResponse": _questionnaire_response,
-    "Observation": _score_observation,
-    "Encounter": _encounter,
-}
 KINDS: dict[str, RecordKind] = {kind.path: kind for kind in RECORD_KINDS}
 
 
-def _resolver(session: Session, target: SyncTarget) -> Callable[[str], str | None]:
-    """The target's reference -> our record id: a resource we wrote there, a record pulled from there, or a
-    resource the target stores under our own id (update-as-create)."""
+def _intake(session: Session, target: SyncTarget, base: str) -> Intake:
+    """The same intake as a resource sent to us, with references and ids in the target's namespace."""
 
-    def resolve(reference: str) -> str | None:
-        parsed = parse_reference(reference)
-        if parsed is None:
-            return None
-        resource_type, remote_id = parsed
-        ours = session.exec(
-            select(RemoteResource).where(
+    def known(resource_type: str, remote_id: str) -> str | None:
+        """A resource we wrote at the target."""
+        ours: str | None = session.exec(
+            select(RemoteResource.record_id).where(
                 col(RemoteResource.target_id) == target.id,
                 col(RemoteResource.resource_type) == resource_type,
                 col(RemoteResource.remote_id) == remote_id,
                 col(RemoteResource.role) == "main",
             )
         ).first()
-        if ours is not None:
-            return ours.record_id
-        if resource_type == "Patient":
-            patient = session.exec(
-                select(Patient).where(
-                    col(Patient.tenant_id) == target.tenant_id,
-                    col(Patient.source_system) == source_system(target),
-                    col(Patient.source_id) == f"Patient/{remote_id}",
-                )
-            ).first()
-            if patient is None:
-                patient = session.exec(
-                    select(Patient).where(col(Patient.tenant_id) == target.tenant_id, col(Patient.id) == remote_id)
-                ).first()
-            return patient.id if patient is not None else None
-        return None
+        return ours
 
-    return resolve
+    source = source_system(target)
+    resolve = reference_resolver(session, target.tenant_id, source_system=source, known=known)
+    return Intake(session, target.tenant_id, base, resolve, source_system=source)
+
+
+def _take(resource_type: str) -> IntakeFunction:
+    # A survey Observation is a total score sent on its own; every other pulled type has its one intake.
+    return take_score_observation if resource_type == "Observation" else INTAKES[resource_type]
 
 
 def _diagnostics(body: Any) -> str:

@@ -183,10 +183,31 @@ values = st.one_of(
 )
 
 
+# A sender's author / source: kept as written (a Practitioner at the EHR, or a relative answering for a patient).
+def _party(reference: str, display: str | None) -> dict[str, str]:
+    return {"reference": reference} | ({"display": display} if display else {})
+
+
+parties = st.builds(
+    _party,
+    st.sampled_from(["Practitioner/practitioner-1", "RelatedPerson/mother", "Patient/someone-else"]),
+    st.none() | st.just("Dr Example"),
+)
+
+
+author_kinds = st.sampled_from(["patient", "clinician"])
+
+
+def _author_kind(party: dict[str, str]) -> str:
+    # What a sent author/source says (who answered decides, then who recorded): a Practitioner is a clinician.
+    return "clinician" if party["reference"].startswith("Practitioner/") else "patient"
+
+
 @st.composite
 def responses(draw: st.DrawFn) -> QuestionnaireResponsePublic:
     chosen = draw(st.lists(link_ids, unique=True, max_size=7))
     instrument = draw(st.sampled_from(["phq-9", "gad-7", "c-ssrs-screener", "cadss", "moaa-s"]))
+    author, answered_by = draw(st.none() | parties), draw(st.none() | parties)
     return QuestionnaireResponsePublic(
         **draw(meta()),
         patient_id=draw(ids),
@@ -199,9 +220,11 @@ def responses(draw: st.DrawFn) -> QuestionnaireResponsePublic:
             )
         ),
         authored_at=draw(instants),
-        author_kind=draw(st.sampled_from(["patient", "clinician"])),
+        author_kind=_author_kind(sent) if (sent := answered_by or author) else draw(author_kinds),
         status=draw(st.sampled_from(["completed", "in-progress", "amended"])),
-        answers=[ItemAnswer(link_id=link_id, **draw(values)) for link_id in chosen],
+        answers=[ItemAnswer(link_id=link_id, text=draw(st.none() | text), **draw(values)) for link_id in chosen],
+        author=author,
+        answered_by=answered_by,
         ketamine_administration_id=draw(st.none() | ids),
         cbt_session_id=draw(st.none() | ids),
         sent_total=draw(st.none() | st.integers(0, 27) | st.floats(0, 27).map(lambda v: round(v, 2))),

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from fhir_mappings import MappingError
 from service.instruments import (
     INSTRUMENTS,
     ExternalQuestionnaire,
-    IntakeError,
     intake_questionnaire_response,
     register_external_questionnaire,
     score_answers,
@@ -90,7 +90,7 @@ def test_bare_url_finds_the_versioned_registration() -> None:
 
 def test_sdc_response_is_unknown_without_registration() -> None:
     external = register_sdc()
-    with pytest.raises(IntakeError) as raised:
+    with pytest.raises(MappingError) as raised:
         intake_questionnaire_response(sdc_response(external, [0] * 9))
     assert raised.value.location == "QuestionnaireResponse.questionnaire"
 
@@ -99,16 +99,16 @@ def test_sdc_code_not_in_its_value_set() -> None:
     external = register_sdc()
     qr = sdc_response(external, [0] * 9)
     qr["item"][0]["item"][4]["answer"][0]["valueCoding"]["code"] = "Always"
-    with pytest.raises(IntakeError) as raised:
+    with pytest.raises(MappingError) as raised:
         intake_questionnaire_response(qr, {external.key: external})
     assert raised.value.location == "QuestionnaireResponse.item[0].item[4].answer[0]"
-    assert "H1/T1/Q5" in raised.value.detail and "Always" in raised.value.detail
+    assert "H1/T1/Q5" in raised.value.message and "Always" in raised.value.message
 
 
 def test_sdc_unmapped_items_must_be_named() -> None:
-    with pytest.raises(IntakeError) as raised:
+    with pytest.raises(MappingError) as raised:
         register_external_questionnaire(load_fixture(SDC), "phq-9")
-    assert raised.value.location == "Questionnaire.item[0].item[0]" and "H1/T1/Q1" in raised.value.detail
+    assert raised.value.location == "Questionnaire.item[0].item[0]" and "H1/T1/Q1" in raised.value.message
 
 
 def test_lhc_forms_questionnaire_is_lenient_on_purpose() -> None:
@@ -125,7 +125,7 @@ def test_lhc_forms_questionnaire_is_lenient_on_purpose() -> None:
 
 
 def test_lhc_forms_without_url_needs_a_canonical() -> None:
-    with pytest.raises(IntakeError) as raised:
+    with pytest.raises(MappingError) as raised:
         register_external_questionnaire(load_fixture(LHC), "phq-9")
     assert raised.value.location == "Questionnaire.url"
 
@@ -163,16 +163,16 @@ def test_uwcirg_gad7_registration_uses_its_ordinals_and_ignores_cql() -> None:
 def test_ordinals_that_are_not_our_scores_are_refused_at_registration() -> None:
     questionnaire = copy.deepcopy(load_fixture(LHC))
     questionnaire["item"][0]["answerOption"][3]["extension"][1]["valueDecimal"] = 5
-    with pytest.raises(IntakeError) as raised:
+    with pytest.raises(MappingError) as raised:
         register_external_questionnaire(questionnaire, "phq-9", canonical=LHC_CANONICAL)
-    assert raised.value.location == "Questionnaire.item[0]" and "[5]" in raised.value.detail
+    assert raised.value.location == "Questionnaire.item[0]" and "[5]" in raised.value.message
 
 
 def test_unevaluable_expression_is_refused_at_registration() -> None:
     questionnaire = copy.deepcopy(load_fixture(SDC))
     total = next(item for item in questionnaire["item"][0]["item"] if item["linkId"] == "H1/TS")
     total["extension"][0]["valueExpression"]["expression"] = "%resource.answers().value.noSuchFunction()"
-    with pytest.raises(IntakeError, match="noSuchFunction"):
+    with pytest.raises(MappingError, match="noSuchFunction"):
         register_external_questionnaire(questionnaire, "phq-9", link_ids=SDC_LINK_IDS)
 
 
@@ -183,7 +183,7 @@ def test_registration_round_trips_through_json_for_per_tenant_storage() -> None:
 
 
 def test_wrong_resource_type_and_unknown_instrument() -> None:
-    with pytest.raises(IntakeError, match="resourceType"):
+    with pytest.raises(MappingError, match="resourceType"):
         register_external_questionnaire({"resourceType": "ValueSet"}, "phq-9")
-    with pytest.raises(IntakeError, match="unknown instrument 'phq-10'"):
+    with pytest.raises(MappingError, match="unknown instrument 'phq-10'"):
         register_external_questionnaire(load_fixture(SDC), "phq-10", link_ids=SDC_LINK_IDS)

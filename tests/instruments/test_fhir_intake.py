@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from service.instruments import INSTRUMENTS, IntakeError, intake_questionnaire_response, score_answers
+from fhir_mappings import MappingError
+from service.instruments import INSTRUMENTS, intake_questionnaire_response, score_answers
 from tests.shared_fixtures import load_fixture
 
 from .builders import LL358_3, PHQ9_CODES, coded_item, response
@@ -105,8 +106,8 @@ def test_nested_groups_are_read() -> None:
     assert score_answers(intake.instrument, intake.answers).total == 3
 
 
-def error_for(resource: Any) -> IntakeError:
-    with pytest.raises(IntakeError) as raised:
+def error_for(resource: Any) -> MappingError:
+    with pytest.raises(MappingError) as raised:
         intake_questionnaire_response(resource)
     assert isinstance(raised.value, ValueError)
     return raised.value
@@ -114,12 +115,12 @@ def error_for(resource: Any) -> IntakeError:
 
 def test_wrong_resource_type() -> None:
     error = error_for({"resourceType": "Observation", "status": "final"})
-    assert error.location == "QuestionnaireResponse.resourceType" and "Observation" in error.detail
+    assert error.location == "QuestionnaireResponse.resourceType" and "Observation" in error.message
 
 
 def test_unknown_questionnaire() -> None:
     error = error_for(response([coded_item("q1", "a")], "http://example.org/Questionnaire/mystery"))
-    assert error.location == "QuestionnaireResponse.questionnaire" and "mystery" in error.detail
+    assert error.location == "QuestionnaireResponse.questionnaire" and "mystery" in error.message
 
 
 def test_answer_not_among_options_is_located() -> None:
@@ -127,21 +128,21 @@ def test_answer_not_among_options_is_located() -> None:
     qr["item"][3]["answer"][0]["valueCoding"]["code"] = "LA0000-0"
     error = error_for(qr)
     assert error.location == "QuestionnaireResponse.item[3].answer[0]"
-    assert "/44254-1" in error.detail and "LA0000-0" in error.detail
+    assert "/44254-1" in error.message and "LA0000-0" in error.message
 
 
 def test_out_of_range_integer_is_located() -> None:
     qr = us_core_qr()
     qr["item"][0]["answer"] = [{"valueInteger": 7}]
     error = error_for(qr)
-    assert error.location == "QuestionnaireResponse.item[0].answer[0]" and "integer 7" in error.detail
+    assert error.location == "QuestionnaireResponse.item[0].answer[0]" and "integer 7" in error.message
 
 
 def test_duplicate_link_id() -> None:
     qr = us_core_qr()
     qr["item"].append(copy.deepcopy(qr["item"][0]))
     error = error_for(qr)
-    assert error.location == "QuestionnaireResponse.item[11].linkId" and "/44250-9" in error.detail
+    assert error.location == "QuestionnaireResponse.item[11].linkId" and "/44250-9" in error.message
 
 
 @pytest.mark.parametrize(

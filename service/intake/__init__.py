@@ -1,0 +1,37 @@
+"""One intake per FHIR resource type Tandem takes in: resource JSON → a validated create request.
+
+Every way a resource arrives calls the same function for its type: the FHIR facade (create, update), Bundle
+entries, `tandem import`, the JSON API's application/fhir+json bodies and the EHR pull. fhir_mappings reads the
+structure (pure); the instruments say what questionnaire answers mean; an `Origin` says whose ids the
+references name. Refusals are InvalidRequest problems that keep the reader's OperationOutcome issue code.
+"""
+
+from __future__ import annotations
+
+from .context import Intake, IntakeFunction, from_request, refused
+from .questionnaire_response import take_questionnaire_response
+from .references import reference_resolver
+from .resources import take_encounter, take_medication_administration, take_patient, take_score_observation
+
+# FHIR type -> its intake. Practitioner and CarePlan are not taken in as FHIR: practitioners are staff records
+# written on /api/v1, and an enrolment's CarePlan is derived from the enrolment (served, never written).
+INTAKES: dict[str, IntakeFunction] = {
+    "Patient": take_patient,
+    "MedicationAdministration": take_medication_administration,
+    "Encounter": take_encounter,
+    "QuestionnaireResponse": take_questionnaire_response,
+}
+
+__all__ = [
+    "INTAKES",
+    "Intake",
+    "IntakeFunction",
+    "from_request",
+    "reference_resolver",
+    "refused",
+    "take_encounter",
+    "take_medication_administration",
+    "take_patient",
+    "take_questionnaire_response",
+    "take_score_observation",
+]

@@ -1,0 +1,77 @@
+"""What an intake needs to know about where a resource came from, and how its refusals are told."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
+
+from fhir_mappings import MappingError, ReferenceResolver
+from service.audit_trail import RequestContext
+from service.errors import FieldProblem, InvalidRequest
+from service.records.base import ApiModel
+
+from .references import reference_resolver
+
+Model = TypeVar("Model", bound=BaseModel)
+# pydantic error type -> OperationOutcome issue code (anything else is a bad value).
+_ISSUE_CODES = {"missing": "required", "extra_forbidden": "structure", "literal_error": "code-invalid"}
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One resource's arrival: the tenant it is for, and whose ids its references and id are."""
+
+    session: Session
+    tenant_id: str
+    canonical_base: str
+    resolve: ReferenceResolver  # a reference as the sender wrote it -> our record id (reference_resolver)
+    # The namespace of the sender's own ids in the record's `source` (a pulled target's base URL); None when the
+    # sender names our records (the facade, the JSON API, an import).
+    source_system: str | None = None
+
+
+IntakeFunction = Callable[[Intake, dict[str, Any]], ApiModel]
+
+
+def refused(error: MappingError) -> InvalidRequest:
+    """A reader's refusal as a request problem that keeps its element and its OperationOutcome issue code."""
+    return InvalidRequest([FieldProblem(error.location, error.message, issue_code=error.code)])
+
+
+def mapped(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return read()
+    except MappingError as error:
+        raise refused(error) from None
+
+
+def validated(model: type[Model], body: dict[str, Any], where: str) -> Model:
+    """The create request; a field the mapping filled badly is located under the resource type."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    ".".join([where, *(str(part) for part in detail["loc"])]),
+                    detail["msg"].removeprefix("Value error, "),
+                    issue_code=_ISSUE_CODES.get(detail["type"], "value"),
+                )
+                for detail in error.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+
+
+def from_request(take: IntakeFunction) -> Callable[[Session, RequestContext, dict[str, Any]], ApiModel]:
+    """The intake of a resource sent to this service (facade, Bundle, import, JSON API): its references name
+    our records."""
+
+    def intake(session: Session, ctx: RequestContext, resource: dict[str, Any]) -> ApiModel:
+        resolve = reference_resolver(session, ctx.tenant_id)
+        return take(Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve), resource)
+
+    return intake
