@@ -75,7 +75,9 @@ def required_str(data: dict[str, Any], key: str, location: str) -> str:
 def expect_type(resource: dict[str, Any], resource_type: str) -> None:
     found = resource.get("resourceType")
     if found != resource_type:
-        raise MappingError(resource_type, f"expected a {resource_type}, got {found!r}", code="not-supported")
+        raise MappingError(
+            f"{resource_type}.resourceType", f"expected a {resource_type}, got {found!r}", code="not-supported"
+        )
 
 
 def aware_datetime(value: Any, location: str) -> str:

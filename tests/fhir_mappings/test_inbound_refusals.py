@@ -62,7 +62,11 @@ def administration(**changes: Any) -> dict[str, Any]:
             "zone",
         ),
         ({"subject": {"reference": "Group/1"}}, "MedicationAdministration.subject", "not a Patient"),
-        ({"resourceType": "MedicationRequest"}, "MedicationAdministration", "expected a MedicationAdministration"),
+        (
+            {"resourceType": "MedicationRequest"},
+            "MedicationAdministration.resourceType",
+            "expected a MedicationAdministration",
+        ),
     ],
 )
 def test_administration_refusals(changes: dict[str, Any], location: str, fragment: str) -> None:
