@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     # Requests per minute per client (bearer token, or address without one); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
+    # The bearer token Prometheus sends to GET /metrics; unset (the default), /metrics is not served (404).
+    metrics_token: str | None = None
     # Browser origins allowed to call the API; empty (the default) sends no CORS headers at all.
     cors_allowed_origins: list[str] = Field(default_factory=list)
 

@@ -46,3 +46,20 @@ def test_database_url_accepts_the_unprefixed_variable(monkeypatch: pytest.Monkey
     monkeypatch.delenv("TANDEM_DATABASE_URL", raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://db.internal/tandem")
     assert Settings().database_url == "postgresql://db.internal/tandem"
+
+
+def test_the_metrics_token_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every setting is read through Settings (no os.environ in service/): TANDEM_METRICS_TOKEN turns /metrics on."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    monkeypatch.delenv("TANDEM_METRICS_TOKEN", raising=False)
+    assert Settings().metrics_token is None
+    monkeypatch.setenv("TANDEM_METRICS_TOKEN", "scrape-token-0123456789")
+    settings = Settings(database_url="sqlite://")
+    assert settings.metrics_token == "scrape-token-0123456789"
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 401
+        scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
+        assert scraped.status_code == 200 and "tandem_http_requests_total" in scraped.text

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from service.observability.install import install_observability
 from service.observability.logging import JsonFormatter, configure_logging
-from service.observability.metrics import METRICS_TOKEN_ENV, DatabaseCollector, HttpMetrics
+from service.observability.metrics import DatabaseCollector, HttpMetrics
 
 __all__ = [
-    "METRICS_TOKEN_ENV",
     "DatabaseCollector",
     "HttpMetrics",
     "JsonFormatter",

@@ -2,16 +2,15 @@
 
 /metrics and authentication: the metrics carry no patient data, but they do name tenants and EHR targets and
 show volumes, and each scrape runs a few COUNT queries - not something to hand to the internet. So /metrics
-answers only a bearer token equal to TANDEM_METRICS_TOKEN (compared in constant time; Prometheus sends it with
-`authorization: {credentials_file: ...}`). Without that variable /metrics is off (404): a fresh deployment
-exposes nothing by accident.
+answers only a bearer token equal to the `metrics_token` setting (TANDEM_METRICS_TOKEN), compared in constant
+time; Prometheus sends it with `authorization: {credentials_file: ...}`. Without it /metrics is off (404): a fresh
+deployment exposes nothing by accident.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import os
 import time
 
 from fastapi import FastAPI, Request
@@ -19,7 +18,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.observability.metrics import METRICS_TOKEN_ENV, UNMATCHED_ROUTE, DatabaseCollector, HttpMetrics
+from service.observability.metrics import UNMATCHED_ROUTE, DatabaseCollector, HttpMetrics
 
 access_logger = logging.getLogger("tandem.access")
 METRICS_PATH = "/metrics"
@@ -82,7 +81,8 @@ def install_observability(app: FastAPI, *, metrics_token: str | None = None) -> 
     registry = CollectorRegistry()
     http_metrics = HttpMetrics(registry)
     registry.register(DatabaseCollector(app.state.engine))
-    token = metrics_token if metrics_token is not None else os.environ.get(METRICS_TOKEN_ENV) or None
+    settings = getattr(app.state, "settings", None)
+    token = metrics_token if metrics_token is not None else (settings.metrics_token if settings else None) or None
     app.state.metrics_registry = registry
     app.state.metrics_token = token  # read per request, so a test (or a key rotation hook) can set it
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)

@@ -34,7 +34,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.clock import now_utc
 
 logger = logging.getLogger("tandem.metrics")
-METRICS_TOKEN_ENV = "TANDEM_METRICS_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 UNMATCHED_ROUTE = "<unmatched>"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -66,18 +66,6 @@ def signed_in(request: Request) -> WebSession:
 
 
 SignedIn = Annotated[WebSession, Depends(signed_in)]
-
-
-def page_context(
-    action: AuditAction, record_kind: str, allowed: frozenset[Role], *, scopes: Needs | None
-) -> Callable[..., RequestContext]:
-    """Like the API's context_for: the tenant must be registered, the role allowed, the scopes held to; refusals
-    are audited."""
-
-    def dependency(request: Request, web_session: SignedIn, session: SessionDep) -> RequestContext:
-        return context_for_page(request, web_session, session, action, record_kind, allowed, scopes=scopes)
-
-    return dependency
 
 
 def context_for_page(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -21,10 +21,11 @@ from service.caseload.patient_status import (
     just_acknowledged,
     read_plan_status,
 )
+from service.caseload.protocols import find_protocol
 from service.caseload.tables import FlagAcknowledgement
 from service.errors import InvalidRequest, validation_problems
 from service.instruments import INSTRUMENTS
-from service.plan_status import PlanStatus
+from service.plan_status import PlanStatus, SafetyThresholds
 from service.record_fhir import Kind
 from service.record_store.kinds import (
     CBT_SESSIONS,
@@ -81,7 +82,24 @@ def _all(session: Session, ctx: RequestContext, kind: RecordKind, patient_id: st
     return found
 
 
-def _ketamine_entry(record: KetamineAdministrationPublic) -> TimelineEntry:
+def _session_thresholds(
+    session: Session, tenant_id: str, statuses: Sequence[PlanStatus]
+) -> Callable[[KetamineAdministrationPublic], SafetyThresholds]:
+    """The safety thresholds a session is read against: its enrolment's protocol (the tenant's own, or a built-in),
+    the patient's first enrolment's for a session filed without one, the defaults without any enrolment."""
+    by_enrollment: dict[str, SafetyThresholds] = {}
+    for status in statuses:
+        protocol = find_protocol(session, tenant_id, status.protocol_id, status.protocol_version)
+        by_enrollment[status.enrollment_id] = protocol.safety if protocol is not None else SafetyThresholds()
+    fallback = next(iter(by_enrollment.values()), SafetyThresholds())
+
+    def thresholds(record: KetamineAdministrationPublic) -> SafetyThresholds:
+        return by_enrollment.get(record.enrollment_id or "", fallback)
+
+    return thresholds
+
+
+def _ketamine_entry(record: KetamineAdministrationPublic, safety: SafetyThresholds) -> TimelineEntry:
     dose = f"{record.dose_mg:g} mg" if record.dose_mg is not None else ""
     if record.dose_mg_per_kg is not None:
         dose += f" ({record.dose_mg_per_kg:.2g} mg/kg)"
@@ -89,9 +107,13 @@ def _ketamine_entry(record: KetamineAdministrationPublic) -> TimelineEntry:
     attention = []
     for reading in record.vital_signs:
         systolic, diastolic = reading.systolic_mmhg, reading.diastolic_mmhg
-        if systolic is not None and diastolic is not None and (systolic >= 180 or diastolic >= 110):
+        if (
+            systolic is not None
+            and diastolic is not None
+            and (systolic >= safety.bp_urgent_systolic or diastolic >= safety.bp_urgent_diastolic)
+        ):
             attention.append(f"BP {reading.systolic_mmhg}/{reading.diastolic_mmhg}")
-    if record.sedation_score is not None and record.sedation_score <= 2:
+    if record.sedation_score is not None and record.sedation_score <= safety.max_sedation_score:
         attention.append(f"MOAA/S {record.sedation_score}")
     attention.extend("serious adverse event" for e in record.adverse_events if e.serious)
     return TimelineEntry(
@@ -180,8 +202,9 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
     administrations: list[KetamineAdministrationPublic] = _all(session, ctx, KETAMINE_ADMINISTRATIONS, patient_id)
     cbt_sessions: list[CbtSessionPublic] = _all(session, ctx, CBT_SESSIONS, patient_id)
     responses: list[QuestionnaireResponsePublic] = _all(session, ctx, QUESTIONNAIRE_RESPONSES, patient_id)
+    safety = _session_thresholds(session, ctx.tenant_id, plan.statuses)
     entries = (
-        [_ketamine_entry(a) for a in administrations]
+        [_ketamine_entry(a, safety(a)) for a in administrations]
         + [_cbt_entry(c) for c in cbt_sessions]
         + [_questionnaire_entry(q) for q in responses]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from service.caseload.tables import FlagAcknowledgement
 from service.records.audit import AuditEvent
 from service.tenants import set_tenant_zone
 from tests.builders import ApiDriver, administration_body, cbt_body
-from tests.web.conftest import Browser, at, at_risk_patient, stored_status
+from tests.web.conftest import Browser, at, at_risk_patient, enrolled_patient, stored_status
 
 
 def _acks(engine: Engine, tenant: str) -> list[FlagAcknowledgement]:
@@ -295,3 +296,35 @@ def test_times_are_shown_in_the_hospital_zone(
     assert "01 Dec 2026 09:30 NZDT" in text  # 20:30 UTC the day before
     assert "30 Nov 2026 20:30 UTC" not in text
     assert "Times are shown in the hospital's time zone (Pacific/Auckland)" in text
+
+
+def test_session_warnings_follow_the_tenants_protocol_thresholds(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], new_tenant: Callable[[], str]
+) -> None:
+    """A site whose protocol reviews from BP 160/100 and MOAA/S 3 sees such a session marked; a site on the
+    built-in protocol (180/110, MOAA/S <= 2) does not: the page reads the enrolment's protocol."""
+    from service.plan_status import IV_KETAMINE_CBT
+
+    strict = IV_KETAMINE_CBT.model_dump(mode="json") | {"version": "site-strict"}
+    strict["safety"] = strict["safety"] | {
+        "bp_urgent_systolic": 160, "bp_urgent_diastolic": 100, "max_sedation_score": 3,
+    }  # fmt: skip
+    readings = {"vital_signs": [{"taken_at": at(2.1), "systolic_mmhg": 165, "diastolic_mmhg": 95}]}
+    session = {"started_at": at(2), "ended_at": at(1.97), "sedation_score": 3, **readings}
+    marked = {}
+    for site in ("strict", "default"):
+        tenant = new_tenant()
+        api = api_as(tenant)
+        if site == "strict":
+            admin = api_as(tenant, "admin")
+            created = admin.client.post("/api/v1/protocols", json=strict, headers=admin.headers)
+            assert created.status_code == 201, created.text
+        patient_id = enrolled_patient(api, family_name="Thresholds")
+        api.create("ketamine-administrations", administration_body(patient_id, **session))
+        b = browser()
+        b.sign_in(tenant, "clinician")
+        page = b.get(f"/patients/{patient_id}")
+        assert page.status_code == 200, page.text
+        attention = " ".join(re.findall(r'<p class="attention">(.*?)</p>', page.text))
+        marked[site] = ("BP 165/95" in attention, "MOAA/S 3" in attention)
+    assert marked == {"strict": (True, True), "default": (False, False)}
