@@ -11,10 +11,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from service.api.fhir_formats import MEDIA_TYPES, NotAcceptable, render, response_format
 from service.api.operation_outcome import operation_outcome, wants_fhir
 from service.api.surfaces import Surface
 from service.errors import InvalidRequest, TandemError
-from service.fhir.formats import MEDIA_TYPES, NotAcceptable, render, response_format
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 import fhir_mappings as fm
 from service.api.deps import PrincipalDep, SessionDep, context_for
+from service.api.fhir_formats import MEDIA_TYPES, parse_body, render, response_format
 from service.api.refusals import HTTP_METHODS
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal, Role
@@ -22,7 +23,6 @@ from service.auth.scopes import includes_patient, require_scope
 from service.errors import NotPermitted, NotSupported, RecordNotFound, invalid
 from service.fhir import audit_export, bundles, interactions
 from service.fhir.capability import STATIC_TYPES, capability_statement
-from service.fhir.formats import MEDIA_TYPES, parse_body, render, response_format
 from service.fhir.interactions import Outcome
 from service.fhir.search_parameters import check_parameters
 from service.fhir.surface import FhirRoute, UnknownInteraction, unknown_interaction

@@ -13,11 +13,11 @@ from fastapi.responses import Response
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Match
 
+from service.api.fhir_formats import MEDIA_TYPES, NotAcceptable, render, response_format
 from service.api.operation_outcome import operation_outcome
 from service.api.refusals import HTTP_METHODS
 from service.api.surfaces import Surface, SurfaceRoute
 from service.errors import MethodNotAllowed, NoSuchRoute, TandemError
-from service.fhir.formats import MEDIA_TYPES, NotAcceptable, render, response_format
 
 
 def outcome_response(request: Request, error: TandemError) -> Response:

@@ -32,7 +32,7 @@ from tests.reliability.pg_faults import checksum
 # TANDEM_BAD_INPUT_STRICT=1 holds them to the same rule as the rest (use it to confirm the fixes).
 KNOWN_BUGS = {
     "NUL": "a NUL character in a text field is stored on SQLite (201) and a 500 on PostgreSQL (DataError)",
-    "deep": "FHIR JSON nested ~20000 deep: json.loads raises RecursionError in service/fhir/formats.parse_body -> 500",
+    "deep": "FHIR JSON nested ~20000 deep: json.loads raises RecursionError in fhir_formats.parse_body -> 500",
 }
 STRICT = os.environ.get("TANDEM_BAD_INPUT_STRICT") == "1"
 KNOWN_SEEN: Counter[str] = Counter()

@@ -1,6 +1,7 @@
 """FHIR wire formats: JSON (application/fhir+json, application/json) and XML (application/fhir+xml).
 
 XML goes through fhir.resources' own XML support, so what we accept and emit is checked against the R4 models.
+In the API package, beside operation_outcome.py: /api answers FHIR clients in FHIR too, and /fhir builds on it.
 """
 
 from __future__ import annotations
