@@ -6,9 +6,6 @@ same transaction and commits before returning, so a client never sees success fo
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,6 +20,7 @@ from sqlmodel import Session, col, select
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import check_restriction_change, ensure_visible, visible
 from service.clock import now_utc
+from service.db.cursor import decode_cursor, encode_cursor
 from service.db.engine import finish_unit_of_work
 from service.errors import (
     InvalidRequest,
@@ -180,17 +178,18 @@ def _identifier_clause(tenant_id: str, kind: StoredKind, identifier: str) -> Any
 
 
 def _encode_cursor(time_value: datetime, record_id: str) -> str:
-    raw = json.dumps([time_value.isoformat(), record_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor(time_value.isoformat(), record_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        time_text, record_id = json.loads(raw)
-        return datetime.fromisoformat(time_text), str(record_id)
-    except (binascii.Error, ValueError, TypeError):
+        time_text, record_id = decode_cursor(cursor, 2)
+        moment = datetime.fromisoformat(time_text)
+    except (ValueError, TypeError):
         raise invalid("cursor", "not a cursor this service issued; start again without it") from None
+    if not isinstance(record_id, str):
+        raise invalid("cursor", "not a cursor this service issued; start again without it")
+    return moment, record_id
 
 
 # ---- update ---------------------------------------------------------------------------------------------------
