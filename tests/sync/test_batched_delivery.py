@@ -1,23 +1,27 @@
-"""Batch mode's per-entry bookkeeping (batching.deliver_plans_batched), against a scripted target: each record is
-settled by its own entry of the shared Bundle; the end-to-end guarantees run against sekmet-fhir in
-test_sync_push_pull.py and test_sync_faults.py."""
+"""Batch mode's per-entry bookkeeping (batching.deliver_plans_batched), against a scripted target (a real FhirClient
+over httpx.MockTransport): each record is settled by its own entry of the shared Bundle; the end-to-end guarantees
+run against sekmet-fhir in test_sync_push_pull.py and test_sync_faults.py."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from service.sync.batching import deliver_plans_batched
 from service.sync.capabilities import Capabilities, KindDecision, TypeSupport
-from service.sync.client import Exchange
+from service.sync.client import Exchange, FhirClient
 from service.sync.delivery import Delivery
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.planning import RecordPlan
 from service.sync.records import PlannedResource
+from service.sync.targets import SyncTarget
+from tests.conftest import make_settings
 
+BASE = "https://ehr.example.org/fhir"
 SYSTEM = "urn:uuid:5a1b7c1e-0000-4000-8000-batchtest001"
 CAPABILITIES = Capabilities(
     types={"Procedure": TypeSupport(frozenset({"create", "update"}), True, False, conditional_create=True)},
@@ -27,14 +31,26 @@ CAPABILITIES = Capabilities(
 
 
 class ScriptedTarget:
+    """A real FhirClient whose HTTP is answered by `answer(method, path, body)` through httpx.MockTransport; `sent`
+    holds what reached the wire."""
+
     def __init__(self, answer: Callable[[str, str, Any], Exchange]) -> None:
-        self.target = SimpleNamespace(id="target-1")
-        self.answer = answer
         self.sent: list[tuple[str, str, Any]] = []
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Exchange:
-        self.sent.append((method, path, kwargs.get("json_body")))
-        return self.answer(method, path, kwargs.get("json_body"))
+        def handle(request: httpx.Request) -> httpx.Response:
+            path = request.url.path.removeprefix(urlsplit(BASE).path).strip("/")
+            body = json.loads(request.content) if request.content else None
+            self.sent.append((request.method, path, body))
+            exchange = answer(request.method, path, body)
+            return httpx.Response(exchange.status_code, headers=exchange.headers, json=exchange.body)
+
+        target = SyncTarget(
+            id="target-1", tenant_id="t", source_system="urn:test", source_id="target-1", name="ehr", base_url=BASE
+        )
+        settings = make_settings("sqlite://", sync_allowed_hosts=["ehr.example.org"])
+        self.client = FhirClient(
+            target, settings, http=httpx.Client(transport=httpx.MockTransport(handle)), rate_limit=False
+        )
 
 
 def _delivery(client: ScriptedTarget, record_id: str) -> Delivery:
@@ -48,7 +64,7 @@ def _delivery(client: ScriptedTarget, record_id: str) -> Delivery:
         body={"resourceType": "Procedure", "id": record_id, "status": "completed"},
     )
     plan = RecordPlan("cbt-sessions", record_id, 1, KindDecision("cbt-sessions", "natural"), [resource])
-    return Delivery(client, plan, CAPABILITIES, tenant_id="t", known={}, delivered={}, use_batch=True)  # type: ignore[arg-type]
+    return Delivery(client.client, plan, CAPABILITIES, tenant_id="t", known={}, delivered={}, use_batch=True)
 
 
 def _bundle_answer(*entries: dict[str, Any]) -> Exchange:
@@ -68,7 +84,7 @@ def test_one_bundle_of_conditional_creates_settles_each_record_by_its_entry() ->
         )
 
     client = ScriptedTarget(answer)
-    created, refused = deliver_plans_batched(client, [_delivery(client, "a"), _delivery(client, "b")])  # type: ignore[arg-type]
+    created, refused = deliver_plans_batched(client.client, [_delivery(client, "a"), _delivery(client, "b")])
     [(method, path, bundle)] = client.sent  # one request for both records, no searches
     assert (method, path, bundle["type"]) == ("POST", "", "batch")
     assert [e["request"] for e in bundle["entry"]] == [
@@ -86,7 +102,7 @@ def test_a_lost_bundle_leaves_every_record_in_it_unknown_and_retryable() -> None
         raise httpx.ReadError("connection reset after the request was sent")
 
     client = ScriptedTarget(answer)
-    outcomes = deliver_plans_batched(client, [_delivery(client, "a"), _delivery(client, "b")])  # type: ignore[arg-type]
+    outcomes = deliver_plans_batched(client.client, [_delivery(client, "a"), _delivery(client, "b")])
     assert all(isinstance(o, DeliveryFailure) and o.retryable and o.unknown for o in outcomes)
 
 
@@ -106,7 +122,7 @@ def test_a_copy_found_by_the_conditional_create_is_kept_when_identical_and_updat
         )
 
     client = ScriptedTarget(answer)
-    kept, updated = deliver_plans_batched(client, [_delivery(client, "a"), _delivery(client, "b")])  # type: ignore[arg-type]
+    kept, updated = deliver_plans_batched(client.client, [_delivery(client, "a"), _delivery(client, "b")])
     assert isinstance(kept, DeliveryResult) and isinstance(updated, DeliveryResult)
     assert [(r.remote_id, r.remote_version) for r in kept.remote] == [("remote-a", "1")]
     assert [(r.remote_id, r.remote_version) for r in updated.remote] == [("remote-b", "3")]
