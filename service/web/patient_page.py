@@ -41,6 +41,7 @@ from service.records.cbt import CbtSessionPublic
 from service.records.ketamine import KetamineAdministrationPublic
 from service.records.patient import PatientPublic
 from service.records.questionnaire import QuestionnaireResponsePublic
+from service.sync.status import policy_refusals
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
 from service.web.deps import CARE_PAGES, PATIENT_PAGE, SessionDep, SignedIn, context_for_form, context_for_page
@@ -235,6 +236,8 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
         "timeline": entries,
         "charts": _charts(responses, administrations, plan.statuses),
         "sync": patient_sync_state(session, ctx.tenant_id, patient_id),
+        # DESIGN.md: a policy refusal (consent, break-the-glass) is never retried and is shown to coordinators.
+        "policy_refusals": policy_refusals(session, ctx.tenant_id, patient_id),
         "can_acknowledge": ctx.principal.role in CLINICIANS,
         "under_break_glass": patient_id in ctx.break_glass_patients,
     }

@@ -13,7 +13,7 @@ from service.caseload.patient_status import JUST_ACKNOWLEDGED
 from service.caseload.tables import FlagAcknowledgement
 from service.records.audit import AuditEvent
 from service.tenants import set_tenant_zone
-from tests.builders import ApiDriver, administration_body, cbt_body
+from tests.builders import ApiDriver, administration_body, cbt_body, sync_target_body
 from tests.web.conftest import Browser, at, at_risk_patient, enrolled_patient, stored_status
 
 
@@ -328,3 +328,39 @@ def test_session_warnings_follow_the_tenants_protocol_thresholds(
         attention = " ".join(re.findall(r'<p class="attention">(.*?)</p>', page.text))
         marked[site] = ("BP 165/95" in attention, "MOAA/S 3" in attention)
     assert marked == {"strict": (True, True), "default": (False, False)}
+
+
+def test_a_policy_refusal_is_shown_on_the_patient_page(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
+) -> None:
+    """DESIGN.md: a break-the-glass / policy refusal is never retried and is shown to coordinators."""
+    from sqlalchemy import update
+
+    from service.sync.outbox import OutboxMessage
+
+    api_as(tenant, "admin").create(
+        "sync/targets", sync_target_body(name="Epic policy", push=["ketamine-administrations"])
+    )
+    api = api_as(tenant)
+    refused, other = enrolled_patient(api, family_name="Refused"), enrolled_patient(api, family_name="Other")
+    for patient_id in (refused, other):
+        api.create("ketamine-administrations", administration_body(patient_id))
+    error = {"message": "the EHR refused it: consent withheld", "status_code": 403, "policy_refusal": True}
+    with Session(web_engine) as session:
+        session.execute(
+            update(OutboxMessage).where(col(OutboxMessage.tenant_id) == tenant).values(status="dead", last_error=error)
+        )
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.tenant_id) == tenant, col(OutboxMessage.patient_id) == other)
+            .values(last_error={"message": "timed out", "status_code": 504})
+        )
+        session.commit()
+    b = browser()
+    b.sign_in(tenant, "coordinator")
+    page = b.get(f"/patients/{refused}")
+    assert page.status_code == 200
+    assert (
+        "Refused by the EHR on policy" in page.text and "consent withheld" in page.text and "Epic policy" in page.text
+    )
+    assert "Refused by the EHR on policy" not in b.get(f"/patients/{other}").text  # a dead letter, not a refusal
