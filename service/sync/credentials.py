@@ -74,11 +74,6 @@ def seal(settings: Settings, *, tenant_id: str, target_id: str, base_url: str, t
     return _sealer(settings).encrypt(json.dumps(claims).encode()).decode()
 
 
-def sealed_for(settings: Settings, sealed: str) -> str:
-    """The origin a sealed token was written for (shown to admins; the token itself never is)."""
-    return str(_open(settings, sealed)["origin"])
-
-
 def open_token(settings: Settings, sealed: str | None, *, tenant_id: str, target_id: str, base_url: str) -> str:
     """The token, if it was written for exactly this target at this origin."""
     if not sealed:
