@@ -22,8 +22,8 @@ from bench.common import Database, log
 from bench.data import demo, store_load
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
+from service.outbox import OutboxMessage
 from service.record_store import store
-from service.sync.outbox import OutboxMessage
 from service.sync.processing import Processor
 from service.sync.target_kind import SYNC_TARGETS
 from service.sync.targets import SyncTargetCreate

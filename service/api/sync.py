@@ -15,6 +15,7 @@ from service.break_glass.access import ensure_visible
 from service.errors import NotConfigured, invalid
 from service.record_fhir import Kind
 from service.record_store.kinds import ADMINS
+from service.records.sync_target import SyncTarget
 from service.sync import credentials
 from service.sync import status as sync_status
 from service.sync.capabilities import decide
@@ -26,7 +27,7 @@ from service.sync.processing import Processor
 from service.sync.pull import pull
 from service.sync.records import patient_of, public_record
 from service.sync.target_failures import explain
-from service.sync.targets import CredentialWrite, SyncTarget
+from service.sync.targets import CredentialWrite
 
 router = APIRouter(prefix="/api/v1/sync", tags=["EHR sync"])
 TARGET_FAILED_RESPONSE: dict[str, object] = {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from service import outbox
 from service.audit_trail import RequestContext
 from service.patient_refresh import refresh_patient
 from service.projection.writes import project
 from service.record_fhir import NO_CONTEXT, kind_fhir
 from service.record_store.kinds import RecordKind
 from service.records.base import RecordMeta, TenantRecord
-from service.sync import outbox
 
 
 def record_written(

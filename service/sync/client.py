@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from service.errors import InvalidRequest
+from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync import auth as sync_auth
-from service.sync.targets import SyncTarget
 from service.sync.url_safety import check_host_is_public, check_target_url
 
 FHIR_JSON = "application/fhir+json"

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from service.clock import now_utc
+from service.records.sync_target import SyncTarget
 from service.settings import Settings
-from service.sync.targets import SyncTarget
 
 KEYS_ENV = "TANDEM_TARGET_CREDENTIAL_KEYS"
 SEAL_VERSION = 1

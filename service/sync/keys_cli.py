@@ -18,10 +18,10 @@ from rich.progress import track
 from sqlmodel import Session, col, select
 
 from service.db.engine import make_engine
+from service.records.sync_target import SyncTarget
 from service.settings import get_settings
 from service.sync import auth as sync_auth
 from service.sync import credentials
-from service.sync.targets import SyncTarget
 
 app = typer.Typer(help="Keys: SMART signing keys and the key that seals targets' tokens.", no_args_is_help=True)
 console = Console(stderr=True)

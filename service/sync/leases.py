@@ -24,8 +24,8 @@ from sqlmodel import col, select
 
 from service.clock import now_utc
 from service.db.engine import session_scope
+from service.outbox import OPEN_STATUSES, OutboxMessage
 from service.records import tenant as _tenant_table  # noqa: F401 - FK target of the outbox, for a bare worker process
-from service.sync.outbox import OPEN_STATUSES, OutboxMessage
 
 logger = logging.getLogger("tandem.sync")
 DEFAULT_LEASE_SECONDS = 120

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from service.outbox import OutboxMessage
 from service.record_fhir import NO_CONTEXT
 from service.sync.capabilities import Capabilities, KindDecision, decide
-from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.records import (
     PlannedResource,

@@ -16,17 +16,17 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from service.db.engine import session_scope
+from service.outbox import OutboxMessage
+from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync import auth as sync_auth
 from service.sync.batching import deliver_plans_batched
 from service.sync.capabilities import CAPABILITIES, Capabilities, CapabilityCache
 from service.sync.client import FhirClient, RequestLog
 from service.sync.delivery import Delivery, deliver_plan
-from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure, DeliveryResult, failure_of
 from service.sync.planning import Planned, RecordPlan, plan_for_target
 from service.sync.settling import Settled, settle, store_outcomes
-from service.sync.targets import SyncTarget
 
 logger = logging.getLogger("tandem.sync")
 

@@ -27,10 +27,10 @@ from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, 
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
+from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl
 from service.sync.tables import PullCursor, RemoteResource
-from service.sync.targets import SyncTarget
 
 logger = logging.getLogger("tandem.sync.pull")
 PAGE_SIZE = 100

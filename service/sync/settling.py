@@ -18,9 +18,9 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from service.clock import now_utc
+from service.outbox import OutboxMessage
 from service.sync.backoff import parse_retry_after, retry_delay
 from service.sync.client import RequestLog
-from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.tables import RemoteResource, SyncAttempt
 

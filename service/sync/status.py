@@ -11,9 +11,9 @@ from sqlmodel import Session, col, select
 
 from service.clock import now_utc
 from service.errors import RecordNotFound
-from service.sync.outbox import OutboxMessage
+from service.outbox import OutboxMessage
+from service.records.sync_target import SyncTarget
 from service.sync.tables import SyncAttempt
-from service.sync.targets import SyncTarget
 
 STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import httpx
 
 from service.errors import TandemError
+from service.records.sync_target import SyncTarget
 from service.sync.auth import AuthError
 from service.sync.client import UnsafeUrl
-from service.sync.targets import SyncTarget
 
 
 class TargetFailed(TandemError):

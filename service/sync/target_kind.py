@@ -5,13 +5,14 @@ no plan refresh, no outbox row."""
 from __future__ import annotations
 
 from service.record_store.kinds import ADMINS, StoredKind
+from service.records.sync_target import SyncTarget
 from service.sync import targets
 
 SYNC_TARGETS = StoredKind(
     label="EHR sync target",
     path="sync/targets",
     schema_name="SyncTarget",
-    table=targets.SyncTarget,
+    table=SyncTarget,
     fields_schema=targets.SyncTargetFields,
     create_schema=targets.SyncTargetCreate,
     public_schema=targets.SyncTargetPublic,

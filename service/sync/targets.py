@@ -9,41 +9,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
-from sqlalchemy import JSON, UniqueConstraint
-from sqlmodel import Field as SqlField
 from sqlmodel import Session
 
 from service.audit_trail import RequestContext
 from service.instruments import Coding
-from service.records.base import ApiModel, RecordMeta, SourceIdentifier, TenantRecord, Text
+from service.records.base import ApiModel, RecordMeta, SourceIdentifier, Text
 from service.sync.url_safety import check_target_url
 
 PushKind = Literal["patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses"]
 PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters"]
 # A bearer token goes into an Authorization header: visible ASCII only, so it cannot smuggle a header line.
 BearerToken = Annotated[str, StringConstraints(min_length=8, max_length=8192, pattern=r"^[\x21-\x7e]+$")]
-
-
-class SyncTarget(TenantRecord, table=True):
-    __tablename__ = "sync_targets"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "source_system", "source_id"),
-        UniqueConstraint("tenant_id", "name"),
-    )
-
-    name: str = SqlField(max_length=255)
-    base_url: str = SqlField(max_length=1024)
-    auth: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
-    push: list[str] = SqlField(default_factory=list, sa_type=JSON)
-    pull: list[str] = SqlField(default_factory=list, sa_type=JSON)
-    mrn_system: str | None = SqlField(default=None, max_length=255)
-    requests_per_second: float = 5.0
-    batch_size: int = 20
-    enabled: bool = True
-    code_map: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
-    # The bearer token, sealed (never returned), and the origin it was written for (shown to admins).
-    credential: str | None = SqlField(default=None, max_length=16384)
-    credential_origin: str | None = SqlField(default=None, max_length=1024)
 
 
 class NoAuth(ApiModel):

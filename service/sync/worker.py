@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from service.outbox import OutboxMessage
 from service.settings import Settings
 from service.sync.leases import DEFAULT_LEASE_SECONDS, claim, kept_lease, release, renew, renew_many
-from service.sync.outbox import OutboxMessage
 from service.sync.processing import Processor, WorkerStats
 
 logger = logging.getLogger("tandem.sync")

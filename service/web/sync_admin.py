@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.clock import now_utc
 from service.errors import RecordNotFound
-from service.sync.outbox import OutboxMessage
-from service.sync.targets import SyncTarget
+from service.outbox import OutboxMessage
+from service.records.sync_target import SyncTarget
 
 OUTBOX_STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
 RECENT_ERRORS = 20

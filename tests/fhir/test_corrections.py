@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from service.outbox import OutboxMessage
 from service.records.audit import AuditEvent
-from service.sync.outbox import OutboxMessage
 from tests.builders import API, ApiDriver, enrollment_body, sync_target_body
 from tests.fhir.support import fhir_headers
 from tests.fhir.test_facade_conformance import _phq9_response

@@ -40,8 +40,8 @@ from sqlmodel import Session, col, select
 from service.app import create_app
 from service.auth.tokens import mint_dev_token
 from service.db.engine import make_engine
+from service.outbox import OutboxMessage
 from service.records.patient import Patient
-from service.sync.outbox import OutboxMessage
 from tests.conftest import make_settings, project_root
 from tests.ehr_peer.fault_proxy import Fault, FaultPlan, FaultProxy, FaultRule
 from tests.ehr_peer.sekmet_server import start_sekmet

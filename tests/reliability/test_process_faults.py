@@ -38,9 +38,9 @@ from sqlmodel import Session, col, select
 
 from service.app import create_app
 from service.auth.tokens import mint_dev_token
+from service.outbox import OPEN_STATUSES, OutboxMessage
 from service.record_store.kinds import RECORD_KINDS
 from service.records.patient import Patient
-from service.sync.outbox import OPEN_STATUSES, OutboxMessage
 from tests.builders import (
     API,
     PATIENT_RECORD_BODIES,

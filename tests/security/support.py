@@ -28,8 +28,8 @@ from service.auth.scopes import Needs
 from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
 from service.instruments import INSTRUMENTS, questionnaire_resource
+from service.outbox import OutboxMessage
 from service.settings import Settings
-from service.sync.outbox import OutboxMessage
 from service.tenants import register_tenant
 from service.web.session_cookie import COOKIE_NAME, WebSession, csrf_token, encode_session, signed_in_session
 from tests.builders import API, PATIENT_RECORD_BODIES, ApiDriver, practitioner_body, sync_target_body

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from service.cli import app as cli
 from service.records.audit import AuditEvent
+from service.records.sync_target import SyncTarget
 from service.sync import auth as sync_auth
 from service.sync import credentials
-from service.sync.targets import SyncTarget
 from tests.builders import API, sync_target_body
 from tests.conftest import make_settings
 from tests.ehr_peer.fault_proxy import FaultPlan, FaultProxy

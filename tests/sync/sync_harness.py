@@ -17,9 +17,9 @@ from sqlmodel import Session, col, select
 from service.app import create_app
 from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
+from service.outbox import OPEN_STATUSES, OutboxMessage
 from service.settings import Settings
 from service.sync.capabilities import CapabilityCache, decide, parse_capabilities
-from service.sync.outbox import OPEN_STATUSES, OutboxMessage
 from service.sync.planning import RecordPlan, outgoing_body, plan_for_target
 from service.sync.processing import Processor, WorkerStats
 from service.sync.records import PlannedResource

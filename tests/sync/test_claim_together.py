@@ -10,15 +10,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from service.clock import now_utc
+from service.outbox import OutboxMessage
+from service.records.sync_target import SyncTarget
 from service.sync.capabilities import parse_capabilities
 from service.sync.client import RequestLog
 from service.sync.leases import claim
-from service.sync.outbox import OutboxMessage
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.planning import Planned, RecordPlan
 from service.sync.processing import Processor
 from service.sync.tables import SyncAttempt
-from service.sync.targets import SyncTarget
 from tests.builders import cbt_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.shared_fixtures import load_fixture

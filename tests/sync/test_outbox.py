@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from service.sync.outbox import OutboxMessage
+from service.outbox import OutboxMessage
 from tests.builders import API, ApiDriver, administration_body, cbt_body, sync_target_body
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.records.sync_target import SyncTarget
 from service.sync.auth import AuthError
 from service.sync.capabilities import Capabilities, KindDecision, TypeSupport
 from service.sync.client import Exchange, FhirClient, UnsafeUrl
@@ -25,7 +26,6 @@ from service.sync.outcomes import (
 )
 from service.sync.planning import RecordPlan
 from service.sync.records import PlannedResource
-from service.sync.targets import SyncTarget
 from tests.conftest import make_settings
 
 BASE = "https://ehr.example.org/fhir"

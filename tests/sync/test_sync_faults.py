@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from service.records.sync_target import SyncTarget
 from service.sync import auth as sync_auth
 from service.sync.processing import Processor
 from service.sync.status import replay
-from service.sync.targets import SyncTarget
 from tests.conftest import TEST_SECRET, project_root
 from tests.ehr_peer.fault_proxy import Fault, FaultPlan, FaultProxy, FaultRule
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
@@ -102,7 +102,7 @@ def _drain_replaying_dead_letters(sync_app: SyncApp, tenant: str, target: str) -
 
 
 def _enqueue_backfill(sync_app: SyncApp, tenant: str, records: list[tuple[str, str]]) -> None:
-    from service.sync.outbox import enqueue
+    from service.outbox import enqueue
     from service.sync.records import public_record
 
     with Session(sync_app.engine) as session:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
+from service.outbox import OutboxMessage
 from service.sync import status as sync_status
-from service.sync.outbox import OutboxMessage
 from service.sync.processing import Processor
 from service.sync.pull import pull
 from service.sync.tables import SyncAttempt
@@ -143,7 +143,7 @@ def test_questionnaire_responses_use_update_as_create_where_identifier_search_is
         sekmet.root_url, FaultPlan([FaultRule(Fault.drop_after_forward(), method="PUT", times=1)])
     ) as proxy:
         with Session(sync_app.engine) as session:
-            from service.sync.targets import SyncTarget
+            from service.records.sync_target import SyncTarget
 
             row = session.get(SyncTarget, target)
             assert row is not None

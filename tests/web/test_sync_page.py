@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from service.sync.outbox import OutboxMessage
+from service.outbox import OutboxMessage
 from tests.builders import ApiDriver, administration_body, sync_target_body
 from tests.web.conftest import Browser, enrolled_patient
 

@@ -16,7 +16,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from service.clock import now_utc
 from service.db.types import UtcDateTime
-from service.sync.targets import SyncTarget
+from service.records.sync_target import SyncTarget
 
 OutboxStatus = Literal["pending", "in_flight", "sent", "failed", "dead", "not_supported"]
 Operation = Literal["upsert", "delete"]
