@@ -8,18 +8,25 @@ from typing import Any, Literal
 from alembic import context
 from sqlmodel.sql.sqltypes import AutoString
 
+from service import outbox  # noqa: F401 - importing registers every table
 from service.break_glass import tables as break_glass_tables  # noqa: F401
 from service.caseload import tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
 from service.projection import tables as fhir_tables  # noqa: F401
-from service.records import audit, cbt, enrollment, ketamine, patient, practitioner, questionnaire, tenant  # noqa: F401
+from service.records import (  # noqa: F401
+    audit,
+    cbt,
+    enrollment,
+    ketamine,
+    patient,
+    practitioner,
+    questionnaire,
+    sync_target,
+    tenant,
+)
 from service.records.base import metadata
 from service.settings import get_settings
-from service.sync import (
-    outbox,  # noqa: F401
-    targets,  # noqa: F401 - importing registers every table
-)
 from service.sync import tables as sync_tables  # noqa: F401
 
 config = context.config
