@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from service.records.sync_target import SyncTarget
 from service.sync.batching import deliver_plans_batched
 from service.sync.capabilities import Capabilities, KindDecision, TypeSupport
 from service.sync.client import Exchange, FhirClient
@@ -18,7 +19,6 @@ from service.sync.delivery import Delivery
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.planning import RecordPlan
 from service.sync.records import PlannedResource
-from service.sync.targets import SyncTarget
 from tests.conftest import make_settings
 
 BASE = "https://ehr.example.org/fhir"

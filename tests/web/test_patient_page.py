@@ -336,7 +336,7 @@ def test_a_policy_refusal_is_shown_on_the_patient_page(
     """DESIGN.md: a break-the-glass / policy refusal is never retried and is shown to coordinators."""
     from sqlalchemy import update
 
-    from service.sync.outbox import OutboxMessage
+    from service.outbox import OutboxMessage
 
     api_as(tenant, "admin").create(
         "sync/targets", sync_target_body(name="Epic policy", push=["ketamine-administrations"])
