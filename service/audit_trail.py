@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from service.auth.principal import Principal
 from service.clock import now_utc
-from service.db.engine import session_scope
+from service.db.unit_of_work import unit_of_work
 from service.records.audit import AuditAction, AuditEvent
 from service.records.base import new_id
 from service.settings import Settings
@@ -76,9 +76,16 @@ def record_success(
     session.execute(insert(AuditEvent), rows)
 
 
+def record_refusal(session: Session, ctx: RequestContext, status_code: int) -> None:
+    """A refused part of a unit of work that carries on (a batch entry, rolled back to its savepoint): the failed
+    attempt is audited in the unit itself, which still holds the write lock a transaction of its own would wait on."""
+    if ctx.intent is not None:
+        session.execute(insert(AuditEvent), [_row(ctx, ctx.intent, ctx.intent.patient_id, status_code)])
+
+
 def record_failure(engine: Engine, ctx: RequestContext, status_code: int) -> None:
     """A refused or failed attempt, written after the request's own transaction was rolled back."""
     if ctx.intent is None:
         return
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         session.execute(insert(AuditEvent), [_row(ctx, ctx.intent, ctx.intent.patient_id, status_code)])

@@ -10,12 +10,12 @@ from typing import Annotated, get_args
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from sqlmodel import Session
 
 from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
 from service.db import migrations
 from service.db.engine import make_engine
+from service.db.unit_of_work import unit_of_work
 from service.errors import TandemError
 from service.settings import PROJECT_ROOT, get_settings
 from service.sync.cli import app as sync_app
@@ -61,7 +61,7 @@ def tenant_add(
     """Register a tenant; tokens name it in their `tenant` claim."""
     from service.tenants import register_tenant
 
-    with Session(make_engine(get_settings().database_url)) as session:
+    with unit_of_work(make_engine(get_settings().database_url)) as session:
         try:
             register_tenant(session, tenant_id=tenant_id, name=name, time_zone=time_zone)
         except TandemError as refused:
@@ -75,7 +75,7 @@ def tenant_set_zone(tenant_id: str, time_zone: str) -> None:
     """Move a tenant to another IANA zone; its plan statuses are recomputed by the next sweep."""
     from service.tenants import set_tenant_zone
 
-    with Session(make_engine(get_settings().database_url)) as session:
+    with unit_of_work(make_engine(get_settings().database_url)) as session:
         try:
             set_tenant_zone(session, tenant_id, time_zone)
         except TandemError as refused:
@@ -104,7 +104,7 @@ def demo_load(
         console.print("[red]refusing to load demo data outside development (TANDEM_ENVIRONMENT)[/red]")
         raise typer.Exit(2)
     engine = make_engine(settings.database_url)
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         if tenant_exists(session, tenant):
             if if_empty:
                 console.print(f"demo tenant {tenant!r} already loaded")
@@ -175,7 +175,7 @@ def import_files(
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         if not tenant_exists(session, tenant):
             console.print(f"[red]no tenant {tenant!r}; register it with `tandem tenant add {tenant} --name ...`[/red]")
             raise typer.Exit(2)

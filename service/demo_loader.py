@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
+from service.db.unit_of_work import unit_of_work
 from service.demo import DemoTenant
 from service.record_store import store
 from service.record_store.kinds import (
@@ -53,13 +54,14 @@ def load_demo_tenant(
         summary.already_present += not created
         return public.id
 
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         coordinators = []
         for practitioner in demo.practitioners:
             practitioner_id = write(session, PRACTITIONERS, practitioner)
             if practitioner.role == "coordinator":
                 coordinators.append(practitioner_id)
-        for n, patient in enumerate(demo.patients):
+    for n, patient in enumerate(demo.patients):
+        with unit_of_work(engine) as session:  # one unit per patient: a long load keeps what it loaded
             patient_id = write(session, PATIENTS, patient.patient)
             coordinator = coordinators[n % len(coordinators)] if coordinators else None
             enrollment = patient.enrollment.model_copy(update={"patient_id": patient_id, "coordinator_id": coordinator})

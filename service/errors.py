@@ -175,6 +175,19 @@ class InternalError(TandemError):
     issue_code = "exception"
 
 
+class CommitOutcomeUnknown(ServiceUnavailable):
+    """The database connection failed during COMMIT: the write may or may not be stored. Said as it is, never as
+    "nothing was stored": a retry that names the same record (its identifier, or a conditional create) is safe,
+    a retry without one may store it twice."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database connection was lost while committing: the outcome is unknown (the write may have been "
+            "stored). Retrying with the same identifier (or a conditional create, If-None-Exist) is safe",
+            retry_after=5,
+        )
+
+
 class VersionRequired(TandemError):
     status_code = 428
     title = "Precondition required"

@@ -3,29 +3,23 @@
 One function, so a record write, a flag acknowledgement and the time-driven sweep keep the caseload and the
 FHIR CarePlans (which carry the computed status) in step.
 
-Inside a FHIR transaction Bundle (one database transaction for every entry) a patient's refresh is done once,
-just before the commit, instead of after each of the patient's entries: the stored result is the same (each
-refresh replaces the statuses from what is stored), without recomputing and re-projecting once per entry. A read
-of the plan statuses or of the enrollment resources (CarePlan, Condition, Goal) inside the same transaction runs
-the pending refreshes first, so later entries of the Bundle still see current statuses.
+A write asks for its patient's refresh on the unit of work (`refresh_patient`); the unit runs it once per patient,
+before anything reads derived data (`refresh_pending`, called by those readers: `refresh_before_reading`) and
+before its commit. Inside a transaction Bundle that is once per changed patient instead of once per entry: the
+stored result is the same (each refresh replaces the statuses from what is stored).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Engine, event
-from sqlalchemy.orm import ORMExecuteState, SessionTransaction
-from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
-from service.db.engine import BUNDLE_TRANSACTION, session_scope
+from service.db.unit_of_work import UnitOfWork, unit_of_work
 from service.projection.tables import FhirResourceVersion
 from service.projection.writes import project
 from service.record_fhir import Kind, PlanContext, resources_of
@@ -33,69 +27,35 @@ from service.records.base import TenantRecord, record_meta
 from service.records.enrollment import Enrollment, EnrollmentPublic, condition_from_columns
 from service.records.patient import Patient
 
-PENDING = "pending_patient_refreshes"
 SWEEP_CHUNK = 200
 # What a refresh writes besides plan_statuses: the enrollment's projected resources.
 REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal", "Flag"})
 
 
-def refresh_patient(
-    session: Session, *, tenant_id: str, patient_id: str, canonical_base: str, as_of: datetime | None = None
-) -> None:
-    if as_of is None and session.info.get(BUNDLE_TRANSACTION):
-        pending: dict[tuple[str, str], str] = session.info.setdefault(PENDING, {})
-        pending[(tenant_id, patient_id)] = canonical_base
-        return
-    _refresh(session, tenant_id=tenant_id, patient_id=patient_id, canonical_base=canonical_base, as_of=as_of)
+def refresh_patient(session: Session, *, tenant_id: str, patient_id: str, canonical_base: str) -> None:
+    """The patient's statuses and CarePlans are refreshed before the next read of them and before commit."""
+
+    def run(uow: UnitOfWork) -> None:
+        _refresh(uow, tenant_id=tenant_id, patient_id=patient_id, canonical_base=canonical_base)
+
+    _unit(session).defer_refresh(("patient", tenant_id, patient_id), run)
 
 
-def run_pending_refreshes(session: OrmSession) -> None:
-    """The refreshes deferred in this transaction, once per patient, in the order the patients were first written."""
-    pending: dict[tuple[str, str], str] = session.info.pop(PENDING, None) or {}
-    for (tenant_id, patient_id), canonical_base in pending.items():
-        _refresh(session, tenant_id=tenant_id, patient_id=patient_id, canonical_base=canonical_base, as_of=None)  # type: ignore[arg-type]
+def refresh_before_reading(session: Session, resource_type: str | None = None) -> None:
+    """Call before reading plan statuses (resource_type None) or resources of a type a refresh writes."""
+    if resource_type is None or resource_type in REFRESHED_TYPES:
+        _unit(session).refresh_pending()
 
 
-@event.listens_for(OrmSession, "before_commit")
-def _before_commit(session: OrmSession) -> None:
-    if session.info.get(PENDING) and not session.in_nested_transaction():  # not a savepoint's release
-        run_pending_refreshes(session)
+def _unit(session: Session) -> UnitOfWork:
+    if not isinstance(session, UnitOfWork):
+        raise TypeError("derived data is refreshed by a unit of work: open one with service.db.unit_of_work")
+    return session
 
 
-@event.listens_for(OrmSession, "after_transaction_end")
-def _after_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction ended (rolled back: a commit ran them already)
-        session.info.pop(PENDING, None)
-
-
-@event.listens_for(OrmSession, "do_orm_execute")
-def _before_dependent_read(state: ORMExecuteState) -> None:
-    """A read of what a pending refresh would change sees it changed."""
-    if not state.is_select or not state.session.info.get(PENDING):
-        return
-    classes = {mapper.class_ for mapper in state.all_mappers}
-    if PlanStatusRow in classes or (FhirResourceVersion in classes and _names_refreshed_type(state.statement)):
-        run_pending_refreshes(state.session)
-
-
-def _names_refreshed_type(statement: Any) -> bool:
-    where = getattr(statement, "whereclause", None)
-    if where is None:
-        return True  # unfiltered: may include them
-    for element in visitors.iterate(where):
-        if isinstance(element, BindParameter):
-            value = element.value
-            values = value if isinstance(value, (list, tuple)) else [value]
-            if any(isinstance(v, str) and v in REFRESHED_TYPES for v in values):
-                return True
-    return False
-
-
-def _refresh(
-    session: Session, *, tenant_id: str, patient_id: str, canonical_base: str, as_of: datetime | None = None
-) -> None:
+def _refresh(session: Session, *, tenant_id: str, patient_id: str, canonical_base: str) -> None:
     _serialise_per_patient(session, tenant_id, [patient_id])
-    recompute_patient(session, tenant_id, patient_id, as_of)
+    recompute_patient(session, tenant_id, patient_id, None)
     _project_care_plans(session, tenant_id, patient_id, canonical_base)
 
 
@@ -163,7 +123,7 @@ def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None, c
     Patients are recomputed a chunk at a time (recompute_patients reads a chunk's records in one query per table),
     one transaction per chunk."""
     now = now or now_utc()
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         due = session.exec(
             select(PlanStatusRow.tenant_id, PlanStatusRow.patient_id)
             .where(col(PlanStatusRow.next_recompute_at) <= now)
@@ -175,7 +135,7 @@ def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None, c
     for tenant_id, patient_ids in by_tenant.items():
         for start in range(0, len(patient_ids), chunk):
             part = patient_ids[start : start + chunk]
-            with session_scope(engine) as session:
+            with unit_of_work(engine) as session:
                 _serialise_per_patient(session, tenant_id, part)
                 recompute_patients(session, tenant_id, part, now)
                 for patient_id in part:

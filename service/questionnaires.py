@@ -133,10 +133,10 @@ def register_questionnaire(
         mapping=external.model_dump(mode="json"),
     )
     try:
-        session.add(row)
-        session.commit()
+        with session.begin_nested():  # a duplicate fails on the unique key; the caller's transaction goes on
+            session.add(row)
+            session.flush()
     except IntegrityError:
-        session.rollback()
         raise RecordConflict(f"a Questionnaire {external.key!r} is already registered") from None
     return _public(row)
 

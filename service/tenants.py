@@ -23,7 +23,6 @@ def register_tenant(session: Session, *, tenant_id: str, name: str, time_zone: s
         raise RecordConflict(f"tenant {tenant_id!r} is already registered")
     tenant = Tenant(id=tenant_id, name=name, time_zone=checked_zone(time_zone))
     session.add(tenant)
-    session.commit()
     return tenant
 
 
@@ -52,5 +51,4 @@ def set_tenant_zone(session: Session, tenant_id: str, time_zone: str) -> Tenant:
     session.execute(
         update(PlanStatusRow).where(col(PlanStatusRow.tenant_id) == tenant_id).values(next_recompute_at=now_utc())
     )
-    session.commit()
     return tenant

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from fhir_mappings import release as fhir_release
 from service.app import create_app
@@ -23,6 +22,7 @@ from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
 from service.db import migrations
 from service.db.engine import make_engine
+from service.db.unit_of_work import unit_of_work
 from service.settings import Settings
 from service.tenants import register_tenant
 from tests.pure_suite import IMPURE_FIXTURES, PURE_PATHS
@@ -139,7 +139,7 @@ def new_tenant(engine: Engine) -> Callable[[], str]:
 
     def register() -> str:
         tenant_id = f"t-{uuid.uuid4().hex[:12]}"
-        with Session(engine) as session:
+        with unit_of_work(engine) as session:
             register_tenant(session, tenant_id=tenant_id, name=f"Test hospital {tenant_id}")
         return tenant_id
 

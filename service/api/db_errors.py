@@ -2,8 +2,9 @@
 
 Without this, a request that meets a dropped connection (a backend terminated, a failover, a restart, the pool
 exhausted) ends in the catch-all handler as "500 Internal error": clients and the sync peers treat that as a bug
-and do not retry. The unit of work rolled back (every store function commits once, at its end), so nothing was
-written and a retry is safe; pool_pre_ping replaces the dead connections on the next checkout.
+and do not retry. These errors are raised before the commit (the edge commits the unit of work last, after the
+answer is built; a failure of COMMIT itself is CommitOutcomeUnknown, said as such), so the unit rolled back,
+nothing was written and a retry is safe; pool_pre_ping replaces the dead connections on the next checkout.
 
 Only the connection-level errors count; every other database error (IntegrityError, DataError,
 ProgrammingError, ...) is still a 500, because it is a bug. Each surface renders the 503 in its own format

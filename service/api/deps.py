@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from service.audit_trail import AuditIntent, RequestContext
 from service.auth.principal import Principal, Role
 from service.auth.scopes import Needs, require_needs
 from service.auth.tokens import TokenVerifier
+from service.db.unit_of_work import UnitOfWork, unit_of_work
 from service.errors import NotAuthenticated, NotPermitted
 from service.records.audit import AuditAction
 from service.records.tenant import Tenant
@@ -32,13 +32,17 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """One session per request. Service functions commit their own unit of work; anything left is rolled back."""
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[UnitOfWork]:
+    """The request's unit of work: committed when the route returned, rolled back when it raised.
+
+    scope="function": FastAPI runs this exit once the route's response is built and before it is sent (the
+    default "request" scope runs it after the response went out, when a failed commit would already have been
+    answered 201). So a failed commit is the answer: 503, and what it says is true (service/db/unit_of_work.py)."""
+    with unit_of_work(engine) as uow:
+        yield uow
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[UnitOfWork, Depends(get_session, scope="function")]
 # Row numbers in paths (outbox messages): beyond the database's integer is a 422, never a 500.
 RowNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

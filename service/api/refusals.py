@@ -19,6 +19,7 @@ from starlette.routing import Match
 from service.api.db_errors import database_unavailable, is_database_unavailable
 from service.audit_trail import RequestContext, record_failure
 from service.errors import (
+    CommitOutcomeUnknown,
     FieldProblem,
     InternalError,
     InvalidRequest,
@@ -62,7 +63,7 @@ def audit_failure(request: Request, status: int) -> None:
         return
     try:
         record_failure(request.app.state.engine, ctx, status)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, CommitOutcomeUnknown):
         # The database that failed the request may be the one we would write to; the answer must still go out.
         logger.error("could not audit a failed request", extra={"request_id": ctx.request_id})
 

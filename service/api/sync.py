@@ -80,7 +80,6 @@ def _audit(session: SessionDep, ctx: RequestContext, record_id: str | None = Non
     assert ctx.intent is not None
     ctx.intent.record_id = record_id
     record_success(session, ctx, status_code=200)
-    session.commit()
 
 
 def _target(session: SessionDep, ctx: RequestContext, target_id: str) -> SyncTarget:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from service.break_glass.tables import BreakGlassGrant
-from service.db.engine import session_scope
+from service.db.unit_of_work import unit_of_work
 from service.records.audit import AuditEvent
 from service.records.base import new_id
 
@@ -59,5 +59,5 @@ def close_expired_grants(
 
 
 def sweep_expired_grants(engine: Engine, now: datetime) -> int:
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         return close_expired_grants(session, now)

@@ -15,7 +15,6 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.expiry import AUDIT_KIND, close_expired_grants
 from service.break_glass.tables import BreakGlassGrant
 from service.clock import now_utc
-from service.db.engine import finish_unit_of_work
 from service.errors import RecordConflict, RecordNotFound, invalid
 from service.records.base import ApiModel
 from service.records.patient import Patient
@@ -101,7 +100,6 @@ def start_break_glass(
     session.flush()
     ctx.intent.record_id = grant.id
     record_success(session, ctx, status_code=201)
-    finish_unit_of_work(session)
     return _public(grant, now)
 
 
@@ -125,7 +123,6 @@ def end_break_glass(session: Session, ctx: RequestContext, grant_id: str) -> Bre
         session.add(grant)
         session.flush()
         record_success(session, ctx, status_code=200)
-    finish_unit_of_work(session)
     return _public(grant, now)
 
 
@@ -142,5 +139,4 @@ def list_grants(session: Session, ctx: RequestContext, *, active_only: bool, lim
         query = query.where(col(g.ended_at).is_(None), col(g.expires_at) > now)
     grants = list(session.exec(query.order_by(col(g.started_at).desc(), col(g.id)).limit(limit)))
     record_success(session, ctx, status_code=200, patient_ids=[grant.patient_id for grant in grants])
-    finish_unit_of_work(session)
     return [_public(grant, now) for grant in grants]

@@ -14,7 +14,7 @@ from service.caseload.recompute import plan_statuses
 from service.caseload.tables import FlagAcknowledgement, PlanStatusRow
 from service.clock import now_utc
 from service.errors import RecordConflict, RecordNotFound, invalid
-from service.patient_refresh import refresh_patient
+from service.patient_refresh import refresh_before_reading, refresh_patient
 from service.plan_status import PlanStatus
 from service.records.base import LongText, RecordId, Text
 from service.records.patient import Patient
@@ -55,6 +55,7 @@ def read_plan_status(
     ctx.intent = AuditIntent("read", "plan-status", record_id=patient_id, patient_id=patient_id)
     _require_patient(session, ctx, patient_id)
     if as_of is None:
+        refresh_before_reading(session)
         rows = session.exec(
             select(PlanStatusRow).where(
                 col(PlanStatusRow.tenant_id) == ctx.tenant_id, col(PlanStatusRow.patient_id) == patient_id
@@ -64,7 +65,6 @@ def read_plan_status(
     else:
         statuses = plan_statuses(session, ctx.tenant_id, patient_id, as_of)
     record_success(session, ctx, status_code=200)
-    session.commit()
     return PatientPlanStatus(patient_id=patient_id, statuses=_latest_first(statuses))
 
 
@@ -108,12 +108,12 @@ def acknowledge_flag(
     ctx.intent.record_id = acknowledgement.id
     refresh_patient(session, tenant_id=ctx.tenant_id, patient_id=patient_id, canonical_base=ctx.settings.canonical_base)
     record_success(session, ctx, status_code=201)
+    refresh_before_reading(session)  # a single write: its refresh runs now, and the answer shows it
     rows = session.exec(
         select(PlanStatusRow).where(
             col(PlanStatusRow.tenant_id) == ctx.tenant_id, col(PlanStatusRow.patient_id) == patient_id
         )
     ).all()
-    session.commit()
     return PatientPlanStatus(
         patient_id=patient_id, statuses=_latest_first([PlanStatus.model_validate(r.detail) for r in rows])
     )

@@ -33,19 +33,18 @@ def add_protocol(session: Session, *, tenant_id: str, protocol: Protocol, author
         raise invalid(
             "version", f"{protocol.id} version {protocol.version} is built in; give your protocol a new version"
         )
-    session.add(
-        TenantProtocol(
-            tenant_id=tenant_id,
-            protocol_id=protocol.id,
-            version=protocol.version,
-            definition=protocol.model_dump(mode="json"),
-            created_by=author,
-        )
+    row = TenantProtocol(
+        tenant_id=tenant_id,
+        protocol_id=protocol.id,
+        version=protocol.version,
+        definition=protocol.model_dump(mode="json"),
+        created_by=author,
     )
     try:
-        session.commit()
+        with session.begin_nested():  # a duplicate fails on the unique key; the caller's transaction goes on
+            session.add(row)
+            session.flush()
     except IntegrityError:
-        session.rollback()
         raise RecordConflict(
             f"{protocol.id} version {protocol.version} already exists; protocols are never changed in place"
         ) from None

@@ -17,6 +17,7 @@ from service.caseload.patient_search import check_search, patients_matching
 from service.caseload.tables import PlanStatusRow
 from service.clock import today_utc
 from service.errors import invalid
+from service.patient_refresh import refresh_before_reading
 from service.records.patient import Patient, PatientIdentifier
 from service.records.practitioner import Practitioner
 
@@ -99,6 +100,7 @@ def read_caseload(session: Session, ctx: RequestContext, filters: CaseloadFilter
     ctx.intent = AuditIntent("list", "caseload")
     if filters.search is not None and (problem := check_search(filters.search)) is not None:
         raise invalid("q", problem)
+    refresh_before_reading(session)
     conditions = _conditions(ctx.tenant_id, filters)
     if (not_hidden := visible(session, ctx, PlanStatusRow.patient_id)) is not None:
         conditions.append(not_hidden)
@@ -127,7 +129,6 @@ def read_caseload(session: Session, ctx: RequestContext, filters: CaseloadFilter
     mrns = _first_mrns(session, ctx.tenant_id, [patient.id for _, patient, _ in found])
     rows = [_row(status, patient, coord, mrns.get(patient.id)) for status, patient, coord in found]
     record_success(session, ctx, status_code=200, patient_ids=[r.patient_id for r in rows])
-    session.commit()
     return CaseloadPage(rows=rows, total=total, page=filters.page, page_size=filters.page_size, counts_by_status=counts)
 
 

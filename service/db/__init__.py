@@ -1,6 +1,7 @@
-"""Database access: engines, sessions and the column types every table shares."""
+"""Database access: engines, the unit of work and the column types every table shares."""
 
-from service.db.engine import make_engine, session_scope
+from service.db.engine import make_engine
 from service.db.types import UtcDateTime
+from service.db.unit_of_work import UnitOfWork, unit_of_work
 
-__all__ = ["UtcDateTime", "make_engine", "session_scope"]
+__all__ = ["UnitOfWork", "UtcDateTime", "make_engine", "unit_of_work"]

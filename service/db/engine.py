@@ -1,22 +1,23 @@
-"""Engines and sessions.
+"""Engines. Sessions and their transactions are the unit of work's (service/db/unit_of_work.py).
 
 SQLite is the embedded default for one process. pysqlite's own transaction handling defers BEGIN and breaks
 SAVEPOINTs, so we take control of BEGIN (SQLAlchemy's documented recipe) and use BEGIN IMMEDIATE: a writer takes
 the write lock up front instead of failing on a lock upgrade under concurrent requests.
+
+The engine and pool listeners below are connection plumbing, not behaviour: they set pragmas, emit BEGIN and
+queue this process's writers on one lock. None of them looks at a statement or its parameters, and none decides
+what the service does; which work runs, and when it commits, is decided by the unit of work's explicit calls.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 logger = logging.getLogger(__name__)
 
@@ -112,26 +113,3 @@ def _info_of(dbapi_connection: Any) -> dict[str, Any]:
     except (AttributeError, NotImplementedError):
         return {}
     return info
-
-
-BUNDLE_TRANSACTION = "bundle_transaction"
-
-
-def finish_unit_of_work(session: Session) -> None:
-    """Commit — unless the session is running a FHIR transaction Bundle, which commits once, all or nothing."""
-    if session.info.get(BUNDLE_TRANSACTION):
-        session.flush()
-    else:
-        session.commit()
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise

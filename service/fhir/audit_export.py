@@ -93,7 +93,6 @@ def search_audit(session: Session, ctx: RequestContext, params: list[tuple[str, 
             raise invalid(name, "AuditEvent searches take patient, date and _count")
     rows = session.exec(query.order_by(col(AuditEvent.occurred_at).desc()).limit(count)).all()
     record_success(session, ctx, status_code=200)
-    session.commit()
     entries = [
         {"fullUrl": f"{base}/AuditEvent/{row.id}", "resource": audit_event(row, base), "search": {"mode": "match"}}
         for row in rows

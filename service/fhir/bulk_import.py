@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
+from service.db.unit_of_work import UnitOfWork, unit_of_work
 from service.errors import InvalidRequest, TandemError
 from service.fhir import bundles, interactions
 from service.settings import Settings
@@ -56,18 +57,17 @@ def import_file(
     principal = Principal(
         subject="tandem-import", tenant_id=tenant_id, role="ehr-system", scopes=frozenset({"system/*.cruds"})
     )
-    with Session(engine, expire_on_commit=False) as session:
-        for where, resource in _resources(path, summary, advance):
-            ctx = RequestContext(principal=principal, request_id=f"import:{path.name}", settings=settings)
-            try:
+    for where, resource in _resources(path, summary, advance):
+        ctx = RequestContext(principal=principal, request_id=f"import:{path.name}", settings=settings)
+        try:
+            with unit_of_work(engine) as session:  # one unit per line or Bundle: a refused one never stops the rest
                 if resource.get("resourceType") == "Bundle":
                     _bundle(session, ctx, resource, where, summary, settings)
                 else:
                     _one(session, ctx, resource, summary)
-            except TandemError as error:
-                session.rollback()
-                summary.refused.append((where, _reason(error)))
-            advance()
+        except TandemError as error:
+            summary.refused.append((where, _reason(error)))
+        advance()
 
 
 def _resources(path: Path, summary: ImportSummary, advance: Callable[[], None]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -111,7 +111,7 @@ def _one(session: Session, ctx: RequestContext, resource: dict[str, Any], summar
 
 
 def _bundle(
-    session: Session,
+    session: UnitOfWork,
     ctx: RequestContext,
     bundle: dict[str, Any],
     where: str,

@@ -1,7 +1,12 @@
 """Bundles out (searchset, history) and in (batch, transaction).
 
-A transaction runs every entry in one database transaction (all or nothing), resolving urn:uuid references
-between entries; a batch runs each entry on its own and reports each outcome.
+A transaction runs every entry in the request's unit of work (all or nothing), in the order FHIR R4 prescribes
+(http.html#trules: DELETE, then POST, then PUT/PATCH, then GET/HEAD), resolving urn:uuid references between
+entries; its response lists the entries in request order. A batch runs each entry in a savepoint of its own and
+reports each outcome. Neither commits: the edge commits the unit once the whole Bundle is answered.
+
+Derived data (plan statuses, CarePlans, Flags) is refreshed once per changed patient: the writes ask for it, and
+every GET entry runs the pending refreshes before it reads, so it sees what the earlier entries produced.
 """
 
 from __future__ import annotations
@@ -12,12 +17,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from sqlmodel import Session
-
 from service.api.operation_outcome import operation_outcome
-from service.audit_trail import RequestContext, record_failure
+from service.audit_trail import RequestContext, record_refusal
 from service.auth.scopes import includes_patient
-from service.db.engine import BUNDLE_TRANSACTION
+from service.db.unit_of_work import UnitOfWork
 from service.errors import FieldProblem, InvalidRequest, TandemError, TooCostly, invalid
 from service.fhir import interactions, paging
 from service.fhir.bundle_costs import ChargeRequests, ResponseBudget, refuse_if_costly
@@ -92,7 +95,7 @@ def history_bundle(rows: list[FhirResourceVersion], base: str) -> dict[str, Any]
 
 
 def process_bundle(
-    session: Session,
+    session: UnitOfWork,
     ctx: RequestContext,
     bundle: dict[str, Any],
     *,
@@ -118,32 +121,36 @@ def process_bundle(
 
 
 def _batch(
-    session: Session, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
+    session: UnitOfWork, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
 ) -> dict[str, Any]:
     results = []
     budget = ResponseBudget(ctx.settings)
     for n, entry in enumerate(entries):
         try:
-            answer = _response_entry(_run(session, ctx, entry, n, {}, authorize))
+            with session.savepoint():  # a refused entry leaves no row and no pending refresh behind
+                answer = _response_entry(_run(session, ctx, entry, n, {}, authorize))
         except TandemError as error:
-            session.rollback()
-            record_failure(session.get_bind(), ctx, error.status_code)  # type: ignore[arg-type]
+            record_refusal(session, ctx, error.status_code)
             answer = _error_entry(error)
         # Over budget: the entries already run stand (a batch's entries are independent), the rest do not run.
         results.append(budget.add(n, answer))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
+def transaction_order(entries: list[Any]) -> list[int]:
+    """The entries' indexes in FHIR R4's processing order (http.html#trules): deletes, creates, updates, reads;
+    entries of one method keep their request order, so later creates can refer to earlier ones."""
+    return sorted(range(len(entries)), key=lambda n: METHOD_RANK[_method(entries[n], n)])
+
+
 def _transaction(
-    session: Session, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
+    session: UnitOfWork, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
 ) -> dict[str, Any]:
-    # FHIR processing order (http.html#trules): the creates first, so later entries can refer to them.
-    order = sorted(range(len(entries)), key=lambda n: 0 if _method(entries[n], n) == "POST" else 1)
+    order = transaction_order(entries)
     replacements: dict[str, str] = {}
     outcomes: dict[int, Outcome] = {}
     answers: dict[int, dict[str, Any]] = {}
     budget = ResponseBudget(ctx.settings)
-    session.info[BUNDLE_TRANSACTION] = True
     try:
         for n in order:
             outcomes[n] = _run(session, ctx, entries[n], n, replacements, authorize)
@@ -152,15 +159,10 @@ def _transaction(
             location = outcomes[n].location
             if isinstance(full_url, str) and full_url.startswith("urn:uuid:") and location:
                 replacements[full_url] = "/".join(location.split("/")[:2])
-        session.info.pop(BUNDLE_TRANSACTION, None)
-        session.commit()
+        session.refresh_pending()  # before the answer: a failing refresh fails the transaction, not the commit
     except TooCostly:
-        session.info.pop(BUNDLE_TRANSACTION, None)
-        session.rollback()
-        raise
+        raise  # the edge rolls the unit back
     except TandemError as error:
-        session.info.pop(BUNDLE_TRANSACTION, None)
-        session.rollback()
         failed = next((n for n in order if n not in outcomes), None)
         if isinstance(error, InvalidRequest):
             error.problems = [FieldProblem(f"Bundle.entry[{failed}].{p.field}", p.message) for p in error.problems]
@@ -175,16 +177,19 @@ def _transaction(
     }
 
 
+METHOD_RANK = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+
+
 def _method(entry: Any, n: int) -> str:
     request = entry.get("request") if isinstance(entry, dict) else None
     method = request.get("method") if isinstance(request, dict) else None
-    if method not in ("GET", "POST", "PUT"):
-        raise invalid(f"Bundle.entry[{n}].request.method", "supported: GET, POST, PUT")
+    if method not in METHOD_RANK:
+        raise invalid(f"Bundle.entry[{n}].request.method", "supported: DELETE, POST, PUT, GET")
     return str(method)
 
 
 def _run(
-    session: Session,
+    session: UnitOfWork,
     ctx: RequestContext,
     entry: Any,
     n: int,
@@ -200,11 +205,17 @@ def _run(
     resource_type = path[0]
     # as sent alone: Type/id is a read (r), Type?query a search (s), and _include of the patient reads Patient
     searching = method == "GET" and len(path) != 2
-    authorize(resource_type, "search" if searching else {"GET": "read", "POST": "create", "PUT": "update"}[method])
+    interaction = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}[method]
+    authorize(resource_type, "search" if searching else interaction)
     if searching and includes_patient(parse_qsl(parts.query)):
         authorize("Patient", "read")
     if method == "GET":
+        session.refresh_pending()  # this entry sees the plan statuses and CarePlans the earlier entries produced
         return _get(session, ctx, resource_type, path, parse_qsl(parts.query), n)
+    if method == "DELETE":
+        if len(path) != 2:
+            raise invalid(f"Bundle.entry[{n}].request.url", "a DELETE names Type/id")
+        return interactions.delete(session, ctx, resource_type, path[1])
     resource = entry.get("resource")
     if not isinstance(resource, dict):
         raise invalid(f"Bundle.entry[{n}].resource", f"a {method} entry needs a resource")
@@ -225,7 +236,7 @@ def _run(
 
 
 def _get(
-    session: Session, ctx: RequestContext, resource_type: str, path: list[str], query: list[tuple[str, str]], n: int
+    session: UnitOfWork, ctx: RequestContext, resource_type: str, path: list[str], query: list[tuple[str, str]], n: int
 ) -> Outcome:
     """A GET entry is the same interaction as the request sent alone: search, read, history or vread."""
     if len(path) == 1:

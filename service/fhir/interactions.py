@@ -16,7 +16,6 @@ from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import ensure_visible, hidden_patients
-from service.db.engine import BUNDLE_TRANSACTION, finish_unit_of_work
 from service.errors import (
     NotSupported,
     PreconditionFailed,
@@ -29,6 +28,7 @@ from service.fhir.disclosure import WITHHELD, disclose
 from service.fhir.search import current_patients, run_search
 from service.fhir.search_parameters import SearchQuery, parse_search
 from service.fhir.types import FHIR_TYPES, FhirType
+from service.patient_refresh import refresh_before_reading
 from service.projection.tables import FhirResourceVersion
 from service.projection.writes import retract
 from service.record_store import store
@@ -57,6 +57,7 @@ def fhir_type(name: str) -> FhirType:
 
 
 def _current(session: Session, tenant_id: str, resource_type: str, resource_id: str) -> FhirResourceVersion | None:
+    refresh_before_reading(session, resource_type)
     r = FhirResourceVersion
     return session.exec(
         select(r).where(
@@ -89,13 +90,13 @@ def read(session: Session, ctx: RequestContext, resource_type: str, resource_id:
     if row.deleted:
         raise RecordGone(f"{resource_type}/{resource_id} was deleted")
     disclose(session, ctx, resource_type, [row], how="read")
-    finish_unit_of_work(session)
     return _outcome(row)
 
 
 def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id: str, version_id: str) -> Outcome:
     fhir_type(resource_type)
     ctx.intent = AuditIntent("read", f"fhir/{resource_type}", record_id=resource_id)
+    refresh_before_reading(session, resource_type)
     r = FhirResourceVersion
     row = (
         session.exec(
@@ -116,7 +117,6 @@ def vread(session: Session, ctx: RequestContext, resource_type: str, resource_id
     if row.deleted:
         raise RecordGone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
     disclose(session, ctx, resource_type, [row], how="read")
-    finish_unit_of_work(session)
     return _outcome(row)
 
 
@@ -124,6 +124,7 @@ def history(session: Session, ctx: RequestContext, resource_type: str, resource_
     """Every version, newest first (a deletion is a version too)."""
     fhir_type(resource_type)
     ctx.intent = AuditIntent("read", f"fhir/{resource_type}", record_id=resource_id)
+    refresh_before_reading(session, resource_type)
     r = FhirResourceVersion
     rows = list(
         session.exec(
@@ -142,7 +143,6 @@ def history(session: Session, ctx: RequestContext, resource_type: str, resource_
     ctx.intent.patient_id = rows[0].patient_id
     ensure_visible(session, ctx, rows[0].patient_id)
     disclose(session, ctx, resource_type, rows, how="read")
-    finish_unit_of_work(session)
     return rows
 
 
@@ -172,6 +172,7 @@ def search(
     for patient_id in query.patients:
         ensure_visible(session, ctx, patient_id)
     query.hidden_patients = hidden_patients(session, ctx)
+    refresh_before_reading(session, resource_type)
     found = run_search(session, ctx.tenant_id, query)
     matches = found.matches
     included = (
@@ -184,7 +185,6 @@ def search(
     disclose(session, ctx, resource_type, matches, how="search")
     if included and not disclose(session, ctx, "Patient", included, how="include"):
         included = []
-    finish_unit_of_work(session)
     return SearchResult(query, found.total, matches, included, more=found.more)
 
 
@@ -245,6 +245,7 @@ def _criteria(criteria: str) -> list[tuple[str, str]]:
 def _existing(session: Session, ctx: RequestContext, target: FhirType, criteria: str) -> Outcome | None:
     """If-None-Exist: one match is returned (200), several refuse the create (412), none lets it proceed."""
     found = parse_search(target.name, _criteria(criteria), max_count=2, default_count=2, strict=True)
+    refresh_before_reading(session, target.name)
     page = run_search(session, ctx.tenant_id, found)
     if len(page.matches) > 1 or page.more:
         raise PreconditionFailed("If-None-Exist matched several resources; make the criteria more selective")
@@ -259,7 +260,6 @@ def _existing(session: Session, ctx: RequestContext, target: FhirType, criteria:
         outcome.resource, outcome.notice = None, WITHHELD
         ctx.intent = AuditIntent("create", f"fhir/{target.name}", match.resource_id, match.patient_id)
         record_success(session, ctx, status_code=200)
-    finish_unit_of_work(session)
     return outcome
 
 
@@ -284,17 +284,10 @@ def delete(session: Session, ctx: RequestContext, resource_type: str, resource_i
     row = _current(session, ctx.tenant_id, resource_type, resource_id)
     if row is None or row.deleted:
         raise RecordNotFound(resource_type, resource_id)
-    session.info[BUNDLE_TRANSACTION] = True  # one unit: the status change, the retraction and the audit row
-    try:
-        store.update_record(
-            session, ctx, target.kind, resource_id, {"status": "entered-in-error"}, f'W/"{record.version}"'
-        )
-        retract(session, tenant_id=ctx.tenant_id, record_kind=target.kind.path, record_id=resource_id)
-    finally:
-        session.info.pop(BUNDLE_TRANSACTION, None)
+    store.update_record(session, ctx, target.kind, resource_id, {"status": "entered-in-error"}, f'W/"{record.version}"')
+    retract(session, tenant_id=ctx.tenant_id, record_kind=target.kind.path, record_id=resource_id)
     ctx.intent = AuditIntent("delete", f"fhir/{resource_type}", record_id=resource_id, patient_id=row.patient_id)
     record_success(session, ctx, status_code=200)
-    session.commit()
     return Outcome(status=200)
 
 

@@ -1,7 +1,8 @@
 """Creating, reading, listing and updating records: the one path every edge (API, FHIR, import, sync) goes through.
 
-Each function is one unit of work: it declares its audit intent, checks the tenant, writes the audit row in the
-same transaction and commits before returning, so a client never sees success for something not stored.
+Each function declares its audit intent, checks the tenant and writes the audit row in the caller's unit of work;
+none commits. The edge commits the unit before it answers, so a client never sees success for something not
+stored (service/db/unit_of_work.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import check_restriction_change, ensure_visible, visible
 from service.clock import now_utc
 from service.db.cursor import decode_cursor, encode_cursor
-from service.db.engine import finish_unit_of_work
 from service.errors import (
     InvalidRequest,
     RecordConflict,
@@ -92,7 +92,6 @@ def create_record(
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
         record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
-    finish_unit_of_work(session)
     return public, True
 
 
@@ -102,7 +101,6 @@ def _finish_resend(session: Session, ctx: RequestContext, kind: StoredKind, row:
     ensure_visible(session, ctx, kind.patient_of(row))  # a resend must not reveal a restricted patient's record
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(row)])
     public = _public(session, kind, [row])[0]
-    finish_unit_of_work(session)
     return public
 
 
@@ -122,7 +120,6 @@ def read_record(session: Session, ctx: RequestContext, kind: StoredKind, record_
     ensure_visible(session, ctx, ctx.intent.patient_id)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     public = _public(session, kind, [row])[0]
-    finish_unit_of_work(session)
     return public
 
 
@@ -154,7 +151,6 @@ def list_records(session: Session, ctx: RequestContext, kind: StoredKind, filter
     rows = rows[: filters.limit]
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(r) for r in rows])
     items = _public(session, kind, rows)
-    finish_unit_of_work(session)
     next_cursor = _encode_cursor(getattr(rows[-1], kind.time_column), rows[-1].id) if more else None
     return Page(items=items, next_cursor=next_cursor)
 
@@ -243,7 +239,6 @@ def update_record(
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
         record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
-    finish_unit_of_work(session)
     return public
 
 

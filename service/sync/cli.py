@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlmodel import Session
 
 from service.db.engine import make_engine
+from service.db.unit_of_work import unit_of_work
 from service.observability import configure_logging
 from service.settings import get_settings
 from service.sync import status as sync_status
@@ -158,7 +158,7 @@ def replay_command(
 ) -> None:
     """Send dead letters of TENANT again (from the first attempt)."""
     engine = make_engine(get_settings().database_url, pool_size=1)
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         if list_only:
             for entry in sync_status.list_dead_letters(session, tenant, target_id=target, limit=500):
                 message_text = (entry.last_error or {}).get("message", "")

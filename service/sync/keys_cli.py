@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rich.console import Console
 from rich.progress import track
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from service.db.engine import make_engine
+from service.db.unit_of_work import unit_of_work
 from service.records.sync_target import SyncTarget
 from service.settings import get_settings
 from service.sync import auth as sync_auth
@@ -85,7 +86,7 @@ def reseal() -> None:
     """Seal every stored target token again with the newest TANDEM_TARGET_CREDENTIAL_KEYS key."""
     settings = get_settings()
     moved = failed = 0
-    with Session(make_engine(settings.database_url)) as session:
+    with unit_of_work(make_engine(settings.database_url)) as session:
         targets = session.exec(select(SyncTarget).where(col(SyncTarget.credential).is_not(None))).all()
         for target in track(targets, description="resealing", console=console):
             try:
@@ -94,7 +95,6 @@ def reseal() -> None:
             except credentials.CredentialError as error:
                 failed += 1
                 console.print(f"target {target.id}: {error}")
-        session.commit()
     console.print(f"{moved} token(s) resealed with the newest key, {failed} could not be opened.")
     if failed:
         raise typer.Exit(1)

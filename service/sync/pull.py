@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.clock import now_utc
+from service.db.unit_of_work import unit_of_work
 from service.errors import InvalidRequest, RecordNotFound, TandemError
 from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, take_score_observation
 from service.record_fhir import PULL_SOURCES, PullSource
@@ -83,7 +84,7 @@ def pull(
     client: FhirClient | None = None,
     progress: Callable[[str, KindSummary], None] | None = None,
 ) -> PullSummary:
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         target = session.get(SyncTarget, target_id)
     if target is None or (tenant_id is not None and target.tenant_id != tenant_id):
         raise RecordNotFound("EHR sync target", target_id)
@@ -139,7 +140,7 @@ def _pull_kind(
 ) -> None:
     source = SOURCES[kind]
     resource_type, record_kind = source.fhir_type, KINDS[source.kind]
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         row = session.get(PullCursor, (target.id, resource_type))
         cursor = row.last_updated if row else None
         session.rollback()
@@ -167,7 +168,7 @@ def _pull_kind(
         if progress is not None:
             progress(kind, result)
     if newest and newest != cursor:
-        with Session(engine) as session:
+        with unit_of_work(engine) as session:
             row = session.get(PullCursor, (target.id, resource_type))
             if row is None:
                 row = PullCursor(
@@ -175,7 +176,6 @@ def _pull_kind(
                 )
             row.last_updated, row.updated_at = newest, now_utc()
             session.add(row)
-            session.commit()
 
 
 def _ours_derived(resource: dict[str, Any], canonical_base: str) -> bool:
@@ -204,7 +204,7 @@ def _store_one(
     if _ours_derived(resource, base):
         result.skipped += 1
         return
-    with Session(engine, expire_on_commit=False) as session:
+    with unit_of_work(engine) as session:
         try:
             payload = _take(resource["resourceType"])(_intake(session, target, base), resource)
         except InvalidRequest as error:

@@ -124,7 +124,7 @@ def replay(
     target_id: str | None = None,
 ) -> int:
     """Send dead letters again from the first attempt: one (outbox_id), a target's, or all of the tenant's.
-    Commits; returns how many were queued."""
+    Returns how many were queued; the caller's unit of work commits."""
     query = update(OutboxMessage).where(col(OutboxMessage.tenant_id) == tenant_id, col(OutboxMessage.status) == "dead")
     if outbox_id is not None:
         row = session.get(OutboxMessage, outbox_id)
@@ -140,7 +140,6 @@ def replay(
             status="pending", attempts=0, next_attempt_at=now, claimed_by=None, claimed_until=None, updated_at=now
         )
     )
-    session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -16,6 +16,7 @@ from service.api.deps import get_engine
 from service.audit_trail import AuditIntent, RequestContext
 from service.auth.principal import Role
 from service.auth.scopes import Needs, needs, require_needs
+from service.db.unit_of_work import UnitOfWork, unit_of_work
 from service.errors import NotPermitted
 from service.records.audit import AuditAction
 from service.records.tenant import Tenant
@@ -34,15 +35,16 @@ PATIENT_PAGE = needs(
 )
 
 
-def page_session(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """One session per request, like the API's, but reachable from the error path: a refusal is audited in a
-    transaction of its own, so this one must be rolled back first (SQLite holds its write lock until then)."""
-    with Session(engine, expire_on_commit=False) as session:
-        request.state.page_session = session
-        yield session
+def page_session(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[UnitOfWork]:
+    """The page request's unit of work, like the API's (committed before the page or redirect is sent), but
+    reachable from the error path: a refusal is audited in a transaction of its own, so this one must be rolled
+    back first (SQLite holds its write lock until then)."""
+    with unit_of_work(engine) as uow:
+        request.state.page_session = uow
+        yield uow
 
 
-SessionDep = Annotated[Session, Depends(page_session)]
+SessionDep = Annotated[UnitOfWork, Depends(page_session, scope="function")]
 
 
 def settings_of(request: Request) -> Settings:

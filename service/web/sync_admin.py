@@ -140,7 +140,6 @@ def read_sync_overview(session: Session, ctx: RequestContext) -> SyncOverview:
         dead_letters=[_entry(m, targets) for m in dead],
     )
     record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in [*errors, *dead]])
-    session.commit()
     return overview
 
 
@@ -185,5 +184,4 @@ def replay_dead_letter(session: Session, ctx: RequestContext, message_id: int) -
     message.updated_at = now
     session.add(message)
     record_success(session, ctx, status_code=200, patient_ids=[message.patient_id])
-    session.commit()
     return message

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from service.caseload.tables import PlanStatusRow
 from service.cli import app
+from service.db.unit_of_work import unit_of_work
 from service.errors import InvalidRequest
 from service.records.tenant import Tenant
 from service.settings import get_settings
@@ -54,7 +55,7 @@ def test_the_plan_status_counts_days_in_the_hospital_zone(
     client: TestClient, engine: Engine, new_tenant: Callable[[], str], auth: Callable[..., dict[str, str]]
 ) -> None:
     utc, auckland = new_tenant(), new_tenant()
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         set_tenant_zone(session, auckland, "Pacific/Auckland")
     in_utc = _item9_reason(api := ApiDriver(client, auth(utc)), _item9_then_dose(api))
     in_nz = _item9_reason(api := ApiDriver(client, auth(auckland)), _item9_then_dose(api))
@@ -72,7 +73,7 @@ def test_moving_a_tenant_to_another_zone_makes_its_statuses_due(
     for t in (tenant, other):
         ApiDriver(client, auth(t)).create("enrollments", enrollment_body(ApiDriver(client, auth(t)).patient()))
     soon = datetime.now(UTC) + timedelta(minutes=1)
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         set_tenant_zone(session, tenant, "Europe/Oslo")
         due = session.exec(
             select(PlanStatusRow.tenant_id).where(
@@ -86,7 +87,7 @@ def test_moving_a_tenant_to_another_zone_makes_its_statuses_due(
 def test_a_zone_that_is_not_iana_is_refused_and_changes_nothing(engine: Engine, zone: str) -> None:
     with pytest.raises(InvalidRequest, match="is not an IANA time zone"):
         checked_zone(zone)
-    with Session(engine) as session, pytest.raises(InvalidRequest):
+    with unit_of_work(engine) as session, pytest.raises(InvalidRequest):
         register_tenant(session, tenant_id="zone-refused", name="x", time_zone=zone)
     with Session(engine) as session:
         assert not tenant_exists(session, "zone-refused")

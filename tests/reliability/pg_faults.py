@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 from service.app import create_app
+from service.db.unit_of_work import unit_of_work
 from service.observability import install_observability
 from service.settings import Settings
 from service.tenants import register_tenant
@@ -44,7 +44,7 @@ def observed_app(settings: Settings) -> FastAPI:
 
 
 def register(engine: Engine, tenant_id: str) -> str:
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         register_tenant(session, tenant_id=tenant_id, name=f"Reliability {tenant_id}")
     return tenant_id
 

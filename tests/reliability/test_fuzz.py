@@ -31,11 +31,11 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure, FailureGroup
-from sqlmodel import Session
 
 from service.app import create_app
 from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
+from service.db.unit_of_work import unit_of_work
 from service.settings import Settings
 from service.tenants import register_tenant
 from tests.conftest import make_settings
@@ -127,7 +127,7 @@ def fuzzed(database_url: str) -> Iterator[Fuzzed]:
     settings = make_settings(database_url)
     app = create_app(settings)
     tenant = f"t-fuzz-{uuid.uuid4().hex[:10]}"
-    with Session(app.state.engine) as session:
+    with unit_of_work(app.state.engine) as session:
         register_tenant(session, tenant_id=tenant, name="Fuzzed hospital")
     yield Fuzzed(app, settings, tenant)
     app.state.engine.dispose()

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
+from service.db.unit_of_work import unit_of_work
 from service.observability import JsonFormatter, configure_logging
 from service.settings import Settings
 from service.tenants import register_tenant
@@ -28,7 +28,7 @@ def test_metrics_logs_and_request_ids(settings: Settings, auth: Callable[..., di
     access.setLevel(logging.INFO)
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
-            with Session(app.state.engine) as session:
+            with unit_of_work(app.state.engine) as session:
                 register_tenant(session, tenant_id="t-observed", name="Observed")
             api = ApiDriver(client, auth("t-observed", "ehr-system"))
             patient_id = api.patient(family_name="Secretname")

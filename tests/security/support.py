@@ -27,6 +27,7 @@ from service.auth.principal import Principal, Role
 from service.auth.scopes import Needs
 from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
+from service.db.unit_of_work import unit_of_work
 from service.instruments import INSTRUMENTS, questionnaire_resource
 from service.outbox import OutboxMessage
 from service.settings import Settings
@@ -233,7 +234,7 @@ class World:
 
 def new_tenant_id(engine: Engine) -> str:
     tenant_id = f"t-sec-{uuid.uuid4().hex[:10]}"
-    with Session(engine) as session:
+    with unit_of_work(engine) as session:
         register_tenant(session, tenant_id=tenant_id, name=f"Security test hospital {tenant_id}")
     return tenant_id
 

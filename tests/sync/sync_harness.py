@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from service.app import create_app
 from service.auth.tokens import mint_dev_token
 from service.clock import now_utc
+from service.db.unit_of_work import unit_of_work
 from service.outbox import OPEN_STATUSES, OutboxMessage
 from service.settings import Settings
 from service.sync.capabilities import CapabilityCache, decide, parse_capabilities
@@ -46,7 +47,7 @@ class SyncApp:
 
     def tenant(self) -> str:
         tenant_id = f"t-{uuid.uuid4().hex[:12]}"
-        with Session(self.engine) as session:
+        with unit_of_work(self.engine) as session:
             register_tenant(session, tenant_id=tenant_id, name=f"Sync test {tenant_id}")
         return tenant_id
 

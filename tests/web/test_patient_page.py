@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from service.caseload.patient_status import JUST_ACKNOWLEDGED
 from service.caseload.tables import FlagAcknowledgement
+from service.db.unit_of_work import unit_of_work
 from service.records.audit import AuditEvent
 from service.tenants import set_tenant_zone
 from tests.builders import ApiDriver, administration_body, cbt_body, sync_target_body
@@ -281,7 +282,7 @@ def test_stylesheet_is_served_from_the_package(browser: Callable[..., Browser]) 
 def test_times_are_shown_in_the_hospital_zone(
     browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
 ) -> None:
-    with Session(web_engine) as session:
+    with unit_of_work(web_engine) as session:
         set_tenant_zone(session, tenant, "Pacific/Auckland")
     api = api_as(tenant)
     patient_id = at_risk_patient(api)

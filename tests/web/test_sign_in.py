@@ -8,10 +8,10 @@ import json
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
 from service.app import create_app
 from service.auth.tokens import mint_dev_token
+from service.db.unit_of_work import unit_of_work
 from service.errors import RecordConflict
 from service.settings import Settings
 from service.tenants import register_tenant
@@ -130,7 +130,7 @@ def test_demo_sign_in_only_in_development(browser: Callable[..., Browser], datab
 
     app = create_app(make_settings(database_url, environment="development", dev_token_secret=TEST_SECRET))
     install_web(app)
-    with Session(app.state.engine) as session, contextlib.suppress(RecordConflict):
+    with unit_of_work(app.state.engine) as session, contextlib.suppress(RecordConflict):
         register_tenant(session, tenant_id="demo", name="Demo hospital")
     dev = Browser(TestClient(app), app.state.settings)
     page = dev.get("/sign-in")

@@ -1,0 +1,106 @@
+"""The unit of work: one database transaction, opened and finished by the edge.
+
+The edge is whatever a unit of work is for: a request (service/api/deps.py, service/web/deps.py), a CLI command,
+a sweep chunk, a sync claim or a pulled resource. It commits when its work succeeded and rolls back when it
+raised. Domain functions take the unit as their session and never commit (they may flush); `commit()` on a unit
+refuses, so a service function cannot end its caller's transaction by accident.
+
+Derived data (a patient's plan status and the CarePlan/Flag projection carrying it) is refreshed from what is
+stored. A write asks for it with `defer_refresh`; the pending refreshes run once per key, in the order they were
+first asked for, at `refresh_pending()`, which every reader of derived data calls before it reads, and at
+`complete()`, before the commit. A request that writes once therefore refreshes right after its write; a Bundle of
+many entries for one patient refreshes that patient once, before the first entry that reads the result. Nothing
+here watches SQL: the pending set is this attribute, and the calls are explicit.
+
+What the caller is told depends on where a failure happened, so `complete()` separates the steps: a failure while
+refreshing or flushing is before the commit (nothing was stored); a failure of COMMIT itself (the connection lost
+mid-commit) leaves the outcome unknown, and raises CommitOutcomeUnknown rather than pretending either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from service.errors import CommitOutcomeUnknown
+
+logger = logging.getLogger(__name__)
+
+Refresh = Callable[["UnitOfWork"], None]
+
+
+class UnitOfWork(Session):
+    """A session whose transaction belongs to the edge. Objects stay readable after the commit (no expiry), so
+    an answer built before it needs no read after it."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self.pending_refreshes: dict[Hashable, Refresh] = {}
+
+    def defer_refresh(self, key: Hashable, refresh: Refresh) -> None:
+        """Ask for `refresh` before derived data is next read and before commit; once per key."""
+        if key not in self.pending_refreshes:
+            self.pending_refreshes[key] = refresh
+
+    def refresh_pending(self) -> None:
+        """Run the refreshes asked for so far (a refresh that asks for another runs it too)."""
+        while self.pending_refreshes:
+            key = next(iter(self.pending_refreshes))
+            self.pending_refreshes.pop(key)(self)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part that may fail alone (a batch entry): its rows and its pending refreshes are undone together."""
+        before = dict(self.pending_refreshes)
+        try:
+            with self.begin_nested():
+                yield
+        except BaseException:
+            self.pending_refreshes = before
+            raise
+
+    def commit(self) -> None:
+        raise TypeError("the edge commits a unit of work (unit_of_work() or the request dependency), not its users")
+
+    def rollback(self) -> None:
+        self.pending_refreshes.clear()
+        super().rollback()
+
+    def complete(self) -> None:
+        """Refresh, flush, commit. Up to the flush a failure means nothing was stored; COMMIT's own failure does not."""
+        self.refresh_pending()
+        self.flush()
+        try:
+            super().commit()
+        except SQLAlchemyError as error:
+            # Type only: the message can carry SQL with parameters.
+            logger.warning("commit failed, outcome unknown: %s", type(error).__name__)
+            raise CommitOutcomeUnknown() from error
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[UnitOfWork]:
+    """One unit of work: committed when the block ends normally, rolled back when it raises."""
+    uow = UnitOfWork(engine)
+    try:
+        yield uow
+        uow.complete()
+    except BaseException:
+        _quietly(uow.rollback, "rollback")
+        raise
+    finally:
+        _quietly(uow.close, "close")
+
+
+def _quietly(step: Callable[[], None], name: str) -> None:
+    """A rollback or close that meets a dead connection: the outcome was already decided (and answered), and the
+    pool replaces the connection on its next checkout, so a traceback would only alarm."""
+    try:
+        step()
+    except SQLAlchemyError as error:
+        logger.warning("unit of work %s failed on a lost connection: %s", name, type(error).__name__)
