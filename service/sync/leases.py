@@ -1,5 +1,5 @@
 """Leases on outbox rows: a worker claims due rows, keeps its claim while it delivers, and gives back what it did
-not start. Each claim, renewal and release is one unit of work (service.db.engine.session_scope).
+not start. Each claim, renewal and release is one unit of work (service.db.unit_of_work.unit_of_work).
 
 Claiming: rows `pending`/`failed` whose `next_attempt_at` passed, or `in_flight` rows whose lease
 (`claimed_until`) expired (a killed worker's rows come back this way). A row is never claimed while an older row
@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from service.clock import now_utc
-from service.db.engine import session_scope
+from service.db.unit_of_work import unit_of_work
 from service.outbox import OPEN_STATUSES, OutboxMessage
 from service.records import tenant as _tenant_table  # noqa: F401 - FK target of the outbox, for a bare worker process
 
@@ -51,7 +51,7 @@ def claim(
     query = select(OutboxMessage).where(due, ~blocked).order_by(col(OutboxMessage.id)).limit(limit)
     if tenant_id is not None:
         query = query.where(col(OutboxMessage.tenant_id) == tenant_id)
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=OutboxMessage)
         rows = list(session.exec(query))
@@ -81,7 +81,7 @@ def release(engine: Engine, worker_id: str, ids: list[int]) -> int:
     """Give back claimed rows not started (graceful stop): they are due again at once."""
     if not ids:
         return 0
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         result = session.execute(
             update(OutboxMessage)
             .where(_still_ours(ids, worker_id))
@@ -99,7 +99,7 @@ def renew_many(engine: Engine, worker_id: str, row_ids: list[int], lease_seconds
     """Extend our claim on a batch's rows in one transaction; returns the ids still ours."""
     if not row_ids:
         return set()
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         renewed = set(
             session.execute(
                 update(OutboxMessage)

@@ -1,6 +1,6 @@
 """Processing claimed outbox rows: plan (planning.py), deliver (delivery.py, or batching.py for a claim's rows
 together), settle (settling.py). Every failure of an attempt is classified once (outcomes.failure_of) and lands on
-its row; each settling is one unit of work (service.db.engine.session_scope). The loop that claims rows and keeps
+its row; each settling is one unit of work (service.db.unit_of_work.unit_of_work). The loop that claims rows and keeps
 their leases is worker.py.
 """
 
@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.db.engine import session_scope
+from service.db.unit_of_work import unit_of_work
 from service.outbox import OutboxMessage
 from service.records.sync_target import SyncTarget
 from service.settings import Settings
@@ -276,6 +276,6 @@ class Processor:
 
     def record(self, settled: list[Settled]) -> list[str]:
         """Store settled attempts in one unit of work; their statuses, in order."""
-        with session_scope(self.engine) as session:
+        with unit_of_work(self.engine) as session:
             store_outcomes(session, settled, worker_id=self.worker_id)
         return [s.status for s in settled]
