@@ -16,8 +16,8 @@ from service.break_glass.access import visible
 from service.caseload.patient_search import check_search, patients_matching
 from service.caseload.tables import PlanStatusRow
 from service.clock import today_utc
+from service.db.unit_of_work import refresh_pending
 from service.errors import invalid
-from service.patient_refresh import refresh_before_reading
 from service.records.patient import Patient, PatientIdentifier
 from service.records.practitioner import Practitioner
 
@@ -100,7 +100,7 @@ def read_caseload(session: Session, ctx: RequestContext, filters: CaseloadFilter
     ctx.intent = AuditIntent("list", "caseload")
     if filters.search is not None and (problem := check_search(filters.search)) is not None:
         raise invalid("q", problem)
-    refresh_before_reading(session)
+    refresh_pending(session)
     conditions = _conditions(ctx.tenant_id, filters)
     if (not_hidden := visible(session, ctx, PlanStatusRow.patient_id)) is not None:
         conditions.append(not_hidden)

@@ -83,6 +83,13 @@ class UnitOfWork(Session):
             raise CommitOutcomeUnknown() from error
 
 
+def refresh_pending(session: Session) -> None:
+    """Before reading derived data (plan statuses, CarePlans, Flags): the refreshes the unit's writes asked for."""
+    if not isinstance(session, UnitOfWork):
+        raise TypeError("derived data is read inside a unit of work: open one with unit_of_work()")
+    session.refresh_pending()
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[UnitOfWork]:
     """One unit of work: committed when the block ends normally, rolled back when it raises."""
