@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import AwareDatetime
 
+from service import patient_status
 from service.api.deps import SessionDep, SettingsDep, context_for
 from service.api.problems import ERROR_RESPONSES, WRITE_ERROR_RESPONSES
 from service.api.records import API_PREFIX
 from service.audit_trail import RequestContext
 from service.auth.scopes import needs
-from service.caseload import patient_status
 from service.caseload.patient_search import MAX_SEARCH_LENGTH
 from service.caseload.protocols import add_protocol, available_protocols
 from service.caseload.query import CaseloadFilters, CaseloadPage, SortKey, read_caseload

@@ -15,16 +15,16 @@ from sqlmodel import Session
 from service.audit_trail import RequestContext
 from service.auth.scopes import needs
 from service.break_glass.grants import BreakGlassRequest, require_restricted_patient, start_break_glass
-from service.caseload.patient_status import (
+from service.caseload.protocols import find_protocol
+from service.caseload.tables import FlagAcknowledgement
+from service.errors import InvalidRequest, validation_problems
+from service.instruments import INSTRUMENTS
+from service.patient_status import (
     FlagAcknowledgementRequest,
     acknowledge_flag,
     just_acknowledged,
     read_plan_status,
 )
-from service.caseload.protocols import find_protocol
-from service.caseload.tables import FlagAcknowledgement
-from service.errors import InvalidRequest, validation_problems
-from service.instruments import INSTRUMENTS
 from service.plan_status import PlanStatus, SafetyThresholds
 from service.record_fhir import Kind
 from service.record_store.kinds import (

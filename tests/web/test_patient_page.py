@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from service.caseload.patient_status import JUST_ACKNOWLEDGED
 from service.caseload.tables import FlagAcknowledgement
 from service.db.unit_of_work import unit_of_work
+from service.patient_status import JUST_ACKNOWLEDGED
 from service.records.audit import AuditEvent
 from service.tenants import set_tenant_zone
 from tests.builders import ApiDriver, administration_body, cbt_body, sync_target_body
