@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -103,7 +102,7 @@ def test_pages_of_the_caseload(browser: Callable[..., Browser], api_as: Callable
     assert set(_names(first.text)).isdisjoint(_names(second.text))
 
 
-def test_ten_thousand_patients_stay_fast(
+def test_ten_thousand_patients_page_filter_and_sort(
     browser: Callable[..., Browser], new_tenant: Callable[[], str], web_engine: Engine
 ) -> None:
     tenant = new_tenant()
@@ -144,13 +143,12 @@ def test_ten_thousand_patients_stay_fast(
     b = browser()
     b.sign_in(tenant, "coordinator")
     b.get("/")  # warm up
+    # Speed is measured in bench/ (the caseload benchmark, 10,000 patients); a timed assertion here would only
+    # measure how busy the machine is. This checks the pages stay correct at that size.
     for query in ("/", "/?status=at_risk", "/?sort=last_contact&dir=desc&page=40", "/?flag=phq9_item9_positive"):
-        started = time.perf_counter()
         page = b.get(query)
-        elapsed = time.perf_counter() - started
         assert page.status_code == 200
         assert len(_names(page.text)) == PAGE_SIZE
-        assert elapsed < 1.5, f"{query} took {elapsed:.2f} s"
     assert 'At risk <span class="count">3333</span>' in b.get("/").text
 
 
