@@ -63,14 +63,19 @@ def enqueue(
     patient_id: str | None,
     operation: Operation = "upsert",
     came_from_target: str | None = None,
+    skip_targets: frozenset[str] = frozenset(),
 ) -> int:
     """Add a row for every enabled target that takes this kind; returns how many. Part of the caller's transaction.
 
     A record pulled from a target is not echoed back to it.
     """
-    targets = session.exec(
-        select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id, col(SyncTarget.enabled).is_(True))
-    ).all()
+    targets = [
+        target
+        for target in session.exec(
+            select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id, col(SyncTarget.enabled).is_(True))
+        ).all()
+        if target.id not in skip_targets
+    ]
     now = now_utc()
     rows = [
         {
@@ -94,3 +99,29 @@ def enqueue(
     if rows:
         session.execute(insert(OutboxMessage), rows)
     return len(rows)
+
+
+def requeue(
+    session: Session, *, tenant_id: str, record_kind: str, record_id: str, record_version: int, patient_id: str | None
+) -> int:
+    """Queue a record again for the targets that do not already have it waiting (a waiting or retrying row sends what
+    is stored when it is delivered, so a second one would send the same resource twice); returns how many were added."""
+    waiting = frozenset(
+        session.exec(
+            select(OutboxMessage.target_id).where(
+                col(OutboxMessage.tenant_id) == tenant_id,
+                col(OutboxMessage.record_kind) == record_kind,
+                col(OutboxMessage.record_id) == record_id,
+                col(OutboxMessage.status).in_(("pending", "failed")),  # not in flight: that may carry the old status
+            )
+        ).all()
+    )
+    return enqueue(
+        session,
+        tenant_id=tenant_id,
+        record_kind=record_kind,
+        record_id=record_id,
+        record_version=record_version,
+        patient_id=patient_id,
+        skip_targets=waiting,
+    )

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from service import outbox
 from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
@@ -75,7 +76,7 @@ def _project_care_plans(session: Session, tenant_id: str, patient_id: str, canon
     evidence = _evidence_types(session, tenant_id, patient_id)
     for enrollment in enrollments:
         context = PlanContext.of(statuses.get(enrollment.id), evidence)
-        project(
+        changed = project(
             session,
             tenant_id=tenant_id,
             record_kind=Kind.ENROLLMENTS,
@@ -83,6 +84,17 @@ def _project_care_plans(session: Session, tenant_id: str, patient_id: str, canon
             patient_id=patient_id,
             resources=resources_of(Kind.ENROLLMENTS, _public(enrollment), canonical_base, context),
         )
+        if changed:
+            # The CarePlan an EHR holds carries the plan status: a status that moved (a new record, the passage of
+            # time) is sent again, though the enrollment itself did not change.
+            outbox.requeue(
+                session,
+                tenant_id=tenant_id,
+                record_kind=Kind.ENROLLMENTS,
+                record_id=enrollment.id,
+                record_version=enrollment.version,
+                patient_id=patient_id,
+            )
 
 
 def _serialise_per_patient(session: Session, tenant_id: str, patient_ids: list[str]) -> None:

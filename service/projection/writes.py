@@ -38,8 +38,9 @@ def project(
     patient_id: str | None,
     resources: Iterable[dict[str, Any]],
     now: datetime | None = None,
-) -> None:
-    """Store new versions of the resources that changed; mark the ones the record no longer has deleted."""
+) -> bool:
+    """Store new versions of the resources that changed; mark the ones the record no longer has deleted. True when
+    anything was stored (a record's resources unchanged by a refresh are left as they are)."""
     now = now or now_utc()
     current = {
         (row.resource_type, row.resource_id): row
@@ -65,6 +66,7 @@ def project(
         if key not in produced and not previous.deleted:
             writes.add(tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
     writes.execute(session, tenant_id)
+    return bool(writes.versions)
 
 
 def retract(session: Session, *, tenant_id: str, record_kind: str, record_id: str, now: datetime | None = None) -> None:

@@ -20,6 +20,7 @@ from service.sync.capabilities import Capabilities, KindDecision, decide
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.records import (
     PlannedResource,
+    derived_versions,
     plan_contexts,
     plan_resources,
     public_records,
@@ -65,6 +66,7 @@ def plan_rows(
         for record_id, record in public_records(session, tenant_id, kind, ids).items()
     }
     contexts = {kind: plan_contexts(session, tenant_id, kind, ids) for kind, ids in wanted.items()}
+    versions = {kind: derived_versions(session, tenant_id, kind, ids) for kind, ids in wanted.items()}
     result: list[RecordPlan | DeliveryResult] = []
     for kind, record_id in rows:
         decision = decisions[kind]
@@ -81,7 +83,8 @@ def plan_rows(
             code_map=code_map,
             context=contexts[kind].get(record_id, NO_CONTEXT),
         ):
-            result.append(RecordPlan(kind, record_id, record.version, decision, resources))
+            version = versions[kind].get(record_id, record.version)
+            result.append(RecordPlan(kind, record_id, version, decision, resources))
         else:
             nothing = f"{decision.reason or kind}: nothing to send for this record"
             result.append(DeliveryResult("not_supported", nothing))

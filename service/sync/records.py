@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from service.caseload.tables import PlanStatusRow
 from service.errors import invalid
+from service.projection.tables import FhirResourceVersion
 from service.record_fhir import NO_CONTEXT, PlanContext, kind_fhir
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
@@ -87,6 +88,26 @@ def plan_contexts(session: Session, tenant_id: str, kind_path: str, record_ids: 
         )
     )
     return {row.enrollment_id: PlanContext.of(row) for row in rows}
+
+
+def derived_versions(session: Session, tenant_id: str, kind_path: str, record_ids: list[str]) -> dict[str, int]:
+    """The version an EHR's copy is judged by, for a kind whose resources carry derived data: the version of its
+    projected main resource (an enrollment's CarePlan), which moves with the record and with its plan status, so a
+    status that changed is sent although the record did not. Empty for other kinds (their record version)."""
+    table = kind_fhir(kind_path)
+    if table is None or not table.derived:
+        return {}
+    r = FhirResourceVersion
+    rows = session.exec(
+        select(r.record_id, r.version_id).where(
+            col(r.tenant_id) == tenant_id,
+            col(r.record_kind) == kind_path,
+            col(r.record_id).in_(set(record_ids)),
+            col(r.resource_type) == table.fhir_type,
+            col(r.is_current).is_(True),
+        )
+    ).all()
+    return {record_id: version for record_id, version in rows}
 
 
 def plan_resources(

@@ -140,3 +140,30 @@ def test_a_dry_run_of_a_kind_that_is_not_a_record_kind_is_refused_by_name(sync_a
     assert response.status_code == 422, response.text
     [error] = response.json()["errors"]
     assert error["field"] == "record_kind" and "'sync/targets' is not a record kind" in error["message"]
+
+
+def test_the_ehr_care_plan_follows_a_status_that_moves_after_the_enrollment_was_sent(
+    sync_app: SyncApp, sekmet: SekmetServer
+) -> None:
+    """The enrollment is sent once; a later PHQ-9 moves the status without changing the enrollment, and the EHR's
+    copy follows it (the plan refresh queues the enrollment again when its CarePlan changed)."""
+    tenant = sync_app.tenant()
+    sync_app.target(tenant, sekmet.base_url, push=["patients", "enrollments"])
+    api = sync_app.driver(tenant)
+    patient_id = api.patient()
+    start = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    enrollment_id = api.create("enrollments", enrollment_body(patient_id, start_date=start))["id"]
+    drain(sync_app, tenant)
+    system = f"{sync_app.settings.canonical_base}/identifier/enrollment"
+
+    def ehr_status() -> str:
+        with sekmet.client() as peer:
+            found = peer.get("CarePlan", params={"identifier": f"{system}|{enrollment_id}"}).json()
+        [copy] = [e["resource"] for e in found["entry"]]
+        code: str = copy["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
+        return code
+
+    assert ehr_status() != "at_risk"
+    api.create("questionnaire-responses", _phq9(patient_id, item9=2))  # a positive item 9: at risk
+    drain(sync_app, tenant)
+    assert ehr_status() == "at_risk"
