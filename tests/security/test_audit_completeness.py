@@ -79,6 +79,14 @@ def world(client: TestClient, settings: Settings, engine: Engine) -> World:
     return build_world(client, settings, engine, family_name="Auditperson")
 
 
+def _copy_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored resource as a new one: without its ids, and without the sender's identifier, or the create would be
+    a resend of the record it was copied from (answered 200 with that record)."""
+    copy = {k: v for k, v in body.items() if k not in ("id", "meta", "text", "identifier", "extension")}
+    extensions = [e for e in body.get("extension", []) if not e["url"].endswith("/source-identifier")]
+    return copy | ({"extension": extensions} if extensions else {})
+
+
 @dataclass
 class Driver:
     client: TestClient
@@ -99,7 +107,7 @@ class Driver:
     def fresh(self, resource_type: str) -> str:
         """A record of its own for a case that changes one."""
         body = self.stored(resource_type, self.world.fhir_ids[resource_type])
-        body = {k: v for k, v in body.items() if k not in ("id", "meta", "text", "identifier")}
+        body = _copy_of(body)
         if resource_type == "Patient":
             body = patient_resource()
         created = self.client.post(
@@ -126,10 +134,7 @@ class Driver:
             return "POST", t, {"json": body, "if_none_exist": f"_id={ids[t]}"}
         if case.interaction == "create":
             body = self.stored(t, self.fresh(t))
-            if t == "Patient":
-                body = patient_resource()
-            else:
-                body = {k: v for k, v in body.items() if k not in ("id", "meta", "text", "identifier")}
+            body = patient_resource() if t == "Patient" else _copy_of(body)
             return "POST", t, {"json": body}
         record_id = self.fresh(t)
         if case.interaction == "update":
@@ -241,9 +246,7 @@ def test_every_served_interaction_that_returns_a_resource_audits_it(
             continue
         request_id, response = driver.send(case, None)
         refused = response.status_code >= 400 or _entry_status(response) >= 400
-        if case.interaction == "delete" and case.carrier != "alone":
-            tried["delete in a Bundle: refused 422 (DELETE entries are not supported; nothing returned)"] += 1
-        elif refused:
+        if refused:
             failures.append(f"{case}: {response.status_code} {response.text[:300]}")
         failures += audit_failures(case, engine, world, request_id, response)
         tried[case.interaction] += 1
