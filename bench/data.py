@@ -26,6 +26,7 @@ from bench.common import ANCHOR_END, SEED, Database
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.clock import now_utc
+from service.db.unit_of_work import unit_of_work
 from service.demo import DemoPatient, DemoTenant, generate_demo_tenant
 from service.demo_loader import _kind_of
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
@@ -78,7 +79,7 @@ def store_load(
         loaded.records += 1
         return public.id
 
-    with Session(db.engine, expire_on_commit=False) as session:
+    with unit_of_work(db.engine) as session:  # as a request would: the store never commits
         for practitioner in practitioners:
             pid = write(session, PRACTITIONERS, practitioner)
             loaded.practitioners.append(pid)

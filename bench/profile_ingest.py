@@ -10,11 +10,11 @@ import json
 from dataclasses import replace
 
 from pyinstrument import Profiler
-from sqlmodel import Session
 
 from bench.bundle_ingest import build_bundle, patients_for
 from bench.common import database
 from bench.data import context
+from service.db.unit_of_work import unit_of_work
 from service.fhir import bundles
 from service.fhir.router import authorize
 
@@ -31,7 +31,7 @@ def main() -> None:
         ctx = context(tenant_id, db)
         ctx.principal = replace(ctx.principal, scopes=frozenset({"system/*.*"}))
         profiler = Profiler(interval=0.0005)
-        with Session(db.engine, expire_on_commit=False) as session:
+        with unit_of_work(db.engine) as session:
             profiler.start()
             bundle = json.loads(body)
             bundles.process_bundle(

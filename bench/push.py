@@ -22,6 +22,7 @@ from bench.common import Database, log
 from bench.data import demo, store_load
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
+from service.db.unit_of_work import unit_of_work
 from service.outbox import OutboxMessage
 from service.record_store import store
 from service.sync.processing import Processor
@@ -42,7 +43,7 @@ def _tenant_with_records(db: Database, base_url: str, records: int, offset: int)
         "push": PUSH_KINDS,
         "requests_per_second": 100,  # the highest a target may be set to
     }
-    with Session(db.engine) as session:
+    with unit_of_work(db.engine) as session:
         ctx = RequestContext(principal=admin, request_id="bench", settings=db.settings())
         store.create_record(session, ctx, SYNC_TARGETS, SyncTargetCreate.model_validate(body))
     chosen, total = [], 0
