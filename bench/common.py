@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from service.auth.tokens import mint_dev_token
 from service.db import migrations
 from service.db.engine import make_engine
+from service.db.unit_of_work import unit_of_work
 from service.settings import Settings
 from service.tenants import register_tenant
 from tests.conftest import create_postgres_database, make_settings
@@ -58,7 +58,7 @@ class Database:
 
     def tenant(self, prefix: str = "bench") -> str:
         tenant_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        with Session(self.engine) as session:
+        with unit_of_work(self.engine) as session:
             register_tenant(session, tenant_id=tenant_id, name=f"Benchmark {tenant_id}")
         return tenant_id
 
