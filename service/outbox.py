@@ -63,24 +63,60 @@ def enqueue(
     patient_id: str | None,
     operation: Operation = "upsert",
     came_from_target: str | None = None,
-    skip_targets: frozenset[str] = frozenset(),
 ) -> int:
     """Add a row for every enabled target that takes this kind; returns how many. Part of the caller's transaction.
 
     A record pulled from a target is not echoed back to it.
     """
-    targets = [
-        target
-        for target in session.exec(
-            select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id, col(SyncTarget.enabled).is_(True))
-        ).all()
-        if target.id not in skip_targets
-    ]
+    targets = _takers(session, tenant_id, record_kind, came_from_target)
+    return _add_rows(session, targets, tenant_id, record_kind, record_id, record_version, patient_id, operation)
+
+
+def requeue(
+    session: Session, *, tenant_id: str, record_kind: str, record_id: str, record_version: int, patient_id: str | None
+) -> int:
+    """Queue a record again for the targets that do not already have it waiting (a waiting or retrying row sends what
+    is stored when it is delivered, so a second one would send the same resource twice); returns how many were added.
+    With no target taking the kind (the usual case on a plan refresh) it costs one query."""
+    targets = _takers(session, tenant_id, record_kind, None)
+    if targets:
+        waiting = set(
+            session.exec(
+                select(OutboxMessage.target_id).where(
+                    col(OutboxMessage.tenant_id) == tenant_id,
+                    col(OutboxMessage.record_kind) == record_kind,
+                    col(OutboxMessage.record_id) == record_id,
+                    col(OutboxMessage.status).in_(("pending", "failed")),  # in flight may carry the old status
+                )
+            ).all()
+        )
+        targets = [target for target in targets if target not in waiting]
+    return _add_rows(session, targets, tenant_id, record_kind, record_id, record_version, patient_id, "upsert")
+
+
+def _takers(session: Session, tenant_id: str, record_kind: str, came_from_target: str | None) -> list[str]:
+    """The ids of the tenant's enabled targets that take this kind, but not the one the record came from."""
+    targets = session.exec(
+        select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id, col(SyncTarget.enabled).is_(True))
+    ).all()
+    return [t.id for t in targets if record_kind in t.push and t.id != came_from_target]
+
+
+def _add_rows(
+    session: Session,
+    target_ids: list[str],
+    tenant_id: str,
+    record_kind: str,
+    record_id: str,
+    record_version: int,
+    patient_id: str | None,
+    operation: Operation,
+) -> int:
     now = now_utc()
     rows = [
         {
             "tenant_id": tenant_id,
-            "target_id": target.id,
+            "target_id": target_id,
             "record_kind": record_kind,
             "record_id": record_id,
             "record_version": record_version,
@@ -93,35 +129,8 @@ def enqueue(
             "created_at": now,
             "updated_at": now,
         }
-        for target in targets
-        if record_kind in target.push and target.id != came_from_target
+        for target_id in target_ids
     ]
     if rows:
         session.execute(insert(OutboxMessage), rows)
     return len(rows)
-
-
-def requeue(
-    session: Session, *, tenant_id: str, record_kind: str, record_id: str, record_version: int, patient_id: str | None
-) -> int:
-    """Queue a record again for the targets that do not already have it waiting (a waiting or retrying row sends what
-    is stored when it is delivered, so a second one would send the same resource twice); returns how many were added."""
-    waiting = frozenset(
-        session.exec(
-            select(OutboxMessage.target_id).where(
-                col(OutboxMessage.tenant_id) == tenant_id,
-                col(OutboxMessage.record_kind) == record_kind,
-                col(OutboxMessage.record_id) == record_id,
-                col(OutboxMessage.status).in_(("pending", "failed")),  # not in flight: that may carry the old status
-            )
-        ).all()
-    )
-    return enqueue(
-        session,
-        tenant_id=tenant_id,
-        record_kind=record_kind,
-        record_id=record_id,
-        record_version=record_version,
-        patient_id=patient_id,
-        skip_targets=waiting,
-    )

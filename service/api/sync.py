@@ -12,7 +12,7 @@ from service.api.deps import RowNumber, SessionDep, context_for, get_engine
 from service.api.problems import ERROR_RESPONSES, PROBLEM_JSON, WRITE_ERROR_RESPONSES, Problem
 from service.audit_trail import RequestContext, record_success
 from service.break_glass.access import ensure_visible
-from service.errors import NotConfigured, invalid
+from service.errors import NotConfigured, RecordNotFound, invalid
 from service.record_fhir import Kind
 from service.record_store.kinds import ADMINS
 from service.records.sync_target import SyncTarget
@@ -85,8 +85,6 @@ def _audit(session: SessionDep, ctx: RequestContext, record_id: str | None = Non
 def _target(session: SessionDep, ctx: RequestContext, target_id: str) -> SyncTarget:
     target = session.get(SyncTarget, target_id)
     if target is None or target.tenant_id != ctx.tenant_id:
-        from service.errors import RecordNotFound
-
         raise RecordNotFound("EHR sync target", target_id)
     return target
 
