@@ -15,6 +15,8 @@ _MR_TYPE = {
     "coding": [{"system": V2_IDENTIFIER_TYPE, "code": MEDICAL_RECORD_NUMBER[0], "display": MEDICAL_RECORD_NUMBER[1]}]
 }
 _GENDERS = frozenset({"female", "male", "other", "unknown"})
+# Identifier type labels that mean "medical record number" when no coding is sent (Epic: "MRN").
+_MRN_LABELS = frozenset({"MRN", "MR", "MEDICAL RECORD NUMBER"})
 
 
 # Where the service records a patient it creates itself (no sender): see service/records/base.py.
@@ -48,16 +50,29 @@ def _is_restricted(resource: dict[str, Any]) -> bool:
     )
 
 
-def _is_mrn(identifier: dict[str, Any]) -> bool:
+def is_mrn(identifier: dict[str, Any], mrn_systems: frozenset[str] = frozenset()) -> bool:
+    """An identifier is a medical record number when it is typed v2-0203 MR, when its type says only "MRN" in
+    text (Epic types its MRN identifier with a text label beside the OID system, no coding), or when its system
+    is one the sender is known to issue MRNs under (a sync target's `mrn_system`)."""
+    if identifier.get("system") in mrn_systems:
+        return True
     kind = identifier.get("type")
-    return isinstance(kind, dict) and any(
+    if not isinstance(kind, dict):
+        return False
+    if isinstance(kind.get("text"), str) and kind["text"].strip().upper() in _MRN_LABELS:
+        return True
+    return any(
         isinstance(c, dict) and c.get("system") == V2_IDENTIFIER_TYPE and c.get("code") == MEDICAL_RECORD_NUMBER[0]
         for c in kind.get("coding") or []
     )
 
 
 def patient_from_fhir(
-    resource: dict[str, Any], *, canonical_base: str, source_system: str | None = None
+    resource: dict[str, Any],
+    *,
+    canonical_base: str,
+    source_system: str | None = None,
+    mrn_systems: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """A PatientCreate body. MRNs are the identifiers typed MR; a missing gender is 'unknown'; a confidentiality
     label R or V in meta.security makes the patient restricted."""
@@ -65,7 +80,7 @@ def patient_from_fhir(
     mrns = []
     for i, raw in enumerate(as_list(resource.get("identifier"), "Patient.identifier")):
         identifier = as_object(raw, f"Patient.identifier[{i}]")
-        if _is_mrn(identifier):
+        if is_mrn(identifier, mrn_systems):
             if not identifier.get("system") or not identifier.get("value"):
                 raise MappingError(f"Patient.identifier[{i}]", "an MRN needs both system and value")
             mrns.append({"system": identifier["system"], "value": identifier["value"]})
@@ -76,7 +91,9 @@ def patient_from_fhir(
     if "birthDate" not in resource:
         raise MappingError("Patient.birthDate", "is required", code="required")
     return {
-        "source": source_from(resource, canonical_base, "patient", source_system, skip=_is_mrn),
+        "source": source_from(
+            resource, canonical_base, "patient", source_system, skip=lambda i: is_mrn(i, mrn_systems)
+        ),
         "identifiers": mrns,
         "family_name": family,
         "given_name": given,

@@ -32,6 +32,9 @@ class Intake:
     # The namespace of the sender's own ids in the record's `source` (a pulled target's base URL); None when the
     # sender names our records (the facade, the JSON API, an import).
     source_system: str | None = None
+    # Identifier systems the sender issues MRNs under (a pulled target's `mrn_system`): an identifier in one of
+    # them is an MRN even untyped (Epic types its MRN only with the text "MRN").
+    mrn_systems: frozenset[str] = frozenset()
 
 
 IntakeFunction = Callable[[Intake, dict[str, Any]], ApiModel]

@@ -18,7 +18,12 @@ from .context import Intake, mapped, validated
 
 def take_patient(intake: Intake, resource: dict[str, Any]) -> PatientCreate:
     body = mapped(
-        lambda: fm.patient_from_fhir(resource, canonical_base=intake.canonical_base, source_system=intake.source_system)
+        lambda: fm.patient_from_fhir(
+            resource,
+            canonical_base=intake.canonical_base,
+            source_system=intake.source_system,
+            mrn_systems=intake.mrn_systems,
+        )
     )
     return validated(PatientCreate, body, "Patient")
 

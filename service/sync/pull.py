@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from service.audit_trail import RequestContext
+from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.auth.principal import Principal
 from service.clock import now_utc
 from service.db.unit_of_work import unit_of_work
@@ -28,9 +28,11 @@ from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, 
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
+from service.records.patient import PatientCreate
 from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl
+from service.sync.patient_links import link_pulled_patient
 from service.sync.tables import PullCursor, RemoteResource
 
 logger = logging.getLogger("tandem.sync.pull")
@@ -213,6 +215,12 @@ def _store_one(
             result.errors.append(f"{resource['resourceType']}/{resource['id']}: {str(error)[:200]}")
             return
         ctx = system_context(settings, target.tenant_id, target.id)
+        if isinstance(payload, PatientCreate) and (same := link_pulled_patient(session, target, payload, resource)):
+            # Tandem holds this patient by MRN: the EHR's id now names it, and no second patient is made.
+            ctx.intent = AuditIntent("create", record_kind.path, record_id=same.id, patient_id=same.id)
+            record_success(session, ctx, status_code=200, patient_ids=[same.id])
+            result.already_present += 1
+            return
         try:
             _, created = store.create_record(session, ctx, record_kind, payload)
         except TandemError as error:
@@ -246,7 +254,8 @@ def _intake(session: Session, target: SyncTarget, base: str) -> Intake:
 
     source = source_system(target)
     resolve = reference_resolver(session, target.tenant_id, source_system=source, known=known)
-    return Intake(session, target.tenant_id, base, resolve, source_system=source)
+    mrn_systems = frozenset({target.mrn_system}) if target.mrn_system else frozenset()
+    return Intake(session, target.tenant_id, base, resolve, source_system=source, mrn_systems=mrn_systems)
 
 
 def _take(resource_type: str) -> IntakeFunction:
