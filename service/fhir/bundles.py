@@ -24,6 +24,7 @@ from service.db.unit_of_work import UnitOfWork
 from service.errors import FieldProblem, InvalidRequest, TandemError, TooCostly, invalid
 from service.fhir import interactions, paging
 from service.fhir.bundle_costs import ChargeRequests, ResponseBudget, refuse_if_costly
+from service.fhir.conditional_references import resolve_conditional_references
 from service.fhir.interactions import Outcome, SearchResult
 from service.projection.tables import FhirResourceVersion
 
@@ -165,7 +166,14 @@ def _transaction(
     except TandemError as error:
         failed = next((n for n in order if n not in outcomes), None)
         if isinstance(error, InvalidRequest):
-            error.problems = [FieldProblem(f"Bundle.entry[{failed}].{p.field}", p.message) for p in error.problems]
+            error.problems = [
+                FieldProblem(
+                    p.field if p.field.startswith("Bundle.") else f"Bundle.entry[{failed}].{p.field}",
+                    p.message,
+                    p.issue_code,
+                )
+                for p in error.problems
+            ]
             error.message = error.problems[0].field + ": " + error.problems[0].message
         else:
             error.message = f"Bundle.entry[{failed}]: {error.message} (the transaction changed nothing)"
@@ -220,6 +228,8 @@ def _run(
     if not isinstance(resource, dict):
         raise invalid(f"Bundle.entry[{n}].resource", f"a {method} entry needs a resource")
     resource = _resolve_references(resource, replacements)
+    # Located in the Bundle (a refusal names Bundle.entry[n].resource.…), before the interaction sees the resource.
+    resource = resolve_conditional_references(session, ctx, resource, f"Bundle.entry[{n}].resource")
     if method == "POST":
         if_none_exist = entry["request"].get("ifNoneExist")
         full_url = entry.get("fullUrl")

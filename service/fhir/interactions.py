@@ -24,6 +24,7 @@ from service.errors import (
     VersionMismatch,
     invalid,
 )
+from service.fhir.conditional_references import resolve_conditional_references
 from service.fhir.disclosure import WITHHELD, disclose
 from service.fhir.search import current_patients, run_search
 from service.fhir.search_parameters import SearchQuery, parse_search
@@ -206,6 +207,7 @@ def create(
     existing = _existing(session, ctx, target, if_none_exist) if if_none_exist is not None else None
     if existing is not None:
         return existing  # a match is returned without judging the body, as FHIR conditional create does
+    resource = resolve_conditional_references(session, ctx, resource, resource_type)
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
     if if_none_exist is not None:
         payload = _with_source_from_criteria(payload, if_none_exist)
@@ -313,6 +315,7 @@ def update(
         raise invalid("If-Match", 'expected an ETag such as W/"3"')
     if if_match is not None and if_match.strip().removeprefix("W/").strip('"') != str(row.version_id):
         raise VersionMismatch(row.version_id, if_match)
+    resource = resolve_conditional_references(session, ctx, resource, resource_type)
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
     changes = payload.model_dump(exclude={"source", *target.carried_elsewhere})
     store.update_record(session, ctx, target.kind, resource_id, changes, f'W/"{record.version}"')
