@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, insert
@@ -37,6 +37,11 @@ class RequestContext:
     intent: AuditIntent | None = field(default=None)
     # The EHR target a pulled record came from: its changes are not echoed back there.
     origin_target: str | None = None
+    # Whose ids the sent resources' references and ids are (service.intake.context.from_request): None for our
+    # own; a sender's namespace (a target's base URL) for a Bulk Data export imported with `--source`.
+    sender_namespace: str | None = None
+    # The sender's (type, id) -> our record id for what this run took in already (an import's earlier lines).
+    sender_ids: Callable[[str, str], str | None] | None = None
     # Restricted patients this caller may not see, and those it sees under a break-the-glass grant; worked out
     # once per request by service.break_glass.access.
     hidden_patients: frozenset[str] | None = None

@@ -166,32 +166,50 @@ def dev_token(
 
 @app.command("import")
 def import_files(
-    files: Annotated[list[Path], typer.Argument(help="FHIR Bundles (.json) or NDJSON files (.ndjson)", exists=True)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="FHIR Bundles (.json: batch, transaction, collection, searchset) or NDJSON", exists=True),
+    ],
     tenant: Annotated[str, typer.Option(help="The tenant the records belong to")],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose ids the files use: a sync target (id, name or base URL) or the EHR's FHIR base URL. "
+            "References then resolve to what Tandem keeps from that sender, and records are keyed as its pull keys "
+            "them. Without it, references name this run's resources by their ids in the files, or Tandem's own ids."
+        ),
+    ] = None,
 ) -> None:
-    """Load FHIR Bundles or NDJSON through the same path as the API; refused lines never stop the rest."""
-    from service.fhir.bulk_import import ImportSummary, count_units, import_file
+    """Load FHIR Bundles or NDJSON through the same path as the API; refused lines never stop the rest; exits 1
+    when anything was refused."""
+    from service.fhir.bulk_import import ImportRun, count_units, finish_import, import_file, sender_namespace
     from service.tenants import tenant_exists
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
+    run = ImportRun(tenant_id=tenant)
     with unit_of_work(engine) as session:
         if not tenant_exists(session, tenant):
             console.print(f"[red]no tenant {tenant!r}; register it with `tandem tenant add {tenant} --name ...`[/red]")
             raise typer.Exit(2)
-    summary = ImportSummary()
+        if source is not None:
+            try:
+                run.sender_namespace, run.origin_target = sender_namespace(session, tenant, source)
+            except TandemError as refused:
+                console.print(f"[red]{refused}[/red]")
+                raise typer.Exit(2) from None
     with Progress(console=console) as progress:
         task = progress.add_task("importing", total=sum(count_units(f) for f in files))
         for path in files:
-            import_file(
-                engine, settings, tenant_id=tenant, path=path, summary=summary, advance=lambda: progress.advance(task)
-            )
+            import_file(engine, settings, run=run, path=path, advance=lambda: progress.advance(task))
+        finish_import(engine, settings, run=run)
+    summary = run.summary
     console.print(
         f"accepted {summary.accepted} ({summary.created} created, {summary.already_present} already present), "
         f"refused {len(summary.refused)}"
     )
     for where, why in summary.refused:
-        console.print(f"  refused {where}: {why}")
+        console.print(f"  refused {where}: {why}", highlight=False, markup=False)
     if summary.refused:
         raise typer.Exit(1)
 

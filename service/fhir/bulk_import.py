@@ -1,7 +1,11 @@
-"""Bulk load: FHIR Bundles (batch/transaction) or NDJSON, through the same interactions as the HTTP facade.
+"""Bulk load: FHIR Bundles (batch, transaction, collection, searchset) or NDJSON, through the same interactions
+as the HTTP facade.
 
 A refused line never stops the rest; every resource is keyed by a source identifier (its own business identifier,
-or the file's Type/id), so re-running the same file adds nothing.
+the file's Type/id, or with `--source` the sender's Type/id as a pull from that EHR keys it), so re-running the
+same file adds nothing. References may use the sender's ids (a Bulk Data export: `Patient/<the EHR's id>`): they
+resolve to what this run took in under that id, and with `--source` to what Tandem keeps from that sender. A
+resource whose patient comes later in the files waits and is taken once the files are read.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal
 from service.db.unit_of_work import UnitOfWork, unit_of_work
-from service.errors import InvalidRequest, TandemError
+from service.errors import InvalidRequest, TandemError, invalid
 from service.fhir import bundles, interactions
+from service.records.sync_target import SyncTarget
 from service.settings import Settings
+from service.sync.pull import source_system
 
 IMPORT_SOURCE = "urn:tandem:import"
 MAX_LINE_CHARS = 5_000_000
@@ -38,45 +44,141 @@ class ImportSummary:
 
 
 def count_units(path: Path) -> int:
-    """Lines of an NDJSON file, or 1 for a Bundle: the progress bar's total."""
+    """The progress bar's total for a file: its lines (NDJSON), its entries (a collection or searchset Bundle,
+    taken one by one) or 1 (a batch or transaction Bundle, taken whole)."""
     if path.suffix == ".ndjson":
         with path.open(encoding="utf-8") as lines:
             return sum(1 for line in lines if line.strip())
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return 1
+    if isinstance(bundle, dict) and bundle.get("type") in ENTRY_BY_ENTRY and isinstance(bundle.get("entry"), list):
+        return max(1, len(bundle["entry"]))
     return 1
+
+
+# Bundles whose entries are resources to take one by one, as batch entries (each with its own outcome): an EHR's
+# export or search result is not a request, so it has no request.method to run.
+ENTRY_BY_ENTRY = ("collection", "searchset")
+
+
+@dataclass
+class ImportRun:
+    """One `tandem import`: its report, whose ids its files use, what it took in (the sender's Type/id → our id)
+    and what waits for a patient that a later line or file may bring."""
+
+    tenant_id: str
+    summary: ImportSummary = field(default_factory=ImportSummary)
+    sender_namespace: str | None = None  # --source: a target's base URL, as its pull keys records
+    origin_target: str | None = None  # --source named this target: what came from it is not sent back to it
+    taken: dict[tuple[str, str], str] = field(default_factory=dict)
+    waiting: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def known(self, resource_type: str, their_id: str) -> str | None:
+        return self.taken.get((resource_type, their_id))
+
+
+def sender_namespace(session: Session, tenant_id: str, source: str) -> tuple[str, str | None]:
+    """`--source`: a sync target (id, name or base URL) → its namespace and id; an EHR's base URL → itself."""
+    t = SyncTarget
+    target = session.exec(
+        select(t).where(
+            col(t.tenant_id) == tenant_id,
+            (col(t.id) == source) | (col(t.name) == source) | (col(t.base_url) == source.rstrip("/")),
+        )
+    ).first()
+    if target is not None:
+        return source_system(target), target.id
+    if source.startswith(("https://", "http://")):
+        return source.rstrip("/"), None
+    raise invalid(
+        "--source",
+        f"{source!r} is neither a sync target of this tenant nor a URL: name a target (id or name) or give the "
+        "EHR's FHIR base URL the export came from",
+    )
 
 
 def import_file(
     engine: Engine,
     settings: Settings,
     *,
-    tenant_id: str,
+    run: ImportRun,
     path: Path,
-    summary: ImportSummary,
     advance: Callable[[], None] = lambda: None,
 ) -> None:
-    principal = Principal(
-        subject="tandem-import", tenant_id=tenant_id, role="ehr-system", scopes=frozenset({"system/*.cruds"})
-    )
-    for where, resource in _resources(path, summary, advance):
-        ctx = RequestContext(principal=principal, request_id=f"import:{path.name}", settings=settings)
-        try:
-            with unit_of_work(engine) as session:  # one unit per line or Bundle: a refused one never stops the rest
-                if resource.get("resourceType") == "Bundle":
-                    _bundle(session, ctx, resource, where, summary, settings)
-                else:
-                    _one(session, ctx, resource, summary)
-        except TandemError as error:
-            summary.refused.append((where, _reason(error)))
+    for where, resource in _resources(path, run.summary, advance):
+        _take(engine, settings, run, where, resource, may_wait=True)
         advance()
+
+
+def finish_import(engine: Engine, settings: Settings, *, run: ImportRun) -> None:
+    """Take what waited for a patient, now that every file was read, until a round takes nothing more."""
+    while run.waiting:
+        pending, run.waiting = run.waiting, []
+        for where, resource in pending:
+            _take(engine, settings, run, where, resource, may_wait=True)
+        if len(run.waiting) == len(pending):  # nothing more arrived: what still waits is refused
+            for where, resource in run.waiting:
+                _take(engine, settings, run, where, resource, may_wait=False)
+            run.waiting = []
+
+
+def _take(
+    engine: Engine, settings: Settings, run: ImportRun, where: str, resource: dict[str, Any], *, may_wait: bool
+) -> None:
+    principal = Principal(
+        subject="tandem-import", tenant_id=run.tenant_id, role="ehr-system", scopes=frozenset({"system/*.cruds"})
+    )
+    ctx = RequestContext(
+        principal=principal,
+        request_id=f"import:{where}",
+        settings=settings,
+        origin_target=run.origin_target,
+        sender_namespace=run.sender_namespace,
+        sender_ids=run.known,
+    )
+    try:
+        with unit_of_work(engine) as session:  # one unit per line or Bundle: a refused one never stops the rest
+            if resource.get("resourceType") == "Bundle":
+                _bundle(session, ctx, resource, where, run, settings)
+            else:
+                _one(session, ctx, resource, run)
+    except TandemError as error:
+        if may_wait and _waits_for_a_reference(error):
+            run.waiting.append((where, resource))
+            return
+        reason = _reason(error)
+        if _waits_for_a_reference(error):
+            reason += (
+                " (after every file of this run was read; import the resources it refers to in the same run, "
+                "in any order, or name their sender with --source to use the ids Tandem keeps from it)"
+            )
+        run.summary.refused.append((where, reason))
+
+
+def _waits_for_a_reference(error: TandemError) -> bool:
+    """Refused only because what a reference names is not (yet) here: a later line may bring it."""
+    return (
+        isinstance(error, InvalidRequest)
+        and bool(error.problems)
+        and all(p.issue_code == "not-found" for p in error.problems)
+    )
 
 
 def _resources(path: Path, summary: ImportSummary, advance: Callable[[], None]) -> Iterator[tuple[str, dict[str, Any]]]:
     if path.suffix != ".ndjson":
         try:
-            yield path.name, json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as error:
             summary.refused.append((path.name, f"not JSON: {error}"))
             advance()
+            return
+        bundle = isinstance(document, dict) and document.get("resourceType") == "Bundle"
+        if bundle and document.get("type") in ENTRY_BY_ENTRY:
+            yield from _entries(path, document, summary, advance)
+            return
+        yield path.name, document
         return
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
@@ -100,14 +202,42 @@ def _resources(path: Path, summary: ImportSummary, advance: Callable[[], None]) 
             yield where, resource
 
 
-def _one(session: Session, ctx: RequestContext, resource: dict[str, Any], summary: ImportSummary) -> None:
+def _entries(
+    path: Path, bundle: dict[str, Any], summary: ImportSummary, advance: Callable[[], None]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        summary.refused.append((path.name, "Bundle.entry: must be a list"))
+        advance()
+        return
+    for n, entry in enumerate(entries):
+        where = f"{path.name} entry {n}"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            summary.refused.append((where, f"Bundle.entry[{n}].resource: no resource (nothing to import)"))
+            advance()
+        elif resource["resourceType"] == "OperationOutcome":
+            advance()  # a searchset's warnings from the server that answered the search: not patient data
+        else:
+            yield where, resource
+
+
+def _one(session: Session, ctx: RequestContext, resource: dict[str, Any], run: ImportRun) -> None:
     resource_type = resource["resourceType"]
-    fallback = f"{resource_type}/{resource['id']}" if isinstance(resource.get("id"), str) else None
+    their_id = resource["id"] if isinstance(resource.get("id"), str) else None
+    fallback = f"{resource_type}/{their_id}" if their_id else None
     outcome = interactions.create(session, ctx, resource_type, resource, default_source=(IMPORT_SOURCE, fallback))
+    _taken(run, resource, outcome.location)
     if outcome.status == 201:
-        summary.created += 1
+        run.summary.created += 1
     else:
-        summary.already_present += 1
+        run.summary.already_present += 1
+
+
+def _taken(run: ImportRun, resource: Any, location: str | None) -> None:
+    """What the sender called Type/id is now our record: later lines referring to it resolve to that."""
+    if isinstance(resource, dict) and isinstance(resource.get("id"), str) and location:
+        run.taken[(str(resource.get("resourceType")), resource["id"])] = location.split("/")[1]
 
 
 def _bundle(
@@ -115,22 +245,34 @@ def _bundle(
     ctx: RequestContext,
     bundle: dict[str, Any],
     where: str,
-    summary: ImportSummary,
+    run: ImportRun,
     settings: Settings,
 ) -> None:
+    if bundle.get("type") not in ("batch", "transaction"):
+        raise invalid(
+            "Bundle.type",
+            f"{bundle.get('type')!r}: tandem import takes batch, transaction, collection and searchset Bundles",
+        )
     response = bundles.process_bundle(
         session, ctx, bundle, max_entries=settings.max_bundle_entries, authorize=lambda _type, _interaction: None
     )
+    sent = bundle.get("entry") or []
     for n, entry in enumerate(response.get("entry", [])):
         status = str(entry["response"]["status"])
         if status.startswith("201"):
-            summary.created += 1
+            run.summary.created += 1
         elif status.startswith("200"):
-            summary.already_present += 1
+            run.summary.already_present += 1
         else:
             outcome = entry["response"].get("outcome", {})
             issue = (outcome.get("issue") or [{}])[0]
-            summary.refused.append((f"{where} entry {n}", f"{status}: {issue.get('diagnostics', 'refused')}"))
+            element = "".join(f"{e}: " for e in issue.get("expression") or [])
+            run.summary.refused.append(
+                (f"{where} entry {n}", f"{status}: {element}{issue.get('diagnostics', 'refused')}")
+            )
+            continue
+        if n < len(sent) and isinstance(sent[n], dict):
+            _taken(run, sent[n].get("resource"), entry["response"].get("location"))
 
 
 def _reason(error: TandemError) -> str:

@@ -30,7 +30,7 @@ class Intake:
     canonical_base: str
     resolve: ReferenceResolver  # a reference as the sender wrote it -> our record id (reference_resolver)
     # The namespace of the sender's own ids in the record's `source` (a pulled target's base URL); None when the
-    # sender names our records (the facade, the JSON API, an import).
+    # sender names our records (the facade, the JSON API, an import without --source).
     source_system: str | None = None
     # Identifier systems the sender issues MRNs under (a pulled target's `mrn_system`): an identifier in one of
     # them is an MRN even untyped (Epic types its MRN only with the text "MRN").
@@ -71,10 +71,11 @@ def validated(model: type[Model], body: dict[str, Any], where: str) -> Model:
 
 def from_request(take: IntakeFunction) -> Callable[[Session, RequestContext, dict[str, Any]], ApiModel]:
     """The intake of a resource sent to this service (facade, Bundle, import, JSON API): its references name
-    our records."""
+    our records, or, for an import that names its sender, the sender's ids (ctx.sender_namespace, as a pull)."""
 
     def intake(session: Session, ctx: RequestContext, resource: dict[str, Any]) -> ApiModel:
-        resolve = reference_resolver(session, ctx.tenant_id)
-        return take(Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve), resource)
+        namespace = ctx.sender_namespace
+        resolve = reference_resolver(session, ctx.tenant_id, source_system=namespace, known=ctx.sender_ids)
+        return take(Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve, namespace), resource)
 
     return intake
