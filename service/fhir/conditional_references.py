@@ -11,7 +11,7 @@ patients), so another tenant's patient matches nothing and is refused exactly li
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from sqlmodel import Session
 
@@ -39,9 +39,10 @@ def is_conditional(reference: str) -> bool:
 def resolve_conditional_references(
     session: Session, ctx: RequestContext, resource: dict[str, Any], where: str
 ) -> dict[str, Any]:
-    """The resource with each conditional `reference` replaced by Type/id of its one match; `where` locates the
-    resource in refusals ("Encounter", "Bundle.entry[3].resource"). Unchanged (the same object) when it has
-    none, which is the common case and costs one walk of the JSON."""
+    """The resource with each conditional `reference` replaced by Type/id of its one match, and each logical
+    patient reference (a `subject` or `patient` holding only an `identifier`) given the `reference` of its one
+    match; `where` locates the resource in refusals ("Encounter", "Bundle.entry[3].resource"). Unchanged (the
+    same object) when it has none, which is the common case and costs one walk of the JSON."""
     found: list[tuple[str, str]] = []
     _collect(resource, where, found)
     if not found:
@@ -54,11 +55,29 @@ def resolve_conditional_references(
     return result
 
 
+def _logical_patient(key: str, value: Any) -> str | None:
+    """`Patient?identifier=system|value` for a Reference that names its patient by identifier only (R4
+    references.html#logical), as an EHR writes the MRN it knows; a logical reference elsewhere stays as sent."""
+    if key not in ("subject", "patient") or not isinstance(value, dict) or "reference" in value:
+        return None
+    identifier = value.get("identifier")
+    if value.get("type") not in (None, "Patient") or not isinstance(identifier, dict):
+        return None
+    system, code = identifier.get("system"), identifier.get("value")
+    if not isinstance(system, str | None) or not isinstance(code, str | None):
+        return None  # not an Identifier: the reader refuses its shape
+    # Quoted as a query would be, so a value holding & or + reads back as sent.
+    token = f"{system or ''}|{code or ''}"
+    return f"Patient?identifier={quote(token, safe=':/|')}"
+
+
 def _collect(value: Any, location: str, found: list[tuple[str, str]]) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "reference" and isinstance(item, str) and is_conditional(item):
                 found.append((f"{location}.reference", item))
+            elif (logical := _logical_patient(key, item)) is not None:
+                found.append((f"{location}.{key}.identifier", logical))
             elif isinstance(item, dict | list):
                 _collect(item, f"{location}.{key}", found)
     elif isinstance(value, list):
@@ -68,10 +87,15 @@ def _collect(value: Any, location: str, found: list[tuple[str, str]]) -> None:
 
 def _replace(value: Any, rewritten: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {
-            k: (rewritten.get(v, v) if k == "reference" and isinstance(v, str) else _replace(v, rewritten))
-            for k, v in value.items()
-        }
+        replaced: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                replaced[key] = rewritten.get(item, item)
+            elif (logical := _logical_patient(key, item)) is not None:
+                replaced[key] = {"reference": rewritten[logical], **item}  # the identifier stays beside it
+            else:
+                replaced[key] = _replace(item, rewritten)
+        return replaced
     if isinstance(value, list):
         return [_replace(v, rewritten) for v in value]
     return value
@@ -100,7 +124,8 @@ def _match(session: Session, ctx: RequestContext, reference: str, location: str)
                 f"{_HOW}",
                 "not-supported",
             )
-        if not value.strip() or value.strip() == "|":
+        if not value.strip() or value.strip().endswith("|"):
+            # system| would match any value of that system: a reference must name one resource
             raise _refused(location, f"{reference}: {name} has no value; {_HOW}", "invalid")
     try:
         search = parse_search(resource_type, criteria, max_count=2, default_count=2, strict=True)

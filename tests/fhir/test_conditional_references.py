@@ -182,3 +182,27 @@ def test_another_tenants_patient_never_resolves(
     assert issue["code"] == "not-found"  # the same answer as an MRN nobody has: nothing about the other tenant
     assert "matches no patient" in issue["diagnostics"]
     assert _responses_of(client, their_headers, their_patient) == 0
+
+
+def test_a_logical_patient_reference_resolves_like_a_conditional_one(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    headers = fhir_headers(auth(tenant, "ehr-system"))
+    patient_id = _post(client, headers, "/fhir/Patient", _patient("L-1&2")).json()["id"]
+    response = _phq9_response("unused")
+    response["subject"] = {"identifier": {"system": MRN_SYSTEM, "value": "L-1&2"}, "display": "Ada Okonkwo"}
+    created = _post(client, headers, "/fhir/QuestionnaireResponse", response)
+    assert created.status_code == 201, created.text
+    assert created.json()["subject"]["reference"] == f"Patient/{patient_id}"
+
+    response["subject"] = {"identifier": {"system": MRN_SYSTEM, "value": "L-404"}}
+    unknown = _post(client, headers, "/fhir/QuestionnaireResponse", response)
+    assert unknown.status_code == 422, unknown.text
+    assert _issue(unknown.json())["expression"] == ["QuestionnaireResponse.subject.identifier"]
+    assert "matches no patient" in _issue(unknown.json())["diagnostics"]
+
+    response["subject"] = {"identifier": {"system": MRN_SYSTEM}}  # system| would match every MRN: refused
+    vague = _post(client, headers, "/fhir/QuestionnaireResponse", response)
+    assert vague.status_code == 422, vague.text
+    assert "identifier has no value" in _issue(vague.json())["diagnostics"]
+    assert _responses_of(client, headers, patient_id) == 1
