@@ -43,6 +43,8 @@ def resolve_conditional_references(
     patient reference (a `subject` or `patient` holding only an `identifier`) given the `reference` of its one
     match; `where` locates the resource in refusals ("Encounter", "Bundle.entry[3].resource"). Unchanged (the
     same object) when it has none, which is the common case and costs one walk of the JSON."""
+    if not _any_to_resolve(resource):
+        return resource
     found: list[tuple[str, str]] = []
     _collect(resource, where, found)
     if not found:
@@ -69,6 +71,22 @@ def _logical_patient(key: str, value: Any) -> str | None:
     # Quoted as a query would be, so a value holding & or + reads back as sent.
     token = f"{system or ''}|{code or ''}"
     return f"Patient?identifier={quote(token, safe=':/|')}"
+
+
+def _any_to_resolve(value: Any) -> bool:
+    """_collect's test without locating anything: every write pays for this walk, few need more."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str):
+                if key == "reference" and "?" in item and is_conditional(item):
+                    return True
+            elif (key in ("subject", "patient") and _logical_patient(key, item) is not None) or (
+                isinstance(item, dict | list) and _any_to_resolve(item)
+            ):
+                return True
+    elif isinstance(value, list):
+        return any(isinstance(item, dict | list) and _any_to_resolve(item) for item in value)
+    return False
 
 
 def _collect(value: Any, location: str, found: list[tuple[str, str]]) -> None:
