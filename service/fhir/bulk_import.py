@@ -210,6 +210,7 @@ def _entries(
         summary.refused.append((path.name, "Bundle.entry: must be a list"))
         advance()
         return
+    named = _entry_names(entries)
     for n, entry in enumerate(entries):
         where = f"{path.name} entry {n}"
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -219,7 +220,37 @@ def _entries(
         elif resource["resourceType"] == "OperationOutcome":
             advance()  # a searchset's warnings from the server that answered the search: not patient data
         else:
-            yield where, resource
+            full_url = entry.get("fullUrl")
+            if isinstance(full_url, str) and full_url in named and not isinstance(resource.get("id"), str):
+                resource = {**resource, "id": named[full_url].split("/")[1]}
+            yield where, _renamed(resource, named)
+
+
+def _entry_names(entries: list[Any]) -> dict[str, str]:
+    """An entry's urn:uuid fullUrl → Type/<its id, else the uuid>: references to it then name the entry as a
+    file's Type/id does, so they resolve (and wait for it) like any sender id. The uuid is a valid FHIR id."""
+    names = {}
+    for entry in entries:
+        full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(full_url, str) and full_url.startswith("urn:uuid:") and isinstance(resource, dict):
+            own = resource.get("id")
+            their_id = own if isinstance(own, str) else full_url.removeprefix("urn:uuid:")
+            names[full_url] = f"{resource.get('resourceType')}/{their_id}"
+    return names
+
+
+def _renamed(value: Any, names: dict[str, str]) -> Any:
+    if not names:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: (names.get(v, v) if k == "reference" and isinstance(v, str) else _renamed(v, names))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    return value
 
 
 def _one(session: Session, ctx: RequestContext, resource: dict[str, Any], run: ImportRun) -> None:

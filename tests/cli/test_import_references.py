@@ -237,3 +237,27 @@ def test_source_may_name_a_sync_target_and_nothing_imported_from_it_is_sent_back
             )
         ).all()
         assert queued == []  # what came from the EHR is not echoed back to it
+
+
+def test_a_collection_bundles_urn_uuid_references_name_its_entries_in_any_order(
+    cli_env: None, tmp_path: Path, client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    patient_url = "urn:uuid:7c1e9a52-4b1d-4f0e-9a57-2d6f1b0c0001"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "urn:uuid:7c1e9a52-4b1d-4f0e-9a57-2d6f1b0c0002", "resource": _phq9_response(patient_url)},
+            {"fullUrl": patient_url, "resource": {k: v for k, v in _patient("-", "UUID-1").items() if k != "id"}},
+        ],
+    }
+    file = tmp_path / "ips.json"
+    file.write_text(json.dumps(bundle), encoding="utf-8")
+    first = _import(str(file), "--tenant", tenant)
+    assert first.exit_code == 0, first.output
+    assert "accepted 2 (2 created, 0 already present), refused 0" in first.output
+    headers = auth(tenant, "ehr-system")
+    [patient_id] = _patient_ids(client, headers, "UUID-1")
+    assert _subjects(client, headers) == [f"Patient/{patient_id}"]
+    again = _import(str(file), "--tenant", tenant)
+    assert "accepted 2 (0 created, 2 already present), refused 0" in again.output, again.output
