@@ -43,12 +43,14 @@ from .records import (
     QuestionnaireResponseRecord,
     ScoreLike,
 )
+from .referral import NO_RULE, ReferralRule, is_programme_referral, referral_from_fhir, referral_resource
 from .release import FHIR_VERSION, build, to_json
 
 __all__ = [
     "CODE_SYSTEMS",
     "EXTENSIONS",
     "FHIR_VERSION",
+    "NO_RULE",
     "SYSTEM",
     "AdministrationResources",
     "CarePlanResources",
@@ -59,6 +61,7 @@ __all__ = [
     "PatientRecord",
     "QuestionnaireResponseRecord",
     "ReferenceResolver",
+    "ReferralRule",
     "ResponseResources",
     "ScoreLike",
     "SentAnswer",
@@ -72,6 +75,7 @@ __all__ = [
     "code_system_resource",
     "extension_definition_resource",
     "identifier_system",
+    "is_programme_referral",
     "operation_outcome",
     "parse_reference",
     "patient_from_fhir",
@@ -80,6 +84,8 @@ __all__ = [
     "published_definitions",
     "questionnaire_canonical",
     "read_response",
+    "referral_from_fhir",
+    "referral_resource",
     "resource_id",
     "response_from_fhir",
     "response_resources",

@@ -26,6 +26,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.structuredefinition import StructureDefinition
 
 # What we write on the wire and in StructureDefinition.fhirVersion (R4 technical correction 4.0.1).
@@ -50,6 +51,7 @@ _MODELS: Final[dict[str, type[FHIRResourceModel]]] = {
         Procedure,
         Questionnaire,
         QuestionnaireResponse,
+        ServiceRequest,
         StructureDefinition,
     )
 }
@@ -141,6 +143,7 @@ __all__ = [
     "Questionnaire",
     "QuestionnaireResponse",
     "Resource",
+    "ServiceRequest",
     "StructureDefinition",
     "any_model_for",
     "build",

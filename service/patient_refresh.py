@@ -29,8 +29,8 @@ from service.records.enrollment import Enrollment, EnrollmentPublic, condition_f
 from service.records.patient import Patient
 
 SWEEP_CHUNK = 200
-# What a refresh writes besides plan_statuses: the enrollment's projected resources.
-REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal", "Flag"})
+# What a refresh writes besides plan_statuses: the enrollment's projected resources (with the referral it answers).
+REFRESHED_TYPES = frozenset({"CarePlan", "Condition", "Goal", "Flag", "ServiceRequest"})
 
 
 def refresh_patient(session: Session, *, tenant_id: str, patient_id: str, canonical_base: str) -> None:

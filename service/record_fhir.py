@@ -94,6 +94,8 @@ class PullSource:
     kind: Kind
     search: tuple[tuple[str, str], ...] = ()  # fixed search parameters
     by_mrn: bool = False  # searched by the target's MRN system: identifier=<system>|
+    # The search parameter naming the patient, for a patient-scoped pull (Oracle requires one on clinical searches).
+    patient_param: str | None = None
 
 
 # ---- renderings -------------------------------------------------------------------------------------------------
@@ -120,7 +122,10 @@ def _care_plan(record: RecordMeta, base: str, context: PlanContext) -> fm.CarePl
 
 def _enrollment(record: RecordMeta, base: str, context: PlanContext) -> list[FhirJson]:
     plan = _care_plan(record, base, context)
-    return [*(fm.to_json(r) for r in plan.all()), *_safety_flags(record.id, context, base)]
+    # The referral it answers is served too (same id as the CarePlan): what an EHR reads back and PUTs to hold,
+    # resume or discharge. It is not sent to EHRs: they hold their own.
+    referral = fm.referral_resource(cast(fm.EnrollmentRecord, record), canonical_base=base)
+    return [*(fm.to_json(r) for r in plan.all()), fm.to_json(referral), *_safety_flags(record.id, context, base)]
 
 
 def _administration(record: RecordMeta, base: str, context: PlanContext) -> list[FhirJson]:
@@ -258,6 +263,9 @@ PULL_SOURCES: tuple[PullSource, ...] = (
     PullSource(Kind.QUESTIONNAIRE_RESPONSES, "QuestionnaireResponse", Kind.QUESTIONNAIRE_RESPONSES),
     PullSource("observations", "Observation", Kind.QUESTIONNAIRE_RESPONSES, search=(("category", "survey"),)),
     PullSource("encounters", "Encounter", Kind.CBT_SESSIONS),
+    # Referrals to the programme enrol the patient (fhir_mappings/referral.py). Epic and Oracle both search
+    # ServiceRequest by `patient` (their CapabilityStatements); the protocol comes from the target's rule.
+    PullSource("referrals", "ServiceRequest", Kind.ENROLLMENTS, patient_param="patient"),
 )
 
 

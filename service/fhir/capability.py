@@ -38,6 +38,8 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "searchInclude": [f"{fhir_type.name}:patient"] if fhir_type.name != "Patient" else [],
             "searchParam": search_params(fhir_type.name),
         }
+        if fhir_type.documentation is not None:
+            entry["documentation"] = fhir_type.documentation
         resources.append(entry)
     for name in STATIC_TYPES:
         resources.append(

@@ -74,7 +74,7 @@ def _parameters(resource_type: str) -> dict[str, SearchParameter]:
 
 SEARCHABLE_TYPES = (
     "Patient", "MedicationAdministration", "Encounter", "QuestionnaireResponse", "Observation", "Procedure",
-    "CarePlan", "Condition", "Goal", "Flag",
+    "CarePlan", "Condition", "Goal", "Flag", "ServiceRequest",
 )  # fmt: skip
 STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem")  # published by the service, not stored
 _STATIC = {"_id": SearchParameter("_id", "token"), "url": SearchParameter("url", "uri")}

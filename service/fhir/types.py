@@ -33,6 +33,8 @@ class FhirType:
     # Fields this resource does not carry itself (they travel in its companion resources): a PUT of the
     # resource alone keeps their stored values instead of clearing them.
     carried_elsewhere: frozenset[str] = frozenset()
+    # What the CapabilityStatement says about the type beyond its interactions.
+    documentation: str | None = None
 
     @property
     def writable(self) -> bool:
@@ -68,6 +70,22 @@ FHIR_TYPES: dict[str, FhirType] = {
             CARE_TEAM,
             from_request(INTAKES["QuestionnaireResponse"]),
             True,
+        ),
+        # An enrolment arrives as the referral it answers (fhir_mappings/referral.py): Epic lets a client create
+        # and update ServiceRequest, but only reads EpisodeOfCare and CarePlan (docs/fhir.md, "Enrolment").
+        FhirType(
+            "ServiceRequest",
+            kinds.ENROLLMENTS,
+            CARE_TEAM,
+            from_request(INTAKES["ServiceRequest"]),
+            # A PUT changes the referral's status, dates and reason; the rest of the enrolment stays as stored.
+            carried_elsewhere=frozenset(
+                {"protocol_version", "coordinator_id", "target_condition", "treatment_resistant", "primary_instrument"}
+            ),
+            documentation="A referral to the ketamine/esketamine + CBT programme enrols the patient: POST with status "
+            "active (intent order; the protocol named in instantiatesUri <base>/protocol/<id> or by an RxNorm drug "
+            "code); PUT with status on-hold holds the enrolment, active resumes it, completed discharges it, revoked "
+            "discontinues it (the reason from note). Served for every enrolment, with the CarePlan's id.",
         ),
         FhirType("Observation", None, CARE_TEAM),
         FhirType("Procedure", None, CARE_TEAM),

@@ -11,15 +11,18 @@ from __future__ import annotations
 from .context import Intake, IntakeFunction, from_request, refused
 from .questionnaire_response import take_questionnaire_response
 from .references import reference_resolver
+from .referral import take_service_request
 from .resources import take_encounter, take_medication_administration, take_patient, take_score_observation
 
 # FHIR type -> its intake. Practitioner and CarePlan are not taken in as FHIR: practitioners are staff records
-# written on /api/v1, and an enrolment's CarePlan is derived from the enrolment (served, never written).
+# written on /api/v1, and an enrolment's CarePlan is derived from the enrolment (served, never written); an
+# enrolment arrives as the referral ServiceRequest it answers.
 INTAKES: dict[str, IntakeFunction] = {
     "Patient": take_patient,
     "MedicationAdministration": take_medication_administration,
     "Encounter": take_encounter,
     "QuestionnaireResponse": take_questionnaire_response,
+    "ServiceRequest": take_service_request,
 }
 
 __all__ = [
@@ -34,4 +37,5 @@ __all__ = [
     "take_patient",
     "take_questionnaire_response",
     "take_score_observation",
+    "take_service_request",
 ]

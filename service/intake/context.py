@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
-from fhir_mappings import MappingError, ReferenceResolver
+from fhir_mappings import NO_RULE, MappingError, ReferenceResolver, ReferralRule
 from service.audit_trail import RequestContext
 from service.errors import FieldProblem, InvalidRequest
 from service.records.base import ApiModel
@@ -35,6 +35,8 @@ class Intake:
     # Identifier systems the sender issues MRNs under (a pulled target's `mrn_system`): an identifier in one of
     # them is an MRN even untyped (Epic types its MRN only with the text "MRN").
     mrn_systems: frozenset[str] = frozenset()
+    # How a referral that does not name its protocol chooses one (a pulled target's `referrals` setting).
+    referral_rule: ReferralRule = NO_RULE
 
 
 IntakeFunction = Callable[[Intake, dict[str, Any]], ApiModel]

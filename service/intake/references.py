@@ -26,6 +26,7 @@ _RECORDS: Final[dict[str, type[TenantRecord]]] = {
     "MedicationAdministration": KetamineAdministration,
     "Encounter": CbtSession,
     "QuestionnaireResponse": QuestionnaireResponse,
+    "ServiceRequest": Enrollment,  # and as the referral it answers
 }
 
 # (resource type, the sender's id) -> our record id, for resources we wrote at the sender (the sync's map).
