@@ -31,6 +31,8 @@ class SyncTarget(TenantRecord, table=True):
     batch_size: int = 20
     enabled: bool = True
     code_map: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
+    # How a pulled referral chooses its protocol (service/sync/targets.py ReferralRuleFields).
+    referrals: dict[str, Any] = SqlField(default_factory=dict, sa_type=JSON)
     # The bearer token, sealed (never returned), and the origin it was written for (shown to admins).
     credential: str | None = SqlField(default=None, max_length=16384)
     credential_origin: str | None = SqlField(default=None, max_length=1024)

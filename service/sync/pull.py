@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+import fhir_mappings as fm
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.auth.principal import Principal
 from service.clock import now_utc
@@ -34,6 +35,7 @@ from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl
 from service.sync.patient_links import link_pulled_patient
 from service.sync.tables import PullCursor, RemoteResource
+from service.sync.targets import referral_rule
 
 logger = logging.getLogger("tandem.sync.pull")
 PAGE_SIZE = 100
@@ -206,6 +208,11 @@ def _store_one(
     if _ours_derived(resource, base):
         result.skipped += 1
         return
+    if resource["resourceType"] == "ServiceRequest" and not fm.is_programme_referral(
+        resource, base, referral_rule(target)
+    ):
+        result.skipped += 1  # another order of the patient (a lab, an imaging study): not ours to take
+        return
     with unit_of_work(engine) as session:
         try:
             payload = _take(resource["resourceType"])(_intake(session, target, base), resource)
@@ -255,7 +262,15 @@ def _intake(session: Session, target: SyncTarget, base: str) -> Intake:
     source = source_system(target)
     resolve = reference_resolver(session, target.tenant_id, source_system=source, known=known)
     mrn_systems = frozenset({target.mrn_system}) if target.mrn_system else frozenset()
-    return Intake(session, target.tenant_id, base, resolve, source_system=source, mrn_systems=mrn_systems)
+    return Intake(
+        session,
+        target.tenant_id,
+        base,
+        resolve,
+        source_system=source,
+        mrn_systems=mrn_systems,
+        referral_rule=referral_rule(target),
+    )
 
 
 def _take(resource_type: str) -> IntakeFunction:

@@ -22,6 +22,6 @@ SYNC_TARGETS = StoredKind(
     immutable=frozenset(),
     patient_scoped=False,
     has_status=False,
-    derive=targets.checked_urls,
+    derive=targets.checked_target,
     from_columns=targets.public_columns,
 )

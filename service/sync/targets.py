@@ -11,13 +11,17 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from sqlmodel import Session
 
+import fhir_mappings as fm
 from service.audit_trail import RequestContext
+from service.caseload.protocols import find_protocol
+from service.errors import invalid
 from service.instruments import Coding
 from service.records.base import ApiModel, RecordMeta, SourceIdentifier, Text
+from service.records.sync_target import SyncTarget
 from service.sync.url_safety import check_target_url
 
 PushKind = Literal["patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses"]
-PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters"]
+PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters", "referrals"]
 # A bearer token goes into an Authorization header: visible ASCII only, so it cannot smuggle a header line.
 BearerToken = Annotated[str, StringConstraints(min_length=8, max_length=8192, pattern=r"^[\x21-\x7e]+$")]
 
@@ -57,6 +61,28 @@ class SmartBackendAuth(ApiModel):
 TargetAuth = Annotated[NoAuth | BearerAuth | SmartBackendAuth, Field(discriminator="kind")]
 
 
+class ReferralRuleFields(ApiModel):
+    """How a referral pulled from this EHR chooses the patient's protocol when it does not name one itself
+    (fhir_mappings/referral.py): by the site's order code, else the programme's default."""
+
+    protocol_by_code: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="The site's order or referral code (system|code) -> the protocol id it enrols in",
+    )
+    default_protocol: Text | None = Field(
+        default=None,
+        description="The protocol of a referral coded only as a referral to the programme (SNOMED CT 306343005)",
+    )
+
+    @model_validator(mode="after")
+    def _codes_have_a_system(self) -> ReferralRuleFields:
+        for key in self.protocol_by_code:
+            system, _, code = key.rpartition("|")
+            if not system or not code:
+                raise ValueError(f"protocol_by_code key {key!r} must be system|code, e.g. urn:oid:1.2.840.114350|4567")
+        return self
+
+
 class SyncTargetFields(ApiModel):
     """What an administrator configures; the service owns id, version and timestamps."""
 
@@ -73,6 +99,10 @@ class SyncTargetFields(ApiModel):
         default_factory=dict,
         description="Extra codings a site requires on outbound Observations, keyed by our system|code "
         "(e.g. Epic flowsheet row ids for http://loinc.org|8480-6)",
+    )
+    referrals: ReferralRuleFields = Field(
+        default_factory=ReferralRuleFields,
+        description="How a pulled referral (ServiceRequest) that does not name its protocol chooses one",
     )
 
 
@@ -120,6 +150,24 @@ def public_columns(columns: dict[str, Any]) -> dict[str, Any]:
     shown = {k: v for k, v in columns.items() if k not in {"credential", "credential_origin"}}
     shown["token_written_for"] = columns.get("credential_origin")
     return shown
+
+
+def referral_rule(target: SyncTarget) -> fm.ReferralRule:
+    """The target's referral setting as the referral intake reads it."""
+    rule = ReferralRuleFields.model_validate(target.referrals or {})
+    return fm.ReferralRule(protocol_by_code=dict(rule.protocol_by_code), default_protocol=rule.default_protocol)
+
+
+def checked_target(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:
+    """Safe URLs, and referral rules naming only protocols the tenant has (a typo would refuse every referral)."""
+    columns = checked_urls(session, ctx, columns)
+    rule = columns.get("referrals") or {}
+    named = [("referrals.default_protocol", rule.get("default_protocol"))]
+    named += [(f"referrals.protocol_by_code[{k!r}]", v) for k, v in (rule.get("protocol_by_code") or {}).items()]
+    for where, protocol_id in named:
+        if protocol_id is not None and find_protocol(session, ctx.tenant_id, protocol_id, None) is None:
+            raise invalid(where, f"no protocol {protocol_id!r}; GET /api/v1/protocols lists the available ones")
+    return columns
 
 
 def checked_urls(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:

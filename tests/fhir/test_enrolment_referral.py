@@ -4,6 +4,7 @@ open urgent finding stays visible whatever the hold (CLINICAL.md §4)."""
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,11 @@ import fhirkit
 import pytest
 from fastapi.testclient import TestClient
 
+from service.audit_trail import RequestContext
+from service.auth.principal import Principal
+from service.db.unit_of_work import unit_of_work
+from service.record_store.enrollment_end import end_enrollment, end_patient_enrollments
+from service.settings import Settings
 from tests.builders import API, PHQ9_ITEMS, ApiDriver, questionnaire_body
 from tests.fhir.support import fhir_headers
 
@@ -241,3 +247,30 @@ def test_a_referral_in_a_transaction_enrols_the_patient_it_creates(
         "items"
     ]
     assert enrollment["protocol_id"] == "iv-ketamine-cbt"
+
+
+def test_end_enrollment_ends_open_enrolments_with_the_reason_and_keeps_urgent_findings_visible(
+    client: TestClient, ehr: tuple[ApiDriver, dict[str, str]], settings: Settings, tenant: str
+) -> None:
+    api, headers = ehr
+    patient_id = api.patient()
+    protocol = f"{_canonical(client, headers)}/protocol/iv-ketamine-cbt"
+    referral = client.post("/fhir/ServiceRequest", json=_referral(patient_id, protocol_uri=protocol), headers=headers)
+    api.create("questionnaire-responses", _phq9(patient_id, item9=1, days_ago=1))
+    principal = Principal(subject="test", tenant_id=tenant, role="ehr-system", scopes=None, client_id=None)
+    ctx = RequestContext(principal=principal, request_id=str(uuid.uuid4()), settings=settings)
+    today = datetime.now(UTC).date()
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with unit_of_work(engine) as session:
+        ended = end_patient_enrollments(session, ctx, patient_id, reason="Patient deceased", end_date=today)
+    assert [e.id for e in ended] == [referral.json()["id"]]
+    stored = api.client.get(f"{API}/enrollments/{ended[0].id}", headers=api.headers).json()
+    assert (stored["status"], stored["status_reason"], stored["end_date"]) == (
+        "discontinued",
+        "Patient deceased",
+        today.isoformat(),
+    )
+    assert client.get(f"/fhir/ServiceRequest/{ended[0].id}", headers=headers).json()["status"] == "revoked"
+    assert _plan(api, patient_id)["status"] == "at_risk"  # the open item-9 finding is not hidden by the ending
+    with unit_of_work(engine) as session:
+        assert end_enrollment(session, ctx, ended[0].id, reason="again") is None  # already ended: left as it is
