@@ -85,7 +85,8 @@ FHIR_TYPES: dict[str, FhirType] = {
             documentation="A referral to the ketamine/esketamine + CBT programme enrols the patient: POST with status "
             "active (intent order; the protocol named in instantiatesUri <base>/protocol/<id> or by an RxNorm drug "
             "code); PUT with status on-hold holds the enrolment, active resumes it, completed discharges it, revoked "
-            "discontinues it (the reason from note). Served for every enrolment, with the CarePlan's id.",
+            "discontinues it (the reason from note). Served for every enrolment, with the CarePlan's id. "
+            "EpisodeOfCare is not taken: Epic only reads it and Oracle Health does not offer it.",
         ),
         FhirType("Observation", None, CARE_TEAM),
         FhirType("Procedure", None, CARE_TEAM),

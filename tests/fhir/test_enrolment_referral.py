@@ -274,3 +274,16 @@ def test_end_enrollment_ends_open_enrolments_with_the_reason_and_keeps_urgent_fi
     assert _plan(api, patient_id)["status"] == "at_risk"  # the open item-9 finding is not hidden by the ending
     with unit_of_work(engine) as session:
         assert end_enrollment(session, ctx, ended[0].id, reason="again") is None  # already ended: left as it is
+
+
+def test_the_capability_statement_declares_the_referral_writes_and_says_how(
+    client: TestClient, ehr: tuple[ApiDriver, dict[str, str]]
+) -> None:
+    _, headers = ehr
+    statement = client.get("/fhir/metadata", headers=headers).json()
+    [entry] = [r for r in statement["rest"][0]["resource"] if r["type"] == "ServiceRequest"]
+    assert {"create", "update", "read", "search-type"} <= {i["code"] for i in entry["interaction"]}
+    assert "delete" not in {i["code"] for i in entry["interaction"]}
+    assert {"patient", "status", "identifier"} <= {p["name"] for p in entry["searchParam"]}
+    assert "on-hold" in entry["documentation"] and "EpisodeOfCare" in entry["documentation"]
+    assert not [r for r in statement["rest"][0]["resource"] if r["type"] == "EpisodeOfCare"]
