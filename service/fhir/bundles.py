@@ -140,8 +140,16 @@ def _batch(
 
 def transaction_order(entries: list[Any]) -> list[int]:
     """The entries' indexes in FHIR R4's processing order (http.html#trules): deletes, creates, updates, reads;
-    entries of one method keep their request order, so later creates can refer to earlier ones."""
-    return sorted(range(len(entries)), key=lambda n: METHOD_RANK[_method(entries[n], n)])
+    entries of one method keep their request order, so later creates can refer to earlier ones, except that the
+    Patients created come first: every other resource refers to its patient (by urn:uuid or a conditional
+    reference), a Patient to nothing in the Bundle, and R4 leaves the order within a method to the server."""
+    return sorted(range(len(entries)), key=lambda n: _rank(entries[n], n))
+
+
+def _rank(entry: Any, n: int) -> tuple[int, bool]:
+    method = _method(entry, n)
+    resource = entry.get("resource") if method == "POST" else None
+    return METHOD_RANK[method], not (isinstance(resource, dict) and resource.get("resourceType") == "Patient")
 
 
 def _transaction(

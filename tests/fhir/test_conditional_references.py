@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 
+from service.fhir.bundles import transaction_order
 from tests.fhir.support import fhir_headers, patient_resource
 from tests.fhir.test_facade_conformance import _phq9_response
 
@@ -93,19 +94,21 @@ def test_a_transaction_resolves_one_match_and_refuses_none_or_several(
     assert _issue(several.json())["expression"] == ["Bundle.entry[0].resource.subject.reference"]
 
 
-def test_a_conditional_reference_finds_a_patient_created_earlier_in_the_same_transaction(
+def test_a_conditional_reference_finds_a_patient_the_same_transaction_creates_wherever_it_is_listed(
     client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
 ) -> None:
     headers = fhir_headers(auth(tenant, "ehr-system"))
-    answer = _post(
-        client,
-        headers,
-        "/fhir",
-        _transaction(_create(_patient("SAME-TX")), _create(_phq9_response(_by_mrn("SAME-TX")))),
+    bundle = _transaction(
+        _create(_phq9_response(_by_mrn("SAME-TX"))),  # listed first: the POSTed Patients run first
+        {"fullUrl": "urn:uuid:1f0c3f0e-0000-4000-8000-0000000000b1", **_create(_phq9_response("placeholder"))},
+        _create(_patient("SAME-TX")) | {"fullUrl": "urn:uuid:1f0c3f0e-0000-4000-8000-0000000000b2"},
     )
+    bundle["entry"][1]["resource"]["subject"] = {"reference": "urn:uuid:1f0c3f0e-0000-4000-8000-0000000000b2"}
+    assert transaction_order(bundle["entry"]) == [2, 0, 1]
+    answer = _post(client, headers, "/fhir", bundle)
     assert answer.status_code == 200, answer.text
-    patient_id = answer.json()["entry"][0]["response"]["location"].split("/")[1]
-    assert _responses_of(client, headers, patient_id) == 1
+    patient_id = answer.json()["entry"][2]["response"]["location"].split("/")[1]
+    assert _responses_of(client, headers, patient_id) == 2  # by MRN and by urn:uuid, both before their Patient
 
 
 def test_a_batch_refuses_only_the_entry_whose_reference_matches_nothing(
