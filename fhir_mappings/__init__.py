@@ -8,6 +8,7 @@ return dicts shaped like the service's `*Create` bodies, or raise MappingError.
 
 from .administration import AdministrationResources, administration_fallback, administration_resources
 from .administration_inbound import administration_from_fhir
+from .appointment import appointment_from_fhir, appointment_resource
 from .capabilities import SYSTEM, writable_types
 from .care_plan import CarePlanResources, care_plan_resources
 from .cbt_session import SessionResources, psychotherapy_cpt, session_resources
@@ -36,6 +37,7 @@ from .questionnaire_response_inbound import (
 )
 from .reading import ReferenceResolver, parse_reference
 from .records import (
+    AppointmentRecord,
     CbtSessionRecord,
     EnrollmentRecord,
     KetamineAdministrationRecord,
@@ -53,6 +55,7 @@ __all__ = [
     "NO_RULE",
     "SYSTEM",
     "AdministrationResources",
+    "AppointmentRecord",
     "CarePlanResources",
     "CbtSessionRecord",
     "EnrollmentRecord",
@@ -70,6 +73,8 @@ __all__ = [
     "administration_fallback",
     "administration_from_fhir",
     "administration_resources",
+    "appointment_from_fhir",
+    "appointment_resource",
     "build",
     "care_plan_resources",
     "code_system_resource",

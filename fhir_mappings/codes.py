@@ -58,6 +58,12 @@ CPT_PSYCHOTHERAPY: Final = (
     (None, "90837", "Psychotherapy, 60 minutes with patient"),
 )
 
+# HCPCS (R4 terminologies-systems.html: http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets): G2082 / G2083,
+# the esketamine (Spravato) treatment visit, up to 56 mg / more than 56 mg (CMS CY2020 Physician Fee Schedule final
+# rule). verify: the system URI was not checked against terminology.hl7.org here.
+HCPCS: Final = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+HCPCS_ESKETAMINE_VISIT: Final = frozenset({"G2082", "G2083"})
+
 # SNOMED CT 18629005 "Administration of drug or medicament (procedure)": used as the drug-administration
 # Procedure code in the German MII oncology IG and the ISiK ProcedureCategory value set ("Administration of
 # medicine"). unverified: display checked against those IGs, not against the SNOMED CT browser.

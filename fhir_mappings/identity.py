@@ -12,7 +12,9 @@ from typing import Any, Final, Literal
 from .definitions import SOURCE_IDENTIFIER, extension_url
 from .records import RecordLike
 
-RecordKind = Literal["patient", "enrollment", "ketamine-administration", "cbt-session", "questionnaire-response"]
+RecordKind = Literal[
+    "patient", "enrollment", "ketamine-administration", "cbt-session", "questionnaire-response", "appointment"
+]
 
 # Fixed namespace so a sub-resource id is the same on every machine and every run.
 _NAMESPACE: Final = uuid.UUID("6f0f7d2e-8a51-5b8e-9c1a-3d3f4b2a9e10")

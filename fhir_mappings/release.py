@@ -12,6 +12,7 @@ import weakref
 from typing import Any, Final, TypeVar, cast
 
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.condition import Condition
@@ -38,6 +39,7 @@ M = TypeVar("M", bound=FHIRResourceModel)
 _MODELS: Final[dict[str, type[FHIRResourceModel]]] = {
     model.__name__: model
     for model in (
+        Appointment,
         CarePlan,
         CodeSystem,
         Condition,
@@ -129,6 +131,7 @@ def _without_empty(value: Any) -> Any:
 
 __all__ = [
     "FHIR_VERSION",
+    "Appointment",
     "CarePlan",
     "CodeSystem",
     "Condition",

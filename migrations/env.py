@@ -15,6 +15,7 @@ from service.db.engine import make_engine
 from service.db.types import UtcDateTime
 from service.projection import tables as fhir_tables  # noqa: F401
 from service.records import (  # noqa: F401
+    appointment,
     audit,
     cbt,
     enrollment,

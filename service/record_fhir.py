@@ -35,6 +35,7 @@ class Kind(StrEnum):
     KETAMINE_ADMINISTRATIONS = "ketamine-administrations"
     CBT_SESSIONS = "cbt-sessions"
     QUESTIONNAIRE_RESPONSES = "questionnaire-responses"
+    APPOINTMENTS = "appointments"
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,10 @@ def _administration(record: RecordMeta, base: str, context: PlanContext) -> list
 def _cbt_session(record: RecordMeta, base: str, context: PlanContext) -> list[FhirJson]:
     mapped = fm.session_resources(cast(fm.CbtSessionRecord, record), canonical_base=base)
     return [fm.to_json(r) for r in mapped.all()]
+
+
+def _appointment(record: RecordMeta, base: str, context: PlanContext) -> list[FhirJson]:
+    return [fm.to_json(fm.appointment_resource(cast(fm.AppointmentRecord, record), canonical_base=base))]
 
 
 def _response(record: RecordMeta, base: str) -> fm.ResponseResources:
@@ -254,6 +259,14 @@ KIND_FHIR: dict[Kind, KindFhir] = {
                 description="the score as Observations only (total and safety items), without the answers",
             ),
         ),
+        # Sent where the target creates Appointments idempotently (Oracle Health creates them but cannot search them
+        # by identifier, so the decision there is not_supported, with that reason; Epic only reads them).
+        KindFhir(
+            Kind.APPOINTMENTS,
+            "Appointment",
+            _appointment,
+            natural=Variant("natural", ("Appointment",), _facade_types(_appointment)),
+        ),
     )
 }
 
@@ -266,6 +279,8 @@ PULL_SOURCES: tuple[PullSource, ...] = (
     # Referrals to the programme enrol the patient (fhir_mappings/referral.py). Epic and Oracle both search
     # ServiceRequest by `patient` (their CapabilityStatements); the protocol comes from the target's rule.
     PullSource("referrals", "ServiceRequest", Kind.ENROLLMENTS, patient_param="patient"),
+    # Epic and Oracle Health both search Appointment by `patient` (and `date`, `status`).
+    PullSource(Kind.APPOINTMENTS, "Appointment", Kind.APPOINTMENTS, patient_param="patient"),
 )
 
 

@@ -11,6 +11,7 @@ from service.caseload.tables import FlagAcknowledgement
 from service.plan_status import (
     Acknowledgement,
     AdverseEventFacts,
+    AppointmentFacts,
     CbtSessionFacts,
     EnrollmentFacts,
     KetamineSessionFacts,
@@ -18,6 +19,7 @@ from service.plan_status import (
     SafetyFindingFacts,
     VitalSigns,
 )
+from service.records.appointment import Appointment
 from service.records.cbt import CbtSession
 from service.records.enrollment import Enrollment
 from service.records.ketamine import KetamineAdministration
@@ -31,6 +33,7 @@ class PatientFacts:
     cbt_sessions: list[CbtSession]
     responses: list[QuestionnaireResponse]
     acknowledgements: list[FlagAcknowledgement]
+    appointments: list[Appointment]
 
 
 def load_patient_facts(session: Session, tenant_id: str, patient_id: str) -> PatientFacts:
@@ -44,6 +47,7 @@ def load_patient_facts(session: Session, tenant_id: str, patient_id: str) -> Pat
         cbt_sessions=rows(CbtSession),
         responses=rows(QuestionnaireResponse),
         acknowledgements=rows(FlagAcknowledgement),
+        appointments=rows(Appointment),
     )
 
 
@@ -52,7 +56,7 @@ def belongs(record_enrollment_id: str | None, enrollment: Enrollment) -> bool:
     return record_enrollment_id in (None, enrollment.id)
 
 
-def counts(record: KetamineAdministration | CbtSession, enrollment: Enrollment) -> bool:
+def counts(record: KetamineAdministration | CbtSession | Appointment, enrollment: Enrollment) -> bool:
     """Sessions recorded in error count for nothing (responses in error are ignored by the engine itself)."""
     return record.status != "entered-in-error" and belongs(record.enrollment_id, enrollment)
 
@@ -105,6 +109,12 @@ def cbt_facts(row: CbtSession) -> CbtSessionFacts:
         planned_start=row.planned_start,
         status=row.status,
         actual_start=row.actual_start,
+    )
+
+
+def appointment_facts(row: Appointment) -> AppointmentFacts:
+    return AppointmentFacts(
+        id=row.id, service=row.service, status=row.status, start=row.start, recorded_at=row.created_at
     )
 
 

@@ -15,6 +15,7 @@ from service.caseload.facts import (
     PatientFacts,
     acknowledgement_facts,
     administration_facts,
+    appointment_facts,
     belongs,
     cbt_facts,
     counts,
@@ -26,6 +27,7 @@ from service.caseload.protocols import find_protocol
 from service.caseload.tables import URGENCY, FlagAcknowledgement, PlanStatusRow
 from service.clock import now_utc
 from service.plan_status import PlanStatus, Protocol, compute_plan_status
+from service.records.appointment import Appointment
 from service.records.cbt import CbtSession
 from service.records.enrollment import Enrollment
 from service.records.ketamine import KetamineAdministration
@@ -77,6 +79,7 @@ def _status(protocols: _Protocols, facts: PatientFacts, enrollment: Enrollment, 
         ],
         as_of,
         tz=protocols.zone,
+        appointments=[appointment_facts(r) for r in facts.appointments if counts(r, enrollment)],
     )
 
 
@@ -120,6 +123,7 @@ _FACT_COLUMNS = {
         "rems_form_submitted_at",
     },
     "cbt_sessions": {"id", "patient_id", "enrollment_id", "session_number", "planned_start", "status", "actual_start"},
+    "appointments": {"id", "patient_id", "enrollment_id", "service", "status", "start", "created_at"},
     "responses": {
         "id",
         "patient_id",
@@ -143,6 +147,7 @@ def load_facts_of(session: Session, tenant_id: str, patient_ids: Sequence[str]) 
         "cbt_sessions": CbtSession,
         "responses": QuestionnaireResponse,
         "acknowledgements": FlagAcknowledgement,
+        "appointments": Appointment,
     }
     for name, table in tables.items():
         # Plain rows, not ORM instances: the facts only read attributes, and building ~20 instances per patient

@@ -34,6 +34,7 @@ DATE_PARAMETERS = {
     "CarePlan": {"date"},
     "Goal": {"target-date"},
     "Condition": {"onset-date"},
+    "Appointment": {"date"},
 }
 _DATE = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$",
@@ -74,7 +75,7 @@ def _parameters(resource_type: str) -> dict[str, SearchParameter]:
 
 SEARCHABLE_TYPES = (
     "Patient", "MedicationAdministration", "Encounter", "QuestionnaireResponse", "Observation", "Procedure",
-    "CarePlan", "Condition", "Goal", "Flag", "ServiceRequest",
+    "CarePlan", "Condition", "Goal", "Flag", "ServiceRequest", "Appointment",
 )  # fmt: skip
 STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem")  # published by the service, not stored
 _STATIC = {"_id": SearchParameter("_id", "token"), "url": SearchParameter("url", "uri")}

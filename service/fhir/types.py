@@ -88,6 +88,7 @@ FHIR_TYPES: dict[str, FhirType] = {
             "discontinues it (the reason from note). Served for every enrolment, with the CarePlan's id. "
             "EpisodeOfCare is not taken: Epic only reads it and Oracle Health does not offer it.",
         ),
+        FhirType("Appointment", kinds.APPOINTMENTS, CARE_TEAM, from_request(INTAKES["Appointment"]), True),
         FhirType("Observation", None, CARE_TEAM),
         FhirType("Procedure", None, CARE_TEAM),
         FhirType("CarePlan", None, CARE_TEAM),

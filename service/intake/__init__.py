@@ -12,7 +12,13 @@ from .context import Intake, IntakeFunction, from_request, refused
 from .questionnaire_response import take_questionnaire_response
 from .references import reference_resolver
 from .referral import take_service_request
-from .resources import take_encounter, take_medication_administration, take_patient, take_score_observation
+from .resources import (
+    take_appointment,
+    take_encounter,
+    take_medication_administration,
+    take_patient,
+    take_score_observation,
+)
 
 # FHIR type -> its intake. Practitioner and CarePlan are not taken in as FHIR: practitioners are staff records
 # written on /api/v1, and an enrolment's CarePlan is derived from the enrolment (served, never written); an
@@ -23,6 +29,7 @@ INTAKES: dict[str, IntakeFunction] = {
     "Encounter": take_encounter,
     "QuestionnaireResponse": take_questionnaire_response,
     "ServiceRequest": take_service_request,
+    "Appointment": take_appointment,
 }
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "from_request",
     "reference_resolver",
     "refused",
+    "take_appointment",
     "take_encounter",
     "take_medication_administration",
     "take_patient",

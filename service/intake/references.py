@@ -12,6 +12,7 @@ from typing import Final
 from sqlmodel import Session, col, select
 
 from fhir_mappings import ReferenceResolver, parse_reference
+from service.records.appointment import Appointment
 from service.records.base import TenantRecord
 from service.records.cbt import CbtSession
 from service.records.enrollment import Enrollment
@@ -27,6 +28,7 @@ _RECORDS: Final[dict[str, type[TenantRecord]]] = {
     "Encounter": CbtSession,
     "QuestionnaireResponse": QuestionnaireResponse,
     "ServiceRequest": Enrollment,  # and as the referral it answers
+    "Appointment": Appointment,
 }
 
 # (resource type, the sender's id) -> our record id, for resources we wrote at the sender (the sync's map).

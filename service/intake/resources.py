@@ -1,4 +1,4 @@
-"""The intakes of Patient, MedicationAdministration, Encounter and a total-score Observation."""
+"""The intakes of Patient, MedicationAdministration, Encounter, Appointment and a total-score Observation."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 import fhir_mappings as fm
+from service.records.appointment import AppointmentCreate
 from service.records.cbt import CbtSession, CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
 from service.records.patient import PatientCreate
@@ -53,6 +54,20 @@ def take_encounter(intake: Intake, resource: dict[str, Any]) -> CbtSessionCreate
         )
     )
     return validated(CbtSessionCreate, body, "Encounter")
+
+
+def take_appointment(intake: Intake, resource: dict[str, Any]) -> AppointmentCreate:
+    """A CBT or ketamine/esketamine session booked in the EHR: a planned session (service/records/appointment.py)."""
+    body = mapped(
+        lambda: fm.appointment_from_fhir(
+            resource,
+            canonical_base=intake.canonical_base,
+            resolve_patient=intake.resolve,
+            resolve_reference=intake.resolve,
+            source_system=intake.source_system,
+        )
+    )
+    return validated(AppointmentCreate, body, "Appointment")
 
 
 def take_score_observation(intake: Intake, resource: dict[str, Any]) -> QuestionnaireResponseCreate:

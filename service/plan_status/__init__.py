@@ -10,6 +10,7 @@ from .engine import compute_plan_status
 from .inputs import (
     Acknowledgement,
     AdverseEventFacts,
+    AppointmentFacts,
     CbtSessionFacts,
     EnrollmentFacts,
     KetamineSessionFacts,
@@ -45,6 +46,7 @@ __all__ = [
     "IV_KETAMINE_CBT",
     "Acknowledgement",
     "AdverseEventFacts",
+    "AppointmentFacts",
     "Cadence",
     "CbtSessionFacts",
     "Count",

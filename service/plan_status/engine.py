@@ -15,9 +15,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from .adherence import baseline_pending, induction_window, no_show_streak, overdue_findings, predose_gaps
+from .appointments import appointment_sessions, booked_deadline, ketamine_missed
 from .clock import Clock
 from .flags import Finding, to_reasons
-from .inputs import Acknowledgement, CbtSessionFacts, EnrollmentFacts, KetamineSessionFacts, MeasurementFacts
+from .inputs import (
+    Acknowledgement,
+    AppointmentFacts,
+    CbtSessionFacts,
+    EnrollmentFacts,
+    KetamineSessionFacts,
+    MeasurementFacts,
+)
 from .outcomes import Trajectory, outcome_findings, outcome_instruments, trajectory
 from .protocols import Protocol
 from .safety import all_safety_findings
@@ -42,11 +50,14 @@ def compute_plan_status(
     as_of: datetime,
     *,
     tz: tzinfo = UTC,
+    appointments: Sequence[AppointmentFacts] = (),
 ) -> PlanStatus:
-    """tz is the hospital's zone: it places the enrollment start date and spells dates in messages."""
+    """tz is the hospital's zone: it places the enrollment start date and spells dates in messages. Appointments
+    booked in the EHR set next due dates and count no-shows (plan_status/appointments.py)."""
     if protocol.id != enrollment.protocol_id:
         raise ValueError(f"enrollment follows protocol {enrollment.protocol_id!r}, not {protocol.id!r}")
     clock = Clock(as_of)
+    cbt_sessions = [*cbt_sessions, *appointment_sessions(appointments, cbt_sessions, tz)]
     timeline = build_timeline(
         enrollment, administrations, cbt_sessions, measurements, acknowledgements, protocol, clock, tz
     )
@@ -65,7 +76,12 @@ def compute_plan_status(
     ketamine = cbt = measurement = None
     if active:
         ketamine = ketamine_deadline(timeline)
+        last_given = timeline.given[-1].started_at if timeline.given else None
+        ketamine = booked_deadline(ketamine, appointments, timeline, "ketamine", last_given)
         cbt = cbt_deadline(timeline, primary.outcome.responded_at if primary else None)
+        if timeline.cbt_done_at is None:
+            last_attended = cbt_date(timeline.attended[-1]) if timeline.attended else None
+            cbt = booked_deadline(cbt, appointments, timeline, "cbt", last_attended)
         measurement = measurement_deadline(timeline, ketamine)
         findings += overdue_findings([d for d in (ketamine, cbt, measurement) if d is not None], timeline)
         findings += baseline_pending(measurement, timeline)
@@ -80,7 +96,12 @@ def compute_plan_status(
         measurement=_due(measurement, clock),
         rems_form=_due(rems_next, clock),
     )
-    result_counts = counts(timeline)
+    result_counts = counts(timeline).model_copy(
+        update={
+            "cbt_missed": sum(1 for s in timeline.cbt if s.status == "no-show"),
+            "ketamine_missed": ketamine_missed(appointments, timeline),
+        }
+    )
     return PlanStatus(
         enrollment_id=enrollment.id,
         patient_id=enrollment.patient_id,

@@ -71,6 +71,23 @@ class CbtSessionFacts(Facts):
     actual_start: AwareDatetime | None = None
 
 
+# R4 Appointment.status (service/records/appointment.py).
+AppointmentStatus = Literal[
+    "proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow", "checked-in", "waitlist"
+]
+
+
+class AppointmentFacts(Facts):
+    """A CBT or drug session booked in the EHR (FHIR Appointment); entered-in-error ones are not facts."""
+
+    id: RecordId
+    service: Literal["cbt", "ketamine"]
+    status: AppointmentStatus
+    start: AwareDatetime
+    # When Tandem learnt of it: a recompute of an earlier as_of does not see a booking made later.
+    recorded_at: AwareDatetime
+
+
 class SafetyFindingFacts(Facts):
     link_id: str | None
     code: str | None = None

@@ -25,6 +25,7 @@ class Deadline:
     overdue_from: datetime | None
     after_record_id: str
     what: str  # what is due, in words, for the overdue message
+    booked: bool = False  # due at a booked appointment (plan_status/appointments.py)
 
     def due(self, overdue: bool) -> Due:
         return Due(
@@ -34,6 +35,7 @@ class Deadline:
             overdue_from=self.overdue_from,
             overdue=overdue,
             after_record_id=self.after_record_id,
+            booked=self.booked,
         )
 
 

@@ -45,6 +45,9 @@ class Counts(_Out):
     ketamine_after_induction: int
     cbt: Count
     measurements: Count
+    # Sessions the patient did not come to: CBT sessions recorded as no-shows and no-show appointments (one each).
+    cbt_missed: int = 0
+    ketamine_missed: int = 0
 
 
 class ScorePoint(_Out):
@@ -78,8 +81,11 @@ class Due(_Out):
     earliest_at: datetime | None
     overdue_from: datetime | None
     overdue: bool
-    # The record the due date is counted from (last session, measurement or the enrollment).
+    # The record the due date is counted from (last session, measurement or the enrollment), or the appointment
+    # that booked it.
     after_record_id: str
+    # Due at a booked appointment (after_record_id), rather than by the protocol's cadence.
+    booked: bool = False
 
 
 class NextDue(_Out):

@@ -26,6 +26,7 @@ DATE_ELEMENTS = (
     "performedDateTime",
     "period",
     "occurrenceDateTime",
+    "start",  # Appointment
 )
 
 

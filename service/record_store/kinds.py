@@ -14,7 +14,7 @@ from service.auth.principal import Role
 from service.caseload.enrollment_protocol import pinned_protocol
 from service.intake import from_request, take_questionnaire_response
 from service.record_fhir import KIND_FHIR, Kind
-from service.records import cbt, enrollment, ketamine, patient, practitioner, questionnaire
+from service.records import appointment, cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
 
 Columns = dict[str, Any]
@@ -215,6 +215,20 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
     ),
 )
 
+APPOINTMENTS = RecordKind(
+    label="appointment",
+    path=Kind.APPOINTMENTS,
+    schema_name="Appointment",
+    table=appointment.Appointment,
+    fields_schema=appointment.AppointmentFields,
+    create_schema=appointment.AppointmentCreate,
+    public_schema=appointment.AppointmentPublic,
+    time_column="start",
+    readers=CARE_TEAM,
+    writers=SCHEDULERS,
+    references=(_patient_ref, _enrollment_ref, _practitioner_ref("practitioner_id")),
+)
+
 RECORD_KINDS: tuple[RecordKind, ...] = (
     PATIENTS,
     PRACTITIONERS,
@@ -222,4 +236,5 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
     KETAMINE_ADMINISTRATIONS,
     CBT_SESSIONS,
     QUESTIONNAIRE_RESPONSES,
+    APPOINTMENTS,
 )

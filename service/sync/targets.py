@@ -20,8 +20,10 @@ from service.records.base import ApiModel, RecordMeta, SourceIdentifier, Text
 from service.records.sync_target import SyncTarget
 from service.sync.url_safety import check_target_url
 
-PushKind = Literal["patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses"]
-PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters", "referrals"]
+PushKind = Literal[
+    "patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses", "appointments"
+]
+PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters", "referrals", "appointments"]
 # A bearer token goes into an Authorization header: visible ASCII only, so it cannot smuggle a header line.
 BearerToken = Annotated[str, StringConstraints(min_length=8, max_length=8192, pattern=r"^[\x21-\x7e]+$")]
 

@@ -28,6 +28,7 @@ from service.patient_status import (
 from service.plan_status import PlanStatus, SafetyThresholds
 from service.record_fhir import Kind
 from service.record_store.kinds import (
+    APPOINTMENTS,
     CBT_SESSIONS,
     CLINICIANS,
     KETAMINE_ADMINISTRATIONS,
@@ -36,6 +37,7 @@ from service.record_store.kinds import (
     RecordKind,
 )
 from service.record_store.store import ListFilters, list_records, read_record
+from service.records.appointment import AppointmentPublic
 from service.records.base import RecordMeta
 from service.records.cbt import CbtSessionPublic
 from service.records.ketamine import KetamineAdministrationPublic
@@ -57,7 +59,7 @@ MAX_RECORDS_PER_KIND = 2000
 class TimelineEntry:
     anchor: str
     at: datetime
-    kind: str  # ketamine | cbt | questionnaire
+    kind: str  # ketamine | cbt | questionnaire | appointment
     title: str
     record: Any
     api_path: str
@@ -128,6 +130,15 @@ def _cbt_entry(record: CbtSessionPublic) -> TimelineEntry:
     attention: list[str] = [record.status] if record.status in ("no-show", "cancelled") else []
     return TimelineEntry(
         f"rec-{record.id}", record.planned_start, "cbt", title, record, f"/api/v1/cbt-sessions/{record.id}", attention
+    )
+
+
+def _appointment_entry(record: AppointmentPublic) -> TimelineEntry:
+    what = "CBT session" if record.service == "cbt" else "Ketamine/esketamine session"
+    title = f"{what} appointment: {'no-show' if record.status == 'noshow' else record.status.replace('-', ' ')}"
+    attention: list[str] = ["no-show"] if record.status == "noshow" else []
+    return TimelineEntry(
+        f"rec-{record.id}", record.start, "appointment", title, record, f"/api/v1/appointments/{record.id}", attention
     )
 
 
@@ -203,11 +214,13 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
     administrations: list[KetamineAdministrationPublic] = _all(session, ctx, KETAMINE_ADMINISTRATIONS, patient_id)
     cbt_sessions: list[CbtSessionPublic] = _all(session, ctx, CBT_SESSIONS, patient_id)
     responses: list[QuestionnaireResponsePublic] = _all(session, ctx, QUESTIONNAIRE_RESPONSES, patient_id)
+    appointments: list[AppointmentPublic] = _all(session, ctx, APPOINTMENTS, patient_id)
     safety = _session_thresholds(session, ctx.tenant_id, plan.statuses)
     entries = (
         [_ketamine_entry(a, safety(a)) for a in administrations]
         + [_cbt_entry(c) for c in cbt_sessions]
         + [_questionnaire_entry(q) for q in responses]
+        + [_appointment_entry(a) for a in appointments if a.status != "entered-in-error"]
     )
     entries.sort(key=lambda e: e.at, reverse=True)
     by_id = {e.record.id: e for e in entries}
