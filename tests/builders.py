@@ -88,6 +88,18 @@ def cbt_body(patient_id: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def appointment_body(patient_id: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "source": source("appt"),
+        "patient_id": patient_id,
+        "service": "cbt",
+        "status": "booked",
+        "start": "2026-10-15T14:00:00+00:00",
+        "end": "2026-10-15T14:50:00+00:00",
+        **overrides,
+    }
+
+
 # Our published PHQ-9 linkIds (GET /api/v1/instruments/phq-9); bare LOINC codes are accepted too.
 PHQ9_LOINC = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
 PHQ9_ITEMS = [f"/{code}" for code in PHQ9_LOINC]
@@ -115,6 +127,7 @@ PATIENT_RECORD_BODIES = {
     "ketamine-administrations": administration_body,
     "cbt-sessions": cbt_body,
     "questionnaire-responses": questionnaire_body,
+    "appointments": appointment_body,
 }
 
 
