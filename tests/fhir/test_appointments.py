@@ -3,9 +3,11 @@ cancelled one no longer holds the slot; writable, searchable, served as valid R4
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import fhirkit
@@ -13,7 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from service.cli import app as cli
+from service.settings import get_settings
 from service.sync.capabilities import decide, parse_capabilities
 from tests.builders import PHQ9_ITEMS, enrollment_body, questionnaire_body
 from tests.db_snapshot import database_checksum
@@ -281,3 +286,29 @@ def test_push_follows_the_capability_table() -> None:
         ],
     }
     assert decide("appointments", parse_capabilities(writable)).mapping == "natural"
+
+
+def test_tandem_import_takes_appointments_once_and_reports_refusals(
+    client: TestClient,
+    headers: dict[str, str],
+    tenant: str,
+    auth: Callable[..., dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    monkeypatch.setenv("TANDEM_DATABASE_URL", database_url)
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "development")
+    get_settings.cache_clear()
+    patient_id = _enrolled(client, headers, auth(tenant, "ehr-system"))
+    good = appointment(patient_id)
+    bad = appointment(patient_id, participant=[])
+    file = tmp_path / "appointments.ndjson"
+    file.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    first = CliRunner().invoke(cli, ["import", str(file), "--tenant", tenant])
+    assert "accepted 1 (1 created, 0 already present), refused 1" in first.output, first.output
+    assert "Appointment.participant" in first.output
+    again = CliRunner().invoke(cli, ["import", str(file), "--tenant", tenant])
+    assert "accepted 1 (0 created, 1 already present), refused 1" in again.output, again.output
+    due = _status(client, patient_id, auth(tenant, "coordinator"))["next_due"]["cbt_session"]
+    assert due["booked"] is True and _same_instant(due["due_at"], good["start"])
