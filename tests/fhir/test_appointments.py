@@ -312,3 +312,17 @@ def test_tandem_import_takes_appointments_once_and_reports_refusals(
     assert "accepted 1 (0 created, 1 already present), refused 1" in again.output, again.output
     due = _status(client, patient_id, auth(tenant, "coordinator"))["next_due"]["cbt_session"]
     assert due["booked"] is True and _same_instant(due["due_at"], good["start"])
+
+
+def test_a_deleted_appointment_is_entered_in_error_and_no_longer_due(
+    client: TestClient, headers: dict[str, str], tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    coordinator = auth(tenant, "coordinator")
+    patient_id = _enrolled(client, headers, auth(tenant, "ehr-system"))
+    created = client.post("/fhir/Appointment", json=appointment(patient_id), headers=headers).json()
+    assert _status(client, patient_id, coordinator)["next_due"]["cbt_session"]["booked"] is True
+    assert client.delete(f"/fhir/Appointment/{created['id']}", headers=headers).status_code in (200, 204)
+    assert client.get(f"/fhir/Appointment/{created['id']}", headers=headers).status_code == 410
+    stored = client.get(f"{API}/appointments/{created['id']}", headers=coordinator).json()
+    assert stored["status"] == "entered-in-error"
+    assert _status(client, patient_id, coordinator)["next_due"]["cbt_session"] is None
