@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from .codes import AMBULATORY, CBT, CPT, CPT_PSYCHOTHERAPY, SNOMED, V3_ACT_CODE, VIRTUAL
+from .codes import AMBULATORY, CBT, CBT_OLD, CPT, CPT_PSYCHOTHERAPY, PSYCHOTHERAPY, SNOMED, V3_ACT_CODE, VIRTUAL
 from .definitions import (
     CBT_DETAIL,
     CBT_MODULE,
@@ -67,6 +67,33 @@ def psychotherapy_cpt(minutes: int) -> tuple[str, str]:
     raise AssertionError("the last CPT band is open-ended")
 
 
+def visit_types(record: CbtSessionRecord) -> list[dict[str, Any]]:
+    """Encounter.type: the sender's types as sent (plus SNOMED CT CBT when the visit is CBT and they lack it, as
+    when a site code was mapped to CBT); for a session recorded here, CPT by its length and the therapy code."""
+    if record.visit_types:
+        types: list[dict[str, Any]] = []
+        for sent in record.visit_types:
+            concept: dict[str, Any] = {
+                "coding": [
+                    {k: v for k, v in (("system", c.system), ("code", c.code), ("display", c.display)) if v}
+                    for c in sent.coding
+                ]
+            }
+            if sent.text:
+                concept["text"] = sent.text
+            types.append(concept)
+        said_cbt = any(c.system == SNOMED and c.code in (CBT[0], CBT_OLD) for t in record.visit_types for c in t.coding)
+        if record.modality == "cbt" and not said_cbt:
+            types.append({"coding": [{"system": SNOMED, "code": CBT[0], "display": CBT[1]}]})
+        return types
+    cpt = psychotherapy_cpt(record.planned_minutes)
+    therapy = CBT if record.modality == "cbt" else PSYCHOTHERAPY
+    return [
+        {"coding": [{"system": CPT, "code": cpt[0], "display": cpt[1]}]},
+        {"coding": [{"system": SNOMED, "code": therapy[0], "display": therapy[1]}]},
+    ]
+
+
 def _status_reason(record: CbtSessionRecord, canonical_base: str) -> dict[str, Any] | None:
     concept: dict[str, Any] = {}
     if record.status in ("no-show", "cancelled"):
@@ -80,8 +107,12 @@ def session_resources(record: CbtSessionRecord, *, canonical_base: str) -> Sessi
     encounter_id = resource_id(record.id)
     subject = reference("Patient", record.patient_id)
     planned_end = record.planned_start + timedelta(minutes=record.planned_minutes)
-    cpt = psychotherapy_cpt(record.planned_minutes)
-    summary = f"CBT session {record.session_number} ({record.status})"
+    cbt = record.modality == "cbt"
+    # A visit whose modality was not stated is served as psychotherapy, never as CBT: that would add a claim
+    # the sender did not make.
+    therapy = CBT if cbt else PSYCHOTHERAPY
+    noun = "CBT session" if cbt else "Psychotherapy session (modality not stated)"
+    summary = f"{noun} {record.session_number} ({record.status})"
     reason = _status_reason(record, canonical_base)
 
     encounter = base_resource("Encounter", canonical_base, "cbt-session", record, summary)
@@ -99,10 +130,7 @@ def session_resources(record: CbtSessionRecord, *, canonical_base: str) -> Sessi
         "extension": extensions,
         "status": ENCOUNTER_STATUS[record.status],
         "class": {"system": V3_ACT_CODE, "code": klass[0], "display": klass[1]},
-        "type": [
-            {"coding": [{"system": CPT, "code": cpt[0], "display": cpt[1]}]},
-            {"coding": [{"system": SNOMED, "code": CBT[0], "display": CBT[1]}]},
-        ],
+        "type": visit_types(record),
         "subject": subject,
     }
     if record.actual_start is not None:
@@ -127,7 +155,7 @@ def session_resources(record: CbtSessionRecord, *, canonical_base: str) -> Sessi
         procedure["extension"] = proc_extensions
     procedure |= {
         "status": PROCEDURE_STATUS[record.status],
-        "code": {"coding": [{"system": SNOMED, "code": CBT[0], "display": CBT[1]}]},
+        "code": {"coding": [{"system": SNOMED, "code": therapy[0], "display": therapy[1]}]},
         "subject": subject,
         "encounter": {"reference": f"Encounter/{encounter_id}"},
     }

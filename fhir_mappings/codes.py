@@ -51,12 +51,26 @@ OLD_INTRAVENOUS: Final = "255560000"
 # SNOMED CT 228557008 "Cognitive and behavioral therapy" (CLINICAL.md §1); 304891004 older CBT code, input only.
 CBT: Final = ("228557008", "Cognitive and behavioral therapy")
 CBT_OLD: Final = "304891004"
-# CPT psychotherapy by time (CLINICAL.md §1; AMA CPT 2024: 90832 16-37 min, 90834 38-52 min, 90837 53+ min).
+# CPT psychotherapy by time (CLINICAL.md §1; AMA CPT 2024 Professional, Psychiatry > Psychotherapy: descriptors
+# "Psychotherapy, 30/45/60 minutes with patient", CPT time rule 90832 16-37 min, 90834 38-52 min, 90837 53+ min;
+# CMS Billing and Coding article A57520 "Psychiatric Codes" lists the same codes and times). The AMA text is
+# licensed: the descriptors were checked here through the CMS article and secondary coding references only.
 CPT_PSYCHOTHERAPY: Final = (
     (37, "90832", "Psychotherapy, 30 minutes with patient"),
     (52, "90834", "Psychotherapy, 45 minutes with patient"),
     (None, "90837", "Psychotherapy, 60 minutes with patient"),
 )
+# CPT 90853 "Group psychotherapy (other than of a multiple-family group)" (CLINICAL.md §1 lists it beside the timed
+# codes; AMA CPT 2024; CMS article A57520). It has no time in its descriptor, so it gives no nominal length.
+CPT_GROUP_PSYCHOTHERAPY: Final = ("90853", "Group psychotherapy (other than of a multiple-family group)")
+# CPT 90846/90847 family psychotherapy (without / with the patient present, 50 min; AMA CPT 2024) are NOT therapy
+# visits of the programme: CLINICAL.md lists only individual (90832/90834/90837) and group (90853) psychotherapy,
+# and 90846 is a session without the patient. Named here so the refusal can say so.
+CPT_FAMILY_PSYCHOTHERAPY: Final = frozenset({"90846", "90847"})
+# SNOMED CT 75516001 "Psychotherapy" and 18512000 "Individual psychotherapy" (CLINICAL.md §1): psychotherapy whose
+# modality is not stated, like a CPT code.
+PSYCHOTHERAPY: Final = ("75516001", "Psychotherapy")
+INDIVIDUAL_PSYCHOTHERAPY: Final = ("18512000", "Individual psychotherapy")
 
 # HCPCS (R4 terminologies-systems.html: http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets): G2082 / G2083,
 # the esketamine (Spravato) treatment visit, up to 56 mg / more than 56 mg (CMS CY2020 Physician Fee Schedule final

@@ -79,6 +79,10 @@ PLAN_STATUS_REASON = CodeSystemDefinition(
         ("cbt_not_started", "CBT not started when the protocol expects it"),
         ("cbt_overdue", "CBT session overdue"),
         ("cbt_no_show_streak", "Consecutive CBT sessions missed or cancelled"),
+        (
+            "cbt_modality_not_stated",
+            "Therapy sessions counted as CBT were recorded as psychotherapy without saying CBT",
+        ),
         ("measurement_overdue", "Primary measurement overdue"),
         ("baseline_missing", "No baseline measurement"),
         ("baseline_too_old", "Baseline measurement older than the protocol allows"),

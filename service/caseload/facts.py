@@ -109,6 +109,7 @@ def cbt_facts(row: CbtSession) -> CbtSessionFacts:
         planned_start=row.planned_start,
         status=row.status,
         actual_start=row.actual_start,
+        modality=row.modality,
     )
 
 

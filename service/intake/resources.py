@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -43,6 +44,14 @@ def take_medication_administration(intake: Intake, resource: dict[str, Any]) -> 
 
 
 def take_encounter(intake: Intake, resource: dict[str, Any]) -> CbtSessionCreate:
+    """A therapy visit. Without our session-number extension (an EHR-born visit) it is numbered by date, the
+    same on every path (POST, PUT, Bundles, import, pull): see _number_by_date."""
+    numbered_here: list[datetime] = []
+
+    def by_date(start: datetime) -> int:
+        numbered_here.append(start)
+        return _number_by_date(intake, resource, start)
+
     body = mapped(
         lambda: fm.session_from_fhir(
             resource,
@@ -50,9 +59,12 @@ def take_encounter(intake: Intake, resource: dict[str, Any]) -> CbtSessionCreate
             resolve_patient=intake.resolve,
             resolve_reference=intake.resolve,
             source_system=intake.source_system,
-            session_number=_next_session_number(intake, resource),
+            session_number=by_date,
         )
     )
+    if numbered_here and (stored := _stored_number(intake, resource, body.get("source"))) is not None:
+        # A resend or an update of a visit we hold keeps the number it was given: numbers never move.
+        body["session_number"] = stored
     return validated(CbtSessionCreate, body, "Encounter")
 
 
@@ -83,16 +95,43 @@ def take_score_observation(intake: Intake, resource: dict[str, Any]) -> Question
     return validated(QuestionnaireResponseCreate, body, "Observation")
 
 
-def _next_session_number(intake: Intake, encounter: dict[str, Any]) -> int:
-    """An EHR-born visit carries no session number of ours: it becomes the patient's next one."""
+def _number_by_date(intake: Intake, encounter: dict[str, Any], start: datetime) -> int:
+    """The visit's place by start among the patient's sessions (entered-in-error ones aside): 1 + how many
+    started earlier. A visit that arrives after later ones were numbered takes its place by date, and the later
+    ones keep theirs (never renumbered: a number already shown to the care team and sent to the EHRs stays; the
+    plan status counts sessions by status and date, not by number), so two sessions can then share a number."""
     subject = encounter.get("subject")
     reference = subject.get("reference") if isinstance(subject, dict) else None
     patient_id = intake.resolve(reference) if isinstance(reference, str) else None
     if patient_id is None:
-        return 1
-    count = intake.session.exec(
+        return 1  # the reader refuses the unknown patient itself, naming Encounter.subject
+    began = func.coalesce(col(CbtSession.actual_start), col(CbtSession.planned_start))
+    earlier = intake.session.exec(
         select(func.count())
         .select_from(CbtSession)
-        .where(col(CbtSession.tenant_id) == intake.tenant_id, col(CbtSession.patient_id) == patient_id)
+        .where(
+            col(CbtSession.tenant_id) == intake.tenant_id,
+            col(CbtSession.patient_id) == patient_id,
+            col(CbtSession.status) != "entered-in-error",
+            began < start,
+        )
     ).one()
-    return int(count) + 1
+    return int(earlier) + 1
+
+
+def _stored_number(intake: Intake, encounter: dict[str, Any], source: Any) -> int | None:
+    """The session number of the visit Tandem already holds for this Encounter (by its id, or by the source
+    identifier the reader found), or None for a new visit."""
+    found: str | None = None
+    if isinstance(encounter.get("id"), str):
+        found = intake.resolve(f"Encounter/{encounter['id']}")
+    if found is None and isinstance(source, dict):
+        found = intake.session.exec(
+            select(CbtSession.id).where(
+                col(CbtSession.tenant_id) == intake.tenant_id,
+                col(CbtSession.source_system) == source.get("system"),
+                col(CbtSession.source_id) == source.get("value"),
+            )
+        ).first()
+    row = intake.session.get(CbtSession, found) if found is not None else None
+    return row.session_number if row is not None and row.tenant_id == intake.tenant_id else None

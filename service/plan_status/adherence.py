@@ -1,7 +1,7 @@
 """Adherence flags: overdue sessions and measurements, CBT no-show streaks, an overrunning induction.
 
-All are warnings (CLINICAL.md section 4) except the missing pre-dose questionnaire and the pending
-baseline, which are notes: they inform but do not change the overall status.
+All are warnings (CLINICAL.md section 4) except the missing pre-dose questionnaire, the pending baseline and
+therapy sessions of unstated modality, which are notes: they inform but do not change the overall status.
 """
 
 from __future__ import annotations
@@ -109,3 +109,28 @@ def predose_gaps(timeline: Timeline) -> list[Finding]:
                 )
             )
     return out
+
+
+def unstated_modality(timeline: Timeline) -> list[Finding]:
+    """Attended psychotherapy visits with no code saying CBT (CPT 90837 alone) count toward the CBT course: in a
+    ketamine + CBT programme the therapy visits are the programme's CBT, and leaving them out would call every
+    patient of an EHR that codes only CPT "CBT overdue". CLINICAL.md §1 says to keep the modality unknown rather
+    than assume it, so the status says so in plain words, as a note that does not change the overall status."""
+    counted = timeline.attended[: timeline.protocol.cbt_sessions]
+    unstated = [s for s in counted if s.modality == "psychotherapy-unspecified"]
+    if not unstated:
+        return []
+    last = unstated[-1]
+    dates = ", ".join(day(cbt_date(s), timeline.tz) for s in unstated)
+    return [
+        Finding(
+            "cbt_modality_not_stated",
+            "info",
+            f"{len(unstated)} of the {len(counted)} therapy sessions counted toward the CBT course were recorded "
+            f"as psychotherapy without saying it was CBT ({dates}) — confirm with the therapist, or map the "
+            "clinic's visit type to CBT.",
+            last.id,
+            cbt_date(last),
+            tuple(s.id for s in unstated),
+        )
+    ]

@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from .adherence import baseline_pending, induction_window, no_show_streak, overdue_findings, predose_gaps
+from .adherence import (
+    baseline_pending,
+    induction_window,
+    no_show_streak,
+    overdue_findings,
+    predose_gaps,
+    unstated_modality,
+)
 from .appointments import appointment_sessions, booked_deadline, ketamine_missed
 from .clock import Clock
 from .flags import Finding, to_reasons
@@ -86,7 +93,7 @@ def compute_plan_status(
         findings += overdue_findings([d for d in (ketamine, cbt, measurement) if d is not None], timeline)
         findings += baseline_pending(measurement, timeline)
         findings += induction_window(timeline) + no_show_streak(timeline) + predose_gaps(timeline)
-    findings += _version_note(timeline)
+    findings += unstated_modality(timeline) + _version_note(timeline)
     reasons = to_reasons(findings, timeline.acknowledgements, timeline.tz)
 
     rems_next = min(rems, key=lambda d: (d.due_at, d.after_record_id), default=None)

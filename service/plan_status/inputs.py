@@ -69,6 +69,9 @@ class CbtSessionFacts(Facts):
     planned_start: AwareDatetime
     status: CbtStatus = "planned"
     actual_start: AwareDatetime | None = None
+    # "psychotherapy-unspecified": a psychotherapy visit with no code saying CBT (CPT 90837 alone). It counts
+    # toward the CBT course, with a note asking to confirm (adherence.unstated_modality).
+    modality: Literal["cbt", "psychotherapy-unspecified"] = "cbt"
 
 
 # R4 Appointment.status (service/records/appointment.py).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
@@ -23,6 +23,23 @@ from service.records.base import (
 
 CbtSessionStatus = Literal["planned", "attended", "cancelled", "no-show", "entered-in-error"]
 CbtSetting = Literal["in-person", "video"]
+# What kind of therapy the visit was: "cbt" when a CBT code (or a site code mapped to one) says so;
+# "psychotherapy-unspecified" for psychotherapy typed only by CPT 90832/90834/90837/90853 or SNOMED
+# 75516001/18512000 (CLINICAL.md §1: "psychotherapy, not necessarily CBT: keep 'modality unknown'").
+CbtModality = Literal["cbt", "psychotherapy-unspecified"]
+
+
+class VisitCoding(ApiModel):
+    system: Text | None = None
+    code: Text
+    display: Text | None = None
+
+
+class VisitType(ApiModel):
+    """One Encounter.type as the sender coded it, served back as sent."""
+
+    coding: list[VisitCoding] = Field(default_factory=list, max_length=10)
+    text: Text | None = None
 
 
 class CbtSession(PatientRecord, table=True):
@@ -48,6 +65,8 @@ class CbtSession(PatientRecord, table=True):
     modules_covered: list[str] = SqlField(default_factory=list, sa_type=JSON)
     homework_set: str | None = SqlField(default=None, max_length=4000)
     homework_completed: bool | None = None
+    modality: str = SqlField(default="cbt", max_length=32)
+    visit_types: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
 
 
 class CbtSessionFields(ApiModel):
@@ -68,6 +87,17 @@ class CbtSessionFields(ApiModel):
     homework_set: LongText | None = None
     homework_completed: bool | None = Field(
         default=None, description="Whether the previous session's homework was done"
+    )
+    modality: CbtModality = Field(
+        default="cbt",
+        description="cbt, or psychotherapy-unspecified: a psychotherapy visit (e.g. CPT 90837) with no code saying "
+        "CBT. It counts toward the CBT course with a note asking to confirm the modality",
+    )
+    visit_types: list[VisitType] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Encounter.type as the EHR sent it (CPT, SNOMED CT, the site's own visit type); empty for a "
+        "session recorded here, whose FHIR type is derived from its length and modality",
     )
 
     @model_validator(mode="after")

@@ -126,7 +126,9 @@ def _ketamine_entry(record: KetamineAdministrationPublic, safety: SafetyThreshol
 
 
 def _cbt_entry(record: CbtSessionPublic) -> TimelineEntry:
-    title = f"CBT session {record.session_number}: {record.status.replace('-', ' ')}"
+    # A psychotherapy visit the EHR did not code as CBT says so; it still counts toward the CBT course.
+    noun = "CBT session" if record.modality == "cbt" else "Psychotherapy session (CBT not stated)"
+    title = f"{noun} {record.session_number}: {record.status.replace('-', ' ')}"
     attention: list[str] = [record.status] if record.status in ("no-show", "cancelled") else []
     return TimelineEntry(
         f"rec-{record.id}", record.planned_start, "cbt", title, record, f"/api/v1/cbt-sessions/{record.id}", attention

@@ -140,6 +140,21 @@ def administrations(draw: st.DrawFn) -> KetamineAdministrationPublic:
     )
 
 
+_CPT = "http://www.ama-assn.org/go/cpt"
+_SNOMED = "http://snomed.info/sct"
+# Encounter.type as EHRs send it, with the modality each means (a site visit type is CBT only beside a CBT code,
+# as after the target's code map added it).
+SENT_VISIT_TYPES: list[tuple[list[dict[str, Any]], str]] = [
+    ([{"coding": [{"system": _CPT, "code": "90837", "display": "Psychotherapy, 60 minutes with patient"}]}],
+     "psychotherapy-unspecified"),
+    ([{"coding": [{"system": _CPT, "code": "90853"}]}], "psychotherapy-unspecified"),
+    ([{"coding": [{"system": _CPT, "code": "90834"}]}, {"coding": [{"system": _SNOMED, "code": "228557008"}]}],
+     "cbt"),
+    ([{"coding": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.10.698084.30", "code": "1023", "display": "CBT"},
+                  {"system": _SNOMED, "code": "228557008"}], "text": "CBT follow-up"}], "cbt"),
+]  # fmt: skip
+
+
 @st.composite
 def cbt_sessions(draw: st.DrawFn) -> CbtSessionPublic:
     status = draw(st.sampled_from(["planned", "attended", "cancelled", "no-show"]))
@@ -164,7 +179,9 @@ def cbt_sessions(draw: st.DrawFn) -> CbtSessionPublic:
         modules_covered=draw(st.lists(text, max_size=4)),
         homework_set=draw(st.none() | text),
         homework_completed=draw(st.none() | st.booleans()),
-    )
+        **draw(st.sampled_from([{"visit_types": [], "modality": m} for m in ("cbt", "psychotherapy-unspecified")]
+                               + [{"visit_types": t, "modality": m} for t, m in SENT_VISIT_TYPES])),
+    )  # fmt: skip
 
 
 link_ids = st.sampled_from(["/44250-9", "/44255-8", "/44260-8", "/69722-7", "q1", "cadss-1", "/93246-7"])

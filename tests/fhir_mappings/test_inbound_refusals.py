@@ -148,7 +148,7 @@ def test_ehr_encounter_without_cbt_code_or_session_number_is_refused() -> None:
         "subject": {"reference": "Patient/p1"},
         "period": {"start": "2026-10-20T14:00:00Z", "end": "2026-10-20T14:50:00Z"},
     }
-    with pytest.raises(MappingError, match="not a CBT session"):
+    with pytest.raises(MappingError, match=r"not a therapy visit: Encounter\.type holds nothing"):
         session_from_fhir(encounter, canonical_base=s.BASE, resolve_patient=own_id)
     encounter["type"] = [{"coding": [{"system": "http://snomed.info/sct", "code": "304891004"}]}]
     with pytest.raises(MappingError) as caught:

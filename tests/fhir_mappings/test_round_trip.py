@@ -30,6 +30,14 @@ ROUND_TRIPS = settings(
 _META = {"id", "version", "created_at", "updated_at", "score"}
 
 
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
 def fields(record: Any) -> dict[str, Any]:
     return record.model_dump(exclude=_META)
 
@@ -65,7 +73,12 @@ def test_cbt_session(record: Any) -> None:
         encounter, procedure, canonical_base=s.BASE, resolve_patient=own_id, resolve_reference=own_id
     )
     back = CbtSessionCreate.model_validate(body)
-    assert back.model_dump() == fields(record)
+    expected = fields(record)
+    if not record.visit_types:
+        # A session recorded here is served with derived types (CPT by length, the therapy's SNOMED CT code);
+        # read back, they are the visit's types as sent, and are served unchanged from then on.
+        expected["visit_types"] = encounter["type"]
+    assert back.model_dump(exclude_none=True) == _without_none(expected)
 
 
 @ROUND_TRIPS

@@ -18,6 +18,31 @@ from tests.builders import ApiDriver, administration_body, cbt_body, sync_target
 from tests.web.conftest import Browser, at, at_risk_patient, enrolled_patient, stored_status
 
 
+def test_a_psychotherapy_visit_of_unstated_modality_says_so_on_the_page(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    api = api_as(tenant)
+    patient_id = enrolled_patient(api, family_name="Modalityless")
+    begun = at(1)
+    api.create(
+        "cbt-sessions",
+        cbt_body(
+            patient_id,
+            planned_start=begun,
+            actual_start=begun,
+            actual_end=None,
+            modality="psychotherapy-unspecified",
+            visit_types=[{"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "90837"}]}],
+        ),
+    )
+    b = browser()
+    b.sign_in(tenant, "clinician")
+    text = b.get(f"/patients/{patient_id}").text
+    assert "Psychotherapy session (CBT not stated) 1: attended" in text
+    assert "recorded as psychotherapy without saying it was CBT" in text  # the plan status's note
+    assert "CBT session 1" not in text
+
+
 def _acks(engine: Engine, tenant: str) -> list[FlagAcknowledgement]:
     with Session(engine) as session:
         return list(session.exec(select(FlagAcknowledgement).where(col(FlagAcknowledgement.tenant_id) == tenant)))
