@@ -11,7 +11,7 @@ from .administration_inbound import administration_from_fhir
 from .appointment import appointment_from_fhir, appointment_resource
 from .capabilities import SYSTEM, writable_types
 from .care_plan import CarePlanResources, care_plan_resources
-from .cbt_session import SessionResources, psychotherapy_cpt, session_resources
+from .cbt_session import SessionResources, derived_visit_types, psychotherapy_cpt, session_resources
 from .cbt_session_inbound import session_from_fhir
 from .definitions import (
     CODE_SYSTEMS,
@@ -78,6 +78,7 @@ __all__ = [
     "build",
     "care_plan_resources",
     "code_system_resource",
+    "derived_visit_types",
     "extension_definition_resource",
     "identifier_system",
     "is_programme_referral",

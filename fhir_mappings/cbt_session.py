@@ -86,8 +86,13 @@ def visit_types(record: CbtSessionRecord) -> list[dict[str, Any]]:
         if record.modality == "cbt" and not said_cbt:
             types.append({"coding": [{"system": SNOMED, "code": CBT[0], "display": CBT[1]}]})
         return types
-    cpt = psychotherapy_cpt(record.planned_minutes)
-    therapy = CBT if record.modality == "cbt" else PSYCHOTHERAPY
+    return derived_visit_types(record.planned_minutes, record.modality)
+
+
+def derived_visit_types(planned_minutes: int, modality: str) -> list[dict[str, Any]]:
+    """The Encounter.type of a session recorded here: CPT by its length and the therapy's SNOMED CT code."""
+    cpt = psychotherapy_cpt(planned_minutes)
+    therapy = CBT if modality == "cbt" else PSYCHOTHERAPY
     return [
         {"coding": [{"system": CPT, "code": cpt[0], "display": cpt[1]}]},
         {"coding": [{"system": SNOMED, "code": therapy[0], "display": therapy[1]}]},

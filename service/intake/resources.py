@@ -62,9 +62,17 @@ def take_encounter(intake: Intake, resource: dict[str, Any]) -> CbtSessionCreate
             session_number=by_date,
         )
     )
-    if numbered_here and (stored := _stored_number(intake, resource, body.get("source"))) is not None:
+    stored = _stored_session(intake, resource, body.get("source"))
+    if stored is not None and numbered_here:
         # A resend or an update of a visit we hold keeps the number it was given: numbers never move.
-        body["session_number"] = stored
+        body["session_number"] = stored.session_number
+    if (
+        stored is not None
+        and not stored.visit_types
+        and body["visit_types"] == fm.derived_visit_types(stored.planned_minutes, stored.modality)
+    ):
+        # Our own rendering of a session recorded here, sent back (PUT as read): its types were derived, not sent.
+        body["visit_types"] = []
     return validated(CbtSessionCreate, body, "Encounter")
 
 
@@ -119,9 +127,9 @@ def _number_by_date(intake: Intake, encounter: dict[str, Any], start: datetime) 
     return int(earlier) + 1
 
 
-def _stored_number(intake: Intake, encounter: dict[str, Any], source: Any) -> int | None:
-    """The session number of the visit Tandem already holds for this Encounter (by its id, or by the source
-    identifier the reader found), or None for a new visit."""
+def _stored_session(intake: Intake, encounter: dict[str, Any], source: Any) -> CbtSession | None:
+    """The visit Tandem already holds for this Encounter (by its id, or by the source identifier the reader
+    found), or None for a new visit."""
     found: str | None = None
     if isinstance(encounter.get("id"), str):
         found = intake.resolve(f"Encounter/{encounter['id']}")
@@ -134,4 +142,4 @@ def _stored_number(intake: Intake, encounter: dict[str, Any], source: Any) -> in
             )
         ).first()
     row = intake.session.get(CbtSession, found) if found is not None else None
-    return row.session_number if row is not None and row.tenant_id == intake.tenant_id else None
+    return row if row is not None and row.tenant_id == intake.tenant_id else None
