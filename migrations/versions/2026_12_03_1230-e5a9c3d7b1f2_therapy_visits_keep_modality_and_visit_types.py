@@ -6,7 +6,7 @@ and Encounter.type is kept as sent, so it is served back unchanged (issue #19, i
 accepted only with a CBT code, so it is "cbt"; its visit types are empty and it is served as before.
 
 Revision ID: e5a9c3d7b1f2
-Revises: b7e2c4a9d1f3
+Revises: b6d2f8a4c1e9
 Create Date: 2026-12-03 12:30:00+00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision: str = 'e5a9c3d7b1f2'
-down_revision: str | None = 'b7e2c4a9d1f3'
+down_revision: str | None = 'b6d2f8a4c1e9'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
