@@ -30,7 +30,6 @@ from .questionnaire_response_inbound import (
     SentResponse,
     read_response,
     response_from_fhir,
-    score_observation_from_fhir,
     sent_answers,
     stored_answer,
     stored_questionnaire,
@@ -47,6 +46,15 @@ from .records import (
 )
 from .referral import NO_RULE, ReferralRule, is_programme_referral, referral_from_fhir, referral_resource
 from .release import FHIR_VERSION, build, to_json
+from .score_observation_inbound import (
+    SentComponent,
+    SentScoreObservation,
+    fold_panel,
+    is_survey,
+    member_references,
+    read_score_observation,
+    score_codes,
+)
 
 __all__ = [
     "CODE_SYSTEMS",
@@ -68,7 +76,9 @@ __all__ = [
     "ResponseResources",
     "ScoreLike",
     "SentAnswer",
+    "SentComponent",
     "SentResponse",
+    "SentScoreObservation",
     "SessionResources",
     "administration_fallback",
     "administration_from_fhir",
@@ -80,8 +90,11 @@ __all__ = [
     "code_system_resource",
     "derived_visit_types",
     "extension_definition_resource",
+    "fold_panel",
     "identifier_system",
     "is_programme_referral",
+    "is_survey",
+    "member_references",
     "operation_outcome",
     "parse_reference",
     "patient_from_fhir",
@@ -90,13 +103,14 @@ __all__ = [
     "published_definitions",
     "questionnaire_canonical",
     "read_response",
+    "read_score_observation",
     "referral_from_fhir",
     "referral_resource",
     "resource_id",
     "response_from_fhir",
     "response_resources",
     "safety_flag_resource",
-    "score_observation_from_fhir",
+    "score_codes",
     "sent_answers",
     "session_from_fhir",
     "session_resources",

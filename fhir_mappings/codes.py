@@ -96,6 +96,3 @@ SPO2: Final = ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry
 # 2708-6 is the R4 vital-signs oxygen saturation code; US Core pulse-ox requires it next to 59408-5.
 SPO2_GENERIC: Final = ("2708-6", "Oxygen saturation in Arterial blood")
 BODY_WEIGHT: Final = ("29463-7", "Body weight")
-
-# Instrument totals with a LOINC code (CLINICAL.md §2): total code -> our instrument key.
-TOTAL_LOINC_TO_INSTRUMENT: Final = {"44261-6": "phq-9", "55758-7": "phq-2", "70274-6": "gad-7"}

@@ -61,6 +61,7 @@ PLAN_STATUS_REASON = CodeSystemDefinition(
     "engine's reason codes (service/plan_status); a test keeps the two lists equal.",
     (
         ("phq9_item9_positive", "PHQ-9 item 9 (thoughts of self-harm) answered at least 'several days'"),
+        ("phq9_item9_not_reported", "A PHQ-9 sent as a total only: item 9 (self-harm) unknown, not screened"),
         ("cssrs_high_risk", "C-SSRS screener high risk"),
         ("bp_urgent", "Blood pressure at or above 180/110 at a session"),
         ("bp_predose_warning", "Pre-dose blood pressure above 140/90"),

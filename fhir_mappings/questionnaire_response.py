@@ -173,6 +173,9 @@ def _score_observations(
             else {"valueQuantity": {"value": score.total}}
         )
         severity = {"interpretation": [{"text": score.severity}]} if score.severity else {}
+        if not score.items_reported:
+            # Said on the total itself: its items (PHQ-9 item 9) are unknown, not 0 (CLINICAL.md section 2).
+            severity["note"] = [{"text": "items not reported: the total was sent without its item answers"}]
         found.append(build(Observation, head | common | {"code": code} | value | severity))
     items = [f for f in score.safety_findings if f.link_id is not None]
     for n, finding in enumerate(items):

@@ -3,9 +3,7 @@
 The service's one QuestionnaireResponse intake (service/intake) reads the structure here and lets the instruments
 say what each answer means (an item, the sent total, an ignored item); author, source and item text are kept as sent.
 
-Also a score Observation (a total sent on its own, as US Core does) → the same body with the total as the one
-answer, at link id "/<LOINC>" (the instruments' total link-id convention), so it enters as an externally
-scored total. Totals come as valueInteger, valueQuantity, valueString ("12", US Core 7 example) or valueDecimal.
+A score Observation is read by score_observation_inbound.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .codes import LOINC, TOTAL_LOINC_TO_INSTRUMENT
 from .definitions import INSTRUMENT, KETAMINE_SESSION, SENT_TOTAL, extension_url
 from .errors import MappingError
 from .identity import source_from
@@ -24,7 +21,6 @@ from .reading import (
     as_list,
     as_object,
     aware_datetime,
-    codings,
     expect_type,
     extension_value,
     number,
@@ -39,13 +35,6 @@ _WHERE: Final = "QuestionnaireResponse"
 _STATUSES: Final = frozenset({"completed", "in-progress", "amended", "entered-in-error"})
 _CLINICIANS: Final = frozenset({"Practitioner", "PractitionerRole"})
 _PARTY_KEYS: Final = ("reference", "type", "display")
-
-_OBSERVATION_STATUS: Final = {
-    "final": "completed",
-    "amended": "amended",
-    "corrected": "amended",
-    "preliminary": "in-progress",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,78 +251,3 @@ def _first(data: dict[str, Any], key: str, resolver: ReferenceResolver | None, e
         if found is not None:
             return found
     return None
-
-
-def score_observation_from_fhir(
-    observation: dict[str, Any],
-    *,
-    canonical_base: str,
-    resolve_patient: ReferenceResolver,
-    source_system: str | None = None,
-) -> dict[str, Any]:
-    """A total-score Observation → a QuestionnaireResponseCreate body holding the total as its one answer."""
-    expect_type(observation, "Observation")
-    total_code = next(
-        (
-            c
-            for s, c, _ in codings(observation.get("code"), "Observation.code")
-            if s == LOINC and c in TOTAL_LOINC_TO_INSTRUMENT
-        ),
-        None,
-    )
-    if total_code is None:
-        hint = " (a panel: send its total member or the QuestionnaireResponse)" if observation.get("hasMember") else ""
-        raise MappingError("Observation.code", f"not a total score we know by LOINC{hint}", code="not-supported")
-    status = observation.get("status")
-    if status not in _OBSERVATION_STATUS:
-        raise MappingError("Observation.status", f"{status!r} is not a usable score", code="not-supported")
-    return {
-        "source": source_from(observation, canonical_base, "questionnaire-response", source_system),
-        "patient_id": resolve_subject(observation, "Observation", resolve_patient),
-        "instrument": TOTAL_LOINC_TO_INSTRUMENT[total_code],
-        "authored_at": _effective(observation),
-        "author_kind": "clinician" if _performed_by_clinician(observation) else "patient",
-        "status": _OBSERVATION_STATUS[str(status)],
-        "answers": [{"link_id": f"/{total_code}", **_total(observation)}],
-    }
-
-
-def _total(observation: dict[str, Any]) -> dict[str, Any]:
-    if "valueInteger" in observation:
-        value: float | int = number(observation["valueInteger"], "Observation.valueInteger")
-    elif "valueQuantity" in observation:
-        quantity = as_object(observation["valueQuantity"], "Observation.valueQuantity")
-        value = number(quantity.get("value"), "Observation.valueQuantity.value")
-    elif "valueDecimal" in observation:  # not R4 Observation, but sent
-        value = number(observation["valueDecimal"], "Observation.valueDecimal")
-    elif "valueString" in observation:
-        try:
-            value = float(str(observation["valueString"]).strip())
-        except ValueError:
-            raise MappingError(
-                "Observation.valueString", f"{observation['valueString']!r} is not a number", code="value"
-            ) from None
-    else:
-        raise MappingError("Observation.value[x]", "a total score needs a numeric value", code="required")
-    if float(value).is_integer():
-        return {"value_integer": int(value)}
-    return {"value_decimal": float(value)}
-
-
-def _effective(observation: dict[str, Any]) -> str:
-    if "effectiveDateTime" in observation:
-        return aware_datetime(observation["effectiveDateTime"], "Observation.effectiveDateTime")
-    period = observation.get("effectivePeriod")
-    if isinstance(period, dict) and "start" in period:
-        return aware_datetime(period["start"], "Observation.effectivePeriod.start")
-    if "issued" in observation:
-        return aware_datetime(observation["issued"], "Observation.issued")
-    raise MappingError("Observation.effective[x]", "a score needs the time it was taken", code="required")
-
-
-def _performed_by_clinician(observation: dict[str, Any]) -> bool:
-    for ref in as_list(observation.get("performer"), "Observation.performer"):
-        parsed = parse_reference(str(ref.get("reference", ""))) if isinstance(ref, dict) else None
-        if parsed is not None and parsed[0] in _CLINICIANS:
-            return True
-    return False

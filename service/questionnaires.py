@@ -37,6 +37,7 @@ SCORE_COLUMNS = (
     "safety_findings",
     "total_mismatch",
     "instrument_version",
+    "items_reported",
 )
 
 
@@ -62,6 +63,7 @@ def scored_columns(session: Session, ctx: RequestContext, columns: dict[str, Any
         "safety_findings": [f.model_dump(mode="json") for f in score.safety_findings],
         "total_mismatch": score.total_mismatch,
         "instrument_version": instrument.version,
+        "items_reported": score.items_reported,
     }
 
 

@@ -126,6 +126,7 @@ def measurement_facts(row: QuestionnaireResponse) -> MeasurementFacts:
         authored_at=row.authored_at,
         total=row.total,
         complete=row.complete,
+        items_reported=row.items_reported,
         safety_findings=tuple(
             SafetyFindingFacts(link_id=f.get("link_id"), code=f.get("code"), reason=f["reason"], value=f.get("value"))
             for f in row.safety_findings

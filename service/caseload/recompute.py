@@ -132,6 +132,7 @@ _FACT_COLUMNS = {
         "authored_at",
         "total",
         "complete",
+        "items_reported",
         "safety_findings",
         "status",
     },

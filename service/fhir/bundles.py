@@ -26,6 +26,7 @@ from service.fhir import interactions, paging
 from service.fhir.bundle_costs import ChargeRequests, ResponseBudget, refuse_if_costly
 from service.fhir.conditional_references import resolve_conditional_references
 from service.fhir.interactions import Outcome, SearchResult
+from service.fhir.panels import fold_panels, member_answer
 from service.projection.tables import FhirResourceVersion
 
 
@@ -116,17 +117,25 @@ def process_bundle(
     refuse_if_costly(entries, ctx.settings)  # before any entry runs
     if charge is not None and len(entries) > 1:
         charge(len(entries) - 1)
+    entries, members = fold_panels(entries)  # a US Core panel and its members: one score Observation
     if kind == "batch":
-        return _batch(session, ctx, entries, authorize)
-    return _transaction(session, ctx, entries, authorize)
+        return _batch(session, ctx, entries, authorize, members)
+    return _transaction(session, ctx, entries, authorize, members)
 
 
 def _batch(
-    session: UnitOfWork, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
+    session: UnitOfWork,
+    ctx: RequestContext,
+    entries: list[Any],
+    authorize: Callable[[str, str], None],
+    members: dict[int, int],
 ) -> dict[str, Any]:
-    results = []
+    results: list[dict[str, Any]] = []
     budget = ResponseBudget(ctx.settings)
     for n, entry in enumerate(entries):
+        if n in members:
+            results.append({})  # answered with its panel, below
+            continue
         try:
             with session.savepoint():  # a refused entry leaves no row and no pending refresh behind
                 answer = _response_entry(_run(session, ctx, entry, n, {}, authorize))
@@ -135,6 +144,8 @@ def _batch(
             answer = _error_entry(error)
         # Over budget: the entries already run stand (a batch's entries are independent), the rest do not run.
         results.append(budget.add(n, answer))
+    for n, panel in members.items():
+        results[n] = budget.add(n, member_answer(results[panel], panel))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
@@ -153,9 +164,13 @@ def _rank(entry: Any, n: int) -> tuple[int, bool]:
 
 
 def _transaction(
-    session: UnitOfWork, ctx: RequestContext, entries: list[Any], authorize: Callable[[str, str], None]
+    session: UnitOfWork,
+    ctx: RequestContext,
+    entries: list[Any],
+    authorize: Callable[[str, str], None],
+    members: dict[int, int],
 ) -> dict[str, Any]:
-    order = transaction_order(entries)
+    order = [n for n in transaction_order(entries) if n not in members]
     replacements: dict[str, str] = {}
     outcomes: dict[int, Outcome] = {}
     answers: dict[int, dict[str, Any]] = {}
@@ -168,6 +183,11 @@ def _transaction(
             location = outcomes[n].location
             if isinstance(full_url, str) and full_url.startswith("urn:uuid:") and location:
                 replacements[full_url] = "/".join(location.split("/")[:2])
+            for member in (m for m, panel in members.items() if panel == n):
+                answers[member] = budget.add(member, member_answer(answers[n], n))
+                member_url = entries[member].get("fullUrl")
+                if isinstance(member_url, str) and member_url.startswith("urn:uuid:") and location:
+                    replacements[member_url] = "/".join(location.split("/")[:2])
         session.refresh_pending()  # before the answer: a failing refresh fails the transaction, not the commit
     except TooCostly:
         raise  # the edge rolls the unit back

@@ -22,7 +22,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
     for fhir_type in FHIR_TYPES.values():
         interactions = ["read", "vread", "history-instance", "search-type"]
         if fhir_type.writable:
-            interactions += ["create", "update"]
+            interactions += ["create", "update"] if fhir_type.updatable else ["create"]
         if fhir_type.correctable:
             interactions.append("delete")
         entry: dict[str, Any] = {

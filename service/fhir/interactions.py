@@ -215,9 +215,8 @@ def create(
         payload = payload.model_copy(
             update={"source": SourceIdentifier(system=default_source[0], value=default_source[1])}
         )
-    assert target.kind is not None
-    public, created = store.create_record(session, ctx, target.kind, payload)
-    row = _current(session, ctx.tenant_id, resource_type, public.id)
+    public, created = store.create_record(session, ctx, target.record_kind(payload), payload)
+    row = _current(session, ctx.tenant_id, resource_type, target.resource_id(payload, public.id))
     assert row is not None, "a stored record is projected in the same transaction"
     return _written(session, ctx, row, status=201 if created else 200)
 
@@ -303,7 +302,10 @@ def update(
     if_match: str | None,
 ) -> Outcome:
     target = _writable(resource_type, resource)
-    assert target.kind is not None
+    if not target.updatable or target.kind is None:
+        raise NotSupported(
+            f"{resource_type} is create-only here: POST the corrected {resource_type} (status amended or corrected)"
+        )
     ctx.intent = AuditIntent("update", f"fhir/{resource_type}", record_id=resource_id)
     if resource.get("id") != resource_id:
         raise invalid("id", f"the body's id {resource.get('id')!r} is not the URL's {resource_id!r}")

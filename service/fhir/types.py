@@ -2,7 +2,9 @@
 
 Writable types are read by their one intake (service/intake) and enter through the same store functions as the
 JSON API (scoring, plan status, audit, outbox).
-Types derived from records (vital-sign Observations, Procedures, CarePlans) are read-only here.
+Types derived from records (Procedures, CarePlans) are read-only here. Observation is written through its one
+intake (service/intake/observation.py), which dispatches by kind: a score Observation becomes a questionnaire
+response record and is served back as that record's total Observation.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import Session
 
+import fhir_mappings as fm
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
-from service.intake import INTAKES, from_request
+from service.errors import NotSupported
+from service.intake import INTAKES, from_request, observation_role
 from service.record_store import kinds
+from service.records.questionnaire import QuestionnaireResponseCreate
 
 Inbound = Callable[[Session, RequestContext, dict[str, Any]], BaseModel]
 
@@ -35,10 +40,45 @@ class FhirType:
     carried_elsewhere: frozenset[str] = frozenset()
     # What the CapabilityStatement says about the type beyond its interactions.
     documentation: str | None = None
+    # A type whose resources are made from several record kinds (Observation): the kind a taken-in resource is
+    # stored as, and the id of the resource that serves the stored record back. Create only: no update.
+    stored_as: Callable[[BaseModel], kinds.RecordKind] | None = None
+    served_as: Callable[[BaseModel, str], str] | None = None
 
     @property
     def writable(self) -> bool:
-        return self.inbound is not None and self.kind is not None
+        return self.inbound is not None and (self.kind is not None or self.stored_as is not None)
+
+    @property
+    def updatable(self) -> bool:
+        return self.writable and self.stored_as is None
+
+    def record_kind(self, payload: BaseModel) -> kinds.RecordKind:
+        if self.stored_as is not None:
+            return self.stored_as(payload)
+        assert self.kind is not None, "a writable type has a record kind"
+        return self.kind
+
+    def resource_id(self, payload: BaseModel, record_id: str) -> str:
+        return self.served_as(payload, record_id) if self.served_as is not None else record_id
+
+
+# What each kind of taken-in Observation is stored as (the vital-signs branch adds its own).
+OBSERVATION_KINDS: dict[type[BaseModel], kinds.RecordKind] = {
+    QuestionnaireResponseCreate: kinds.QUESTIONNAIRE_RESPONSES,
+}
+
+
+def _observation_kind(payload: BaseModel) -> kinds.RecordKind:
+    kind = OBSERVATION_KINDS.get(type(payload))
+    if kind is None:
+        raise NotSupported(f"an Observation read as {type(payload).__name__} cannot be stored here")
+    return kind
+
+
+def _observation_id(payload: BaseModel, record_id: str) -> str:
+    """A score Observation is served as its record's total Observation (the id the client gets back)."""
+    return fm.sub_resource_id(record_id, observation_role(payload))  # type: ignore[arg-type]
 
 
 CARE_TEAM = kinds.CARE_TEAM
@@ -90,6 +130,14 @@ FHIR_TYPES: dict[str, FhirType] = {
         ),
         FhirType("Appointment", kinds.APPOINTMENTS, CARE_TEAM, from_request(INTAKES["Appointment"]), True),
         FhirType("Observation", None, CARE_TEAM),
+        FhirType(
+            "Observation",
+            None,
+            CARE_TEAM,
+            from_request(INTAKES["Observation"]),
+            stored_as=_observation_kind,
+            served_as=_observation_id,
+        ),
         FhirType("Procedure", None, CARE_TEAM),
         FhirType("CarePlan", None, CARE_TEAM),
         FhirType("Condition", None, CARE_TEAM),

@@ -9,7 +9,14 @@ from .answers import Coding, ItemAnswer
 from .codes import CANONICAL_BASE, QUESTIONNAIRE_BASE
 from .external import find_registered, register_external_questionnaire
 from .external_questionnaire import ExternalQuestionnaire
-from .fhir_intake import IntakeResponse, ResolvedAnswers, SentTotal, intake_questionnaire_response, resolve_answers
+from .fhir_intake import (
+    IntakeResponse,
+    ResolvedAnswers,
+    SentTotal,
+    intake_questionnaire_response,
+    item_answer,
+    resolve_answers,
+)
 from .instrument import (
     AnswerOption,
     Band,
@@ -25,6 +32,8 @@ from .instrument import (
 from .publication import questionnaire_resource
 from .registry import (
     INSTRUMENTS,
+    PANEL_TOTALS,
+    TOTAL_CODES,
     instrument_for_canonical,
     instrument_for_item_codes,
     instrument_for_panel_code,
@@ -35,7 +44,9 @@ from .sdc_fhirpath import calculated_total
 __all__ = [
     "CANONICAL_BASE",
     "INSTRUMENTS",
+    "PANEL_TOTALS",
     "QUESTIONNAIRE_BASE",
+    "TOTAL_CODES",
     "AnswerOption",
     "Band",
     "Coding",
@@ -61,6 +72,7 @@ __all__ = [
     "instrument_for_item_codes",
     "instrument_for_panel_code",
     "intake_questionnaire_response",
+    "item_answer",
     "questionnaire_resource",
     "register_external_questionnaire",
     "resolve_answers",

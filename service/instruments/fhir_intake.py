@@ -207,6 +207,11 @@ def _total(answer: SentAnswer) -> SentTotal:
     return SentTotal(value, answer.link_id, answer.text, answer.position, answer.value_key)
 
 
+def item_answer(instrument: Instrument, item: Item, answer: SentAnswer) -> ItemAnswer:
+    """One sent answer to one of our items (a QuestionnaireResponse item, an Observation component)."""
+    return _to_item_answer(instrument, None, item, answer)
+
+
 def _to_item_answer(
     instrument: Instrument, external: ExternalQuestionnaire | None, item: Item, answer: SentAnswer
 ) -> ItemAnswer:

@@ -56,3 +56,14 @@ def instrument_for_item_codes(loinc_codes: Iterable[str]) -> Instrument | None:
     if by_total:
         candidates = by_total
     return min(candidates, key=lambda i: len(i.items), default=None)
+
+
+# Total LOINC code -> instrument key, and panel LOINC code -> total code, from the definitions (each cites its
+# source; CLINICAL.md §2): PHQ-9 44261-6 (panel 44249-1), PHQ-2 55758-7 (panel 55757-9), GAD-7 70274-6 (panel
+# 69737-5), BDI-II 89209-1. What a total-score Observation is recognised by.
+TOTAL_CODES: Mapping[str, str] = MappingProxyType(
+    {i.total_loinc: i.key for i in INSTRUMENTS.values() if i.total_loinc and i.has_total}
+)
+PANEL_TOTALS: Mapping[str, str] = MappingProxyType(
+    {i.panel_loinc: i.total_loinc for i in INSTRUMENTS.values() if i.panel_loinc and i.total_loinc and i.has_total}
+)

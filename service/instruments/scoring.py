@@ -41,6 +41,9 @@ class Score(BaseModel):
     total_mismatch: bool
     prorated: bool
     remission: bool | None
+    # False for a total sent without its items (an EHR flowsheet row, a total Observation): the total counts, but
+    # what the items would have said (PHQ-9 item 9) is unknown, never 0 (CLINICAL.md section 2).
+    items_reported: bool = True
 
 
 def resolve_ordinal(item: Item, answer: ItemAnswer) -> int | None:
@@ -111,6 +114,8 @@ def score_answers(
             code = answer.value_coding.code if answer.value_coding else None
             findings.append(SafetyFinding(link_id=item.link_id, code=code, reason=item.safety.reason, value=ordinal))
 
+    if not seen and sent_total is not None and instrument.has_total and not instrument.externally_scored:
+        return _total_only(instrument, sent_total, total_alert_threshold)
     missing = _missing_items(instrument, scores)
     total, prorated = _total(instrument, scores, missing)
     if total is not None:
@@ -127,6 +132,34 @@ def score_answers(
         total_mismatch=sent_total is not None and total is not None and sent_total != total,
         prorated=prorated,
         remission=instrument.remission.met_by(total) if instrument.remission and total is not None else None,
+    )
+
+
+def _total_only(instrument: Instrument, sent_total: float, threshold: float | None) -> Score:
+    """The sender's total, with no item answered: it counts as the score, marked "items not reported"."""
+    where = instrument.total_link_id
+    if not float(sent_total).is_integer() and instrument.proration is None:
+        raise ScoringError(where, f"{instrument.title} total {sent_total:g} is not a whole number")
+    if not instrument.min_total <= sent_total <= instrument.max_total:
+        raise ScoringError(
+            where,
+            f"{instrument.title} total {sent_total:g} is outside its range "
+            f"{instrument.min_total}-{instrument.max_total}",
+        )
+    total: int | float = int(sent_total) if float(sent_total).is_integer() else sent_total
+    return Score(
+        instrument_key=instrument.key,
+        total=total,
+        severity=instrument.band_for(total),
+        complete=True,
+        missing_items=(),
+        item_scores={},
+        safety_findings=tuple(_total_alert(instrument, total, threshold)),
+        sent_total=sent_total,
+        total_mismatch=False,
+        prorated=False,
+        remission=instrument.remission.met_by(total) if instrument.remission else None,
+        items_reported=False,
     )
 
 

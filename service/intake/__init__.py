@@ -9,6 +9,7 @@ references name. Refusals are InvalidRequest problems that keep the reader's Ope
 from __future__ import annotations
 
 from .context import Intake, IntakeFunction, from_request, refused
+from .observation import BRANCHES, observation_role, take_observation, take_score_observation
 from .questionnaire_response import take_questionnaire_response
 from .references import reference_resolver
 from .referral import take_service_request
@@ -17,7 +18,6 @@ from .resources import (
     take_encounter,
     take_medication_administration,
     take_patient,
-    take_score_observation,
 )
 
 # FHIR type -> its intake. Practitioner and CarePlan are not taken in as FHIR: practitioners are staff records
@@ -30,18 +30,23 @@ INTAKES: dict[str, IntakeFunction] = {
     "QuestionnaireResponse": take_questionnaire_response,
     "ServiceRequest": take_service_request,
     "Appointment": take_appointment,
+    # One intake, a branch per kind of Observation (service/intake/observation.py): scores; vital signs to come.
+    "Observation": take_observation,
 }
 
 __all__ = [
+    "BRANCHES",
     "INTAKES",
     "Intake",
     "IntakeFunction",
     "from_request",
+    "observation_role",
     "reference_resolver",
     "refused",
     "take_appointment",
     "take_encounter",
     "take_medication_administration",
+    "take_observation",
     "take_patient",
     "take_questionnaire_response",
     "take_score_observation",

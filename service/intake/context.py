@@ -17,6 +17,7 @@ from service.records.base import ApiModel
 from .references import reference_resolver
 
 Model = TypeVar("Model", bound=BaseModel)
+Read = TypeVar("Read")
 # pydantic error type -> OperationOutcome issue code (anything else is a bad value).
 _ISSUE_CODES = {"missing": "required", "extra_forbidden": "structure", "literal_error": "code-invalid"}
 
@@ -47,7 +48,7 @@ def refused(error: MappingError) -> InvalidRequest:
     return InvalidRequest([FieldProblem(error.location, error.message, issue_code=error.code)])
 
 
-def mapped(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def mapped(read: Callable[[], Read]) -> Read:
     try:
         return read()
     except MappingError as error:

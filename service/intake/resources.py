@@ -1,4 +1,4 @@
-"""The intakes of Patient, MedicationAdministration, Encounter, Appointment and a total-score Observation."""
+"""The intakes of Patient, MedicationAdministration, Encounter and Appointment."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from service.records.appointment import AppointmentCreate
 from service.records.cbt import CbtSession, CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
 from service.records.patient import PatientCreate
-from service.records.questionnaire import QuestionnaireResponseCreate
 
 from .context import Intake, mapped, validated
 
@@ -88,19 +87,6 @@ def take_appointment(intake: Intake, resource: dict[str, Any]) -> AppointmentCre
         )
     )
     return validated(AppointmentCreate, body, "Appointment")
-
-
-def take_score_observation(intake: Intake, resource: dict[str, Any]) -> QuestionnaireResponseCreate:
-    """A total score sent on its own (a flowsheet row, US Core's total Observation): a total-only response."""
-    body = mapped(
-        lambda: fm.score_observation_from_fhir(
-            resource,
-            canonical_base=intake.canonical_base,
-            resolve_patient=intake.resolve,
-            source_system=intake.source_system,
-        )
-    )
-    return validated(QuestionnaireResponseCreate, body, "Observation")
 
 
 def _number_by_date(intake: Intake, encounter: dict[str, Any], start: datetime) -> int:

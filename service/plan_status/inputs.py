@@ -104,6 +104,8 @@ class MeasurementFacts(Facts):
     authored_at: AwareDatetime
     total: float | None = None
     complete: bool = True
+    # False: a total sent without its items; it counts as the score, but its items (PHQ-9 item 9) are unknown.
+    items_reported: bool = True
     safety_findings: tuple[SafetyFindingFacts, ...] = ()
     status: MeasurementStatus = "completed"
 

@@ -63,7 +63,30 @@ def measurement_findings(m: MeasurementFacts, timeline: Timeline) -> list[Findin
         title = instrument.title if instrument else m.instrument
         what = "; ".join(sorted({f.reason for f in m.safety_findings}))
         out.append(Finding("instrument_alert", "warning", f"{title} on {when}: {what} — review.", m.id, m.authored_at))
+    if m.instrument == "phq-9" and not m.items_reported and not _screened_since(m, timeline):
+        # Item 9 of a total-only PHQ-9 is unknown, never 0 (CLINICAL.md section 2): say so until screened.
+        out.append(
+            Finding(
+                "phq9_item9_not_reported",
+                "warning",
+                f"PHQ-9 of {when} sent as a total only: item 9 (thoughts of self-harm) was not reported",
+                m.id,
+                m.authored_at,
+                next_step="screen for suicidality at the next contact (an itemised PHQ-9 or a C-SSRS)",
+            )
+        )
     return out
+
+
+def _screened_since(m: MeasurementFacts, timeline: Timeline) -> bool:
+    """An itemised PHQ-9 or a C-SSRS screener from the same day or later covers a total-only PHQ-9's item 9."""
+    answered = m.authored_at.astimezone(timeline.tz).date()
+    return any(
+        other.id != m.id
+        and other.authored_at.astimezone(timeline.tz).date() >= answered
+        and (other.instrument == "c-ssrs-screener" or (other.instrument == "phq-9" and other.items_reported))
+        for other in timeline.measurements
+    )
 
 
 def _first_step(m: MeasurementFacts, timeline: Timeline) -> str:

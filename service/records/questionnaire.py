@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
-from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint
+from sqlalchemy import JSON, ForeignKeyConstraint, UniqueConstraint, true
 from sqlmodel import Field as SqlField
 from sqlmodel import SQLModel
 
@@ -66,6 +66,8 @@ class QuestionnaireResponse(PatientRecord, table=True):
     safety_findings: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
     total_mismatch: bool = False
     instrument_version: str | None = SqlField(default=None, max_length=32)
+    # False: the total was sent without its items (a flowsheet row, a total Observation); see Score.items_reported.
+    items_reported: bool = SqlField(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class RegisteredQuestionnaire(SQLModel, table=True):
@@ -183,6 +185,11 @@ class StoredScore(ApiModel):
     safety_findings: list[SafetyFinding]
     total_mismatch: bool = Field(description="The sent total differs from ours; both are kept")
     instrument_version: str | None
+    items_reported: bool = Field(
+        default=True,
+        description="False: only the total was sent (items not reported); it counts as the score, and what the "
+        "items would have said (PHQ-9 item 9) is unknown",
+    )
 
 
 class QuestionnaireResponsePublic(RecordMeta, QuestionnaireResponseFields):

@@ -25,7 +25,7 @@ from service.auth.principal import Principal
 from service.clock import now_utc
 from service.db.unit_of_work import unit_of_work
 from service.errors import InvalidRequest, RecordNotFound, TandemError
-from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, take_score_observation
+from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
@@ -274,8 +274,8 @@ def _intake(session: Session, target: SyncTarget, base: str) -> Intake:
 
 
 def _take(resource_type: str) -> IntakeFunction:
-    # A survey Observation is a total score sent on its own; every other pulled type has its one intake.
-    return take_score_observation if resource_type == "Observation" else INTAKES[resource_type]
+    # Every pulled type has its one intake (an Observation's dispatches by kind: a score, …).
+    return INTAKES[resource_type]
 
 
 def _diagnostics(body: Any) -> str:

@@ -209,12 +209,15 @@ def test_errors_are_operation_outcomes(client: TestClient, headers: dict[str, st
     assert unknown_type.status_code == 404
     wrong_type = client.post("/fhir/Patient", json={"resourceType": "Observation"}, headers=headers)
     assert wrong_type.status_code == 422
-    derived = client.post(
+    derived = client.post("/fhir/Procedure", json={"resourceType": "Procedure", "status": "completed"}, headers=headers)
+    assert derived.status_code == 405
+    not_a_score = client.post(
         "/fhir/Observation",
         json={"resourceType": "Observation", "status": "final", "code": {"text": "x"}},
         headers=headers,
     )
-    assert derived.status_code == 405
+    assert not_a_score.status_code == 422
+    assert not_a_score.json()["issue"][0]["expression"] == ["Observation.category"]
     no_token = client.get("/fhir/Patient")
     assert no_token.status_code == 401
     assert no_token.json()["resourceType"] == "OperationOutcome"

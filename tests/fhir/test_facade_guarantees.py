@@ -212,7 +212,7 @@ def test_the_capability_statement_declares_exactly_what_works(
                 headers={**headers, "Prefer": "handling=strict"},
             )
             assert probe.status_code == 200, (resource_type, param, probe.text)
-        writable = {"create", "update"} <= codes
+        writable = "create" in codes
         probe_write = client.post(f"/fhir/{resource_type}", json={"resourceType": resource_type}, headers=headers)
         assert (probe_write.status_code != 405) == writable, (resource_type, probe_write.status_code)
         if resource_type in samples:

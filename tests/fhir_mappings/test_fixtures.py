@@ -8,11 +8,11 @@ from fhir_mappings import (
     MappingError,
     administration_from_fhir,
     operation_outcome,
+    read_score_observation,
     response_from_fhir,
-    score_observation_from_fhir,
     writable_types,
 )
-from service.instruments import INSTRUMENTS, ItemAnswer, score_answers
+from service.instruments import INSTRUMENTS, TOTAL_CODES, score_answers
 from service.records.questionnaire import QuestionnaireResponseCreate
 from tests.fhir_mappings.strategies import BASE
 from tests.fhir_mappings.support import own_id
@@ -78,20 +78,19 @@ def test_cssrs_response_keeps_yes_no_codes() -> None:
     assert create.source is not None and create.source.system == EHR
 
 
-def test_us_core_total_as_value_string_becomes_an_integer_total() -> None:
+def test_us_core_total_as_value_string_is_read_as_the_number_12() -> None:
     observation = load_fixture("fhir/uscore7-Observation-PHQ9-item-example-44261-6.json")
-    body = score_observation_from_fhir(observation, canonical_base=BASE, resolve_patient=known_patient)
-    create = QuestionnaireResponseCreate.model_validate(body)
-    assert create.instrument == "phq-9"
-    assert create.answers == [ItemAnswer(link_id="/44261-6", value_integer=12)]
-    assert create.author_kind == "clinician"
-    assert create.authored_at.isoformat().startswith("2022-11-29T20:50:32")
+    sent = read_score_observation(observation, canonical_base=BASE, resolve_patient=known_patient, totals=TOTAL_CODES)
+    assert (sent.instrument, sent.total, sent.total_location) == ("phq-9", 12.0, "Observation.valueString")
+    assert sent.components == ()
+    assert sent.header["author_kind"] == "clinician"
+    assert sent.header["authored_at"].startswith("2022-11-29T20:50:32")
 
 
 def test_us_core_phq9_panel_is_refused_with_a_hint() -> None:
     observation = load_fixture("fhir/uscore7-Observation-PHQ9-panel-example-44249-1.json")
     with pytest.raises(MappingError) as caught:
-        score_observation_from_fhir(observation, canonical_base=BASE, resolve_patient=known_patient)
+        read_score_observation(observation, canonical_base=BASE, resolve_patient=known_patient, totals=TOTAL_CODES)
     assert caught.value.location == "Observation.code"
     assert "panel" in caught.value.message
 

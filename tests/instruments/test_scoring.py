@@ -57,7 +57,8 @@ def test_item_order_never_changes_the_score(data: st.DataObject, scores: list[in
     assert score_answers(PHQ9, shuffled) == score_answers(PHQ9, answers)
 
 
-@given(scores=item_scores, missing=st.sets(st.integers(0, 8), min_size=1))
+# At least one item answered: with none, a sent total is the score ("items not reported", test_total_only_*).
+@given(scores=item_scores, missing=st.sets(st.integers(0, 8), min_size=1, max_size=8))
 def test_incomplete_phq9_has_no_total(scores: list[int], missing: set[int]) -> None:
     kept = [i for i in range(9) if i not in missing]
     answers = integer_answers([PHQ9_LINK_IDS[i] for i in kept], [scores[i] for i in kept])
@@ -242,3 +243,26 @@ def test_proration_only_where_the_instrument_allows_it() -> None:
     score = score_answers(prorating, integer_answers(["q0", "q1", "q2"], [1, 2, 2]))
     assert (score.total, score.prorated, score.complete) == (6.7, True, False)
     assert score_answers(prorating, integer_answers(["q0", "q1"], [1, 2])).total is None
+
+
+# ---- a total sent without its items ----------------------------------------------------------------------
+
+
+@given(total=st.integers(0, 27))
+def test_total_only_phq9_scores_as_sent_with_items_not_reported(total: int) -> None:
+    score = score_answers(PHQ9, [], sent_total=float(total))
+    assert (score.total, score.complete, score.items_reported, score.item_scores) == (total, True, False, {})
+    assert score.severity == PHQ9.band_for(total) and score.remission == (total < 5)  # CLINICAL.md section 4
+    assert score.safety_findings == () and not score.total_mismatch
+
+
+@pytest.mark.parametrize(("total", "says"), [(28, "outside its range 0-27"), (-1, "outside"), (12.5, "whole number")])
+def test_total_only_outside_the_instrument_is_refused(total: float, says: str) -> None:
+    with pytest.raises(ScoringError) as refused:
+        score_answers(PHQ9, [], sent_total=total)
+    assert says in str(refused.value) and refused.value.link_id == "/44261-6"
+
+
+def test_no_items_and_no_total_is_still_an_incomplete_response() -> None:
+    score = score_answers(PHQ9, [])
+    assert (score.total, score.complete, score.items_reported) == (None, False, True)

@@ -299,7 +299,12 @@ def build_world(client: TestClient, settings: Settings, engine: Engine, *, famil
     fhir_ids = {name: ids[path] for name, path in FHIR_RECORD_TYPES.items()}
     reader = role_headers(settings, tenant_id, "ehr-system")
     for derived in DERIVED_TYPES:
-        found = client.get(f"/fhir/{derived}", params={"patient": ids["patients"]}, headers=reader).json()
+        # The Observation probed is the world's PHQ-9 total: the kind of Observation that is also written.
+        params = {
+            "patient": ids["patients"],
+            **({"code": "http://loinc.org|44261-6"} if derived == "Observation" else {}),
+        }
+        found = client.get(f"/fhir/{derived}", params=params, headers=reader).json()
         entries = found.get("entry") or []
         assert entries, f"the world should hold a {derived}"
         fhir_ids[derived] = entries[0]["resource"]["id"]

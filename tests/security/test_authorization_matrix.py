@@ -211,13 +211,15 @@ FHIR_GENERIC = {
 }
 # DELETE marks a record entered-in-error; only these types take it (others: 405 after the role check).
 FHIR_CORRECTABLE = {"MedicationAdministration", "Encounter", "QuestionnaireResponse"}
+# Written by POST only (a taken-in score is corrected by POSTing it amended): PUT answers 405 after the role check.
+FHIR_CREATE_ONLY = {"Observation"}
 # type -> (readers, writers); writers None: derived from other records, nobody writes it (405 for everyone).
 FHIR_DATA_TYPES: dict[str, tuple[frozenset[Role], frozenset[Role] | None]] = {
     "Patient": (CARE_TEAM, PRESCRIBERS),
     "MedicationAdministration": (CARE_TEAM, PRESCRIBERS),
     "Encounter": (CARE_TEAM, CARE_TEAM),
     "QuestionnaireResponse": (CARE_TEAM, CARE_TEAM),
-    "Observation": (CARE_TEAM, None),
+    "Observation": (CARE_TEAM, CARE_TEAM),  # score Observations are taken in; create only (FHIR_CREATE_ONLY)
     "Procedure": (CARE_TEAM, None),
     "CarePlan": (CARE_TEAM, None),
     "Condition": (CARE_TEAM, None),
@@ -245,6 +247,8 @@ def fhir_entry(resource_type: str, method: str, path: str) -> Entry:
         return Entry("fhir", EVERYONE, frozenset({405}), names_records=ids, scoped=False)
     if interaction == "delete":
         return Entry("fhir", writers, frozenset({200 if resource_type in FHIR_CORRECTABLE else 405}), names_records=ids)
+    if interaction == "update" and resource_type in FHIR_CREATE_ONLY:
+        return Entry("fhir", writers, frozenset({405}), names_records=ids)
     return Entry("fhir", writers, frozenset({200, 201} if interaction == "create" else {200}), names_records=ids)
 
 
