@@ -13,6 +13,7 @@ from .capabilities import SYSTEM, writable_types
 from .care_plan import CarePlanResources, care_plan_resources
 from .cbt_session import SessionResources, derived_visit_types, psychotherapy_cpt, session_resources
 from .cbt_session_inbound import session_from_fhir
+from .code_map import InboundCodeMap, add_standard_codings, code_map_problems, inbound_code_map
 from .definitions import (
     CODE_SYSTEMS,
     EXTENSIONS,
@@ -67,6 +68,7 @@ __all__ = [
     "CarePlanResources",
     "CbtSessionRecord",
     "EnrollmentRecord",
+    "InboundCodeMap",
     "KetamineAdministrationRecord",
     "MappingError",
     "PatientRecord",
@@ -80,6 +82,7 @@ __all__ = [
     "SentResponse",
     "SentScoreObservation",
     "SessionResources",
+    "add_standard_codings",
     "administration_fallback",
     "administration_from_fhir",
     "administration_resources",
@@ -87,11 +90,13 @@ __all__ = [
     "appointment_resource",
     "build",
     "care_plan_resources",
+    "code_map_problems",
     "code_system_resource",
     "derived_visit_types",
     "extension_definition_resource",
     "fold_panel",
     "identifier_system",
+    "inbound_code_map",
     "is_programme_referral",
     "is_survey",
     "member_references",

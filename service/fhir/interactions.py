@@ -216,8 +216,14 @@ def create(
             update={"source": SourceIdentifier(system=default_source[0], value=default_source[1])}
         )
     public, created = store.create_record(session, ctx, target.record_kind(payload), payload)
-    row = _current(session, ctx.tenant_id, resource_type, target.resource_id(payload, public.id))
+    served_id = target.resource_id(payload, public.id)
+    row = _current(session, ctx.tenant_id, resource_type, served_id)
     assert row is not None, "a stored record is projected in the same transaction"
+    if served_id != public.id:
+        # The store audited the record it made (a questionnaire response); the client was given another resource
+        # made from it (its total Observation): the trail names that one too, as the client knows it.
+        ctx.intent = AuditIntent("create", f"fhir/{resource_type}", record_id=served_id, patient_id=row.patient_id)
+        record_success(session, ctx, status_code=201 if created else 200)
     return _written(session, ctx, row, status=201 if created else 200)
 
 

@@ -20,7 +20,7 @@ import fhir_mappings as fm
 from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.errors import NotSupported
-from service.intake import INTAKES, from_request, observation_role
+from service.intake import INTAKES, from_request, observation_role, writable_categories
 from service.record_store import kinds
 from service.records.questionnaire import QuestionnaireResponseCreate
 
@@ -137,6 +137,9 @@ FHIR_TYPES: dict[str, FhirType] = {
             from_request(INTAKES["Observation"]),
             stored_as=_observation_kind,
             served_as=_observation_id,
+            # Which Observations a create takes; the others are refused (422), named by element.
+            documentation="Create only (no update: POST the corrected Observation). Writable: "
+            f"{writable_categories()}. Other categories are refused.",
         ),
         FhirType("Procedure", None, CARE_TEAM),
         FhirType("CarePlan", None, CARE_TEAM),

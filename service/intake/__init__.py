@@ -8,8 +8,15 @@ references name. Refusals are InvalidRequest problems that keep the reader's Ope
 
 from __future__ import annotations
 
+from .code_map import site_code_map, with_standard_codings
 from .context import Intake, IntakeFunction, from_request, refused
-from .observation import BRANCHES, observation_role, take_observation, take_score_observation
+from .observation import (
+    BRANCHES,
+    observation_role,
+    take_observation,
+    take_score_observation,
+    writable_categories,
+)
 from .questionnaire_response import take_questionnaire_response
 from .references import reference_resolver
 from .referral import take_service_request
@@ -43,6 +50,7 @@ __all__ = [
     "observation_role",
     "reference_resolver",
     "refused",
+    "site_code_map",
     "take_appointment",
     "take_encounter",
     "take_medication_administration",
@@ -51,4 +59,6 @@ __all__ = [
     "take_questionnaire_response",
     "take_score_observation",
     "take_service_request",
+    "with_standard_codings",
+    "writable_categories",
 ]

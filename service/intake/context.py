@@ -14,6 +14,7 @@ from service.audit_trail import RequestContext
 from service.errors import FieldProblem, InvalidRequest
 from service.records.base import ApiModel
 
+from .code_map import with_standard_codings
 from .references import reference_resolver
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -74,11 +75,13 @@ def validated(model: type[Model], body: dict[str, Any], where: str) -> Model:
 
 def from_request(take: IntakeFunction) -> Callable[[Session, RequestContext, dict[str, Any]], ApiModel]:
     """The intake of a resource sent to this service (facade, Bundle, import, JSON API): its references name
-    our records, or, for an import that names its sender, the sender's ids (ctx.sender_namespace, as a pull)."""
+    our records, or, for an import that names its sender, the sender's ids (ctx.sender_namespace, as a pull);
+    site codes in it are translated by the tenant's targets' code maps first."""
 
     def intake(session: Session, ctx: RequestContext, resource: dict[str, Any]) -> ApiModel:
         namespace = ctx.sender_namespace
         resolve = reference_resolver(session, ctx.tenant_id, source_system=namespace, known=ctx.sender_ids)
-        return take(Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve, namespace), resource)
+        standard = with_standard_codings(session, ctx.tenant_id, resource)
+        return take(Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve, namespace), standard)
 
     return intake

@@ -98,6 +98,21 @@ def _number(value: float) -> dict[str, Any]:
 BRANCHES: dict[str, ObservationBranch] = {"survey": take_score_observation}
 
 
+# What each writable category takes, for the CapabilityStatement (a branch added above says what it takes here).
+BRANCH_DOCUMENTATION: dict[str, str] = {
+    "survey": "instrument total scores by LOINC ("
+    + ", ".join(f"{code} {key.upper()}" for code, key in TOTAL_CODES.items())
+    + "), as valueInteger, valueQuantity {score} or a numeric valueString, with one component per item when "
+    "sent; a US Core panel with its hasMember Observations in the same Bundle. Any Observation with one of these "
+    "codes is a score, whatever its category",
+}
+
+
+def writable_categories() -> str:
+    """The Observation categories taken in, in words, for the CapabilityStatement."""
+    return "; ".join(f"category {c}: {BRANCH_DOCUMENTATION.get(c, 'taken in')}" for c in sorted(BRANCHES))
+
+
 def observation_branch(resource: dict[str, Any]) -> ObservationBranch:
     """By code first (a total score's LOINC code says survey whatever the category), then by category."""
     expect_type(resource, _WHERE)

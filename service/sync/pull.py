@@ -25,7 +25,7 @@ from service.auth.principal import Principal
 from service.clock import now_utc
 from service.db.unit_of_work import unit_of_work
 from service.errors import InvalidRequest, RecordNotFound, TandemError
-from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver
+from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, with_standard_codings
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
@@ -215,7 +215,9 @@ def _store_one(
         return
     with unit_of_work(engine) as session:
         try:
-            payload = _take(resource["resourceType"])(_intake(session, target, base), resource)
+            # The target's own codes (flowsheet rows, visit types) read as the standard ones its code map names.
+            standard = with_standard_codings(session, target.tenant_id, resource, target.id)
+            payload = _take(resource["resourceType"])(_intake(session, target, base), standard)
         except InvalidRequest as error:
             session.rollback()
             result.skipped += 1

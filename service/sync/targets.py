@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from sqlmodel import Session
 
 import fhir_mappings as fm
@@ -99,13 +99,24 @@ class SyncTargetFields(ApiModel):
     enabled: bool = True
     code_map: dict[Text, list[Coding]] = Field(
         default_factory=dict,
-        description="Extra codings a site requires on outbound Observations, keyed by our system|code "
-        "(e.g. Epic flowsheet row ids for http://loinc.org|8480-6)",
+        description="The site's own codings for a standard one, both ways: keyed by the standard system|code "
+        "(LOINC, SNOMED CT, CPT), each entry lists the site's codings (e.g. an Epic flowsheet row id for "
+        "http://loinc.org|44261-6). Outbound Observations get the site's codings added; inbound, any resource's "
+        "CodeableConcept holding a site coding gets the standard one added before it is read. Systems must be "
+        "URIs, codes non-empty.",
     )
     referrals: ReferralRuleFields = Field(
         default_factory=ReferralRuleFields,
         description="How a pulled referral (ServiceRequest) that does not name its protocol chooses one",
     )
+
+    @field_validator("code_map")
+    @classmethod
+    def _usable_both_ways(cls, code_map: dict[str, list[Coding]]) -> dict[str, list[Coding]]:
+        problems = fm.code_map_problems({key: [c.model_dump() for c in codings] for key, codings in code_map.items()})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return code_map
 
 
 class SyncTargetCreate(SyncTargetFields):

@@ -305,3 +305,105 @@ def test_a_vital_sign_is_still_refused_and_an_observation_is_create_only(
     observation = created.json()
     put = client.put(f"/fhir/Observation/{observation['id']}", json=observation, headers=headers)
     assert put.status_code == 405, put.text
+
+
+# ---- a site's own code, through the target's code map ------------------------------------------------------
+
+EHR = "https://93.184.216.34/fhir"  # a public address literal: nothing is sent to it
+EPIC_FLOWSHEET = "urn:oid:1.2.840.114350.1.13.0.1.7.2.707679"  # an example site code system (an Epic-style OID)
+
+
+def test_a_site_code_is_refused_then_taken_once_an_admin_maps_it(
+    client: TestClient, api: ApiDriver, headers: dict[str, str], tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    patient_id = api.patient()
+    admin = auth(tenant, "admin")
+    flowsheet_row = total_observation(patient_id, {"valueString": "17"})
+    flowsheet_row["code"] = {"coding": [{"system": EPIC_FLOWSHEET, "code": "3049", "display": "PHQ-9 Score"}]}
+    del flowsheet_row["category"]  # flowsheet rows often come without one
+    refused = client.post("/fhir/Observation", json=flowsheet_row, headers=headers)
+    assert refused.status_code == 422, refused.text
+    issue = refused.json()["issue"][0]
+    assert issue["expression"] == ["Observation.category"]
+    assert "LOINC 44261-6 PHQ-9" in issue["diagnostics"] and "code_map" in issue["diagnostics"]
+
+    target = client.post(
+        f"{API}/sync/targets", json={"name": "Epic", "base_url": "https://93.184.216.34/fhir"}, headers=admin
+    )
+    assert target.status_code == 201, target.text
+    mapped = client.patch(
+        f"{API}/sync/targets/{target.json()['id']}",
+        json={"code_map": {f"{LOINC}|44261-6": [{"system": EPIC_FLOWSHEET, "code": "3049"}]}},
+        headers={**admin, "If-Match": 'W/"1"'},
+    )
+    assert mapped.status_code == 200, mapped.text
+
+    created = client.post("/fhir/Observation", json=flowsheet_row, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["valueInteger"] == 17
+    stored = _stored_response(api, patient_id)
+    assert (stored["instrument"], stored["score"]["total"], stored["score"]["items_reported"]) == ("phq-9", 17, False)
+
+
+@pytest.mark.parametrize(
+    ("code_map", "says"),
+    [
+        ({"44261-6": [{"system": EPIC_FLOWSHEET, "code": "3049"}]}, "entry '44261-6': the key must be 'system|code'"),
+        ({f"{LOINC}|44261-6": [{"code": "3049"}]}, "coding 0: system None is not a URI"),
+        ({f"{LOINC}|44261-6": [{"system": "Epic flowsheet", "code": "3049"}]}, "system 'Epic flowsheet' is not a URI"),
+        ({f"{LOINC}|": [{"system": EPIC_FLOWSHEET, "code": "3049"}]}, "the key must be 'system|code'"),
+    ],
+    ids=["key-without-system", "coding-without-system", "system-not-a-uri", "key-without-code"],
+)
+def test_an_unusable_code_map_entry_is_refused_naming_it(
+    client: TestClient,
+    tenant: str,
+    auth: Callable[..., dict[str, str]],
+    engine: Engine,
+    code_map: dict[str, Any],
+    says: str,
+) -> None:
+    admin = auth(tenant, "admin")
+    before = database_checksum(engine, exclude={"audit_events"})
+    refused = client.post(
+        f"{API}/sync/targets",
+        json={"name": "Epic", "base_url": "https://93.184.216.34/fhir", "code_map": code_map},
+        headers=admin,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    [error] = refused.json()["errors"]
+    assert error["field"] == "code_map" and says in error["message"], error
+    assert database_checksum(engine, exclude={"audit_events"}) == before
+
+
+def test_a_questionnaire_response_holding_only_the_total_is_scored_total_only(
+    client: TestClient, api: ApiDriver, headers: dict[str, str]
+) -> None:
+    patient_id = api.patient()
+    api.create("enrollments", enrollment_body(patient_id))
+    response = about(load_fixture("fhir/uscore7-QuestionnaireResponse-phq-9-example.json"), patient_id)
+    response["item"] = [item for item in response["item"] if item["linkId"] == "/44261-6"]  # valueDecimal 12
+    created = client.post("/fhir/QuestionnaireResponse", json=response, headers=headers)
+    assert created.status_code == 201, created.text
+    score = _stored_response(api, patient_id)["score"]
+    assert (score["total"], score["severity"], score["items_reported"]) == (12, "moderate", False)
+    assert "phq9_item9_not_reported" in {r["code"] for r in _status(api, patient_id)["reasons"]}
+    # Read back with the total in the item it came in.
+    read = client.get(f"/fhir/QuestionnaireResponse/{created.json()['id']}", headers=headers).json()
+    assert [i["linkId"] for i in read["item"]] == ["/44261-6"]
+
+
+def test_the_capability_statement_declares_observation_create_and_its_writable_categories(
+    client: TestClient,
+) -> None:
+    statement = client.get("/fhir/metadata").json()
+    [observation] = [r for r in statement["rest"][0]["resource"] if r["type"] == "Observation"]
+    assert {i["code"] for i in observation["interaction"]} == {
+        "read",
+        "vread",
+        "history-instance",
+        "search-type",
+        "create",
+    }
+    assert "category survey: instrument total scores by LOINC (44261-6 PHQ-9" in observation["documentation"]
