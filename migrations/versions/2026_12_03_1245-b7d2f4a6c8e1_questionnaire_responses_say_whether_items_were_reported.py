@@ -5,8 +5,8 @@ marked "items not reported", so its PHQ-9 item 9 is unknown, not 0 (issue #19, i
 scored from their items: true.
 
 Revision ID: b7d2f4a6c8e1
-Revises: a3c5e7f9b2d4
-Create Date: 2026-12-03 12:15:00+00:00
+Revises: b6d2f8a4c1e9
+Create Date: 2026-12-03 12:45:00+00:00
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = 'b7d2f4a6c8e1'
-down_revision: str | None = 'a3c5e7f9b2d4'
+down_revision: str | None = 'b6d2f8a4c1e9'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
