@@ -5,7 +5,7 @@ marked "items not reported", so its PHQ-9 item 9 is unknown, not 0 (issue #19, i
 scored from their items: true.
 
 Revision ID: b7d2f4a6c8e1
-Revises: b6d2f8a4c1e9
+Revises: e5a9c3d7b1f2
 Create Date: 2026-12-03 12:45:00+00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = 'b7d2f4a6c8e1'
-down_revision: str | None = 'b6d2f8a4c1e9'
+down_revision: str | None = 'e5a9c3d7b1f2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
