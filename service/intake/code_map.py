@@ -15,13 +15,22 @@ from sqlmodel import Session, col, select
 import fhir_mappings as fm
 from service.records.sync_target import SyncTarget
 
+_CACHE = "tandem.site_code_maps"
+
 
 def site_code_map(session: Session, tenant_id: str, target_id: str | None = None) -> fm.InboundCodeMap:
-    """The inbound code map of one target, or of all the tenant's targets (target_id None)."""
-    query = select(SyncTarget.code_map).where(col(SyncTarget.tenant_id) == tenant_id)
-    if target_id is not None:
-        query = query.where(col(SyncTarget.id) == target_id)
-    return fm.inbound_code_map(code_map for code_map in session.exec(query).all() if code_map)
+    """The inbound code map of one target, or of all the tenant's targets (target_id None).
+
+    Read once per unit of work (a Bundle's hundred entries ask a hundred times; 0.35-0.9 ms each on SQLite):
+    a code map is changed by its own request, never inside another's."""
+    cache: dict[tuple[str, str | None], fm.InboundCodeMap] = session.info.setdefault(_CACHE, {})
+    key = (tenant_id, target_id)
+    if key not in cache:
+        query = select(SyncTarget.code_map).where(col(SyncTarget.tenant_id) == tenant_id)
+        if target_id is not None:
+            query = query.where(col(SyncTarget.id) == target_id)
+        cache[key] = fm.inbound_code_map(code_map for code_map in session.exec(query).all() if code_map)
+    return cache[key]
 
 
 def with_standard_codings(

@@ -23,6 +23,7 @@ from service.records.sync_target import SyncTarget
 from service.settings import get_settings
 from tests.fhir.support import patient_resource
 from tests.fhir.test_facade_conformance import _phq9_response
+from tests.shared_fixtures import load_fixture
 
 EHR = "https://ehr.hospital.example/api/FHIR/R4"
 MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.7418.2"
@@ -261,3 +262,27 @@ def test_a_collection_bundles_urn_uuid_references_name_its_entries_in_any_order(
     assert _subjects(client, headers) == [f"Patient/{patient_id}"]
     again = _import(str(file), "--tenant", tenant)
     assert "accepted 2 (0 created, 2 already present), refused 0" in again.output, again.output
+
+
+def test_score_observations_import_through_the_one_observation_intake(
+    cli_env: None, tmp_path: Path, client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    total = load_fixture("fhir/uscore7-Observation-PHQ9-item-example-44261-6.json")  # valueString "12"
+    bad = {**total, "id": "not-a-number", "valueString": "moderate"}
+    export = _ndjson(
+        tmp_path / "scores.ndjson",
+        _patient("ehr-obs", "OBS-1"),
+        {**total, "subject": {"reference": "Patient/ehr-obs"}},
+        {**bad, "subject": {"reference": "Patient/ehr-obs"}},
+    )
+    first = _import(str(export), "--tenant", tenant)
+    assert "accepted 2 (2 created, 0 already present), refused 1" in first.output, first.output
+    assert "Observation.valueString" in first.output
+    headers = auth(tenant, "ehr-system")
+    [patient_id] = _patient_ids(client, headers, "OBS-1")
+    found = client.get(
+        "/fhir/Observation", params={"patient": patient_id, "code": "http://loinc.org|44261-6"}, headers=headers
+    ).json()
+    assert [e["resource"]["valueInteger"] for e in found["entry"]] == [12]
+    again = _import(str(export), "--tenant", tenant)
+    assert "accepted 2 (0 created, 2 already present), refused 1" in again.output, again.output
