@@ -29,11 +29,13 @@ from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, 
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
+from service.records.enrollment import EnrollmentCreate
 from service.records.patient import PatientCreate
 from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync.client import FhirClient, UnsafeUrl
 from service.sync.patient_links import link_pulled_patient
+from service.sync.referral_changes import follow_referral
 from service.sync.tables import PullCursor, RemoteResource
 from service.sync.targets import referral_rule
 
@@ -231,7 +233,9 @@ def _store_one(
             result.already_present += 1
             return
         try:
-            _, created = store.create_record(session, ctx, record_kind, payload)
+            stored, created = store.create_record(session, ctx, record_kind, payload)
+            if not created and isinstance(payload, EnrollmentCreate):
+                follow_referral(session, ctx, stored, payload)  # held or discharged at the EHR since
         except TandemError as error:
             session.rollback()
             result.skipped += 1

@@ -114,3 +114,45 @@ def test_a_referral_rule_naming_an_unknown_protocol_or_a_bare_code_is_refused(
         assert response.json()["errors"][0]["field"].startswith(element), response.text
     listed = admin.client.get(f"{API}/sync/targets", headers=admin.headers).json()["items"]
     assert listed == []
+
+
+def test_a_referral_held_then_completed_at_the_ehr_holds_then_completes_the_enrolment(
+    sync_app: SyncApp, sekmet: SekmetServer
+) -> None:
+    tenant = sync_app.tenant()
+    mrn_system = f"urn:oid:1.2.3.{uuid.uuid4().int % 10**8}"
+    target = sync_app.target(
+        tenant,
+        sekmet.base_url,
+        push=[],
+        pull=["patients", "referrals"],
+        mrn_system=mrn_system,
+        referrals={"default_protocol": "iv-ketamine-cbt"},
+    )
+    programme = {"coding": [{"system": SNOMED, "code": "306343005"}]}
+    with sekmet.client() as peer:
+        ehr_patient = peer.post("Patient", json=_patient(mrn_system, "Followed")).json()["id"]
+        referral = peer.post("ServiceRequest", json=_order(ehr_patient, programme)).json()
+    assert pull(sync_app.engine, sync_app.settings, target).kinds["referrals"].created == 1
+    api = sync_app.driver(tenant)
+    key = {"identifier": f"{sekmet.base_url}|ServiceRequest/{referral['id']}"}
+
+    def enrolment() -> dict[str, Any]:
+        [found] = api.client.get(f"{API}/enrollments", params=key, headers=api.headers).json()["items"]
+        return dict(found)
+
+    for status, note, expected in (
+        ("on-hold", "Inpatient admission", "on-hold"),
+        ("active", None, "active"),
+        ("completed", "Course finished", "completed"),
+    ):
+        changed = {**referral, "status": status, "note": [{"text": note}] if note else []}
+        with sekmet.client() as peer:
+            put = peer.put(f"ServiceRequest/{referral['id']}", json=changed)
+            assert put.status_code == 200, put.text
+            referral = put.json()
+        summary = pull(sync_app.engine, sync_app.settings, target)
+        assert summary.kinds["referrals"].errors == [], summary
+        assert (enrolment()["status"], enrolment()["status_reason"]) == (expected, note), status
+    plan = api.client.get(f"{API}/patients/{enrolment()['patient_id']}/plan-status", headers=api.headers).json()
+    assert plan["statuses"][0]["status"] == "completed"
