@@ -48,6 +48,8 @@ FHIR_RECORD_TYPES = {
     "Encounter": "cbt-sessions",
     "QuestionnaireResponse": "questionnaire-responses",
     "CarePlan": "enrollments",
+    "ServiceRequest": "enrollments",  # the referral an enrolment answers, served under the CarePlan's id
+    "Appointment": "appointments",
 }
 
 

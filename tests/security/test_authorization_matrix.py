@@ -120,6 +120,7 @@ RECORDS: dict[str, tuple[frozenset[Role], frozenset[Role]]] = {
     "ketamine-administrations": (CARE_TEAM, PRESCRIBERS),
     "cbt-sessions": (CARE_TEAM, CARE_TEAM),
     "questionnaire-responses": (CARE_TEAM, CARE_TEAM),
+    "appointments": (CARE_TEAM, CARE_TEAM),  # booked by schedulers: the EHR, clinicians, coordinators
     "sync/targets": (ADMIN, ADMIN),
 }
 
@@ -210,7 +211,7 @@ FHIR_GENERIC = {
     ("DELETE", "/fhir/{resource_type}/{resource_id}"): "delete",
 }
 # DELETE marks a record entered-in-error; only these types take it (others: 405 after the role check).
-FHIR_CORRECTABLE = {"MedicationAdministration", "Encounter", "QuestionnaireResponse"}
+FHIR_CORRECTABLE = {"MedicationAdministration", "Encounter", "QuestionnaireResponse", "Appointment"}
 # Written by POST only (a taken-in score is corrected by POSTing it amended): PUT answers 405 after the role check.
 FHIR_CREATE_ONLY = {"Observation"}
 # type -> (readers, writers); writers None: derived from other records, nobody writes it (405 for everyone).
@@ -219,6 +220,8 @@ FHIR_DATA_TYPES: dict[str, tuple[frozenset[Role], frozenset[Role] | None]] = {
     "MedicationAdministration": (CARE_TEAM, PRESCRIBERS),
     "Encounter": (CARE_TEAM, CARE_TEAM),
     "QuestionnaireResponse": (CARE_TEAM, CARE_TEAM),
+    "Appointment": (CARE_TEAM, CARE_TEAM),
+    "ServiceRequest": (CARE_TEAM, CARE_TEAM),  # the referral an enrolment answers: written by its schedulers
     "Observation": (CARE_TEAM, CARE_TEAM),  # score Observations are taken in; create only (FHIR_CREATE_ONLY)
     "Procedure": (CARE_TEAM, None),
     "CarePlan": (CARE_TEAM, None),
