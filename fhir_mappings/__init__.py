@@ -24,7 +24,7 @@ from .definitions import (
 from .errors import MappingError, operation_outcome
 from .flag import safety_flag_resource
 from .identity import identifier_system, resource_id, sub_resource_id
-from .patient import patient_from_fhir, patient_resource
+from .patient import display_name, kept_datatypes, patient_from_fhir, patient_resource
 from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
 from .questionnaire_response_inbound import (
     SentAnswer,
@@ -93,12 +93,14 @@ __all__ = [
     "code_map_problems",
     "code_system_resource",
     "derived_visit_types",
+    "display_name",
     "extension_definition_resource",
     "fold_panel",
     "identifier_system",
     "inbound_code_map",
     "is_programme_referral",
     "is_survey",
+    "kept_datatypes",
     "member_references",
     "operation_outcome",
     "parse_reference",

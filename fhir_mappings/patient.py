@@ -1,20 +1,40 @@
-"""Patient ⇄ FHIR Patient, with the US Core elements identifier (MRNs typed MR), name, gender, birthDate."""
+"""Patient ⇄ FHIR Patient: the US Core elements identifier (MRNs), name, gender, birthDate, and what a hospital
+sends besides (every name, telecom, address, contact, communication, deceased[x]), served back as sent."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from .codes import MEDICAL_RECORD_NUMBER, RESTRICTED, RESTRICTED_CODES, V2_IDENTIFIER_TYPE, V3_CONFIDENTIALITY
 from .errors import MappingError
 from .identity import base_resource, day, source_from
 from .reading import as_list, as_object, expect_type, full_date
 from .records import PatientRecord
-from .release import Patient, build
+from .release import Address, ContactPoint, HumanName, Patient, PatientCommunication, PatientContact, build
 
 _MR_TYPE = {
     "coding": [{"system": V2_IDENTIFIER_TYPE, "code": MEDICAL_RECORD_NUMBER[0], "display": MEDICAL_RECORD_NUMBER[1]}]
 }
 _GENDERS = frozenset({"female", "male", "other", "unknown"})
+# The R4 core extension that marks a veterinary patient (http://hl7.org/fhir/R4/extension-patient-animal.html).
+_ANIMAL = "http://hl7.org/fhir/StructureDefinition/patient-animal"
+# R4 dateTime (datatypes.html#dateTime): partial dates, or a time that then carries an offset.
+_FHIR_DATE_TIME = re.compile(
+    r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
+    r"(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?"
+)
+# Repeating elements kept and served back as sent: (FHIR element, record field).
+_KEPT = (("telecom", "telecom"), ("address", "addresses"), ("contact", "contacts"), ("communication", "communication"))
+_DATATYPES: dict[str, type[BaseModel]] = {
+    "name": HumanName,
+    "telecom": ContactPoint,
+    "address": Address,
+    "contact": PatientContact,
+    "communication": PatientCommunication,
+}
 # Identifier type labels that mean "medical record number" when no coding is sent (Epic: "MRN").
 _MRN_LABELS = frozenset({"MRN", "MR", "MEDICAL RECORD NUMBER"})
 
@@ -25,20 +45,44 @@ OWN_SOURCE_SYSTEM = "urn:tandem:record"
 
 def patient_resource(record: PatientRecord, *, canonical_base: str) -> Patient:
     """Patient identity belongs to the hospital: the Patient carries the hospital's identifiers (the sender's id
-    and the MRNs) and, only when it has none, ours. Our record id is the resource id either way."""
-    resource = base_resource("Patient", canonical_base, "patient", record, f"Patient {record.family_name}")
+    and the MRNs) and, only when it has none, ours. Our record id is the resource id either way. The names,
+    telecom, addresses, contacts and languages are served back as the sender wrote them."""
+    resource = base_resource("Patient", canonical_base, "patient", record, f"Patient {display_name(record)}")
     ours, source = resource["identifier"]
     hospital = [] if source["system"] == OWN_SOURCE_SYSTEM else [source]
     hospital += [{"use": "usual", "type": _MR_TYPE, "system": i.system, "value": i.value} for i in record.identifiers]
     resource["identifier"] = hospital or [ours]
-    name: dict[str, Any] = {"use": "official", "family": record.family_name}
-    if record.given_name is not None:
-        name["given"] = [record.given_name]
-    resource |= {"name": [name], "gender": record.sex, "birthDate": day(record.birth_date)}
+    resource["name"] = list(record.names) or [_name_of(record)]
+    resource["gender"] = record.sex
+    if record.birth_date is not None:
+        resource["birthDate"] = day(record.birth_date)
+    if record.deceased_at is not None:
+        resource["deceasedDateTime"] = record.deceased_at
+    elif record.deceased:
+        resource["deceasedBoolean"] = True
+    for element, field in _KEPT:
+        if values := list(getattr(record, field)):
+            resource[element] = values
     if record.restricted:
         label = {"system": V3_CONFIDENTIALITY, "code": RESTRICTED[0], "display": RESTRICTED[1]}
         resource["meta"] = {**resource["meta"], "security": [label]}
     return build(Patient, resource)
+
+
+def display_name(record: PatientRecord) -> str:
+    parts = [p for p in (record.given_name, record.family_name) if p]
+    return " ".join(parts) if parts else record.name_text or "(no name)"
+
+
+def _name_of(record: PatientRecord) -> dict[str, Any]:
+    name: dict[str, Any] = {"use": "official"}
+    if record.family_name is not None:
+        name["family"] = record.family_name
+    if record.given_name is not None:
+        name["given"] = [record.given_name]
+    if record.name_text is not None:
+        name["text"] = record.name_text
+    return name
 
 
 def _is_restricted(resource: dict[str, Any]) -> bool:
@@ -74,41 +118,117 @@ def patient_from_fhir(
     source_system: str | None = None,
     mrn_systems: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """A PatientCreate body. MRNs are the identifiers typed MR; a missing gender is 'unknown'; a confidentiality
-    label R or V in meta.security makes the patient restricted."""
+    """A PatientCreate body from any R4 Patient that identifies a person (US Core's minimum: an identifier, a
+    name with a family or given part or a text, and gender; a missing gender is 'unknown', as R4 permits). MRNs
+    are the identifiers `is_mrn` recognises; a confidentiality label R or V in meta.security makes the patient
+    restricted; names, telecom, addresses, contacts and languages are kept as sent, after checking each against
+    its R4 datatype."""
     expect_type(resource, "Patient")
+    _refuse_animal(resource)
+    identifiers = [
+        as_object(raw, f"Patient.identifier[{i}]")
+        for i, raw in enumerate(as_list(resource.get("identifier"), "Patient.identifier"))
+    ]
+    if not any(isinstance(i.get("value"), str) and i["value"].strip() for i in identifiers):
+        raise MappingError(
+            "Patient.identifier",
+            "a patient needs an identifier with a value (the hospital's MRN, typed MR, with its system) so the "
+            "person can be told apart from others of the same name",
+            code="required",
+        )
     mrns = []
-    for i, raw in enumerate(as_list(resource.get("identifier"), "Patient.identifier")):
-        identifier = as_object(raw, f"Patient.identifier[{i}]")
+    for i, identifier in enumerate(identifiers):
         if is_mrn(identifier, mrn_systems):
             if not identifier.get("system") or not identifier.get("value"):
                 raise MappingError(f"Patient.identifier[{i}]", "an MRN needs both system and value")
             mrns.append({"system": identifier["system"], "value": identifier["value"]})
-    family, given = _name(resource)
+    names = kept_datatypes(resource, "name")
+    family, given, text = _name(names)
     gender = resource.get("gender", "unknown")
     if gender not in _GENDERS:
-        raise MappingError("Patient.gender", f"{gender!r} is not an R4 administrative gender", code="code-invalid")
-    if "birthDate" not in resource:
-        raise MappingError("Patient.birthDate", "is required", code="required")
-    return {
+        raise MappingError(
+            "Patient.gender",
+            f"{gender!r} is not an R4 administrative gender; send female, male, other or unknown",
+            code="code-invalid",
+        )
+    body: dict[str, Any] = {
         "source": source_from(
             resource, canonical_base, "patient", source_system, skip=lambda i: is_mrn(i, mrn_systems)
         ),
         "identifiers": mrns,
         "family_name": family,
         "given_name": given,
-        "birth_date": full_date(resource["birthDate"], "Patient.birthDate"),
+        "name_text": text,
+        "birth_date": full_date(resource["birthDate"], "Patient.birthDate") if "birthDate" in resource else None,
         "sex": gender,
         "restricted": _is_restricted(resource),
+        "names": names,
+        **_deceased(resource),
     }
+    for element, field in _KEPT:
+        body[field] = kept_datatypes(resource, element)
+    return body
 
 
-def _name(resource: dict[str, Any]) -> tuple[str, str | None]:
-    names = [as_object(n, "Patient.name") for n in as_list(resource.get("name"), "Patient.name")]
-    # The official name if there is one (US Core), else the first with a family name.
-    chosen = next((n for n in names if n.get("use") == "official" and n.get("family")), None)
-    chosen = chosen or next((n for n in names if n.get("family")), None)
+def kept_datatypes(resource: dict[str, Any], element: str) -> list[dict[str, Any]]:
+    """A repeating element kept as sent, each entry checked against its R4 datatype; a wrong shape is refused
+    naming the entry's element (`Patient.telecom[1].value`)."""
+    model = _DATATYPES[element]
+    kept = []
+    for i, raw in enumerate(as_list(resource.get(element), f"Patient.{element}")):
+        entry = as_object(raw, f"Patient.{element}[{i}]")
+        try:
+            model.model_validate(entry)
+        except ValidationError as error:
+            detail = error.errors(include_url=False, include_input=False)[0]
+            where = ".".join([f"Patient.{element}[{i}]", *(str(p) for p in detail["loc"] if not str(p).isdigit())])
+            raise MappingError(where, f"not a valid R4 {model.__name__}: {detail['msg']}", code="structure") from None
+        kept.append(entry)
+    return kept
+
+
+def _refuse_animal(resource: dict[str, Any]) -> None:
+    for i, raw in enumerate(as_list(resource.get("extension"), "Patient.extension")):
+        if isinstance(raw, dict) and raw.get("url") == _ANIMAL:
+            raise MappingError(
+                f"Patient.extension[{i}]",
+                "this Patient is an animal (patient-animal extension); the programme treats people",
+                code="not-supported",
+            )
+
+
+def _deceased(resource: dict[str, Any]) -> dict[str, Any]:
+    """deceasedBoolean or deceasedDateTime (R4 dateTime: a year, year-month, date, or a time with offset)."""
+    if "deceasedDateTime" in resource:
+        value = resource["deceasedDateTime"]
+        if not isinstance(value, str) or not _FHIR_DATE_TIME.fullmatch(value):
+            raise MappingError(
+                "Patient.deceasedDateTime",
+                f"{value!r} is not an R4 dateTime (YYYY, YYYY-MM, YYYY-MM-DD or a time with its offset)",
+                code="value",
+            )
+        return {"deceased": True, "deceased_at": value}
+    value = resource.get("deceasedBoolean", False)
+    if not isinstance(value, bool):
+        raise MappingError("Patient.deceasedBoolean", "expected true or false", code="structure")
+    return {"deceased": value, "deceased_at": None}
+
+
+def _name(names: list[dict[str, Any]]) -> tuple[str | None, str | None, str | None]:
+    """(family, given, text) of the name the patient is known by: the official one if there is one (US Core),
+    else the first that names the person at all. A name needs a family or given part or a text."""
+    usable = [n for n in names if n.get("family") or n.get("given") or n.get("text")]
+    chosen = next((n for n in usable if n.get("use") == "official"), None) or next(iter(usable), None)
     if chosen is None:
-        raise MappingError("Patient.name.family", "a family name is required", code="required")
-    given = [g for g in as_list(chosen.get("given"), "Patient.name.given") if isinstance(g, str)]
-    return str(chosen["family"]), " ".join(given) if given else None
+        raise MappingError(
+            "Patient.name",
+            "a patient needs a name with a family or given part, or the whole name as text",
+            code="required",
+        )
+    given = [g for g in chosen.get("given") or [] if isinstance(g, str)]
+    family, text = chosen.get("family"), chosen.get("text")
+    return (
+        family if isinstance(family, str) else None,
+        " ".join(given) if given else None,
+        text if (isinstance(text, str) and not family and not given) else None,
+    )

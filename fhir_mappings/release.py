@@ -12,18 +12,21 @@ import weakref
 from typing import Any, Final, TypeVar, cast
 
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.address import Address
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.contactpoint import ContactPoint
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal
+from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
-from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.patient import Patient, PatientCommunication, PatientContact
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
@@ -131,17 +134,22 @@ def _without_empty(value: Any) -> Any:
 
 __all__ = [
     "FHIR_VERSION",
+    "Address",
     "Appointment",
     "CarePlan",
     "CodeSystem",
     "Condition",
+    "ContactPoint",
     "Encounter",
     "Flag",
     "Goal",
+    "HumanName",
     "MedicationAdministration",
     "Observation",
     "OperationOutcome",
     "Patient",
+    "PatientCommunication",
+    "PatientContact",
     "Procedure",
     "Questionnaire",
     "QuestionnaireResponse",

@@ -23,6 +23,7 @@ from service.records import (  # noqa: F401
     patient,
     practitioner,
     questionnaire,
+    received,
     sync_target,
     tenant,
 )

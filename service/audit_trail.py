@@ -13,6 +13,7 @@ from service.clock import now_utc
 from service.db.unit_of_work import unit_of_work
 from service.records.audit import AuditAction, AuditEvent
 from service.records.base import new_id
+from service.records.received import Received
 from service.settings import Settings
 
 
@@ -46,6 +47,9 @@ class RequestContext:
     # once per request by service.break_glass.access.
     hidden_patients: frozenset[str] | None = None
     break_glass_patients: frozenset[str] = frozenset()
+    # What the intake of this request's resource read (the resource as sent, the elements it did not use): the
+    # store keeps it with the record it writes next (provenance), then clears it.
+    received: Received | None = None
 
     @property
     def tenant_id(self) -> str:

@@ -210,6 +210,8 @@ def import_files(
     )
     for where, why in summary.refused:
         console.print(f"  refused {where}: {why}", highlight=False, markup=False)
+    for where, elements in summary.not_used:
+        console.print(f"  not used in {where}: {elements}", highlight=False, markup=False)
     if summary.refused:
         raise typer.Exit(1)
 

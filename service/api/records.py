@@ -16,9 +16,10 @@ from service.api.problems import ERROR_RESPONSES, UPDATE_ERROR_RESPONSES, WRITE_
 from service.audit_trail import RequestContext
 from service.auth.scopes import Needs, needs
 from service.record_store import store
-from service.record_store.kinds import RECORD_KINDS, StoredKind
+from service.record_store.kinds import RECORD_KINDS, RecordKind, StoredKind
 from service.record_store.store import ListFilters
 from service.records.base import ApiModel, DateOrTimeText, RecordMeta
+from service.records.received import ReceivedResourcePublic
 
 API_PREFIX = "/api/v1"
 
@@ -230,6 +231,26 @@ def record_router(kind: StoredKind) -> APIRouter:
         )
         _record_headers(response, public)
         return public
+
+    if not isinstance(kind, RecordKind):
+        return router  # an administration table: nothing is sent to us as FHIR for it
+
+    @router.get(
+        "/{record_id}/received",
+        operation_id=f"received{kind.schema_name}",
+        summary=f"What senders sent for a {kind.label}",
+        description=(
+            "Provenance: every FHIR resource a sender sent for this record (POST, PUT, Bundle entry, import, EHR "
+            "pull), exactly as sent, with who sent it, when, and the elements Tandem did not use. Oldest first; "
+            "the same resource sent again is kept once. Read and audited like the record."
+        ),
+        response_model=list[ReceivedResourcePublic],
+        responses=ERROR_RESPONSES,
+    )
+    def received(record_id: str, response: Response, session: SessionDep, ctx: ReadContext) -> Any:
+        rows = store.received_for(session, ctx, kind, record_id)
+        response.headers["Cache-Control"] = "no-store"
+        return [ReceivedResourcePublic.model_validate(row, from_attributes=True) for row in rows]
 
     return router
 

@@ -54,9 +54,11 @@ class CaseloadFilters:
 class CaseloadRow(BaseModel):
     patient_id: str
     enrollment_id: str
-    family_name: str
+    family_name: str | None
     given_name: str | None
-    birth_date: date
+    name_text: str | None = Field(default=None, description="The whole name, when the hospital sent no parts")
+    birth_date: date | None
+    deceased: bool = False
     mrn: str | None = Field(description="The patient's first identifier (MRN), to tell patients of one name apart")
     status: str
     enrollment_status: str | None = Field(
@@ -188,7 +190,9 @@ def _row(status: PlanStatusRow, patient: Patient, coordinator: Practitioner | No
         enrollment_id=status.enrollment_id,
         family_name=patient.family_name,
         given_name=patient.given_name,
+        name_text=patient.name_text,
         birth_date=patient.birth_date,
+        deceased=patient.deceased,
         mrn=mrn,
         status=status.status,
         enrollment_status=status.detail.get("enrollment_status"),

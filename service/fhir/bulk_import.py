@@ -37,6 +37,7 @@ class ImportSummary:
     created: int = 0
     already_present: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
+    not_used: list[tuple[str, str]] = field(default_factory=list)  # (where, the elements Tandem did not use)
 
     @property
     def accepted(self) -> int:
@@ -143,7 +144,7 @@ def _take(
             if resource.get("resourceType") == "Bundle":
                 _bundle(session, ctx, resource, where, run, settings)
             else:
-                _one(session, ctx, resource, run)
+                _one(session, ctx, resource, run, where)
     except TandemError as error:
         if may_wait and _waits_for_a_reference(error):
             run.waiting.append((where, resource))
@@ -253,12 +254,14 @@ def _renamed(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def _one(session: Session, ctx: RequestContext, resource: dict[str, Any], run: ImportRun) -> None:
+def _one(session: Session, ctx: RequestContext, resource: dict[str, Any], run: ImportRun, where: str) -> None:
     resource_type = resource["resourceType"]
     their_id = resource["id"] if isinstance(resource.get("id"), str) else None
     fallback = f"{resource_type}/{their_id}" if their_id else None
     outcome = interactions.create(session, ctx, resource_type, resource, default_source=(IMPORT_SOURCE, fallback))
     _taken(run, resource, outcome.location)
+    if outcome.not_used:
+        run.summary.not_used.append((where, ", ".join(outcome.not_used)))
     if outcome.status == 201:
         run.summary.created += 1
     else:
@@ -290,6 +293,14 @@ def _bundle(
     sent = bundle.get("entry") or []
     for n, entry in enumerate(response.get("entry", [])):
         status = str(entry["response"]["status"])
+        warnings = [
+            expression
+            for issue in (entry["response"].get("outcome") or {}).get("issue", [])
+            if issue.get("severity") == "warning" and status[:1] == "2"
+            for expression in issue.get("expression", [])
+        ]
+        if warnings:
+            run.summary.not_used.append((f"{where} entry {n}", ", ".join(warnings)))
         if status.startswith("201"):
             run.summary.created += 1
         elif status.startswith("200"):

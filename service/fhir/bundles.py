@@ -12,7 +12,7 @@ every GET entry runs the pending refreshes before it reads, so it sees what the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -290,10 +290,22 @@ def _get(
     raise invalid(f"Bundle.entry[{n}].request.url", "expected Type, Type/id, Type/id/_history or Type/id/_history/vid")
 
 
-def informational(diagnostics: str) -> dict[str, Any]:
+def informational(diagnostics: str, not_used: Sequence[str] = ()) -> dict[str, Any]:
+    """What a write did; with a warning naming each element of the sent resource that was not used."""
     return {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": "information", "code": "informational", "diagnostics": diagnostics}],
+        "issue": [
+            {"severity": "information", "code": "informational", "diagnostics": diagnostics},
+            *(
+                {
+                    "severity": "warning",
+                    "code": "informational",
+                    "diagnostics": f"{element} was not used: kept as sent with the record, but Tandem does not read it",
+                    "expression": [element],
+                }
+                for element in not_used
+            ),
+        ],
     }
 
 
@@ -314,8 +326,8 @@ def _response_entry(outcome: Outcome) -> dict[str, Any]:
         response["etag"] = f'W/"{outcome.version_id}"'
     if outcome.last_updated:
         response["lastModified"] = outcome.last_updated.isoformat()
-    if outcome.notice is not None:
-        response["outcome"] = informational(outcome.notice)
+    if outcome.notice is not None or outcome.not_used:
+        response["outcome"] = informational(outcome.notice or "done", outcome.not_used)
     entry: dict[str, Any] = {"response": response}
     if outcome.resource is not None:
         entry["resource"] = outcome.resource

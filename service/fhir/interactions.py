@@ -48,6 +48,8 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     matched: bool = False  # a conditional create found this existing resource
     notice: str | None = None  # why the resource is withheld (the caller may write but not read it)
+    # Elements of the sent resource that were not used (FHIRPath): OperationOutcome warnings for the sender.
+    not_used: tuple[str, ...] = ()
 
 
 def fhir_type(name: str) -> FhirType:
@@ -209,6 +211,7 @@ def create(
         return existing  # a match is returned without judging the body, as FHIR conditional create does
     resource = resolve_conditional_references(session, ctx, resource, resource_type)
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
+    not_used = ctx.received.unused if ctx.received is not None else ()
     if if_none_exist is not None:
         payload = _with_source_from_criteria(payload, if_none_exist)
     if default_source is not None and default_source[1] and getattr(payload, "source", True) is None:
@@ -224,7 +227,9 @@ def create(
         # made from it (its total Observation): the trail names that one too, as the client knows it.
         ctx.intent = AuditIntent("create", f"fhir/{resource_type}", record_id=served_id, patient_id=row.patient_id)
         record_success(session, ctx, status_code=201 if created else 200)
-    return _written(session, ctx, row, status=201 if created else 200)
+    outcome = _written(session, ctx, row, status=201 if created else 200)
+    outcome.not_used = not_used
+    return outcome
 
 
 def _written(session: Session, ctx: RequestContext, row: FhirResourceVersion, *, status: int) -> Outcome:
@@ -325,8 +330,11 @@ def update(
         raise VersionMismatch(row.version_id, if_match)
     resource = resolve_conditional_references(session, ctx, resource, resource_type)
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]
+    not_used = ctx.received.unused if ctx.received is not None else ()
     changes = payload.model_dump(exclude={"source", *target.carried_elsewhere})
     store.update_record(session, ctx, target.kind, resource_id, changes, f'W/"{record.version}"')
     updated = _current(session, ctx.tenant_id, resource_type, resource_id)
     assert updated is not None
-    return _written(session, ctx, updated, status=200)
+    outcome = _written(session, ctx, updated, status=200)
+    outcome.not_used = not_used
+    return outcome

@@ -59,7 +59,9 @@ def _resource_response(request: Request, outcome: Outcome, *, prefer: str | None
     if "return=minimal" in returning:
         return _respond(request, None, outcome.status, headers)
     if "return=OperationOutcome" in returning or outcome.notice is not None:
-        return _respond(request, bundles.informational(outcome.notice or "done"), outcome.status, headers)
+        return _respond(
+            request, bundles.informational(outcome.notice or "done", outcome.not_used), outcome.status, headers
+        )
     return _respond(request, outcome.resource, outcome.status, headers)
 
 

@@ -9,7 +9,7 @@ references name. Refusals are InvalidRequest problems that keep the reader's Ope
 from __future__ import annotations
 
 from .code_map import site_code_map, with_standard_codings
-from .context import Intake, IntakeFunction, from_request, refused
+from .context import Intake, IntakeFunction, from_request, refused, take_in
 from .observation import (
     BRANCHES,
     observation_role,
@@ -53,6 +53,7 @@ __all__ = [
     "site_code_map",
     "take_appointment",
     "take_encounter",
+    "take_in",
     "take_medication_administration",
     "take_observation",
     "take_patient",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -13,9 +13,11 @@ from fhir_mappings import NO_RULE, MappingError, ReferenceResolver, ReferralRule
 from service.audit_trail import RequestContext
 from service.errors import FieldProblem, InvalidRequest
 from service.records.base import ApiModel
+from service.records.received import Received
 
 from .code_map import with_standard_codings
 from .references import reference_resolver
+from .unused import WatchedResource, unused_elements
 
 Model = TypeVar("Model", bound=BaseModel)
 Read = TypeVar("Read")
@@ -56,21 +58,42 @@ def mapped(read: Callable[[], Read]) -> Read:
         raise refused(error) from None
 
 
-def validated(model: type[Model], body: dict[str, Any], where: str) -> Model:
-    """The create request; a field the mapping filled badly is located under the resource type."""
+def validated(model: type[Model], body: dict[str, Any], where: str, elements: Mapping[str, str] | None = None) -> Model:
+    """The create request; a field the mapping filled badly is located under the resource type, by the FHIR
+    element that holds it where `elements` names one (deceased_at -> Patient.deceasedDateTime)."""
     try:
         return model.model_validate(body)
     except ValidationError as error:
         raise InvalidRequest(
             [
                 FieldProblem(
-                    ".".join([where, *(str(part) for part in detail["loc"])]),
+                    ".".join([where, *_element_path(detail["loc"], elements or {})]),
                     detail["msg"].removeprefix("Value error, "),
                     issue_code=_ISSUE_CODES.get(detail["type"], "value"),
                 )
                 for detail in error.errors(include_url=False, include_input=False)
             ]
         ) from None
+
+
+def _element_path(loc: tuple[int | str, ...], elements: Mapping[str, str]) -> list[str]:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in elements:
+        parts[0] = elements[parts[0]]
+    return parts
+
+
+def take_in(
+    take: IntakeFunction, intake: Intake, resource: dict[str, Any], *, sent: dict[str, Any] | None = None
+) -> tuple[ApiModel, Received]:
+    """Every intake runs through here: the create request, and what was received (the resource as sent, the
+    elements not used) for the store to keep with the record (RequestContext.received). `sent` is the resource as
+    its sender wrote it when the intake reads a copy (one with the site's codings mapped to standard ones)."""
+    watched = WatchedResource(resource)
+    payload = take(intake, watched)
+    resource_type = str(resource.get("resourceType"))
+    unused = unused_elements(resource_type, watched, intake.canonical_base)
+    return payload, Received(resource_type, sent if sent is not None else resource, intake.source_system, unused)
 
 
 def from_request(take: IntakeFunction) -> Callable[[Session, RequestContext, dict[str, Any]], ApiModel]:
@@ -82,6 +105,8 @@ def from_request(take: IntakeFunction) -> Callable[[Session, RequestContext, dic
         namespace = ctx.sender_namespace
         resolve = reference_resolver(session, ctx.tenant_id, source_system=namespace, known=ctx.sender_ids)
         standard = with_standard_codings(session, ctx.tenant_id, resource)
-        return take(Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve, namespace), standard)
+        intake = Intake(session, ctx.tenant_id, ctx.settings.canonical_base, resolve, namespace)
+        payload, ctx.received = take_in(take, intake, standard, sent=resource)
+        return payload
 
     return intake

@@ -3,8 +3,10 @@
 An MRN names one patient within a tenant (the unique constraint on patient_identifiers). A Patient pulled from an
 EHR with an MRN Tandem already holds *is* that patient, whatever id the EHR gives it: the pull links the EHR's id
 to it instead of creating a second patient (service/sync/patient_links.py). A create sent to us (POST, Bundle,
-import) with an MRN another patient holds stays a 409 conflict: the sender says "new patient", and merging two
-identities on a typing error is the worse mistake. The pull also uses `patients_with_mrn` to scope its searches.
+import) under its own source identifier with an MRN another patient holds stays a 409 conflict: the sender says
+"new patient", and merging two identities on a typing error is the worse mistake. A Patient named only by its
+MRN (no other identifier) is the patient with that MRN: sending it again is a resend (`patient_named_by_mrn`).
+The pull also uses `patients_with_mrn` to scope its searches.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def patient_by_mrn(session: Session, tenant_id: str, mrns: Iterable[Mapping[str,
         if found is not None:
             return found
     return None
+
+
+def patient_named_by_mrn(session: Session, tenant_id: str, values: Mapping[str, Any]) -> Patient | None:
+    """The store's match for a new patient sent with no source identifier (a Patient whose only identifiers are
+    MRNs): the patient holding one of its MRNs. Sending such a Patient again is a resend, not a conflict."""
+    return patient_by_mrn(session, tenant_id, values.get("identifiers") or [])
 
 
 def patient_mrn(session: Session, tenant_id: str, patient_id: str, mrn_system: str) -> str | None:

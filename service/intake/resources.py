@@ -12,7 +12,7 @@ import fhir_mappings as fm
 from service.records.appointment import AppointmentCreate
 from service.records.cbt import CbtSession, CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
-from service.records.patient import PatientCreate
+from service.records.patient import FHIR_ELEMENTS, PatientCreate
 
 from .context import Intake, mapped, validated
 
@@ -26,7 +26,7 @@ def take_patient(intake: Intake, resource: dict[str, Any]) -> PatientCreate:
             mrn_systems=intake.mrn_systems,
         )
     )
-    return validated(PatientCreate, body, "Patient")
+    return validated(PatientCreate, body, "Patient", FHIR_ELEMENTS)
 
 
 def take_medication_administration(intake: Intake, resource: dict[str, Any]) -> KetamineAdministrationCreate:

@@ -13,6 +13,7 @@ from service.audit_trail import RequestContext
 from service.auth.principal import Role
 from service.caseload.enrollment_protocol import pinned_protocol
 from service.intake import from_request, take_questionnaire_response
+from service.intake.patient_match import patient_named_by_mrn
 from service.record_fhir import KIND_FHIR, Kind
 from service.records import appointment, cbt, enrollment, ketamine, patient, practitioner, questionnaire
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
@@ -68,6 +69,8 @@ class StoredKind:
     load_children: Callable[[Session, Sequence[TenantRecord]], Mapping[str, Columns]] | None = None
     # Children are part of the API shape but not columns, so they are split off before writing.
     child_fields: frozenset[str] = frozenset()
+    # The stored record a new one sent without a source identifier is (a patient named only by its MRN).
+    match_unsourced: Callable[[Session, str, Columns], TenantRecord | None] | None = None
 
     def patient_of(self, row: TenantRecord) -> str | None:
         if not self.patient_scoped:
@@ -122,6 +125,7 @@ PATIENTS = RecordKind(
     save_children=patient.save_identifiers,
     load_children=patient.load_identifiers,
     child_fields=frozenset({"identifiers"}),
+    match_unsourced=patient_named_by_mrn,
     to_columns=patient.with_name_key,
     from_columns=patient.without_name_key,
 )

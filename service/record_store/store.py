@@ -35,6 +35,7 @@ from service.record_store.kinds import Columns, RecordKind, StoredKind
 from service.record_store.side_effects import record_written
 from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
 from service.records.patient import Patient, PatientIdentifier
+from service.records.received import ReceivedResource
 
 ETAG_PATTERN = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
@@ -71,6 +72,8 @@ def create_record(
         existing = _by_source(session, ctx.tenant_id, kind, source.system, source.value)
         if existing is not None:
             return _finish_resend(session, ctx, kind, existing), False
+    elif kind.match_unsourced is not None and (same := kind.match_unsourced(session, ctx.tenant_id, values)):
+        return _finish_resend(session, ctx, kind, same), False  # a Patient named only by its MRN, sent again
     _check_references(session, ctx.tenant_id, kind, values)
     columns = kind.derive(session, ctx, _columns(kind, payload))
     row = kind.table(tenant_id=ctx.tenant_id, source_system="", source_id="", **columns)
@@ -88,6 +91,7 @@ def create_record(
             raise _conflict(kind, values) from None
         return _finish_resend(session, ctx, kind, existing), False
     ctx.intent.record_id = row.id
+    keep_received(session, ctx, kind, row.id)
     public = _public(session, kind, [row])[0]
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
         record_written(session, ctx, kind, row, public)
@@ -98,6 +102,7 @@ def create_record(
 def _finish_resend(session: Session, ctx: RequestContext, kind: StoredKind, row: TenantRecord) -> RecordMeta:
     assert ctx.intent is not None
     ctx.intent.record_id = row.id
+    keep_received(session, ctx, kind, row.id)  # a resend may carry what the sender changed since
     ensure_visible(session, ctx, kind.patient_of(row))  # a resend must not reveal a restricted patient's record
     record_success(session, ctx, status_code=200, patient_ids=[kind.patient_of(row)])
     public = _public(session, kind, [row])[0]
@@ -235,11 +240,69 @@ def update_record(
                 kind.save_children(session, row, values)
     except IntegrityError:
         raise _conflict(kind, values) from None
+    keep_received(session, ctx, kind, row.id)
     public = _public(session, kind, [row])[0]
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
         record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     return public
+
+
+# ---- provenance -----------------------------------------------------------------------------------------------
+
+
+def keep_received(session: Session, ctx: RequestContext, kind: StoredKind, record_id: str) -> None:
+    """Keep the resource this request's intake read with the record just written (the one place provenance is
+    written: every intake's record passes through here). The same JSON sent again is not kept twice."""
+    received, ctx.received = ctx.received, None
+    if received is None:
+        return
+    latest = session.exec(
+        select(ReceivedResource.resource)
+        .where(
+            col(ReceivedResource.tenant_id) == ctx.tenant_id,
+            col(ReceivedResource.record_kind) == kind.path,
+            col(ReceivedResource.record_id) == record_id,
+        )
+        .order_by(col(ReceivedResource.id).desc())
+        .limit(1)
+    ).first()
+    if latest == received.resource:
+        return
+    session.add(
+        ReceivedResource(
+            tenant_id=ctx.tenant_id,
+            record_kind=kind.path,
+            record_id=record_id,
+            resource_type=received.resource_type,
+            source_system=received.source_system,
+            sender=ctx.principal.subject[:255],
+            request_id=ctx.request_id[:128],
+            resource=received.resource,
+            unused=list(received.unused),
+        )
+    )
+
+
+def received_for(session: Session, ctx: RequestContext, kind: StoredKind, record_id: str) -> list[ReceivedResource]:
+    """What senders sent for a record, oldest first: read like the record itself (tenant, restriction, audit)."""
+    ctx.intent = AuditIntent("read", f"{kind.path}/received", record_id=record_id)
+    row = _get(session, ctx.tenant_id, kind, record_id)
+    ctx.intent.patient_id = kind.patient_of(row)
+    ensure_visible(session, ctx, ctx.intent.patient_id)
+    found = list(
+        session.exec(
+            select(ReceivedResource)
+            .where(
+                col(ReceivedResource.tenant_id) == ctx.tenant_id,
+                col(ReceivedResource.record_kind) == kind.path,
+                col(ReceivedResource.record_id) == record_id,
+            )
+            .order_by(col(ReceivedResource.id))
+        )
+    )
+    record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
+    return found
 
 
 # ---- shared pieces --------------------------------------------------------------------------------------------

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from datetime import date
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
-from sqlalchemy import ForeignKeyConstraint, Index, UniqueConstraint, delete
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from sqlalchemy import JSON, ForeignKeyConstraint, Index, UniqueConstraint, delete
 from sqlmodel import Field as SqlField
 from sqlmodel import Session, SQLModel, col, select
 
-from service.clock import today_utc
+import fhir_mappings as fm
+from service.clock import now_utc, today_utc
 from service.records.base import ApiModel, RecordMeta, SourceIdentifier, TenantRecord, Text
 
 AdministrativeSex = Literal["female", "male", "other", "unknown"]
+# An R4 dateTime as sent (fhir_mappings checks its form on /fhir; here its shape).
+FhirDateTime = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?)?)?$", max_length=64
+    ),
+]
+FhirJson = dict[str, Any]
 
 
 class Patient(TenantRecord, table=True):
@@ -27,11 +36,22 @@ class Patient(TenantRecord, table=True):
         Index("ix_patients_restricted", "tenant_id", "restricted"),
     )
 
-    family_name: str = SqlField(max_length=255)
+    family_name: str | None = SqlField(default=None, max_length=255)
     given_name: str | None = SqlField(default=None, max_length=255)
-    birth_date: date
+    # The whole name as one text, kept when the sender gave no parts (HumanName.text only).
+    name_text: str | None = SqlField(default=None, max_length=255)
+    birth_date: date | None = None
     sex: str = SqlField(max_length=16)
     restricted: bool = SqlField(default=False)
+    deceased: bool = SqlField(default=False)
+    # Patient.deceasedDateTime as sent (an R4 dateTime may be a year, a month, a day or an instant).
+    deceased_at: str | None = SqlField(default=None, max_length=64)
+    # FHIR R4 JSON as the sender wrote it, served back as written (fhir_mappings/patient.py checks each entry).
+    names: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
+    telecom: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
+    addresses: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
+    contacts: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
+    communication: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
     # "family given" folded for search (`name_key`): a coordinator types "petrov" and finds "Pétrov".
     name_key: str = SqlField(default="", max_length=520)
 
@@ -45,7 +65,8 @@ def name_key(*names: str | None) -> str:
 
 def with_name_key(values: dict[str, Any]) -> dict[str, Any]:
     """The columns of a patient, with the search key of its names."""
-    return {**values, "name_key": name_key(values.get("family_name"), values.get("given_name"))}
+    names = (values.get("family_name"), values.get("given_name"))
+    return {**values, "name_key": name_key(*names) if any(names) else name_key(values.get("name_text"))}
 
 
 def without_name_key(values: dict[str, Any]) -> dict[str, Any]:
@@ -77,24 +98,75 @@ class PatientFields(ApiModel):
     """What a client may set; the service owns id, version, timestamps and tenant."""
 
     identifiers: list[MedicalRecordNumber] = Field(default_factory=list, max_length=20)
-    family_name: Text
+    family_name: Text | None = None
     given_name: Text | None = None
-    birth_date: date
+    name_text: Text | None = Field(
+        default=None,
+        validate_default=True,  # checks that some name is given
+        description="The whole name as one text, when it is not sent in parts (HumanName.text)",
+    )
+    birth_date: date | None = None
     sex: AdministrativeSex
     restricted: bool = Field(
         default=False,
         description="Confidentiality R (e.g. a staff member or a public figure): the patient's data is hidden from "
         "clinicians and coordinators until a clinician breaks the glass (a reason, time-boxed, audited).",
     )
+    deceased: bool = Field(default=False, description="Patient.deceased[x]: the enrolment ends and outreach stops")
+    deceased_at: FhirDateTime | None = Field(
+        default=None, description="When the patient died (R4 dateTime: YYYY, YYYY-MM, YYYY-MM-DD or an instant)"
+    )
+    names: list[FhirJson] = Field(
+        default_factory=list, max_length=20, description="Every name as sent (FHIR R4 HumanName JSON)"
+    )
+    telecom: list[FhirJson] = Field(default_factory=list, max_length=20, description="FHIR R4 ContactPoint JSON")
+    addresses: list[FhirJson] = Field(default_factory=list, max_length=20, description="FHIR R4 Address JSON")
+    contacts: list[FhirJson] = Field(
+        default_factory=list, max_length=20, description="FHIR R4 Patient.contact JSON (next of kin, guardian, …)"
+    )
+    communication: list[FhirJson] = Field(
+        default_factory=list, max_length=20, description="FHIR R4 Patient.communication JSON (languages)"
+    )
 
     @field_validator("birth_date")
     @classmethod
-    def _not_in_future(cls, value: date) -> date:
+    def _not_in_future(cls, value: date | None) -> date | None:
+        if value is None:
+            return value
         if value > today_utc():
             raise ValueError("birth date is in the future")
         if value.year < 1900:
             raise ValueError("birth date is before 1900")
         return value
+
+    @field_validator("deceased_at")
+    @classmethod
+    def _death_not_in_future(cls, value: str | None) -> str | None:
+        if value is not None and earliest_instant(value) > now_utc():
+            raise ValueError("the date of death is in the future; send when the patient died, or leave it out")
+        return value
+
+    @field_validator("names", "telecom", "addresses", "contacts", "communication")
+    @classmethod
+    def _valid_fhir(cls, value: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        element = _ELEMENTS[str(info.field_name)]
+        try:
+            return fm.kept_datatypes({element: value}, element)
+        except fm.MappingError as error:
+            raise ValueError(f"{error.location.removeprefix('Patient.')}: {error.message}") from None
+
+    @field_validator("name_text", mode="after")
+    @classmethod
+    def _named(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not (info.data.get("family_name") or info.data.get("given_name")):
+            raise ValueError("a patient needs a name: family_name, given_name, or the whole name as name_text")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PatientFields:
+        if self.deceased_at is not None and not self.deceased:
+            self.deceased = True  # a date of death says the patient died
+        return self
 
     @field_validator("identifiers")
     @classmethod
@@ -103,6 +175,35 @@ class PatientFields(ApiModel):
         if len(pairs) != len(set(pairs)):
             raise ValueError("the same identifier is listed twice")
         return value
+
+
+# API field -> the FHIR Patient element it holds.
+_ELEMENTS = {
+    "names": "name",
+    "telecom": "telecom",
+    "addresses": "address",
+    "contacts": "contact",
+    "communication": "communication",
+}
+# Where a refusal of a field is told on /fhir: the FHIR element (the intake names elements, not fields).
+FHIR_ELEMENTS = {
+    **_ELEMENTS,
+    "family_name": "name.family",
+    "given_name": "name.given",
+    "name_text": "name.text",
+    "birth_date": "birthDate",
+    "sex": "gender",
+    "deceased_at": "deceasedDateTime",
+    "deceased": "deceasedBoolean",
+}
+
+
+def earliest_instant(value: str) -> datetime:
+    """The first instant an R4 dateTime can mean (2015 -> 2015-01-01T00:00Z; an instant is itself)."""
+    if len(value) > 10:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    year, month, day = (int(part) for part in (value + "-01-01")[:10].split("-"))
+    return datetime(year, month, day, tzinfo=UTC)
 
 
 class PatientCreate(PatientFields):

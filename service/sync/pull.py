@@ -25,7 +25,7 @@ from service.auth.principal import Principal
 from service.clock import now_utc
 from service.db.unit_of_work import unit_of_work
 from service.errors import InvalidRequest, RecordNotFound, TandemError
-from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, with_standard_codings
+from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, take_in, with_standard_codings
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
@@ -216,19 +216,22 @@ def _store_one(
         result.skipped += 1  # another order of the patient (a lab, an imaging study): not ours to take
         return
     with unit_of_work(engine) as session:
+        ctx = system_context(settings, target.tenant_id, target.id)
         try:
             # The target's own codes (flowsheet rows, visit types) read as the standard ones its code map names.
             standard = with_standard_codings(session, target.tenant_id, resource, target.id)
-            payload = _take(resource["resourceType"])(_intake(session, target, base), standard)
+            payload, ctx.received = take_in(
+                _take(resource["resourceType"]), _intake(session, target, base), standard, sent=resource
+            )
         except InvalidRequest as error:
             session.rollback()
             result.skipped += 1
             result.errors.append(f"{resource['resourceType']}/{resource['id']}: {str(error)[:200]}")
             return
-        ctx = system_context(settings, target.tenant_id, target.id)
         if isinstance(payload, PatientCreate) and (same := link_pulled_patient(session, target, payload, resource)):
             # Tandem holds this patient by MRN: the EHR's id now names it, and no second patient is made.
             ctx.intent = AuditIntent("create", record_kind.path, record_id=same.id, patient_id=same.id)
+            store.keep_received(session, ctx, record_kind, same.id)
             record_success(session, ctx, status_code=200, patient_ids=[same.id])
             result.already_present += 1
             return

@@ -173,9 +173,15 @@ def _row_view(row: CaseloadRow) -> dict[str, Any]:
     title = instrument.key.upper() if instrument is not None else row.primary_instrument
     return {
         "row": row,
-        "name": f"{row.family_name}, {row.given_name}" if row.given_name else row.family_name,
+        "name": ", ".join(n for n in (row.family_name, row.given_name) if n) or row.name_text or "(no name)",
         # Two "Petrov, Dana" rows are told apart by MRN and date of birth.
-        "identity": " · ".join([*([f"MRN {row.mrn}"] if row.mrn else []), f"born {row.birth_date:%-d %b %Y}"]),
+        "identity": " · ".join(
+            [
+                *([f"MRN {row.mrn}"] if row.mrn else []),
+                *([f"born {row.birth_date:%-d %b %Y}"] if row.birth_date else []),
+                *(["deceased"] if row.deceased else []),
+            ]
+        ),
         "look": labels.status_look(row.status),
         "enrollment_note": labels.enrollment_note(row.status, row.enrollment_status),
         "instrument": title,

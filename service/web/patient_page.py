@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
+import fhir_mappings as fm
 from service.audit_trail import RequestContext
 from service.auth.scopes import needs
 from service.break_glass.grants import BreakGlassRequest, require_restricted_patient, start_break_glass
@@ -246,7 +247,7 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
         )
     return {
         "patient": patient,
-        "name": f"{patient.given_name} {patient.family_name}" if patient.given_name else patient.family_name,
+        "name": fm.display_name(patient),
         "enrollments": enrollments,
         "timeline": entries,
         "charts": _charts(responses, administrations, plan.statuses),

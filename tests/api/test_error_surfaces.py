@@ -83,7 +83,8 @@ def test_fhir_refusals_are_operation_outcomes_with_their_issue_code(
     patient = created.json()
     stale = client.put(f"/fhir/Patient/{patient['id']}", json=patient, headers={**ehr, "If-Match": 'W/"7"'})
     _outcome(stale, 412, "conflict")
-    twin = patient_resource(identifier=patient["identifier"])
+    # Another record of the sender's (its own identifier) with this patient's MRN: a second person, refused.
+    twin = patient_resource(identifier=[*patient["identifier"], {"system": "urn:oid:1.2.3.9", "value": "E-other"}])
     _outcome(client.post("/fhir/Patient", json=twin, headers=ehr), 409, "conflict")
     wrong_type = client.post("/fhir/Patient", content=b"name=Ada", headers={**ehr, "Content-Type": "text/plain"})
     _outcome(wrong_type, 415, "not-supported")

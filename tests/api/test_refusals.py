@@ -29,8 +29,8 @@ REFUSALS: list[tuple[str, str, Callable[[str], dict[str, Any]], str]] = [
     (
         "missing name",
         "patients",
-        lambda p: {k: v for k, v in patient_body().items() if k != "family_name"},
-        "family_name",
+        lambda p: {k: v for k, v in patient_body().items() if k not in ("family_name", "given_name")},
+        "name_text",
     ),
     (
         "dose zero",

@@ -27,13 +27,14 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
 def test_ndjson_import_reports_refusals_and_is_idempotent(
     cli_env: None, tmp_path: Path, client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
 ) -> None:
-    good = patient_resource(id="ehr-17", identifier=[])
+    # Keyed by the file's Type/id: an MRN names the patient, not the sender's record.
+    good = patient_resource(id="ehr-17")
     lines = [
         json.dumps(good),
         json.dumps(_phq9_response("Patient/not-imported-yet")),
         "{ this is not json",
         json.dumps({"resourceType": "Spaceship"}),
-        json.dumps(patient_resource(id="ehr-18", identifier=[])),
+        json.dumps(patient_resource(id="ehr-18")),
     ]
     file = tmp_path / "export.ndjson"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")

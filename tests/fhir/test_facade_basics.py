@@ -182,7 +182,8 @@ def test_unknown_parameters_are_refused_in_every_handling_mode(client: TestClien
 
 def test_xml_in_and_out(client: TestClient, headers: dict[str, str]) -> None:
     xml = (
-        b'<Patient xmlns="http://hl7.org/fhir"><name><family value="Xmlson"/></name>'
+        b'<Patient xmlns="http://hl7.org/fhir"><identifier><system value="urn:oid:1.2.3"/><value value="X-1"/>'
+        b'</identifier><name><family value="Xmlson"/></name>'
         b'<gender value="male"/><birthDate value="1990-02-03"/></Patient>'
     )
     created = client.post(

@@ -42,13 +42,30 @@ def meta(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def patients(draw: st.DrawFn) -> PatientPublic:
     mrns = draw(st.lists(st.tuples(uris, text), max_size=3, unique=True))
+    family, given = draw(st.none() | text), draw(st.none() | text)
+    deceased_at = draw(st.sampled_from([None, "2015", "2024-02-14", "2025-02-14T13:42:00+10:00"]))
+    name_text = None if family or given else draw(text)
+    official: dict[str, Any] = {"use": "official"}
+    official |= {"family": family} if family else {}
+    official |= {"given": [given]} if given else {}
+    official |= {"text": name_text} if name_text else {}
+    with_names = draw(st.booleans())
     return PatientPublic(
         **draw(meta()),
         identifiers=[{"system": s, "value": v} for s, v in mrns],
-        family_name=draw(text),
-        given_name=draw(st.none() | text),
-        birth_date=draw(st.dates(date(1900, 1, 1), date(2020, 12, 31))),
+        family_name=family,
+        given_name=given,
+        name_text=name_text,
+        # Every name as sent: the official one the parts come from, and another the sender uses.
+        names=[official, {"use": "nickname", "text": "Jo"}] if with_names else [],
+        birth_date=draw(st.none() | st.dates(date(1900, 1, 1), date(2020, 12, 31))),
         sex=draw(st.sampled_from(["female", "male", "other", "unknown"])),
+        deceased=deceased_at is not None or draw(st.booleans()),
+        deceased_at=deceased_at,
+        telecom=draw(st.sampled_from([[], [{"system": "phone", "value": "+1 608 555 0143", "use": "mobile"}]])),
+        addresses=draw(st.sampled_from([[], [{"use": "home", "line": ["1 Main St"], "city": "Madison"}]])),
+        contacts=draw(st.sampled_from([[], [{"relationship": [{"text": "sister"}], "name": {"text": "Ann Lee"}}]])),
+        communication=draw(st.sampled_from([[], [{"language": {"text": "Dutch"}, "preferred": True}]])),
     )
 
 

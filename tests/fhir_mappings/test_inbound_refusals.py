@@ -95,16 +95,79 @@ def test_unknown_session_observation_is_refused() -> None:
     assert caught.value.location == "Observation[0].code"
 
 
-def test_patient_partial_birth_date_and_missing_family_are_refused() -> None:
-    patient = {"resourceType": "Patient", "name": [{"family": "Rivera"}], "birthDate": "1984"}
-    with pytest.raises(MappingError, match="full date") as caught:
-        patient_from_fhir(patient, canonical_base=s.BASE)
-    assert caught.value.location == "Patient.birthDate"
+_MRN = {"system": "urn:oid:1.2.3", "value": "MRN-1"}
+
+
+@pytest.mark.parametrize(
+    ("patient", "location", "code"),
+    [
+        ({"name": [{"family": "Rivera"}], "birthDate": "1984"}, "Patient.birthDate", "value"),
+        ({"name": [{"family": "Rivera"}], "identifier": []}, "Patient.identifier", "required"),
+        ({"name": [{"family": "Rivera"}], "identifier": [{"system": "urn:x"}]}, "Patient.identifier", "required"),
+        ({"name": [{"use": "official", "period": {"start": "2001"}}]}, "Patient.name", "required"),
+        ({}, "Patient.name", "required"),
+        ({"name": [{"family": "Rivera"}], "gender": "F"}, "Patient.gender", "code-invalid"),
+        ({"name": [{"family": "Rivera"}], "deceasedDateTime": "14/02/2015"}, "Patient.deceasedDateTime", "value"),
+        ({"name": [{"family": "Rivera"}], "deceasedBoolean": "yes"}, "Patient.deceasedBoolean", "structure"),
+        (
+            {"name": [{"family": "Rivera"}], "telecom": [{"system": "phone", "value": 5}]},
+            "Patient.telecom[0].value",
+            "structure",
+        ),
+        ({"name": [{"family": "Rivera"}], "address": {"city": "Leeds"}}, "Patient.address", "structure"),
+        ({"name": "Rivera"}, "Patient.name", "structure"),
+        (
+            {
+                "name": [{"given": ["Kenzi"]}],
+                "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-animal"}],
+            },
+            "Patient.extension[0]",
+            "not-supported",
+        ),
+    ],
+)
+def test_a_patient_that_does_not_identify_a_person_is_refused_naming_the_element(
+    patient: dict[str, Any], location: str, code: str
+) -> None:
     with pytest.raises(MappingError) as caught:
-        patient_from_fhir(
-            {"resourceType": "Patient", "name": [{"given": ["Sam"]}], "birthDate": "1984-03-09"}, canonical_base=s.BASE
-        )
-    assert caught.value.location == "Patient.name.family"
+        patient_from_fhir({"resourceType": "Patient", "identifier": [_MRN], **patient}, canonical_base=s.BASE)
+    assert (caught.value.location, caught.value.code) == (location, code)
+
+
+def test_a_given_only_or_text_only_name_without_birth_date_is_a_person() -> None:
+    given = patient_from_fhir(
+        {"resourceType": "Patient", "identifier": [_MRN], "name": [{"given": ["Sam"]}], "gender": "male"},
+        canonical_base=s.BASE,
+    )
+    assert (given["family_name"], given["given_name"], given["name_text"], given["birth_date"]) == (
+        None,
+        "Sam",
+        None,
+        None,
+    )
+    text = patient_from_fhir(
+        {"resourceType": "Patient", "identifier": [_MRN], "name": [{"text": "张无忌"}], "gender": "male"},
+        canonical_base=s.BASE,
+    )
+    assert (text["family_name"], text["given_name"], text["name_text"]) == (None, None, "张无忌")
+
+
+def test_epic_mrn_typed_only_by_text_or_by_the_target_system_is_an_mrn() -> None:
+    epic = {"type": {"text": "MRN"}, "system": "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14", "value": "203713"}
+    internal = {"type": {"text": "EPI"}, "system": "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.0", "value": "E1"}
+    body = patient_from_fhir(
+        {"resourceType": "Patient", "identifier": [internal, epic], "name": [{"family": "Lin"}]},
+        canonical_base=s.BASE,
+    )
+    assert body["identifiers"] == [{"system": epic["system"], "value": "203713"}]
+    untyped = {"system": "urn:oid:9.9", "value": "77"}
+    by_system = patient_from_fhir(
+        {"resourceType": "Patient", "identifier": [internal, untyped], "name": [{"family": "Lin"}]},
+        canonical_base=s.BASE,
+        mrn_systems=frozenset({"urn:oid:9.9"}),
+    )
+    assert by_system["identifiers"] == [untyped]
+    assert by_system["source"] == {"system": internal["system"], "value": "E1"}
 
 
 def test_ehr_born_patient_takes_mrns_by_type_and_source_from_its_id() -> None:

@@ -156,6 +156,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
             ("PATCH", f"{API}/{path}/{{record_id}}"): api(writers, ids=True),
         }.items()
     },
+    # provenance: what senders sent for a record, read like the record
+    **{
+        ("GET", f"{API}/{path}/{{record_id}}/received"): api(readers, ids=True)
+        for path, (readers, _writers) in RECORDS.items()
+        if path != "sync/targets"
+    },
     ("GET", f"{API}/instruments"): api(EVERYONE),
     ("GET", f"{API}/instruments/{{key}}"): api(EVERYONE),
     ("POST", f"{API}/questionnaires"): api(STAFF_ADMINS, 201),
@@ -332,7 +338,7 @@ class Probe:
             "resource_type": resource_type or "",
         }
         if path.startswith(f"{API}/") and "{record_id}" in path:
-            kind = path.removeprefix(f"{API}/").removesuffix("/{record_id}")
+            kind = path.removeprefix(f"{API}/").removesuffix("/received").removesuffix("/{record_id}")
             values["record_id"] = w.ids[kind]
         if owner and path.endswith(("/dry-run", "/pull")):
             values["target_id"] = MISSING_ID  # never call the EHR from a test
@@ -384,7 +390,7 @@ class Probe:
         if method == "PUT" and path.endswith("/credential"):
             return {"json": {"token": "matrix-token-0123456789"}}
         if method == "PATCH":
-            kind = path.removeprefix(f"{API}/").removesuffix("/{record_id}")
+            kind = path.removeprefix(f"{API}/").removesuffix("/received").removesuffix("/{record_id}")
             return {"json": {}, "headers": {"If-Match": self._etag(kind)}}
         return {}
 
