@@ -90,6 +90,7 @@ PLAN_STATUS_REASON = CodeSystemDefinition(
         ("baseline_due", "Baseline measurement due before the first session"),
         ("predose_measurement_missing", "No measurement before an induction session"),
         ("protocol_version_differs", "Computed with a protocol version other than the enrollment's"),
+        ("patient_deceased", "The patient has died: the enrolment ended, no outreach is due"),
     ),
 )
 OBSERVATION = CodeSystemDefinition(

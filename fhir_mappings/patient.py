@@ -57,7 +57,8 @@ def patient_resource(record: PatientRecord, *, canonical_base: str) -> Patient:
     if record.birth_date is not None:
         resource["birthDate"] = day(record.birth_date)
     if record.deceased_at is not None:
-        resource["deceasedDateTime"] = record.deceased_at
+        # UTC as "Z", as fhir.resources writes it (identity.instant); any other offset as sent.
+        resource["deceasedDateTime"] = re.sub(r"\+00:00$", "Z", record.deceased_at)
     elif record.deceased:
         resource["deceasedBoolean"] = True
     for element, field in _KEPT:

@@ -21,7 +21,7 @@ from service.plan_status import (
 )
 from service.records.appointment import Appointment
 from service.records.cbt import CbtSession
-from service.records.enrollment import Enrollment
+from service.records.enrollment import Enrollment, ended_by_death
 from service.records.ketamine import KetamineAdministration
 from service.records.questionnaire import QuestionnaireResponse
 
@@ -70,6 +70,7 @@ def enrollment_facts(enrollment: Enrollment, protocol_version: str) -> Enrollmen
         start_date=enrollment.start_date,
         status=enrollment.status,
         status_reason=enrollment.status_reason,
+        ended_by_death=ended_by_death(enrollment.status, enrollment.status_reason),
         primary_instrument=enrollment.primary_instrument,
         coordinator_id=enrollment.coordinator_id,
     )

@@ -94,6 +94,20 @@ def compute_plan_status(
         findings += baseline_pending(measurement, timeline)
         findings += induction_window(timeline) + no_show_streak(timeline) + predose_gaps(timeline)
     findings += unstated_modality(timeline) + _version_note(timeline)
+    if enrollment.ended_by_death:
+        # CLINICAL.md §5: a deceased patient's outreach reasons stop; the plan says so plainly and asks nothing.
+        findings = [
+            Finding(
+                "patient_deceased",
+                "info",
+                f"Deceased: the patient has died ({enrollment.status_reason}); the enrolment has ended and no "
+                "outreach is due.",
+                enrollment.id,
+                timeline.start,
+            )
+        ]
+        ketamine = cbt = measurement = None
+        rems = []
     reasons = to_reasons(findings, timeline.acknowledgements, timeline.tz)
 
     rems_next = min(rems, key=lambda d: (d.due_at, d.after_record_id), default=None)
@@ -136,6 +150,8 @@ def _due(deadline: Deadline | None, clock: Clock) -> Due | None:
 
 
 def _overall(enrollment: EnrollmentFacts, reasons: Sequence[Reason], primary: Trajectory | None) -> OverallStatus:
+    if enrollment.ended_by_death:
+        return "discontinued"
     open_severities = {r.severity for r in reasons if r.open}
     # An open urgent finding comes before the enrollment's state: patients are often put on hold *because of* a
     # crisis, and on_hold would sort them last and out of the at-risk view (CLINICAL.md section 4).

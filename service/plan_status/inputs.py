@@ -32,6 +32,8 @@ class EnrollmentFacts(Facts):
     start_date: date
     status: EnrollmentStatus = "active"
     status_reason: str | None = None
+    # Ended because the patient died (Patient.deceased[x]): no outreach is due, whatever was open (CLINICAL.md §5).
+    ended_by_death: bool = False
     primary_instrument: str = "phq-9"
     coordinator_id: str | None = None
 

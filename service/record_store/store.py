@@ -31,9 +31,10 @@ from service.errors import (
     invalid,
     validation_problems,
 )
-from service.record_store.kinds import Columns, RecordKind, StoredKind
+from service.record_store.kinds import ENROLLMENTS, Columns, RecordKind, StoredKind
 from service.record_store.side_effects import record_written
 from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier, TenantRecord, record_meta
+from service.records.enrollment import DECEASED_REASON, Enrollment
 from service.records.patient import Patient, PatientIdentifier
 from service.records.received import ReceivedResource
 
@@ -96,6 +97,7 @@ def create_record(
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
         record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
+    _end_enrollments_of_the_deceased(session, ctx, row)
     return public, True
 
 
@@ -245,7 +247,32 @@ def update_record(
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
         record_written(session, ctx, kind, row, public)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
+    _end_enrollments_of_the_deceased(session, ctx, row)
     return public
+
+
+# ---- a deceased patient ---------------------------------------------------------------------------------------
+
+
+def _end_enrollments_of_the_deceased(session: Session, ctx: RequestContext, row: TenantRecord) -> None:
+    """A patient written as deceased (Patient.deceased[x]) has every open enrolment ended, reason "Patient
+    deceased" (CLINICAL.md §5), by this same update path: plan refresh, audit row and EHR outbox follow. Here,
+    in the one write path, so every way a Patient arrives (POST, PUT, Bundle, import, pull, JSON API) does it."""
+    if not isinstance(row, Patient) or not row.deceased:
+        return
+    intent = ctx.intent
+    open_ones = session.exec(
+        select(Enrollment.id, Enrollment.version).where(
+            col(Enrollment.tenant_id) == ctx.tenant_id,
+            col(Enrollment.patient_id) == row.id,
+            col(Enrollment.status).in_(("active", "on-hold")),
+        )
+    ).all()
+    when = f" ({row.deceased_at})" if row.deceased_at else ""
+    for enrollment_id, version in open_ones:
+        changes = {"status": "discontinued", "status_reason": f"{DECEASED_REASON}{when}"}
+        update_record(session, ctx, ENROLLMENTS, enrollment_id, changes, f'W/"{version}"')
+    ctx.intent = intent
 
 
 # ---- provenance -----------------------------------------------------------------------------------------------

@@ -40,6 +40,15 @@ class Enrollment(PatientRecord, table=True):
     primary_instrument: str = SqlField(max_length=32)
 
 
+# The status reason of an enrolment ended because the patient died (Patient.deceased[x], CLINICAL.md §5): the
+# plan status then reads "deceased" and asks for no outreach (service/plan_status/engine.py).
+DECEASED_REASON = "Patient deceased"
+
+
+def ended_by_death(status: str, status_reason: str | None) -> bool:
+    return status == "discontinued" and (status_reason or "").startswith(DECEASED_REASON)
+
+
 class TargetCondition(ApiModel):
     system: Text = MAJOR_DEPRESSIVE_DISORDER[0]
     code: Text = MAJOR_DEPRESSIVE_DISORDER[1]
