@@ -23,7 +23,7 @@ from .definitions import (
 )
 from .errors import MappingError, operation_outcome
 from .flag import safety_flag_resource
-from .identity import identifier_system, resource_id, sub_resource_id
+from .identity import for_ehr, identifier_system, resource_id, sub_resource_id
 from .patient import display_name, kept_datatypes, patient_from_fhir, patient_resource
 from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
 from .questionnaire_response_inbound import (
@@ -96,6 +96,7 @@ __all__ = [
     "display_name",
     "extension_definition_resource",
     "fold_panel",
+    "for_ehr",
     "identifier_system",
     "inbound_code_map",
     "is_programme_referral",

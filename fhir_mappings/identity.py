@@ -22,6 +22,9 @@ _NAMESPACE: Final = uuid.UUID("6f0f7d2e-8a51-5b8e-9c1a-3d3f4b2a9e10")
 _FHIR_ID: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # R4 resources whose identifier is 0..1: ours goes there, the source in our source-identifier extension.
 _SINGLE_IDENTIFIER: Final = frozenset({"QuestionnaireResponse"})
+_SINGLE_IDENTIFIER_KIND: Final[dict[str, RecordKind]] = {"QuestionnaireResponse": "questionnaire-response"}
+# Where the service records a record it made itself (no sender): see service/records/base.py.
+_OWN_SOURCE_SYSTEM: Final = "urn:tandem:record"
 
 
 def resource_id(record_id: str) -> str:
@@ -94,12 +97,31 @@ def base_resource(
         "identifier": identifiers(canonical_base, kind, record, role),
     }
     if resource_type in _SINGLE_IDENTIFIER:
+        # R4 allows one identifier here: the sender's stays in it (searchable as sent); ours is the resource id.
+        # A record with no sender (made here) carries ours. The EHR copy swaps them back (for_ehr).
         ours, *source = head["identifier"]
-        head["identifier"] = ours
-        head["extension"] = [
-            {"url": extension_url(canonical_base, SOURCE_IDENTIFIER), "valueIdentifier": s} for s in source
-        ]
+        sent = [{k: v for k, v in s.items() if k != "use"} for s in source if s["system"] != _OWN_SOURCE_SYSTEM]
+        head["identifier"] = sent[0] if sent else ours
+        head["extension"] = []
     return head
+
+
+def for_ehr(resource: dict[str, Any], canonical_base: str) -> dict[str, Any]:
+    """The copy sent to an EHR: a single-identifier resource carries ours in `identifier` (the sync finds its
+    copy at the EHR by it, DESIGN.md) and the sender's in our source-identifier extension."""
+    kind = _SINGLE_IDENTIFIER_KIND.get(str(resource.get("resourceType")))
+    identifier = resource.get("identifier")
+    if kind is None or not isinstance(identifier, dict):
+        return resource
+    system = identifier_system(canonical_base, kind)
+    if identifier.get("system") == system:
+        return resource
+    ours = {"use": "official", "system": system, "value": resource["id"]}
+    sent = {
+        "url": extension_url(canonical_base, SOURCE_IDENTIFIER),
+        "valueIdentifier": {"use": "secondary", **identifier},
+    }
+    return {**resource, "identifier": ours, "extension": [sent, *resource.get("extension", [])]}
 
 
 def source_from(

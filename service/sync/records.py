@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+import fhir_mappings as fm
 from service.caseload.tables import PlanStatusRow
 from service.errors import invalid
 from service.projection.tables import FhirResourceVersion
@@ -120,7 +121,8 @@ def plan_resources(
     context: PlanContext = NO_CONTEXT,
 ) -> list[PlannedResource]:
     planned = []
-    for body in mapped_resources(record, kind_path, decision, canonical_base=canonical_base, context=context):
+    for rendered in mapped_resources(record, kind_path, decision, canonical_base=canonical_base, context=context):
+        body = fm.for_ehr(rendered, canonical_base)  # ours in identifier: how the EHR's copy is found again
         identifier = body["identifier"]
         ours = identifier if isinstance(identifier, dict) else identifier[0]
         value = str(ours["value"])

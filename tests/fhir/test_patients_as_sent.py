@@ -20,6 +20,7 @@ from service.records.patient import Patient
 from service.records.received import ReceivedResource
 from tests.builders import API
 from tests.fhir.support import fhir_headers
+from tests.shared_fixtures import load_fixture
 
 Auth = Callable[..., dict[str, str]]
 
@@ -211,3 +212,21 @@ def test_a_deceased_date_in_the_future_is_refused_on_the_json_api_too(
     served = client.get(f"/fhir/Patient/{accepted.json()['id']}", headers=fhir_headers(auth(tenant))).json()
     assert served["name"] == [{"use": "official", "text": "张无忌"}]
     assert served["deceasedDateTime"] == "2015-02-14T13:42:00+10:00"
+
+
+def test_a_questionnaire_responses_identifier_stays_in_identifier_and_is_searchable(
+    client: TestClient, tenant: str, auth: Auth
+) -> None:
+    headers = fhir_headers(auth(tenant, "ehr-system"))
+    patient_id = client.post("/fhir/Patient", json=_hospital_patient(), headers=headers).json()["id"]
+    sent = load_fixture("fhir/uscore7-QuestionnaireResponse-phq-9-example.json")
+    sent = {**sent, "subject": {"reference": f"Patient/{patient_id}"}, "author": None}
+    sent = {k: v for k, v in sent.items() if v is not None}
+    their = {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.798268", "value": f"QR-{uuid.uuid4().hex[:8]}"}
+    created = client.post("/fhir/QuestionnaireResponse", json={**sent, "identifier": their}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["identifier"] == their
+    found = client.get(
+        "/fhir/QuestionnaireResponse", params={"identifier": f"{their['system']}|{their['value']}"}, headers=headers
+    ).json()
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == [created.json()["id"]]
