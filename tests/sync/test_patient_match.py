@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from service.intake.patient_match import patient_mrn, patients_with_mrn
 from service.records.patient import Patient
+from service.records.received import ReceivedResource
 from service.sync.pull import pull
 from service.sync.tables import RemoteResource
 from tests.builders import patient_body
@@ -107,6 +108,15 @@ def test_a_pulled_patient_tandem_holds_by_mrn_is_that_patient(sync_app: SyncApp,
     with Session(sync_app.engine) as session:
         [link] = session.exec(select(RemoteResource).where(col(RemoteResource.record_id) == ours)).all()
     assert (link.resource_type, link.remote_id, link.target_id) == ("Patient", ehr_patient, target)
+    # Provenance: the EHR's Patient and its response, kept as pulled, with the target as sender.
+    with Session(sync_app.engine) as session:
+        kept = session.exec(select(ReceivedResource).where(col(ReceivedResource.tenant_id) == tenant)).all()
+    assert sorted((r.resource_type, r.record_id == ours) for r in kept) == [
+        ("Patient", True),
+        ("QuestionnaireResponse", False),
+    ]
+    assert {(r.source_system, r.sender) for r in kept} == {(sekmet.base_url, f"sync:{target}")}
+    assert next(r for r in kept if r.resource_type == "Patient").resource["id"] == ehr_patient
 
     again = pull(sync_app.engine, sync_app.settings, target)
     assert again.kinds["patients"].created == 0 and again.kinds["questionnaire-responses"].created == 0, again
