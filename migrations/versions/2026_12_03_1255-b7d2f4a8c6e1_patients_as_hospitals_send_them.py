@@ -11,8 +11,8 @@ family_name and birth_date become nullable. On SQLite that is a new column, a co
 every row that references it (patient_identifiers cascade).
 
 Revision ID: b7d2f4a8c6e1
-Revises: b6d2f8a4c1e9
-Create Date: 2026-12-03 12:45:00+00:00
+Revises: b7d2f4a6c8e1
+Create Date: 2026-12-03 12:55:00+00:00
 """
 
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ from alembic import op
 
 
 revision: str = 'b7d2f4a8c6e1'
-down_revision: str | None = 'b6d2f8a4c1e9'
+down_revision: str | None = 'b7d2f4a6c8e1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
