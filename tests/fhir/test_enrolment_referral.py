@@ -262,12 +262,13 @@ def test_end_enrollment_ends_open_enrolments_with_the_reason_and_keeps_urgent_fi
     today = datetime.now(UTC).date()
     engine = client.app.state.engine  # type: ignore[attr-defined]
     with unit_of_work(engine) as session:
-        ended = end_patient_enrollments(session, ctx, patient_id, reason="Patient deceased", end_date=today)
+        # Not a death: a deceased patient's outreach stops instead (CLINICAL.md §5, test_deceased_patient.py).
+        ended = end_patient_enrollments(session, ctx, patient_id, reason="Moved out of area", end_date=today)
     assert [e.id for e in ended] == [referral.json()["id"]]
     stored = api.client.get(f"{API}/enrollments/{ended[0].id}", headers=api.headers).json()
     assert (stored["status"], stored["status_reason"], stored["end_date"]) == (
         "discontinued",
-        "Patient deceased",
+        "Moved out of area",
         today.isoformat(),
     )
     assert client.get(f"/fhir/ServiceRequest/{ended[0].id}", headers=headers).json()["status"] == "revoked"
