@@ -179,7 +179,8 @@ def _service(appointment: dict[str, Any], canonical_base: str) -> tuple[str, lis
         raise MappingError(
             "Appointment.serviceType",
             f"the appointment {why}: type it with SNOMED CT 228557008 (CBT), a CPT psychotherapy code "
-            "(90832/90834/90837/90853), RxNorm 6130/2201623 or HCPCS G2082/G2083 (ketamine/esketamine)",
+            "(90832/90834/90837/90853), RxNorm 6130/2201623 or HCPCS G2082/G2083 (ketamine/esketamine), or map "
+            "the site's visit type to one of them in the sync target's code_map",
             code="not-supported" if not found else "invariant",
         )
     return found.pop(), sent

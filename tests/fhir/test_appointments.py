@@ -326,3 +326,25 @@ def test_a_deleted_appointment_is_entered_in_error_and_no_longer_due(
     stored = client.get(f"{API}/appointments/{created['id']}", headers=coordinator).json()
     assert stored["status"] == "entered-in-error"
     assert _status(client, patient_id, coordinator)["next_due"]["cbt_session"] is None
+
+
+def test_a_site_visit_type_is_read_through_the_targets_code_map(
+    client: TestClient, headers: dict[str, str], tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    patient_id = _enrolled(client, headers, auth(tenant, "ehr-system"))
+    site = {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.10.698084.30", "code": "1023", "display": "CBT FOLLOW UP"}
+    sent = appointment(patient_id, serviceType=[{"coding": [site]}])
+    refused = client.post("/fhir/Appointment", json=sent, headers=headers)
+    assert refused.status_code in (400, 422) and "code_map" in refused.json()["issue"][0]["diagnostics"]
+    target = {
+        "name": f"Epic {uuid.uuid4().hex[:6]}",
+        "base_url": "https://93.184.216.34/fhir",
+        "code_map": {"http://snomed.info/sct|228557008": [{"system": site["system"], "code": site["code"]}]},
+    }
+    registered = client.post(f"{API}/sync/targets", json=target, headers=auth(tenant, "admin"))
+    assert registered.status_code == 201, registered.text
+    created = client.post("/fhir/Appointment", json=sent, headers=headers)
+    assert created.status_code == 201, created.text
+    stored = client.get(f"{API}/appointments/{created.json()['id']}", headers=auth(tenant, "coordinator")).json()
+    assert stored["service"] == "cbt"
+    assert site in created.json()["serviceType"][0]["coding"]  # served back as sent, beside the standard code
