@@ -56,6 +56,15 @@ from .score_observation_inbound import (
     read_score_observation,
     score_codes,
 )
+from .vital_signs import (
+    VITAL_SIGN_CODES,
+    SentValue,
+    SentVitalSign,
+    VitalSignRecord,
+    read_vital_sign,
+    vital_sign_code,
+    vital_sign_resource,
+)
 
 __all__ = [
     "CODE_SYSTEMS",
@@ -63,6 +72,7 @@ __all__ = [
     "FHIR_VERSION",
     "NO_RULE",
     "SYSTEM",
+    "VITAL_SIGN_CODES",
     "AdministrationResources",
     "AppointmentRecord",
     "CarePlanResources",
@@ -81,7 +91,10 @@ __all__ = [
     "SentComponent",
     "SentResponse",
     "SentScoreObservation",
+    "SentValue",
+    "SentVitalSign",
     "SessionResources",
+    "VitalSignRecord",
     "add_standard_codings",
     "administration_fallback",
     "administration_from_fhir",
@@ -112,6 +125,7 @@ __all__ = [
     "questionnaire_canonical",
     "read_response",
     "read_score_observation",
+    "read_vital_sign",
     "referral_from_fhir",
     "referral_resource",
     "resource_id",
@@ -126,5 +140,7 @@ __all__ = [
     "stored_questionnaire",
     "sub_resource_id",
     "to_json",
+    "vital_sign_code",
+    "vital_sign_resource",
     "writable_types",
 ]

@@ -13,7 +13,13 @@ from .definitions import SOURCE_IDENTIFIER, extension_url
 from .records import RecordLike
 
 RecordKind = Literal[
-    "patient", "enrollment", "ketamine-administration", "cbt-session", "questionnaire-response", "appointment"
+    "patient",
+    "enrollment",
+    "ketamine-administration",
+    "cbt-session",
+    "questionnaire-response",
+    "appointment",
+    "vital-sign",
 ]
 
 # Fixed namespace so a sub-resource id is the same on every machine and every run.

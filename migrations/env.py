@@ -26,6 +26,7 @@ from service.records import (  # noqa: F401
     received,
     sync_target,
     tenant,
+    vital_sign,
 )
 from service.records.base import metadata
 from service.settings import get_settings

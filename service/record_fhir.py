@@ -36,6 +36,7 @@ class Kind(StrEnum):
     CBT_SESSIONS = "cbt-sessions"
     QUESTIONNAIRE_RESPONSES = "questionnaire-responses"
     APPOINTMENTS = "appointments"
+    VITAL_SIGNS = "vital-signs"
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,10 @@ def _questionnaire_response(record: RecordMeta, base: str, context: PlanContext)
     return [fm.to_json(r) for r in _response(record, base).all()]
 
 
+def _vital_sign(record: RecordMeta, base: str, context: PlanContext) -> list[FhirJson]:
+    return [fm.to_json(fm.vital_sign_resource(cast(fm.VitalSignRecord, record), canonical_base=base))]
+
+
 # ---- what EHRs are sent -----------------------------------------------------------------------------------------
 
 
@@ -267,6 +272,8 @@ KIND_FHIR: dict[Kind, KindFhir] = {
             _appointment,
             natural=Variant("natural", ("Appointment",), _facade_types(_appointment)),
         ),
+        # Not sent to EHRs: they come from there (a flowsheet row), and the EHR keeps its own.
+        KindFhir(Kind.VITAL_SIGNS, "Observation", _vital_sign),
     )
 }
 

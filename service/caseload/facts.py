@@ -19,11 +19,13 @@ from service.plan_status import (
     SafetyFindingFacts,
     VitalSigns,
 )
+from service.plan_status.session_vitals import SentReading, SessionTimes, readings_for
 from service.records.appointment import Appointment
 from service.records.cbt import CbtSession
 from service.records.enrollment import Enrollment, ended_by_death
 from service.records.ketamine import KetamineAdministration
 from service.records.questionnaire import QuestionnaireResponse
+from service.records.vital_sign import VitalSign
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class PatientFacts:
     responses: list[QuestionnaireResponse]
     acknowledgements: list[FlagAcknowledgement]
     appointments: list[Appointment]
+    vital_signs: list[VitalSign]
 
 
 def load_patient_facts(session: Session, tenant_id: str, patient_id: str) -> PatientFacts:
@@ -48,6 +51,7 @@ def load_patient_facts(session: Session, tenant_id: str, patient_id: str) -> Pat
         responses=rows(QuestionnaireResponse),
         acknowledgements=rows(FlagAcknowledgement),
         appointments=rows(Appointment),
+        vital_signs=rows(VitalSign),
     )
 
 
@@ -76,23 +80,51 @@ def enrollment_facts(enrollment: Enrollment, protocol_version: str) -> Enrollmen
     )
 
 
-def administration_facts(row: KetamineAdministration) -> KetamineSessionFacts:
+def session_times(row: KetamineAdministration) -> SessionTimes:
+    return SessionTimes(row.id, row.started_at, row.ended_at, row.observation_minutes)
+
+
+def sent_readings(rows: list[VitalSign]) -> list[SentReading]:
+    """The vital signs sent on their own that count (one sent in error counts for nothing)."""
+    return [
+        SentReading(
+            taken_at=r.taken_at,
+            session_id=r.ketamine_administration_id,
+            systolic=r.systolic_mmhg,
+            diastolic=r.diastolic_mmhg,
+            heart_rate=r.heart_rate_bpm,
+            spo2=r.spo2_percent,
+        )
+        for r in rows
+        if r.status != "entered-in-error"
+    ]
+
+
+def administration_facts(
+    row: KetamineAdministration,
+    sent: list[SentReading] | None = None,
+    sessions: list[SessionTimes] | None = None,
+) -> KetamineSessionFacts:
+    """The session's facts; `sent` are the patient's vital signs sent on their own, of which those taken at this
+    session (by its id, or by its window among `sessions`) join its own readings for the safety rules."""
+    own = tuple(
+        VitalSigns(
+            taken_at=v["taken_at"],
+            systolic=v.get("systolic_mmhg"),
+            diastolic=v.get("diastolic_mmhg"),
+            heart_rate=v.get("heart_rate_bpm"),
+            spo2=v.get("spo2_percent"),
+        )
+        for v in row.vital_signs
+    )
+    joined = readings_for(session_times(row), sent, sessions or [session_times(row)]) if sent else []
     return KetamineSessionFacts(
         id=row.id,
         started_at=row.started_at,
         ended_at=row.ended_at,
         status=row.status,
         drug=row.drug,
-        vital_signs=tuple(
-            VitalSigns(
-                taken_at=v["taken_at"],
-                systolic=v.get("systolic_mmhg"),
-                diastolic=v.get("diastolic_mmhg"),
-                heart_rate=v.get("heart_rate_bpm"),
-                spo2=v.get("spo2_percent"),
-            )
-            for v in row.vital_signs
-        ),
+        vital_signs=own + tuple(joined),
         sedation_score=row.sedation_score,
         dissociation_score=row.dissociation_score,
         observation_minutes=row.observation_minutes,

@@ -22,6 +22,8 @@ from service.caseload.facts import (
     enrollment_facts,
     load_patient_facts,
     measurement_facts,
+    sent_readings,
+    session_times,
 )
 from service.caseload.protocols import find_protocol
 from service.caseload.tables import URGENCY, FlagAcknowledgement, PlanStatusRow
@@ -33,6 +35,7 @@ from service.records.enrollment import Enrollment
 from service.records.ketamine import KetamineAdministration
 from service.records.questionnaire import QuestionnaireResponse
 from service.records.tenant import Tenant
+from service.records.vital_sign import VitalSign
 
 
 class ProtocolMissing(LookupError):
@@ -66,9 +69,11 @@ def _status(protocols: _Protocols, facts: PatientFacts, enrollment: Enrollment, 
     protocol = protocols.get(enrollment.protocol_id, enrollment.protocol_version)
     if protocol is None:
         raise ProtocolMissing(f"protocol {enrollment.protocol_id} {enrollment.protocol_version} is not available")
+    given = [r for r in facts.administrations if counts(r, enrollment)]
+    sent, sessions = sent_readings(facts.vital_signs), [session_times(r) for r in given]
     return compute_plan_status(
         enrollment_facts(enrollment, protocol.version),
-        [administration_facts(r) for r in facts.administrations if counts(r, enrollment)],
+        [administration_facts(r, sent, sessions) for r in given],
         [cbt_facts(r) for r in facts.cbt_sessions if counts(r, enrollment)],
         [measurement_facts(r) for r in facts.responses if belongs(r.enrollment_id, enrollment)],
         protocol,
@@ -124,6 +129,16 @@ _FACT_COLUMNS = {
     },
     "cbt_sessions": {"id", "patient_id", "enrollment_id", "session_number", "planned_start", "status", "actual_start"},
     "appointments": {"id", "patient_id", "enrollment_id", "service", "status", "start", "created_at"},
+    "vital_signs": {
+        "patient_id",
+        "ketamine_administration_id",
+        "taken_at",
+        "status",
+        "systolic_mmhg",
+        "diastolic_mmhg",
+        "heart_rate_bpm",
+        "spo2_percent",
+    },
     "responses": {
         "id",
         "patient_id",
@@ -149,6 +164,7 @@ def load_facts_of(session: Session, tenant_id: str, patient_ids: Sequence[str]) 
         "responses": QuestionnaireResponse,
         "acknowledgements": FlagAcknowledgement,
         "appointments": Appointment,
+        "vital_signs": VitalSign,
     }
     for name, table in tables.items():
         # Plain rows, not ORM instances: the facts only read attributes, and building ~20 instances per patient

@@ -22,7 +22,7 @@ from service.auth.principal import Role
 from service.errors import NotSupported
 from service.intake import INTAKES, from_request, observation_role, writable_categories
 from service.record_store import kinds
-from service.records.questionnaire import QuestionnaireResponseCreate
+from service.records.base import ApiModel
 
 Inbound = Callable[[Session, RequestContext, dict[str, Any]], BaseModel]
 
@@ -63,22 +63,20 @@ class FhirType:
         return self.served_as(payload, record_id) if self.served_as is not None else record_id
 
 
-# What each kind of taken-in Observation is stored as (the vital-signs branch adds its own).
-OBSERVATION_KINDS: dict[type[BaseModel], kinds.RecordKind] = {
-    QuestionnaireResponseCreate: kinds.QUESTIONNAIRE_RESPONSES,
-}
-
-
 def _observation_kind(payload: BaseModel) -> kinds.RecordKind:
-    kind = OBSERVATION_KINDS.get(type(payload))
+    """What a taken-in Observation is stored as: the kind its intake branch made a create request for (a score:
+    a questionnaire response; a vital sign: a vital-sign record)."""
+    kind = kinds.kind_of(payload) if isinstance(payload, ApiModel) else None
     if kind is None:
         raise NotSupported(f"an Observation read as {type(payload).__name__} cannot be stored here")
     return kind
 
 
 def _observation_id(payload: BaseModel, record_id: str) -> str:
-    """A score Observation is served as its record's total Observation (the id the client gets back)."""
-    return fm.sub_resource_id(record_id, observation_role(payload))  # type: ignore[arg-type]
+    """A score Observation is served as its record's total Observation (the id the client gets back); a vital
+    sign as its record's own."""
+    role = observation_role(payload)  # type: ignore[arg-type]
+    return fm.resource_id(record_id) if role is None else fm.sub_resource_id(record_id, role)
 
 
 CARE_TEAM = kinds.CARE_TEAM

@@ -26,6 +26,7 @@ from .resources import (
     take_medication_administration,
     take_patient,
 )
+from .vital_signs import take_vital_sign
 
 # FHIR type -> its intake. Practitioner and CarePlan are not taken in as FHIR: practitioners are staff records
 # written on /api/v1, and an enrolment's CarePlan is derived from the enrolment (served, never written); an
@@ -37,7 +38,7 @@ INTAKES: dict[str, IntakeFunction] = {
     "QuestionnaireResponse": take_questionnaire_response,
     "ServiceRequest": take_service_request,
     "Appointment": take_appointment,
-    # One intake, a branch per kind of Observation (service/intake/observation.py): scores; vital signs to come.
+    # One intake, a branch per kind of Observation (service/intake/observation.py): scores, vital signs.
     "Observation": take_observation,
 }
 
@@ -60,6 +61,7 @@ __all__ = [
     "take_questionnaire_response",
     "take_score_observation",
     "take_service_request",
+    "take_vital_sign",
     "with_standard_codings",
     "writable_categories",
 ]

@@ -2,7 +2,8 @@
 
 Score Observations (category survey, or any Observation coded with an instrument's total LOINC code: a flowsheet
 row often has no category) become a QuestionnaireResponse record: the total, and the items when the sender has them
-as components. Vital signs are refused until their branch is added to BRANCHES (category vital-signs).
+as components. Vital signs (category vital-signs, or any Observation coded with a vital-sign LOINC code) become a
+vital-sign record (service/intake/vital_signs.py).
 A US Core panel arrives as one Observation folded from the panel and its members (service/fhir/bundles.py).
 """
 
@@ -17,8 +18,10 @@ from fhir_mappings.reading import as_list, codings, expect_type
 from service.instruments import INSTRUMENTS, TOTAL_CODES, Instrument, item_answer
 from service.records.base import ApiModel
 from service.records.questionnaire import QuestionnaireResponseCreate
+from service.records.vital_sign import VitalSignCreate
 
 from .context import Intake, mapped, refused, validated
+from .vital_signs import take_vital_sign
 
 ObservationBranch = Callable[[Intake, dict[str, Any]], ApiModel]
 _WHERE: Final = "Observation"
@@ -94,8 +97,8 @@ def _number(value: float) -> dict[str, Any]:
     return {"value_integer": int(value)} if float(value).is_integer() else {"value_decimal": value}
 
 
-# Observation category (observation-category CodeSystem) -> its intake. The vital-signs branch joins here.
-BRANCHES: dict[str, ObservationBranch] = {"survey": take_score_observation}
+# Observation category (observation-category CodeSystem) -> its intake.
+BRANCHES: dict[str, ObservationBranch] = {"survey": take_score_observation, "vital-signs": take_vital_sign}
 
 
 # What each writable category takes, for the CapabilityStatement (a branch added above says what it takes here).
@@ -118,6 +121,9 @@ def observation_branch(resource: dict[str, Any]) -> ObservationBranch:
     expect_type(resource, _WHERE)
     if fm.score_codes(resource, TOTAL_CODES) is not None:
         return BRANCHES["survey"]
+    if fm.vital_sign_code(resource) is not None:
+        # A vital sign's LOINC code says what it is without a category (a flowsheet row often has none).
+        return BRANCHES["vital-signs"]
     categories = [
         code
         for n, concept in enumerate(as_list(resource.get("category"), f"{_WHERE}.category"))
@@ -155,8 +161,11 @@ def take_observation(intake: Intake, resource: dict[str, Any]) -> ApiModel:
     return branch(intake, resource)
 
 
-def observation_role(payload: ApiModel) -> str:
-    """Which of its record's derived Observations serves a taken-in Observation back: a score's is its total."""
+def observation_role(payload: ApiModel) -> str | None:
+    """Which of its record's derived Observations serves a taken-in Observation back: a score's is its total; a
+    vital sign is its record's own resource (None)."""
     if isinstance(payload, QuestionnaireResponseCreate):
         return "total"
+    if isinstance(payload, VitalSignCreate):
+        return None
     raise TypeError(f"no Observation role for {type(payload).__name__}")

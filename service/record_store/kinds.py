@@ -15,7 +15,7 @@ from service.caseload.enrollment_protocol import pinned_protocol
 from service.intake import from_request, take_questionnaire_response
 from service.intake.patient_match import patient_named_by_mrn
 from service.record_fhir import KIND_FHIR, Kind
-from service.records import appointment, cbt, enrollment, ketamine, patient, practitioner, questionnaire
+from service.records import appointment, cbt, enrollment, ketamine, patient, practitioner, questionnaire, vital_sign
 from service.records.base import ApiModel, PatientRecord, RecordMeta, TenantRecord
 
 Columns = dict[str, Any]
@@ -233,6 +233,28 @@ APPOINTMENTS = RecordKind(
     references=(_patient_ref, _enrollment_ref, _practitioner_ref("practitioner_id")),
 )
 
+VITAL_SIGNS = RecordKind(
+    label="vital sign",
+    path=Kind.VITAL_SIGNS,
+    schema_name="VitalSign",
+    table=vital_sign.VitalSign,
+    fields_schema=vital_sign.VitalSignFields,
+    create_schema=vital_sign.VitalSignCreate,
+    public_schema=vital_sign.VitalSignPublic,
+    time_column="taken_at",
+    readers=CARE_TEAM,
+    writers=PRESCRIBERS,
+    references=(
+        _patient_ref,
+        Reference(
+            "ketamine_administration_id",
+            ketamine.KetamineAdministration,
+            "ketamine administration",
+            same_patient=True,
+        ),
+    ),
+)
+
 RECORD_KINDS: tuple[RecordKind, ...] = (
     PATIENTS,
     PRACTITIONERS,
@@ -241,4 +263,11 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
     CBT_SESSIONS,
     QUESTIONNAIRE_RESPONSES,
     APPOINTMENTS,
+    VITAL_SIGNS,
 )
+
+
+def kind_of(payload: ApiModel) -> RecordKind | None:
+    """The record kind a create request is for (an intake's result): the kind whose create schema it is. One FHIR
+    type may become several kinds (an Observation: a score or a vital sign)."""
+    return next((kind for kind in RECORD_KINDS if type(payload) is kind.create_schema), None)

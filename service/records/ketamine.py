@@ -31,6 +31,8 @@ AdministrationStatus = Literal["completed", "stopped", "not-done", "entered-in-e
 SYSTOLIC_RANGE = (40, 300)
 DIASTOLIC_RANGE = (20, 200)
 HEART_RATE_RANGE = (20, 250)
+# Pulse oximetry reads 0-100 %; below 50 % the probe has lost the signal, not found a patient (typing error).
+SPO2_RANGE = (50, 100)
 # A weight-based dose and its mg/kg must agree within rounding of the recorded weight.
 DOSE_AGREEMENT_TOLERANCE = 0.05
 
@@ -72,7 +74,7 @@ class VitalSignReading(ApiModel):
     systolic_mmhg: Annotated[int, Field(ge=SYSTOLIC_RANGE[0], le=SYSTOLIC_RANGE[1])] | None = None
     diastolic_mmhg: Annotated[int, Field(ge=DIASTOLIC_RANGE[0], le=DIASTOLIC_RANGE[1])] | None = None
     heart_rate_bpm: Annotated[int, Field(ge=HEART_RATE_RANGE[0], le=HEART_RATE_RANGE[1])] | None = None
-    spo2_percent: Annotated[int, Field(ge=50, le=100)] | None = None
+    spo2_percent: Annotated[int, Field(ge=SPO2_RANGE[0], le=SPO2_RANGE[1])] | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> VitalSignReading:

@@ -28,7 +28,7 @@ from service.errors import InvalidRequest, RecordNotFound, TandemError
 from service.intake import INTAKES, Intake, IntakeFunction, reference_resolver, take_in, with_standard_codings
 from service.record_fhir import PULL_SOURCES, PullSource
 from service.record_store import store
-from service.record_store.kinds import RECORD_KINDS, RecordKind
+from service.record_store.kinds import RECORD_KINDS, RecordKind, kind_of
 from service.records.enrollment import EnrollmentCreate
 from service.records.patient import PatientCreate
 from service.records.sync_target import SyncTarget
@@ -236,7 +236,8 @@ def _store_one(
             result.already_present += 1
             return
         try:
-            stored, created = store.create_record(session, ctx, record_kind, payload)
+            # One searched type may become several kinds (an Observation: a score or a vital sign).
+            stored, created = store.create_record(session, ctx, kind_of(payload) or record_kind, payload)
             if not created and isinstance(payload, EnrollmentCreate):
                 follow_referral(session, ctx, stored, payload)  # held or discharged at the EHR since
         except TandemError as error:
