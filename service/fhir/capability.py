@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import fhir_mappings as fm
-from service.fhir.search_parameters import STATIC_TYPES, supported_parameters
+from service.fhir.search_parameters import CHAINS, STATIC_TYPES, supported_parameters
 from service.fhir.types import FHIR_TYPES
 
 __all__ = ["STATIC_TYPES", "capability_statement"]
@@ -14,7 +14,15 @@ __all__ = ["STATIC_TYPES", "capability_statement"]
 def search_params(resource_type: str) -> list[dict[str, Any]]:
     """Exactly the search table's parameters (search_parameters.SEARCH_PARAMETERS): what is declared is what
     is served, and everything else is refused."""
-    return [{"name": p.name, "type": p.type} for p in supported_parameters(resource_type)]
+    declared: list[dict[str, Any]] = []
+    for p in supported_parameters(resource_type):
+        param: dict[str, Any] = {"name": p.name, "type": p.type}
+        if p.name in CHAINS and p.type == "reference":
+            # R4 CapabilityStatement has no element for chains (R5 adds searchParam chain): said in words.
+            chained = ", ".join(sorted(CHAINS[p.name]))
+            param["documentation"] = f"A Patient; chains: {p.name}:Patient.{chained} (also {p.name}.{chained})"
+        declared.append(param)
+    return declared
 
 
 def capability_statement(base: str, canonical_base: str, software_version: str) -> dict[str, Any]:
@@ -35,7 +43,9 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
             # DELETE is a correction: the record is kept as entered-in-error and its resources answer 410.
-            "searchInclude": [f"{fhir_type.name}:patient"] if fhir_type.name != "Patient" else [],
+            "searchInclude": [f"{fhir_type.name}:patient", f"{fhir_type.name}:subject"]
+            if fhir_type.name != "Patient"
+            else [],
             "searchParam": search_params(fhir_type.name),
         }
         if fhir_type.documentation is not None:

@@ -26,7 +26,7 @@ from service.errors import (
 )
 from service.fhir.conditional_references import resolve_conditional_references
 from service.fhir.disclosure import WITHHELD, disclose
-from service.fhir.search import current_patients, run_search
+from service.fhir.search import current_patients, narrow_to_chained_patients, run_search
 from service.fhir.search_parameters import SearchQuery, parse_search
 from service.fhir.types import FHIR_TYPES, FhirType
 from service.patient_refresh import refresh_before_reading
@@ -175,6 +175,8 @@ def search(
     for patient_id in query.patients:
         ensure_visible(session, ctx, patient_id)
     query.hidden_patients = hidden_patients(session, ctx)
+    if query.chained:
+        narrow_to_chained_patients(session, ctx.tenant_id, query)
     refresh_before_reading(session, resource_type)
     found = run_search(session, ctx.tenant_id, query)
     matches = found.matches

@@ -11,6 +11,10 @@ from sqlmodel import Session, col, select
 from service.fhir import paging
 from service.fhir.search_parameters import DateBound, SearchQuery
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
+from service.records.patient import Patient, name_key
+
+# A patient id no record has: a search whose chained criteria match no patient matches nothing.
+_NO_PATIENT = "-"
 
 
 def date_clause(column: Any, bound: DateBound) -> Any:
@@ -219,3 +223,27 @@ def current_patients(session: Session, tenant_id: str, patient_ids: set[str]) ->
             )
         )
     )
+
+
+def narrow_to_chained_patients(session: Session, tenant_id: str, query: SearchQuery) -> None:
+    """`subject:Patient.family=…`: the tenant's patients whose family name starts with the value (R4 string
+    search: case and accents ignored), intersected with any patient the query already names. Restricted patients
+    stay subject to query.hidden_patients, like any search."""
+    found: set[str] | None = None
+    for parameter, value in query.chained:
+        assert parameter == "family", "search_parameters.CHAINS serves family only"
+        matches: set[str] = set()
+        for alternative in (v for v in value.split(",") if v.strip()):
+            # name_key is "family given", folded: the family name is its start.
+            prefix = name_key(alternative).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = session.exec(
+                select(Patient.id).where(
+                    col(Patient.tenant_id) == tenant_id, col(Patient.name_key).like(f"{prefix}%", escape="\\")
+                )
+            )
+            matches |= set(rows)
+        found = matches if found is None else found & matches
+    assert found is not None
+    if query.patients:
+        found &= set(query.patients)
+    query.patients = sorted(found) or [_NO_PATIENT]

@@ -6,6 +6,10 @@ What each type can be searched by is one declared table (SEARCH_PARAMETERS), whi
 built from. A parameter name, modifier or chain outside it is refused (400), with `Prefer: handling=lenient` too:
 ignoring it would widen the result — `subject:identifier=…` or `patient.identifier=…` dropped is the whole
 tenant — and R4 says a server SHALL reject a modifier it does not support (search.html#modifiers).
+
+One chain is served (CHAINS): a patient reference by the patient's family name, `subject:Patient.family=…`
+(also `subject.family`, `patient.family`, `patient:Patient.family`; search.html#chaining), as clients find a
+patient's results by name; R4's string match (starts with, case and accents ignored).
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ SEARCH_PARAMETERS: dict[str, dict[str, SearchParameter]] = {
 }
 
 
+# Chained parameters served: reference parameter -> the Patient parameters it may be chained with.
+CHAINS: dict[str, frozenset[str]] = {"subject": frozenset({"family"}), "patient": frozenset({"family"})}
+
+
 class InvalidSearch(InvalidRequest):
     """FHIR answers a search it cannot run with 400 (http.html#search)."""
 
@@ -127,6 +135,8 @@ class SearchQuery:
     applied: list[tuple[str, str]] = field(default_factory=list)
     # Restricted patients the caller may not see (service.break_glass.access): their resources never match.
     hidden_patients: frozenset[str] = frozenset()
+    # Chained patient criteria (Patient parameter, value): the search narrows to the patients they match.
+    chained: list[tuple[str, str]] = field(default_factory=list)
 
 
 def supported_parameters(resource_type: str) -> list[SearchParameter]:
@@ -149,8 +159,18 @@ def not_supported(raw_name: str, resource_type: str, why: str) -> InvalidSearch:
 def check_parameters(resource_type: str, params: Sequence[tuple[str, str]]) -> None:
     """For the searches not run by parse_search (the published types, AuditEvent): the same refusals."""
     for raw_name, _ in params:
-        if raw_name not in RESULT_PARAMETERS:
+        if raw_name not in RESULT_PARAMETERS and _chain(resource_type, raw_name) is None:
             _declared(resource_type, raw_name)
+
+
+def _chain(resource_type: str, raw_name: str) -> str | None:
+    """The Patient parameter of a served chain (`subject:Patient.family` -> "family"), or None."""
+    head, dot, chained = raw_name.partition(".")
+    reference, _, modifier = head.partition(":")
+    served = CHAINS.get(reference, frozenset())
+    if not dot or chained not in served or modifier not in ("", "Patient"):
+        return None
+    return chained if reference in SEARCH_PARAMETERS.get(resource_type, {}) else None
 
 
 def _declared(resource_type: str, raw_name: str) -> SearchParameter:
@@ -177,6 +197,12 @@ def parse_search(
             continue
         if raw_name.partition(":")[0] in RESULT_PARAMETERS:
             raise not_supported(raw_name, resource_type, "result parameters take no modifiers here")
+        chain = _chain(resource_type, raw_name)
+        if chain is not None:
+            if value:
+                query.applied.append((raw_name, value))
+                query.chained.append((chain, value))
+            continue
         parameter = _declared(resource_type, raw_name)
         name = parameter.name
         values = [v for v in value.split(",") if v]

@@ -108,6 +108,11 @@ BRANCH_DOCUMENTATION: dict[str, str] = {
     + "), as valueInteger, valueQuantity {score} or a numeric valueString, with one component per item when "
     "sent; a US Core panel with its hasMember Observations in the same Bundle. Any Observation with one of these "
     "codes is a score, whatever its category",
+    "vital-signs": "blood pressure (LOINC panel 85354-9 with components 8480-6 systolic and 8462-4 diastolic, or "
+    "8480-6 / 8462-4 alone, valueQuantity mm[Hg]), heart rate 8867-4 (/min), SpO2 59408-5 or 2708-6 (%); any "
+    "Observation with one of these codes is a vital sign, whatever its category. One taken in a ketamine session's "
+    "window (60 min before the dose to discharge) belongs to that session (partOf) and its safety rules; others "
+    "are the patient's vitals",
 }
 
 

@@ -339,3 +339,32 @@ def test_a_refused_vital_sign_in_a_transaction_stores_nothing(
     assert refused.status_code in (400, 422), refused.text
     assert "Bundle.entry[1].Observation.valueQuantity.code" in str(refused.json())
     assert database_checksum(engine, exclude={"audit_events"}) == before
+
+
+def test_observations_are_found_by_the_patients_family_name_through_the_chain(
+    client: TestClient, api: ApiDriver, headers: dict[str, str]
+) -> None:
+    mine, other = api.patient(family_name="Pétrova"), api.patient(family_name="Petersen")
+    ids = {}
+    for patient_id in (mine, other):
+        resource = vital(patient_id, "8867-4", "2026-10-01T10:00:00+00:00", valueQuantity=quantity(70, "/min"))
+        ids[patient_id] = client.post("/fhir/Observation", json=resource, headers=headers).json()["id"]
+    for name in ("subject:Patient.family", "subject.family", "patient.family", "patient:Patient.family"):
+        found = client.get(
+            "/fhir/Observation", params={name: "petrov", "_include": "Observation:subject"}, headers=headers
+        )
+        assert found.status_code == 200, found.text
+        entries = found.json()["entry"]
+        assert [(e["resource"]["id"], e["search"]["mode"]) for e in entries] == [
+            (ids[mine], "match"),
+            (mine, "include"),
+        ], name
+    nobody = client.get("/fhir/Observation", params={"subject:Patient.family": "nobody"}, headers=headers).json()
+    assert nobody.get("entry", []) == []
+    # Narrowed, never widened: the chain and a patient id together match only what both allow.
+    both = client.get(
+        "/fhir/Observation", params={"subject:Patient.family": "pet", "patient": other}, headers=headers
+    ).json()
+    assert [e["resource"]["id"] for e in both["entry"]] == [ids[other]]
+    refused = client.get("/fhir/Observation", params={"subject:Patient.given": "x"}, headers=headers)
+    assert refused.status_code == 400 and refused.json()["issue"][0]["code"] == "not-supported"
