@@ -288,19 +288,22 @@ def test_bad_score_observations_are_refused_by_element_and_store_nothing(
     assert database_checksum(engine, exclude={"audit_events"}) == before
 
 
-def test_a_vital_sign_is_still_refused_and_an_observation_is_create_only(
+def test_another_category_is_refused_and_an_observation_is_create_only(
     client: TestClient, api: ApiDriver, headers: dict[str, str]
 ) -> None:
     patient_id = api.patient()
-    vital = total_observation(
+    # Vital signs have their own branch (tests/fhir/test_vital_signs.py); a laboratory result has none.
+    lab = total_observation(
         patient_id,
-        {"valueQuantity": {"value": 72, "unit": "/min"}},
-        "8867-4",
-        category=[{"coding": [{"system": SURVEY["coding"][0]["system"], "code": "vital-signs"}]}],
+        {"valueQuantity": {"value": 5.4, "unit": "mmol/L"}},
+        "2345-7",
+        category=[{"coding": [{"system": SURVEY["coding"][0]["system"], "code": "laboratory"}]}],
     )
-    refused = client.post("/fhir/Observation", json=vital, headers=headers)
+    refused = client.post("/fhir/Observation", json=lab, headers=headers)
     assert refused.status_code == 422, refused.text
     assert refused.json()["issue"][0]["expression"] == ["Observation.category"]
+    assert "survey" in refused.json()["issue"][0]["diagnostics"]
+    assert "vital-signs" in refused.json()["issue"][0]["diagnostics"]
     created = client.post("/fhir/Observation", json=total_observation(patient_id, {"valueInteger": 3}), headers=headers)
     observation = created.json()
     put = client.put(f"/fhir/Observation/{observation['id']}", json=observation, headers=headers)
