@@ -122,12 +122,27 @@ def sync_target_body(**overrides: Any) -> dict[str, Any]:
 
 
 # path -> body builder taking a patient id (None for kinds that are not patient-scoped)
+def vital_sign_body(patient_id: str, **overrides: Any) -> dict[str, Any]:
+    """A screening blood pressure a week before administration_body's session."""
+    return {
+        "source": source("vital-sign"),
+        "patient_id": patient_id,
+        "taken_at": "2026-09-30T10:00:00+00:00",
+        "loinc": "85354-9",
+        "measure": "blood-pressure",
+        "systolic_mmhg": 132,
+        "diastolic_mmhg": 84,
+        **overrides,
+    }
+
+
 PATIENT_RECORD_BODIES = {
     "enrollments": enrollment_body,
     "ketamine-administrations": administration_body,
     "cbt-sessions": cbt_body,
     "questionnaire-responses": questionnaire_body,
     "appointments": appointment_body,
+    "vital-signs": vital_sign_body,
 }
 
 

@@ -121,6 +121,7 @@ RECORDS: dict[str, tuple[frozenset[Role], frozenset[Role]]] = {
     "cbt-sessions": (CARE_TEAM, CARE_TEAM),
     "questionnaire-responses": (CARE_TEAM, CARE_TEAM),
     "appointments": (CARE_TEAM, CARE_TEAM),  # booked by schedulers: the EHR, clinicians, coordinators
+    "vital-signs": (CARE_TEAM, PRESCRIBERS),
     "sync/targets": (ADMIN, ADMIN),
 }
 
