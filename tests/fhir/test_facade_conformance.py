@@ -22,6 +22,14 @@ from tests.live_server import serve
 # DELETE, which Tandem refuses as a clinical decision (docs/fhir.md "Decisions worth knowing": a patient's identity
 # and records are corrected, never deleted); sekmet skips them because the CapabilityStatement offers no delete.
 SKIPPED_ON_PURPOSE = {"Delete", "Read after delete is 410 Gone (or 404)"}
+# Until the Patient intake takes a Patient without birthDate (issue #19, item 6: the transaction's Patient has none),
+# the transaction is refused at its Patient entry — no longer at its heart-rate Observation — and the two searches
+# that read what it writes find nothing. Empty once item 6 lands: then 16 of 18 pass.
+WAITING_FOR_PATIENT_INTAKE = {
+    "Transaction with urn:uuid references",
+    "Search Observation by patient with _include",
+    "Searchset entries carry search.mode (match / include)",
+}
 
 
 @pytest.fixture
@@ -45,9 +53,55 @@ def test_sekmet_conformance_smoke(
         f"conformance_smoke: {outcome.passed} passed, {outcome.failed} failed, {outcome.warnings} warnings, "
         f"{outcome.skipped} skipped ({sorted(skipped)})"
     )
-    assert failed == set(), outcome.failures()
+    assert failed == WAITING_FOR_PATIENT_INTAKE, outcome.failures()
     assert skipped == SKIPPED_ON_PURPOSE
-    assert (outcome.passed, len(outcome.steps)) == (16, 18)
+    assert (outcome.passed, len(outcome.steps)) == (13, 18)
+    # The same transaction and searches with a birthDate on the Patient: what the three steps check, passing.
+    headers = {"Authorization": f"Bearer {token}"}
+    patient_url = "urn:uuid:3f1c7c3e-0000-4000-8000-00000000beef"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": patient_url,
+                "resource": {
+                    "resourceType": "Patient",
+                    "name": [{"family": "TxPatientSmoke"}],
+                    "gender": "male",
+                    "birthDate": "1970-01-01",
+                },
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {  # sekmet's: a heart rate with no category
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+                    "subject": {"reference": patient_url},
+                    "effectiveDateTime": "2026-11-30T09:00:00+00:00",
+                    "valueQuantity": {
+                        "value": 72,
+                        "unit": "/min",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "/min",
+                    },
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+    answered = client.post("/fhir", json=bundle, headers=headers)
+    assert [e["response"]["status"] for e in answered.json()["entry"]] == ["201", "201"], answered.text
+    found = client.get(
+        "/fhir/Observation",
+        params={"subject:Patient.family": "TxPatientSmoke", "_include": "Observation:subject"},
+        headers=headers,
+    ).json()
+    assert sorted((e["resource"]["resourceType"], e["search"]["mode"]) for e in found["entry"]) == [
+        ("Observation", "match"),
+        ("Patient", "include"),
+    ]
 
 
 @pytest.fixture
