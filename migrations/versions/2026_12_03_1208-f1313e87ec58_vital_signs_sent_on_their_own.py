@@ -4,7 +4,7 @@ Blood pressure, heart rate and SpO2 Observations an EHR sends outside a session 
 per measurement, naming the ketamine session whose window held it, or none (pre-treatment screening).
 
 Revision ID: f1313e87ec58
-Revises: b7d2f4a6c8e1
+Revises: b7d2f4a8c6e1
 Create Date: 2026-12-03 12:08:27.443980+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = 'f1313e87ec58'
-down_revision: str | None = 'b7d2f4a6c8e1'
+down_revision: str | None = 'b7d2f4a8c6e1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
