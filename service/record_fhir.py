@@ -277,9 +277,11 @@ KIND_FHIR: dict[Kind, KindFhir] = {
     )
 }
 
-# In pull order: patients before what refers to them.
+# In pull order: patients before what refers to them; the infusions before the vital signs taken during them.
 PULL_SOURCES: tuple[PullSource, ...] = (
     PullSource(Kind.PATIENTS, "Patient", Kind.PATIENTS, by_mrn=True),
+    # Read-only at Epic and Oracle Health, but they hold the ketamine/esketamine infusions.
+    PullSource("medication-administrations", "MedicationAdministration", Kind.KETAMINE_ADMINISTRATIONS),
     PullSource(Kind.QUESTIONNAIRE_RESPONSES, "QuestionnaireResponse", Kind.QUESTIONNAIRE_RESPONSES),
     PullSource("observations", "Observation", Kind.QUESTIONNAIRE_RESPONSES, search=(("category", "survey"),)),
     PullSource("encounters", "Encounter", Kind.CBT_SESSIONS),
@@ -288,6 +290,7 @@ PULL_SOURCES: tuple[PullSource, ...] = (
     PullSource("referrals", "ServiceRequest", Kind.ENROLLMENTS, patient_param="patient"),
     # Epic and Oracle Health both search Appointment by `patient` (and `date`, `status`).
     PullSource(Kind.APPOINTMENTS, "Appointment", Kind.APPOINTMENTS, patient_param="patient"),
+    PullSource("vital-signs", "Observation", Kind.KETAMINE_ADMINISTRATIONS, search=(("category", "vital-signs"),)),
 )
 
 

@@ -27,6 +27,9 @@ from service.record_fhir import Variant, kind_fhir
 Strategy = Literal["search-create", "put-client-id"]
 Mapping = Literal["natural", "fallback", "not_supported"]
 CAPABILITY_TTL_SECONDS = 3600.0
+# How CapabilityStatements name the Bulk Data kick-off (Oracle Health "export", sekmet "$export"; Epic's Group has
+# "group-export").
+EXPORT_NAMES = frozenset({"export", "$export", "patient-export"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class TypeSupport:
     identifier_search: bool
     update_create: bool
     conditional_create: bool = False  # creates may carry If-None-Exist (and it is the identifier search)
+    # What a pull may ask of the type: `search-type` declared, and the search parameters declared for it (a strict
+    # EHR refuses any other; Epic offers no `_lastUpdated`, Oracle Health wants a patient on clinical searches).
+    searchable: bool = False
+    search_params: frozenset[str] = frozenset()
 
     @property
     def strategy(self) -> Strategy | None:
@@ -51,6 +58,8 @@ class Capabilities:
     batch: bool
     transaction: bool
     software: str | None = None
+    # Bulk Data $export kick-off levels the target declares ("system", "patient", "group").
+    export_levels: frozenset[str] = frozenset()
 
     def support(self, resource_type: str) -> TypeSupport:
         return self.types.get(resource_type, TypeSupport(frozenset(), False, False))
@@ -73,6 +82,7 @@ class Capabilities:
 def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
     writable = writable_types(statement)
     types: dict[str, TypeSupport] = {}
+    levels: set[str] = set()
     for rest in statement.get("rest") or []:
         if not isinstance(rest, dict) or rest.get("mode") != "server":
             continue
@@ -81,15 +91,32 @@ def parse_capabilities(statement: dict[str, Any]) -> Capabilities:
                 continue
             name = resource["type"]
             params = {p.get("name") for p in resource.get("searchParam") or [] if isinstance(p, dict)}
+            interactions = {i.get("code") for i in resource.get("interaction") or [] if isinstance(i, dict)}
+            operations = {str(o.get("name")) for o in resource.get("operation") or [] if isinstance(o, dict)}
+            if name == "Patient" and operations & EXPORT_NAMES:
+                levels.add("patient")
+            if name == "Group" and operations & {*EXPORT_NAMES, "group-export"}:
+                levels.add("group")
             types[name] = TypeSupport(
                 writes=frozenset(writable.get(name, set())),
                 identifier_search="identifier" in params,
                 update_create=resource.get("updateCreate") is True,
                 conditional_create=resource.get("conditionalCreate") is True and "identifier" in params,
+                searchable="search-type" in interactions,
+                search_params=frozenset(p for p in params if isinstance(p, str)),
             )
+        system_operations = {str(o.get("name")) for o in rest.get("operation") or [] if isinstance(o, dict)}
+        if system_operations & EXPORT_NAMES:
+            levels.add("system")
     system = writable.get(SYSTEM, set())
     software = (statement.get("software") or {}).get("name") if isinstance(statement.get("software"), dict) else None
-    return Capabilities(types=types, batch="batch" in system, transaction="transaction" in system, software=software)
+    return Capabilities(
+        types=types,
+        batch="batch" in system,
+        transaction="transaction" in system,
+        software=software,
+        export_levels=frozenset(levels),
+    )
 
 
 # ---- decisions per record kind ----------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Tables of the delivery machinery: what the EHR calls our resources, the per-request log and pull cursors."""
+"""Tables of the delivery machinery: what the EHR calls our resources, the per-request log, pull cursors and the
+quarantine of pulled resources Tandem refused."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.db.types import UtcDateTime
@@ -65,3 +67,33 @@ class PullCursor(SQLModel, table=True):
     resource_type: str = Field(primary_key=True, max_length=64)
     last_updated: str = Field(max_length=64)
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class QuarantinedResource(SQLModel, table=True):
+    """A resource a pull (or $export) took from a target and Tandem refused: kept with the refusal and the raw
+    resource, so nothing refused is lost when the cursor moves past it. Retried after a change of the target's
+    code map and on demand; `state` is "refused" until a retry takes it ("accepted").
+    """
+
+    __tablename__ = "sync_quarantine"
+    __table_args__ = (
+        UniqueConstraint("target_id", "resource_type", "remote_id"),
+        Index("ix_sync_quarantine_state", "tenant_id", "target_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=64)
+    target_id: str = Field(foreign_key="sync_targets.id", max_length=36)
+    resource_type: str = Field(max_length=64)
+    remote_id: str = Field(max_length=64)
+    # Where and why ("Observation.code: no PHQ-9 item code …"), as the intake's refusal named it.
+    element: str = Field(max_length=512)
+    reason: str = Field(max_length=2000)
+    resource: dict[str, Any] = Field(sa_type=JSON)
+    state: str = Field(max_length=16)  # refused | accepted
+    attempts: int = 1
+    first_seen: datetime = Field(sa_type=UtcDateTime)
+    last_seen: datetime = Field(sa_type=UtcDateTime)
+    record_id: str | None = Field(default=None, max_length=36)  # the record a retry made
+    # The target's code map when it was last refused: a target whose map has changed since retries it.
+    code_map_digest: str = Field(max_length=64)

@@ -4,9 +4,24 @@ no plan refresh, no outbox row."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlmodel import Session
+
+from service.audit_trail import RequestContext
 from service.record_store.kinds import ADMINS, StoredKind
 from service.records.sync_target import SyncTarget
 from service.sync import targets
+from service.sync.quarantine import defer_code_map_retry
+
+
+def _checked(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:
+    """The target's checks; and a changed code map may now map what a pull refused: the target's quarantined items
+    refused under another map are retried before the write commits."""
+    columns = targets.checked_target(session, ctx, columns)
+    defer_code_map_retry(session, ctx.settings, ctx.tenant_id)
+    return columns
+
 
 SYNC_TARGETS = StoredKind(
     label="EHR sync target",
@@ -22,6 +37,6 @@ SYNC_TARGETS = StoredKind(
     immutable=frozenset(),
     patient_scoped=False,
     has_status=False,
-    derive=targets.checked_target,
+    derive=_checked,
     from_columns=targets.public_columns,
 )

@@ -23,7 +23,16 @@ from service.sync.url_safety import check_target_url
 PushKind = Literal[
     "patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses", "appointments"
 ]
-PullKind = Literal["patients", "questionnaire-responses", "observations", "encounters", "referrals", "appointments"]
+PullKind = Literal[
+    "patients",
+    "medication-administrations",
+    "questionnaire-responses",
+    "observations",
+    "encounters",
+    "referrals",
+    "appointments",
+    "vital-signs",
+]
 # A bearer token goes into an Authorization header: visible ASCII only, so it cannot smuggle a header line.
 BearerToken = Annotated[str, StringConstraints(min_length=8, max_length=8192, pattern=r"^[\x21-\x7e]+$")]
 

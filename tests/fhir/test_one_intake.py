@@ -21,7 +21,7 @@ from service.sync.pull import pull
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.fhir.support import FHIR_JSON, patient_resource
 from tests.shared_fixtures import load_fixture
-from tests.sync.sync_harness import SyncApp, sync_app_fixture
+from tests.sync.sync_harness import SyncApp, pull_cache, sync_app_fixture
 
 pytestmark = pytest.mark.fixtures
 
@@ -133,7 +133,7 @@ class Paths:
             resource.pop("id", None)
             stored = peer.post("QuestionnaireResponse", json=resource)
             assert stored.status_code == 201, stored.text
-        summary = pull(self.app.engine, self.app.settings, target)
+        summary = pull(self.app.engine, self.app.settings, target, capability_cache=pull_cache(target, self.sekmet))
         assert summary.kinds["questionnaire-responses"].created == 1, summary
         return self._only_response()
 

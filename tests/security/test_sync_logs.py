@@ -16,7 +16,7 @@ from service.observability.logging import configure_logging
 from service.sync.pull import pull
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.security.test_logs import Person, _leaks
-from tests.sync.sync_harness import SyncApp, drain, outbox_rows, sync_app_fixture
+from tests.sync.sync_harness import SyncApp, drain, outbox_rows, pull_cache, sync_app_fixture
 
 sekmet = sekmet_fixture()
 sync_app = sync_app_fixture()
@@ -59,7 +59,7 @@ def test_a_full_sync_run_logs_no_patient_data(
         assert created.status_code == 201, created.text
         # The peer's own search for the pushed MRN: a URL with identifier=… logged by the HTTP client.
         assert peer.get("Patient", params={"identifier": f"{mrn_system}|{pushed.mrn}"}).json()["total"] == 1
-    summary = pull(sync_app.engine, sync_app.settings, target)
+    summary = pull(sync_app.engine, sync_app.settings, target, capability_cache=pull_cache(target, sekmet))
     assert summary.kinds["patients"].created == 1, summary
 
     records = [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]

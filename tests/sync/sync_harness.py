@@ -214,3 +214,17 @@ def seeded_cache(target_id: str, base_url: str, statement: dict[str, Any]) -> Ca
     cache = CapabilityCache()
     cache.get(target_id, base_url, lambda: statement)
     return cache
+
+
+def pull_cache(target_id: str, sekmet: Any) -> CapabilityCache:
+    """sekmet's CapabilityStatement plus what it does but does not declare: QuestionnaireResponse is searched (with
+    no parameter but `_count`), so a pull may ask for them the one way sekmet answers."""
+    statement = sekmet.metadata()
+    statement["rest"][0]["resource"].append(
+        {
+            "type": "QuestionnaireResponse",
+            "interaction": [{"code": "read"}, {"code": "create"}, {"code": "search-type"}],
+            "searchParam": [{"name": "_count", "type": "number"}],
+        }
+    )
+    return seeded_cache(target_id, sekmet.base_url, statement)

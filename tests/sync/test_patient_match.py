@@ -19,7 +19,7 @@ from service.sync.pull import pull
 from service.sync.tables import RemoteResource
 from tests.builders import patient_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
-from tests.sync.sync_harness import SyncApp, sync_app_fixture
+from tests.sync.sync_harness import SyncApp, pull_cache, sync_app_fixture
 
 sekmet = sekmet_fixture()
 sync_app = sync_app_fixture()
@@ -72,7 +72,7 @@ def test_an_epic_mrn_typed_only_by_text_is_kept_as_the_mrn(sync_app: SyncApp, se
         created = peer.post("Patient", json=_epic_patient(mrn_system, mrn))
         assert created.status_code == 201, created.text
 
-    summary = pull(sync_app.engine, sync_app.settings, target)
+    summary = pull(sync_app.engine, sync_app.settings, target, capability_cache=pull_cache(target, sekmet))
     assert summary.kinds["patients"].created == 1, summary
     [patient] = _patients(sync_app, tenant)
     with Session(sync_app.engine) as session:
@@ -97,7 +97,7 @@ def test_a_pulled_patient_tandem_holds_by_mrn_is_that_patient(sync_app: SyncApp,
         ehr_patient = peer.post("Patient", json=_epic_patient(mrn_system, mrn)).json()["id"]
         assert peer.post("QuestionnaireResponse", json=_phq9(ehr_patient)).status_code == 201
 
-    summary = pull(sync_app.engine, sync_app.settings, target)
+    summary = pull(sync_app.engine, sync_app.settings, target, capability_cache=pull_cache(target, sekmet))
     assert summary.kinds["patients"].created == 0, summary
     assert summary.kinds["patients"].already_present == 1, summary
     assert summary.kinds["questionnaire-responses"].created == 1, summary
@@ -118,6 +118,6 @@ def test_a_pulled_patient_tandem_holds_by_mrn_is_that_patient(sync_app: SyncApp,
     assert {(r.source_system, r.sender) for r in kept} == {(sekmet.base_url, f"sync:{target}")}
     assert next(r for r in kept if r.resource_type == "Patient").resource["id"] == ehr_patient
 
-    again = pull(sync_app.engine, sync_app.settings, target)
+    again = pull(sync_app.engine, sync_app.settings, target, capability_cache=pull_cache(target, sekmet))
     assert again.kinds["patients"].created == 0 and again.kinds["questionnaire-responses"].created == 0, again
     assert len(_patients(sync_app, tenant)) == 1

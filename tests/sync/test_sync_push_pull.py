@@ -29,6 +29,7 @@ from tests.sync.sync_harness import (
     check_peer_holds_exactly_one_copy,
     drain,
     outbox_rows,
+    pull_cache,
     push_mixed_records,
     seeded_cache,
     sync_app_fixture,
@@ -384,7 +385,7 @@ def test_pull_brings_back_a_phq9_recorded_in_the_peer_scored_and_not_echoed(
         assert response.status_code == 201, response.text
         ehr_response = response.json()["id"]
 
-    summary = pull(sync_app.engine, sync_app.settings, target)
+    summary = pull(sync_app.engine, sync_app.settings, target, capability_cache=pull_cache(target, sekmet))
     assert summary.kinds["patients"].created == 1, summary
     assert summary.kinds["questionnaire-responses"].created == 1, summary
     api = sync_app.driver(tenant)
@@ -399,7 +400,7 @@ def test_pull_brings_back_a_phq9_recorded_in_the_peer_scored_and_not_echoed(
     # Not echoed back to the target it came from (which takes questionnaire responses).
     assert not [r for r in outbox_rows(sync_app.engine, tenant) if r.record_id == stored["id"]]
 
-    again = pull(sync_app.engine, sync_app.settings, target)
+    again = pull(sync_app.engine, sync_app.settings, target, capability_cache=pull_cache(target, sekmet))
     assert again.kinds["questionnaire-responses"].created == 0
     assert again.kinds["patients"].created == 0
     with Session(sync_app.engine) as session:
