@@ -1,9 +1,11 @@
-"""Admin routes of the EHR sync: target status, dead letters (list, inspect, replay), dry run, pull now.
+"""Admin routes of the EHR sync: target status, dead letters (list, inspect, replay), dry run, pull now, the
+quarantine of pulled resources Tandem refused (list, retry).
 
 (No `from __future__ import annotations`: FastAPI reads the annotations at run time.)
 """
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +27,7 @@ from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure
 from service.sync.planning import RecordPlan, plan_for_target
 from service.sync.processing import Processor
 from service.sync.pull import pull
+from service.sync.quarantine import list_quarantined, retry_for_target
 from service.sync.records import patient_of, public_record
 from service.sync.target_failures import explain
 from service.sync.targets import CredentialWrite
@@ -73,7 +76,35 @@ class PullRequest(BaseModel):
 
 class PullResult(BaseModel):
     target_id: str
+    failed: bool = Field(description="Anything was refused (quarantined) or a search failed")
+    errors: list[str] = Field(description="What failed before any search (the CapabilityStatement, no mrn_system)")
     kinds: dict[str, dict[str, Any]]
+
+
+class QuarantineItem(BaseModel):
+    id: int
+    target_id: str
+    resource_type: str
+    remote_id: str = Field(description="The EHR's id of the resource")
+    element: str = Field(description="Where the refusal is (e.g. Observation.code)")
+    reason: str = Field(description="The refusal, naming the element and the fix")
+    state: str = Field(description="refused (waiting), or accepted (a retry took it)")
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    record_id: str | None = Field(description="The record a retry made")
+    resource: dict[str, Any] = Field(description="The resource as the EHR sent it")
+
+
+class QuarantineRetry(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"ids": [12, 13]}]})
+
+    ids: list[int] | None = Field(default=None, description="Default: every refused item of the target")
+
+
+class QuarantineRetryResult(BaseModel):
+    accepted: list[int]
+    refused: list[int]
 
 
 def _audit(session: SessionDep, ctx: RequestContext, record_id: str | None = None) -> None:
@@ -254,4 +285,43 @@ def pull_now(
     session.rollback()
     summary = pull(engine, ctx.settings, target_id, body.kinds, tenant_id=ctx.tenant_id)
     _audit(session, ctx, target_id)
-    return PullResult(target_id=target_id, kinds={k: vars(v) for k, v in summary.kinds.items()})
+    return PullResult(
+        target_id=target_id,
+        failed=summary.failed,
+        errors=summary.errors,
+        kinds={k: vars(v) for k, v in summary.kinds.items()},
+    )
+
+
+@router.get(
+    "/targets/{target_id}/quarantine",
+    operation_id="listQuarantine",
+    summary="Resources pulled from the target that Tandem refused, with the reason and the raw resource",
+    response_model=list[QuarantineItem],
+    responses=ERROR_RESPONSES,
+)
+def list_quarantine(
+    target_id: str,
+    session: SessionDep,
+    ctx: ReadContext,
+    state: Annotated[Literal["refused", "accepted"] | None, Query()] = "refused",
+) -> list[QuarantineItem]:
+    _target(session, ctx, target_id)
+    rows = list_quarantined(session, ctx.tenant_id, target_id, state)
+    _audit(session, ctx, target_id)
+    return [QuarantineItem.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.post(
+    "/targets/{target_id}/quarantine/retry",
+    operation_id="retryQuarantine",
+    summary="Take the target's refused resources in again (after fixing the cause, e.g. its code map)",
+    response_model=QuarantineRetryResult,
+    responses=WRITE_ERROR_RESPONSES,
+)
+def retry_quarantine(
+    target_id: str, body: QuarantineRetry, session: SessionDep, ctx: WriteContext
+) -> QuarantineRetryResult:
+    result = retry_for_target(session, ctx, target_id, body.ids)
+    _audit(session, ctx, target_id)
+    return QuarantineRetryResult(accepted=result.accepted, refused=result.refused)

@@ -5,19 +5,24 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from service.db.engine import make_engine
 from service.db.unit_of_work import unit_of_work
 from service.observability import configure_logging
+from service.records.sync_target import SyncTarget
 from service.settings import get_settings
 from service.sync import status as sync_status
+from service.sync.export import bulk_export
 from service.sync.leases import DEFAULT_LEASE_SECONDS
 from service.sync.processing import Processor, WorkerStats
-from service.sync.pull import KindSummary, pull
+from service.sync.pull import PULL_ORDER, KindSummary, PullSummary, pull
+from service.sync.quarantine import list_quarantined, retry_quarantined
 from service.sync.worker import default_worker_id, run_worker
 
 app = typer.Typer(help="EHR sync: delivery workers, pulls, dead letters.", no_args_is_help=True)
@@ -118,34 +123,89 @@ def worker(
         raise typer.Exit(1)
 
 
-@app.command("pull")
-def pull_command(
-    target: str,
-    kind: Annotated[
-        list[str] | None, typer.Option(help="patients, questionnaire-responses, observations, encounters")
-    ] = None,
-) -> None:
-    """Pull what TARGET recorded since the last pull."""
-    settings = get_settings()
-    engine = make_engine(settings.database_url, pool_size=2)
-
-    def progress(name: str, summary: KindSummary) -> None:
-        console.print(f"{name}: page {summary.pages}, {summary.fetched} fetched, {summary.created} created")
-
-    result = pull(engine, settings, target, kind or None, progress=progress)
-    failed = False
+def _report(result: PullSummary) -> None:
+    """What was fetched, taken, refused (quarantined) and not asked; exit 1 when anything was refused or failed."""
+    console.print(
+        f"{result.patients} patient(s) followed, {result.requests} request(s), {result.throttled} throttled",
+        markup=False,
+    )
+    for error in result.errors:
+        console.print(f"  error: {error}", markup=False, style="red")
     for name, summary in result.kinds.items():
         console.print(
             f"{name}: {summary.fetched} fetched, {summary.created} created, {summary.already_present} already "
-            f"present, {summary.skipped} skipped"
+            f"present, {summary.skipped} skipped, {summary.refused} refused (quarantined)",
+            markup=False,
         )
-        for error in summary.errors[:20]:
-            console.print(f"  [yellow]{error}[/yellow]")
-        failed = failed or any(
-            not e.startswith(("Patient/", "Observation/", "QuestionnaireResponse/", "Encounter/"))
-            for e in summary.errors
-        )
-    if failed:
+        for note in summary.notes:
+            console.print(f"  not asked: {note}", markup=False)
+        for line in [*summary.errors, *summary.refusals][:20]:
+            console.print(f"  {line}", markup=False, style="yellow")
+    if result.failed:
+        console.print("refused or failed: see above; refused resources wait in the quarantine", markup=False)
+        raise typer.Exit(1)
+
+
+def _progress_bar() -> tuple[Progress, Callable[[str, KindSummary], None]]:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"), console=console)
+    tasks: dict[str, TaskID] = {}
+
+    def progress(name: str, summary: KindSummary) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=None, counts="")
+        counts = f"{summary.fetched} fetched, {summary.created} created, {summary.refused} refused"
+        bar.update(tasks[name], advance=1, counts=counts)
+
+    return bar, progress
+
+
+@app.command("pull")
+def pull_command(
+    target: str,
+    kind: Annotated[list[str] | None, typer.Option(help=f"Of: {', '.join(PULL_ORDER)}")] = None,
+) -> None:
+    """Pull what TARGET recorded for the patients followed there since the last pull (exit 1 when anything was
+    refused or failed)."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=2)
+    bar, progress = _progress_bar()
+    with bar:
+        result = pull(engine, settings, target, kind or None, progress=progress)
+    _report(result)
+
+
+@app.command("export")
+def export_command(
+    target: str,
+    group: Annotated[str | None, typer.Option(help="The EHR's Group id (Epic exports by group only)")] = None,
+) -> None:
+    """Back-load a new programme from TARGET by Bulk Data $export (exit 1 when anything was refused or failed)."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=2)
+    _report(bulk_export(engine, settings, target, group=group))
+
+
+@app.command("quarantine")
+def quarantine_command(
+    target: str,
+    retry: Annotated[bool, typer.Option(help="Take the refused items in again (after fixing the cause)")] = False,
+) -> None:
+    """List TARGET's quarantined resources (refused by Tandem when pulled), or retry them (exit 1 while any
+    stays refused)."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    with unit_of_work(engine) as session:
+        row = session.get(SyncTarget, target)
+        if row is None:
+            console.print(f"no EHR sync target {target}", markup=False)
+            raise typer.Exit(2)
+        if retry:
+            done = retry_quarantined(session, settings, row)
+            console.print(f"{len(done.accepted)} accepted, {len(done.refused)} still refused", markup=False)
+        items = list_quarantined(session, row.tenant_id, row.id)
+    for item in items:
+        console.print(f"{item.id}\t{item.resource_type}/{item.remote_id}\t{item.attempts}\t{item.reason}", markup=False)
+    if items:
         raise typer.Exit(1)
 
 

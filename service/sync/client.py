@@ -45,6 +45,7 @@ class Exchange:
     status_code: int
     headers: httpx.Headers
     body: Any  # parsed JSON, or None
+    content: bytes = b""  # the raw body (an NDJSON file of a Bulk Data export is not one JSON document)
 
     @property
     def ok(self) -> bool:
@@ -184,7 +185,7 @@ class FhirClient:
             except httpx.HTTPError as error:
                 self._log(method, logged_url, None, _transport_outcome(error), started)
                 raise
-            exchange = Exchange(response.status_code, response.headers, _json(response))
+            exchange = Exchange(response.status_code, response.headers, _json(response), response.content)
             if response.status_code == 401 and not renewed and self.target.auth.get("kind") == "smart-backend":
                 self._log(method, logged_url, 401, "token-renewal", started)
                 self.tokens.invalidate(self.token_key)

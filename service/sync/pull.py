@@ -144,6 +144,7 @@ def pull(
     if target is None or (tenant_id is not None and target.tenant_id != tenant_id):
         raise RecordNotFound("EHR sync target", target_id)
     wanted = [k for k in PULL_ORDER if k in (kinds or target.pull)]
+    owned = client is None
     client = client or FhirClient(target, settings)
     summary = PullSummary(target_id)
     previous = client.on_request
@@ -155,28 +156,41 @@ def pull(
 
     client.on_request = counted
     try:
-        capabilities = read_capabilities(client, capability_cache, sleep)
+        _pull(engine, settings, target, client, wanted, capability_cache, sleep, progress, summary)
     except (httpx.HTTPError, PullError, UnsafeUrl) as error:
-        client.on_request = previous
         summary.errors.append(f"CapabilityStatement: {type(error).__name__}: {error}")
-        return summary
-    run = _Run(engine, settings, target, client, capabilities, summary, sleep, progress)
-    try:
-        if not target.mrn_system:
-            summary.errors.append("the pull asks for patients by MRN: set the target's mrn_system")
-            return summary
-        sources = [SOURCES[k] for k in wanted]
-        for source in sources:
-            summary.kinds[source.name] = KindSummary()
-        for source in [s for s in sources if s.by_mrn]:
-            _pull_patients(run, source)
-        patients = _linked_patients(run)
-        summary.patients = len(patients)
-        for source in [s for s in sources if not s.by_mrn]:
-            _pull_source(run, source, patients)
     finally:
         client.on_request = previous
+        if owned:
+            client.close()
     return summary
+
+
+def _pull(
+    engine: Engine,
+    settings: Settings,
+    target: SyncTarget,
+    client: FhirClient,
+    wanted: list[str],
+    capability_cache: CapabilityCache,
+    sleep: Callable[[float], None],
+    progress: Progress | None,
+    summary: PullSummary,
+) -> None:
+    if not target.mrn_system:
+        summary.errors.append("the pull asks for patients by MRN: set the target's mrn_system")
+        return
+    capabilities = read_capabilities(client, capability_cache, sleep)
+    run = _Run(engine, settings, target, client, capabilities, summary, sleep, progress)
+    sources = [SOURCES[k] for k in wanted]
+    for source in sources:
+        summary.kinds[source.name] = KindSummary()
+    for source in [s for s in sources if s.by_mrn]:
+        _pull_patients(run, source)
+    patients = _linked_patients(run)
+    summary.patients = len(patients)
+    for source in [s for s in sources if not s.by_mrn]:
+        _pull_source(run, source, patients)
 
 
 def read_capabilities(

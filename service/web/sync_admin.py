@@ -1,4 +1,5 @@
-"""EHR sync as the pages show it: outbox counts per target, recent errors, dead letters, and replaying one.
+"""EHR sync as the pages show it: outbox counts per target, recent errors, dead letters, and replaying one; the
+pull's quarantine and retrying it.
 
 `replay_dead_letter` is a service function (session and context explicit, audited, one unit of work); it lives
 here until the sync package grows its own operator functions.
@@ -18,6 +19,7 @@ from service.clock import now_utc
 from service.errors import RecordNotFound
 from service.outbox import OutboxMessage
 from service.records.sync_target import SyncTarget
+from service.sync.quarantine import RetryResult, list_quarantined, retry_for_target
 
 OUTBOX_STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
 RECENT_ERRORS = 20
@@ -53,10 +55,23 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True)
+class QuarantineEntry:
+    id: int
+    target_id: str
+    target_name: str
+    resource: str  # "<Type>/<EHR id>"
+    reason: str
+    attempts: int
+    first_seen: Any
+    last_seen: Any
+
+
+@dataclass(frozen=True)
 class SyncOverview:
     targets: list[TargetCounts]
     recent_errors: list[OutboxEntry]
     dead_letters: list[OutboxEntry]
+    quarantined: list[QuarantineEntry] = field(default_factory=list)
 
 
 def _targets(session: Session, tenant_id: str) -> dict[str, TargetCounts]:
@@ -134,10 +149,24 @@ def read_sync_overview(session: Session, ctx: RequestContext) -> SyncOverview:
         .order_by(col(OutboxMessage.updated_at).desc(), col(OutboxMessage.id).desc())
         .limit(DEAD_LETTERS_SHOWN)
     ).all()
+    quarantined = [
+        QuarantineEntry(
+            id=int(q.id or 0),
+            target_id=q.target_id,
+            target_name=targets[q.target_id].name if q.target_id in targets else q.target_id,
+            resource=f"{q.resource_type}/{q.remote_id}",
+            reason=q.reason[:ERROR_SUMMARY_CHARS],
+            attempts=q.attempts,
+            first_seen=q.first_seen,
+            last_seen=q.last_seen,
+        )
+        for q in list_quarantined(session, ctx.tenant_id)
+    ]
     overview = SyncOverview(
         targets=per_target,
         recent_errors=[_entry(m, targets) for m in errors],
         dead_letters=[_entry(m, targets) for m in dead],
+        quarantined=quarantined,
     )
     record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in [*errors, *dead]])
     return overview
@@ -185,3 +214,11 @@ def replay_dead_letter(session: Session, ctx: RequestContext, message_id: int) -
     session.add(message)
     record_success(session, ctx, status_code=200, patient_ids=[message.patient_id])
     return message
+
+
+def retry_quarantine(session: Session, ctx: RequestContext, target_id: str) -> RetryResult:
+    """The page's retry button: every refused item of the target taken in again, audited as an update."""
+    ctx.intent = AuditIntent("update", "sync-quarantine", record_id=target_id)
+    result = retry_for_target(session, ctx, target_id)
+    record_success(session, ctx, status_code=200)
+    return result

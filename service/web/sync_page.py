@@ -4,26 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
 from service.api.deps import RowNumber
 from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_form, context_for_page
 from service.web.rendering import WebRoute, render
-from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter
+from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter, retry_quarantine
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 
 @router.get("/sync")
-def sync_page(request: Request, session: SessionDep, web_session: SignedIn, replayed: str | None = None) -> Response:
+def sync_page(
+    request: Request,
+    session: SessionDep,
+    web_session: SignedIn,
+    replayed: str | None = None,
+    accepted: str | None = None,
+    refused: str | None = None,
+) -> Response:
     ctx = context_for_page(request, web_session, session, "list", "sync-outbox", ADMIN_PAGES, scopes=None)
     overview = read_sync_overview(session, ctx)
     values = {
         "title": "EHR sync",
         "overview": overview,
         "statuses": OUTBOX_STATUSES,
-        "notice": f"Message {replayed} is queued again." if replayed and replayed.isdigit() else None,
+        "notice": _notice(replayed, accepted, refused),
     }
     return render(request, "sync.html", values)
 
@@ -39,3 +46,24 @@ def replay(
     ctx = context_for_form(request, web_session, session, csrf_token, "update", "sync-outbox", ADMIN_PAGES, scopes=None)
     replay_dead_letter(session, ctx, message_id)
     return RedirectResponse(f"/sync?replayed={message_id}", status_code=303)
+
+
+@router.post("/sync/targets/{target_id}/quarantine/retry")
+def retry(
+    request: Request,
+    target_id: Annotated[str, Path(max_length=36)],
+    session: SessionDep,
+    web_session: SignedIn,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    ctx = context_for_form(request, web_session, session, csrf_token, "update", "sync-outbox", ADMIN_PAGES, scopes=None)
+    result = retry_quarantine(session, ctx, target_id)
+    return RedirectResponse(f"/sync?accepted={len(result.accepted)}&refused={len(result.refused)}", status_code=303)
+
+
+def _notice(replayed: str | None, accepted: str | None, refused: str | None) -> str | None:
+    if replayed and replayed.isdigit():
+        return f"Message {replayed} is queued again."
+    if accepted and accepted.isdigit() and refused and refused.isdigit():
+        return f"Quarantine retried: {accepted} taken in, {refused} still refused."
+    return None
