@@ -289,7 +289,7 @@ def test_a_code_map_change_retries_what_it_may_now_map(sync_app: SyncApp, sekmet
     assert summary.failed and summary.kinds["observations"].refused == 1, summary
     admin = sync_app.driver(tenant, "admin")
     current = admin.client.get(f"/api/v1/sync/targets/{target}", headers=admin.headers)
-    code_map = {f"{flowsheet['system']}|{flowsheet['code']}": [{"system": ehr_shaped.LOINC, "code": "44261-6"}]}
+    code_map = {f"{ehr_shaped.LOINC}|44261-6": [flowsheet]}  # standard system|code -> the site's codings
     changed = admin.client.patch(
         f"/api/v1/sync/targets/{target}",
         json={"code_map": code_map},
