@@ -4,7 +4,7 @@ A pull moves its cursor past what it took in; a resource the intake refused was 
 item 8). It is now kept per target, with its reason, until a retry after a code-map change (or on demand) takes it.
 
 Revision ID: c4d2e8f1a9b7
-Revises: b7d2f4a8c6e1
+Revises: f1313e87ec58
 Create Date: 2026-12-03 13:00:00+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = 'c4d2e8f1a9b7'
-down_revision: str | None = 'b7d2f4a8c6e1'
+down_revision: str | None = 'f1313e87ec58'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
