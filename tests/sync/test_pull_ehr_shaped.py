@@ -30,9 +30,7 @@ API = "/api/v1"
 WAITING = {
     "obs-scores": "score Observations (three value forms, item components) scored as PHQ-9",
     "vitals": "the BP Observation attached to the infusion whose window holds it",
-    "visits": "CPT 90837 Encounters taken as CBT sessions",
-    "appointments": "the booked Appointment as the next CBT session due",
-    "patients": "the EHR's phone number kept on the patient Tandem holds by MRN",
+    "patients": "the EHR's phone number kept on the patient Tandem holds by MRN (a linked Patient updates nothing)",
 }
 
 
