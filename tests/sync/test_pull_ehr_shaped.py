@@ -28,7 +28,6 @@ sync_app = sync_app_fixture()
 API = "/api/v1"
 # Engineers whose intake a part needs and who have not merged it yet (tightened as they land).
 WAITING = {
-    "obs-scores": "score Observations (three value forms, item components) scored as PHQ-9",
     "vitals": "the BP Observation attached to the infusion whose window holds it",
     "patients": "the EHR's phone number kept on the patient Tandem holds by MRN (a linked Patient updates nothing)",
 }
@@ -92,18 +91,18 @@ def test_one_pull_from_an_epic_shaped_ehr_gives_the_plan_status(sync_app: SyncAp
     parts.check("pull", "2 ketamine sessions from the read-only MedicationAdministrations", two_ketamine_sessions)
 
     def phq9() -> None:
-        [outcome] = [o for o in status["outcomes"] if o["instrument"] == "phq9"]
+        [outcome] = [o for o in status["outcomes"] if o["instrument"] == "phq-9"]
         assert outcome["baseline"]["total"] == 20, outcome
         assert outcome["latest"]["total"] == 9, outcome
         assert outcome["in_response"] is True, outcome
 
-    parts.check("obs-scores", "baseline 20, latest 9, in response", phq9)
+    parts.check("pull", "baseline 20, latest 9, in response", phq9)
 
     def suicidality() -> None:
         reason = next(r for r in status["reasons"] if r["code"] == "phq9_item9_positive")
         assert reason["open"] and reason["severity"] == "urgent", reason
 
-    parts.check("obs-scores", "item 9 positive raises the suicidality flag", suicidality)
+    parts.check("pull", "item 9 positive raises the suicidality flag", suicidality)
 
     def bp_on_the_infusion() -> None:
         first = min(sessions, key=lambda s: s["started_at"])
