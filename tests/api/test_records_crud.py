@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,8 +38,12 @@ def test_each_patient_record_kind_round_trips(api: ApiDriver, path: str) -> None
     assert response.headers["location"].endswith(f"/api/v1/{path}/{response.json()['id']}")
     read = api.client.get(response.headers["location"], headers=api.headers).json()
     for field, value in body.items():
-        if field.endswith("_at") or field in ("planned_start", "actual_start", "actual_end"):
-            continue  # instants come back normalised to UTC; compared below
+        if field.endswith("_at") or field in ("planned_start", "actual_start", "actual_end", "start", "end"):
+            # instants come back normalised to UTC, so the same instant may be written differently
+            assert (read[field] is None) == (value is None), field
+            if value is not None:
+                assert datetime.fromisoformat(read[field]) == datetime.fromisoformat(value), field
+            continue
         if field == "vital_signs":
             assert [v["systolic_mmhg"] for v in read[field]] == [v["systolic_mmhg"] for v in value]
             continue

@@ -188,6 +188,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # dry-run and pull would call the EHR: the owner's call names a missing target (404 after the role check)
     ("POST", f"{API}/sync/targets/{{target_id}}/dry-run"): api(ADMIN, 404, ids=True),
     ("POST", f"{API}/sync/targets/{{target_id}}/pull"): api(ADMIN, 404, ids=True),
+    # what a pull refused, kept per target (issue #19): administrators only, like the rest of sync
+    ("GET", f"{API}/sync/targets/{{target_id}}/quarantine"): api(ADMIN, ids=True),
+    ("POST", f"{API}/sync/targets/{{target_id}}/quarantine/retry"): api(ADMIN, ids=True),
     # FHIR routes of their own
     # the audit trail export (IHE BALP): administrators only, with a SMART scope for AuditEvent
     ("GET", "/fhir/AuditEvent"): Entry("fhir", ADMIN, scope_type="AuditEvent"),
@@ -204,6 +207,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/patients/{patient_id}/break-the-glass"): page(CLINICIAN, 409, ids=True),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
+    ("POST", "/sync/targets/{target_id}/quarantine/retry"): page(ADMIN, 303, ids=True),
 }
 
 # The generic FHIR routes, per resource type.
