@@ -127,7 +127,16 @@ _FACT_COLUMNS = {
         "adverse_events",
         "rems_form_submitted_at",
     },
-    "cbt_sessions": {"id", "patient_id", "enrollment_id", "session_number", "planned_start", "status", "actual_start"},
+    "cbt_sessions": {
+        "id",
+        "patient_id",
+        "enrollment_id",
+        "session_number",
+        "planned_start",
+        "status",
+        "actual_start",
+        "modality",
+    },
     "appointments": {"id", "patient_id", "enrollment_id", "service", "status", "start", "created_at"},
     "vital_signs": {
         "patient_id",

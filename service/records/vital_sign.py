@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field as SqlField
 
@@ -89,6 +89,22 @@ class VitalSignFields(ApiModel):
 
 class VitalSignCreate(VitalSignFields):
     source: SourceIdentifier | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.707679", "value": "VS-40211"},
+                    "patient_id": "0b9f3a52-5d7c-4f55-9a0e-2f7a1c0d4e11",
+                    "taken_at": "2026-12-10T14:40:00+00:00",
+                    "loinc": "85354-9",
+                    "measure": "blood-pressure",
+                    "systolic_mmhg": 148,
+                    "diastolic_mmhg": 92,
+                }
+            ]
+        }
+    )
 
 
 class VitalSignPublic(RecordMeta, VitalSignFields):

@@ -120,7 +120,9 @@ def json_api_bodies(kind: str, valid: dict[str, Any], other_tenant_patient: str)
     plan: dict[str, list[tuple[str, Any]]] = {"source": SOURCE}
     if kind == "patients":
         plan |= {
-            "family_name": [*COMMON_TEXT, ("missing", REMOVE)],
+            # A family name may be left out when a given name or name_text carries the name (R4 HumanName parts are
+            # all optional, and some people have one name); "no name at all" below is the refusal.
+            "family_name": [entry for entry in COMMON_TEXT if entry[0] != "null"],
             "birth_date": [*DATE, ("unix zero", "0"), ("far future", "9999-12-31")],
             "sex": [("invalid code", "x"), ("script", SCRIPT), ("null", None)],
             "identifiers": [
@@ -176,6 +178,9 @@ def json_api_bodies(kind: str, valid: dict[str, Any], other_tenant_patient: str)
         }
     bodies = [as_json(f"{kind} {label}", body) for label, body in mutations(valid, plan)]
     bodies.append(as_json(f"{kind} unknown field", {**valid, "surprise": 1}))
+    if kind == "patients":
+        nameless = {**valid, "family_name": None, "given_name": None, "name_text": None}
+        bodies.append(as_json(f"{kind} no name at all", nameless))
     return bodies
 
 

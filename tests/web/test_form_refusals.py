@@ -27,6 +27,7 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/patients/{patient_id}/acknowledgements": ("clinician", "coordinator"),
     "/patients/{patient_id}/break-the-glass": ("clinician", "coordinator"),
     "/sync/dead-letters/{message_id}/replay": ("admin", "clinician"),
+    "/sync/targets/{target_id}/quarantine/retry": ("admin", "coordinator"),
 }
 FORGED_TOKENS = ("", "forged-token")
 
@@ -52,7 +53,7 @@ def _failures(engine: Engine, response: httpx.Response) -> list[AuditEvent]:
 
 
 def _path(template: str, patient_id: str) -> str:
-    return re.sub(r"\{message_id\}", "1", template.replace("{patient_id}", patient_id))
+    return re.sub(r"\{(message_id|target_id)\}", "1", template.replace("{patient_id}", patient_id))
 
 
 @pytest.mark.parametrize("template", sorted(FORM_ROUTES))
