@@ -133,7 +133,8 @@ def _report(result: PullSummary) -> None:
         console.print(f"  error: {error}", markup=False, style="red")
     for name, summary in result.kinds.items():
         console.print(
-            f"{name}: {summary.fetched} fetched, {summary.created} created, {summary.already_present} already "
+            f"{name}: {summary.fetched} fetched, {summary.created} created, {summary.updated} updated, "
+            f"{summary.already_present} already "
             f"present, {summary.skipped} skipped, {summary.refused} refused (quarantined)",
             markup=False,
         )

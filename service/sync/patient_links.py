@@ -3,6 +3,10 @@
 The EHR's id for the patient is remembered as a resource the target holds for our record (`RemoteResource`, as
 the push records what it wrote or found), so the pull resolves `Patient/<their id>` in the EHR's later resources
 to our patient, and the push refers to the EHR's own Patient instead of creating a copy of it.
+
+The hospital keeps a patient's contact details and death in the EHR (registration, ADT); the linked patient follows
+them (`follow_pulled_patient`), so a coordinator calls the number the hospital has. Names, birth date and sex stay
+as the programme enrolled them: they identify the patient, and a change there is for a person to look at.
 """
 
 from __future__ import annotations
@@ -12,13 +16,19 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from fhir_mappings import resource_id
+from service.audit_trail import RequestContext
 from service.clock import now_utc
 from service.intake.patient_match import patient_by_mrn
+from service.record_store import store
+from service.record_store.kinds import PATIENTS
 from service.records.patient import Patient, PatientCreate
 from service.records.sync_target import SyncTarget
 from service.sync.tables import RemoteResource
 
 PATIENTS_KIND = "patients"
+# What the EHR's registration holds and the linked patient follows, when the EHR sends it (an element left out
+# is not a deletion: EHRs leave out what a search's _elements or a minimal profile drops).
+FOLLOWED_CONTACT_DETAILS = ("telecom", "addresses", "contacts", "communication")
 
 
 def link_pulled_patient(
@@ -59,3 +69,20 @@ def link_pulled_patient(
     session.add(row)
     session.flush()
     return patient
+
+
+def follow_pulled_patient(session: Session, ctx: RequestContext, patient: Patient, pulled: PatientCreate) -> bool:
+    """Take the EHR's contact details and death onto the linked patient, by the one update path (version, audit,
+    plan refresh, ended enrolments of the deceased); True if anything changed. The same Patient pulled again
+    changes nothing."""
+    changes: dict[str, Any] = {}
+    for name in FOLLOWED_CONTACT_DETAILS:
+        sent = getattr(pulled, name)
+        if sent and sent != getattr(patient, name):
+            changes[name] = sent
+    if pulled.deceased and not patient.deceased:  # an omission never brings a patient back to life
+        changes |= {"deceased": True, "deceased_at": pulled.deceased_at}
+    if not changes:
+        return False
+    store.update_record(session, ctx, PATIENTS, patient.id, changes, f'W/"{patient.version}"')
+    return True

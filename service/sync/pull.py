@@ -86,6 +86,7 @@ class PullError(Exception):
 class KindSummary:
     fetched: int = 0
     created: int = 0
+    updated: int = 0  # a record Tandem held, changed to what the EHR holds now (a linked patient's phone)
     already_present: int = 0
     skipped: int = 0
     refused: int = 0  # quarantined
@@ -457,6 +458,8 @@ def take_one(
             release(session, target, resource, outcome.record_id)
     if outcome.taken == "created":
         result.created += 1
+    elif outcome.taken == "updated":
+        result.updated += 1
     elif outcome.taken == "already_present":
         result.already_present += 1
     elif outcome.taken == "skipped":

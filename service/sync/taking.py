@@ -28,12 +28,12 @@ from service.records.enrollment import EnrollmentCreate
 from service.records.patient import PatientCreate
 from service.records.sync_target import SyncTarget
 from service.settings import Settings
-from service.sync.patient_links import link_pulled_patient
+from service.sync.patient_links import follow_pulled_patient, link_pulled_patient
 from service.sync.referral_changes import follow_referral
 from service.sync.tables import QuarantinedResource, RemoteResource
 from service.sync.targets import referral_rule
 
-Taken = Literal["created", "already_present", "skipped", "refused"]
+Taken = Literal["created", "updated", "already_present", "skipped", "refused"]
 REASON_CHARS = 2000
 ELEMENT_CHARS = 512
 
@@ -82,6 +82,8 @@ def take_in(session: Session, settings: Settings, target: SyncTarget, resource: 
         return Outcome("refused", reason=f"{resource_type}: no record kind stores {type(payload).__name__}")
     if isinstance(payload, PatientCreate) and (same := link_pulled_patient(session, target, payload, resource)):
         # Tandem holds this patient by MRN: the EHR's id now names it, and no second patient is made.
+        if follow_pulled_patient(session, ctx, same, payload):
+            return Outcome("updated", same.id)  # update_record kept the resource and wrote the audit row
         ctx.intent = AuditIntent("create", kind.path, record_id=same.id, patient_id=same.id)
         store.keep_received(session, ctx, kind, same.id)
         record_success(session, ctx, status_code=200, patient_ids=[same.id])
