@@ -82,12 +82,18 @@ def requeue(
     if targets:
         waiting = set(
             session.exec(
-                select(OutboxMessage.target_id).where(
+                select(OutboxMessage.target_id)
+                .where(
                     col(OutboxMessage.tenant_id) == tenant_id,
                     col(OutboxMessage.record_kind) == record_kind,
                     col(OutboxMessage.record_id) == record_id,
                     col(OutboxMessage.status).in_(("pending", "failed")),  # in flight may carry the old status
                 )
+                # Locked: a worker claiming one of these rows at this moment (leases.claim) either waits for this
+                # unit of work, and then renders what it wrote, or has claimed it first, and the row then reads as
+                # in flight here and a new one is queued. Unlocked, a row seen waiting just before its claim
+                # committed was sent with the CarePlan as it was before this refresh, and nothing followed it.
+                .with_for_update()
             ).all()
         )
         targets = [target for target in targets if target not in waiting]

@@ -60,13 +60,16 @@ def plan_rows(
     for kind, record_id in rows:
         if decisions[kind].mapping != "not_supported":
             wanted.setdefault(kind, []).append(record_id)
+    # The versions first: each statement sees what was committed when it ran, so a plan refresh committing
+    # between these reads leaves the label older than the content (sent again when its requeued row comes),
+    # never newer (the requeued row would read as delivered and the EHR keep the old plan status).
+    versions = {kind: derived_versions(session, tenant_id, kind, ids) for kind, ids in wanted.items()}
     records = {
         (kind, record_id): record
         for kind, ids in wanted.items()
         for record_id, record in public_records(session, tenant_id, kind, ids).items()
     }
     contexts = {kind: plan_contexts(session, tenant_id, kind, ids) for kind, ids in wanted.items()}
-    versions = {kind: derived_versions(session, tenant_id, kind, ids) for kind, ids in wanted.items()}
     result: list[RecordPlan | DeliveryResult] = []
     for kind, record_id in rows:
         decision = decisions[kind]
