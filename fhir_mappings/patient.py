@@ -119,8 +119,9 @@ def patient_from_fhir(
     source_system: str | None = None,
     mrn_systems: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """A PatientCreate body from any R4 Patient that identifies a person (US Core's minimum: an identifier, a
-    name with a family or given part or a text, and gender; a missing gender is 'unknown', as R4 permits). MRNs
+    """A PatientCreate body from any R4 Patient that identifies a person: a name with a family or given part or a
+    text; gender, where missing, is 'unknown', and identifiers may be absent, as R4 permits (US Core asks for one,
+    but the sender chose to create: the patient is then known by Tandem's id alone and matches no MRN). MRNs
     are the identifiers `is_mrn` recognises; a confidentiality label R or V in meta.security makes the patient
     restricted; names, telecom, addresses, contacts and languages are kept as sent, after checking each against
     its R4 datatype."""
@@ -130,13 +131,6 @@ def patient_from_fhir(
         as_object(raw, f"Patient.identifier[{i}]")
         for i, raw in enumerate(as_list(resource.get("identifier"), "Patient.identifier"))
     ]
-    if not any(isinstance(i.get("value"), str) and i["value"].strip() for i in identifiers):
-        raise MappingError(
-            "Patient.identifier",
-            "a patient needs an identifier with a value (the hospital's MRN, typed MR, with its system) so the "
-            "person can be told apart from others of the same name",
-            code="required",
-        )
     mrns = []
     for i, identifier in enumerate(identifiers):
         if is_mrn(identifier, mrn_systems):

@@ -102,8 +102,11 @@ _MRN = {"system": "urn:oid:1.2.3", "value": "MRN-1"}
     ("patient", "location", "code"),
     [
         ({"name": [{"family": "Rivera"}], "birthDate": "1984"}, "Patient.birthDate", "value"),
-        ({"name": [{"family": "Rivera"}], "identifier": []}, "Patient.identifier", "required"),
-        ({"name": [{"family": "Rivera"}], "identifier": [{"system": "urn:x"}]}, "Patient.identifier", "required"),
+        (
+            {"name": [{"family": "Rivera"}], "identifier": [{"type": {"text": "MRN"}, "value": "7"}]},
+            "Patient.identifier[0]",
+            "invalid",  # an MRN without the system it is issued under
+        ),
         ({"name": [{"use": "official", "period": {"start": "2001"}}]}, "Patient.name", "required"),
         ({}, "Patient.name", "required"),
         ({"name": [{"family": "Rivera"}], "gender": "F"}, "Patient.gender", "code-invalid"),
@@ -132,6 +135,14 @@ def test_a_patient_that_does_not_identify_a_person_is_refused_naming_the_element
     with pytest.raises(MappingError) as caught:
         patient_from_fhir({"resourceType": "Patient", "identifier": [_MRN], **patient}, canonical_base=s.BASE)
     assert (caught.value.location, caught.value.code) == (location, code)
+
+
+@pytest.mark.parametrize("identifiers", [[], [{"system": "urn:x"}]], ids=["none", "without value"])
+def test_a_patient_without_an_identifier_is_a_person_with_no_mrn(identifiers: list[dict[str, str]]) -> None:
+    body = patient_from_fhir(
+        {"resourceType": "Patient", "identifier": identifiers, "name": [{"family": "Rivera"}]}, canonical_base=s.BASE
+    )
+    assert (body["identifiers"], body["source"], body["family_name"]) == ([], None, "Rivera")
 
 
 def test_a_given_only_or_text_only_name_without_birth_date_is_a_person() -> None:
