@@ -32,11 +32,12 @@ TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """release.to_json's fast path is checked against fhir.resources' serialiser on every call, in the test
-    processes and in the servers they start (they inherit the variable); a hook, not an import side effect, because
-    bench/ imports this module's helpers and must measure the unchecked path."""
-    os.environ["TANDEM_CHECK_CANONICAL_JSON"] = "1"
-    fhir_release.check_canonical_json = True
+    """The mappers' check mode (fhir_mappings/release.py): every resource a mapper builds is validated by
+    fhir.resources and to_json's fast path compared with its serialiser, in the test processes and in the servers
+    they start (they inherit the variable); a hook, not an import side effect, because bench/ imports this module's
+    helpers and must measure the production path, which does not check."""
+    os.environ["TANDEM_CHECK_MAPPERS"] = "1"
+    fhir_release.check_mappers = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
