@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from service.db.memo import forget
 from service.errors import CommitOutcomeUnknown
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class UnitOfWork(Session):
                 yield
         except BaseException:
             self.pending_refreshes = before
+            forget(self)  # what the savepoint found may be gone with it
             raise
 
     def commit(self) -> None:
@@ -69,6 +71,7 @@ class UnitOfWork(Session):
 
     def rollback(self) -> None:
         self.pending_refreshes.clear()
+        forget(self)
         super().rollback()
 
     def complete(self) -> None:

@@ -12,6 +12,7 @@ from typing import Final
 from sqlmodel import Session, col, select
 
 from fhir_mappings import ReferenceResolver, parse_reference
+from service.db.memo import memo
 from service.records.appointment import Appointment
 from service.records.base import TenantRecord
 from service.records.cbt import CbtSession
@@ -41,7 +42,15 @@ def reference_resolver(
     """Tried in order: a resource we wrote at the sender (known), a record the sender created (its Type/id under
     source_system), one of our own ids (the facade's references; a target storing our id, update-as-create)."""
 
+    found_before = memo(session)
+
     def resolve(reference: str) -> str | None:
+        key = ("resolved reference", tenant_id, source_system, reference)
+        if (ours := found_before.get(key)) is None and (ours := lookup(reference)) is not None:
+            found_before[key] = ours  # a record found stays found; one not found may be written by the next entry
+        return ours
+
+    def lookup(reference: str) -> str | None:
         parsed = parse_reference(reference)
         table = _RECORDS.get(parsed[0]) if parsed is not None else None
         if parsed is None or table is None:

@@ -39,21 +39,27 @@ def project(
     patient_id: str | None,
     resources: Iterable[dict[str, Any]],
     now: datetime | None = None,
+    new_record: bool = False,
 ) -> bool:
     """Store new versions of the resources that changed; mark the ones the record no longer has deleted. True when
-    anything was stored (a record's resources unchanged by a refresh are left as they are)."""
+    anything was stored (a record's resources unchanged by a refresh are left as they are). A record created in
+    this transaction (new_record) has no versions yet: nothing is read."""
     now = now or now_utc()
-    current = {
-        (row.resource_type, row.resource_id): row
-        for row in session.exec(
-            select(FhirResourceVersion).where(
-                col(FhirResourceVersion.tenant_id) == tenant_id,
-                col(FhirResourceVersion.record_kind) == record_kind,
-                col(FhirResourceVersion.record_id) == record_id,
-                col(FhirResourceVersion.is_current).is_(True),
+    current = (
+        {}
+        if new_record
+        else {
+            (row.resource_type, row.resource_id): row
+            for row in session.exec(
+                select(FhirResourceVersion).where(
+                    col(FhirResourceVersion.tenant_id) == tenant_id,
+                    col(FhirResourceVersion.record_kind) == record_kind,
+                    col(FhirResourceVersion.record_id) == record_id,
+                    col(FhirResourceVersion.is_current).is_(True),
+                )
             )
-        )
-    }
+        }
+    )
     produced: set[tuple[str, str]] = set()
     writes = _Writes()
     for resource in resources:

@@ -14,7 +14,7 @@ from service.records.base import RecordMeta, TenantRecord
 
 
 def record_written(
-    session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord, public: RecordMeta
+    session: Session, ctx: RequestContext, kind: RecordKind, row: TenantRecord, public: RecordMeta, *, created: bool
 ) -> None:
     """Publish the record's FHIR resources, refresh the patient's plan, and queue the change for the EHRs."""
     patient_id = kind.patient_of(row)
@@ -31,6 +31,7 @@ def record_written(
                 record_id=row.id,
                 patient_id=patient_id,
                 resources=resources,
+                new_record=created,
             )
     if patient_id is not None and kind.enters_plan_status:
         refresh_patient(session, tenant_id=ctx.tenant_id, patient_id=patient_id, canonical_base=canonical_base)

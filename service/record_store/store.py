@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import JSON, and_, or_
+from sqlalchemy import JSON, and_, insert, or_
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -22,6 +22,7 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import check_restriction_change, ensure_visible, visible
 from service.clock import now_utc
 from service.db.cursor import decode_cursor, encode_cursor
+from service.db.memo import memo
 from service.errors import (
     InvalidRequest,
     RecordConflict,
@@ -92,10 +93,10 @@ def create_record(
             raise _conflict(kind, values) from None
         return _finish_resend(session, ctx, kind, existing), False
     ctx.intent.record_id = row.id
-    keep_received(session, ctx, kind, row.id)
+    keep_received(session, ctx, kind, row.id, new_record=True)
     public = _public(session, kind, [row])[0]
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
-        record_written(session, ctx, kind, row, public)
+        record_written(session, ctx, kind, row, public, created=True)
     record_success(session, ctx, status_code=201, patient_ids=[kind.patient_of(row)])
     _end_enrollments_of_the_deceased(session, ctx, row)
     return public, True
@@ -245,7 +246,7 @@ def update_record(
     keep_received(session, ctx, kind, row.id)
     public = _public(session, kind, [row])[0]
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
-        record_written(session, ctx, kind, row, public)
+        record_written(session, ctx, kind, row, public, created=False)
     record_success(session, ctx, status_code=200, patient_ids=[ctx.intent.patient_id])
     _end_enrollments_of_the_deceased(session, ctx, row)
     return public
@@ -278,37 +279,44 @@ def _end_enrollments_of_the_deceased(session: Session, ctx: RequestContext, row:
 # ---- provenance -----------------------------------------------------------------------------------------------
 
 
-def keep_received(session: Session, ctx: RequestContext, kind: StoredKind, record_id: str) -> None:
+def keep_received(
+    session: Session, ctx: RequestContext, kind: StoredKind, record_id: str, *, new_record: bool = False
+) -> None:
     """Keep the resource this request's intake read with the record just written (the one place provenance is
-    written: every intake's record passes through here). The same JSON sent again is not kept twice."""
+    written: every intake's record passes through here). The same JSON sent again is not kept twice; a record
+    created by this write has nothing kept before it (new_record: nothing is read)."""
     received, ctx.received = ctx.received, None
     if received is None:
         return
-    latest = session.exec(
-        select(ReceivedResource.resource)
-        .where(
-            col(ReceivedResource.tenant_id) == ctx.tenant_id,
-            col(ReceivedResource.record_kind) == kind.path,
-            col(ReceivedResource.record_id) == record_id,
-        )
-        .order_by(col(ReceivedResource.id).desc())
-        .limit(1)
-    ).first()
+    latest = (
+        None
+        if new_record
+        else session.exec(
+            select(ReceivedResource.resource)
+            .where(
+                col(ReceivedResource.tenant_id) == ctx.tenant_id,
+                col(ReceivedResource.record_kind) == kind.path,
+                col(ReceivedResource.record_id) == record_id,
+            )
+            .order_by(col(ReceivedResource.id).desc())
+            .limit(1)
+        ).first()
+    )
     if latest == received.resource:
         return
-    session.add(
-        ReceivedResource(
-            tenant_id=ctx.tenant_id,
-            record_kind=kind.path,
-            record_id=record_id,
-            resource_type=received.resource_type,
-            source_system=received.source_system,
-            sender=ctx.principal.subject[:255],
-            request_id=ctx.request_id[:128],
-            resource=received.resource,
-            unused=list(received.unused),
-        )
-    )
+    row = {
+        "tenant_id": ctx.tenant_id,
+        "record_kind": kind.path,
+        "record_id": record_id,
+        "resource_type": received.resource_type,
+        "source_system": received.source_system,
+        "sender": ctx.principal.subject[:255],
+        "request_id": ctx.request_id[:128],
+        "received_at": now_utc(),
+        "resource": received.resource,
+        "unused": list(received.unused),
+    }
+    session.execute(insert(ReceivedResource), [row])  # Core, one compiled statement: nothing reads it back here
 
 
 def received_for(session: Session, ctx: RequestContext, kind: StoredKind, record_id: str) -> list[ReceivedResource]:
@@ -378,16 +386,21 @@ def _by_source(session: Session, tenant_id: str, kind: StoredKind, system: str, 
 
 def _check_references(session: Session, tenant_id: str, kind: StoredKind, values: Columns) -> None:
     """Referenced records must exist in the caller's tenant; another tenant's id reads exactly like a missing one."""
+    known = memo(session)
     for ref in kind.references:
         ref_id = values.get(ref.field)
         if ref_id is None:
             continue
-        target = session.exec(
-            select(ref.table).where(col(ref.table.tenant_id) == tenant_id, col(ref.table.id) == ref_id)
-        ).first()
-        if target is None:
-            raise invalid(ref.field, f"no {ref.label} with id {ref_id!r}")
-        if ref.same_patient and getattr(target, "patient_id", None) != values.get("patient_id"):
+        # A record found once stays found for the unit (a Bundle's entries name the same patient and enrolment).
+        key = ("referenced record", ref.table.__name__, tenant_id, ref_id)
+        if key not in known:
+            target = session.exec(
+                select(ref.table).where(col(ref.table.tenant_id) == tenant_id, col(ref.table.id) == ref_id)
+            ).first()
+            if target is None:
+                raise invalid(ref.field, f"no {ref.label} with id {ref_id!r}")
+            known[key] = getattr(target, "patient_id", None)
+        if ref.same_patient and known[key] != values.get("patient_id"):
             raise invalid(ref.field, f"{ref.label} {ref_id!r} belongs to another patient")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from service import outbox
 from service.audit_trail import RequestContext
 from service.record_store.kinds import ADMINS, StoredKind
 from service.records.sync_target import SyncTarget
@@ -19,6 +20,7 @@ def _checked(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> 
     """The target's checks; and a changed code map may now map what a pull refused: the target's quarantined items
     refused under another map are retried before the write commits."""
     columns = targets.checked_target(session, ctx, columns)
+    outbox.targets_changed(session)
     defer_code_map_retry(session, ctx.settings, ctx.tenant_id)
     return columns
 
