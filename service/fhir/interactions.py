@@ -31,7 +31,7 @@ from service.fhir.search_parameters import SearchQuery, parse_search
 from service.fhir.types import FHIR_TYPES, FhirType
 from service.patient_refresh import refresh_before_reading
 from service.projection.tables import FhirResourceVersion
-from service.projection.writes import retract
+from service.projection.writes import retract, written_version
 from service.record_store import store
 from service.records.base import SourceIdentifier
 
@@ -70,6 +70,13 @@ def _current(session: Session, tenant_id: str, resource_type: str, resource_id: 
             col(r.is_current).is_(True),
         )
     ).first()
+
+
+def _just_written(session: Session, tenant_id: str, resource_type: str, resource_id: str) -> FhirResourceVersion | None:
+    """A write's answer: the version it stored, without reading it back (or the stored one, when it stored none)."""
+    refresh_before_reading(session, resource_type)  # a CarePlan written by the refresh the write asked for
+    written = written_version(session, tenant_id, resource_type, resource_id)
+    return written if written is not None else _current(session, tenant_id, resource_type, resource_id)
 
 
 def _outcome(row: FhirResourceVersion, status: int = 200) -> Outcome:
@@ -222,7 +229,7 @@ def create(
         )
     public, created = store.create_record(session, ctx, target.record_kind(payload), payload)
     served_id = target.resource_id(payload, public.id)
-    row = _current(session, ctx.tenant_id, resource_type, served_id)
+    row = _just_written(session, ctx.tenant_id, resource_type, served_id)
     assert row is not None, "a stored record is projected in the same transaction"
     if served_id != public.id:
         # The store audited the record it made (a questionnaire response); the client was given another resource
@@ -335,7 +342,7 @@ def update(
     not_used = ctx.received.unused if ctx.received is not None else ()
     changes = payload.model_dump(exclude={"source", *target.carried_elsewhere})
     store.update_record(session, ctx, target.kind, resource_id, changes, f'W/"{record.version}"')
-    updated = _current(session, ctx.tenant_id, resource_type, resource_id)
+    updated = _just_written(session, ctx.tenant_id, resource_type, resource_id)
     assert updated is not None
     outcome = _written(session, ctx, updated, status=200)
     outcome.not_used = not_used

@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from service.clock import now_utc
+from service.db.memo import memo
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
 
 # Elements that hold the resource's clinical date, in the order they are looked for.
@@ -74,6 +75,18 @@ def project(
             writes.add(tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
     writes.execute(session, tenant_id)
     return bool(writes.versions)
+
+
+_WRITTEN = "written resource version"
+
+
+def written_version(
+    session: Session, tenant_id: str, resource_type: str, resource_id: str
+) -> FhirResourceVersion | None:
+    """The version of a resource this unit of work wrote last, as written (no read): a write's answer is built
+    from it. None when the unit wrote none (a resend, an unchanged resource): read it then."""
+    version = memo(session).get((_WRITTEN, tenant_id, resource_type, resource_id))
+    return FhirResourceVersion(**version) if version is not None else None
 
 
 def retract(session: Session, *, tenant_id: str, record_kind: str, record_id: str, now: datetime | None = None) -> None:
@@ -182,6 +195,9 @@ class _Writes:
             )
         if self.versions:
             session.execute(insert(FhirResourceVersion), self.versions)
+            written = memo(session)
+            for version in self.versions:
+                written[(_WRITTEN, tenant_id, version["resource_type"], version["resource_id"])] = version
         if self.tokens:
             session.execute(insert(FhirSearchToken), self.tokens)
 
