@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import socket
@@ -28,6 +29,7 @@ from service.db.unit_of_work import unit_of_work
 from service.settings import Settings
 from service.tenants import register_tenant
 from tests.conftest import create_postgres_database, make_settings
+from tests.ehr_peer.sekmet_server import SekmetServer, start_sekmet
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every run generates the same records: the seeded demo generator at a fixed moment, the end of 2026-11-01 (so
@@ -142,6 +144,41 @@ def api_server(db: Database) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def sekmet_server() -> Iterator[SekmetServer]:
+    """sekmet-fhir (a third party's FHIR R4 server on its own SQLite file) on loopback, as the test suite starts
+    it (`tests/ehr_peer/sekmet_server.py: start_sekmet`: strict structural validation with fhir.resources R4B,
+    its traffic log on, one uvicorn worker, no auth): the peer the write benchmarks are measured beside."""
+    with tempfile.TemporaryDirectory(prefix="bench-sekmet-") as work, start_sekmet(work) as server:
+        yield server
+
+
+def literal_references(node: Any) -> set[str]:
+    """Every relative literal reference (`Type/id`) in a resource tree."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        reference = node.get("reference")
+        if isinstance(reference, str) and reference.count("/") == 1 and ":" not in reference:
+            found.add(reference)
+        for value in node.values():
+            found |= literal_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= literal_references(value)
+    return found
+
+
+def copy_to_peer(tandem: httpx.Client, peer: httpx.Client, references: set[str]) -> None:
+    """Setup for a peer: each referenced resource as Tandem serves it, PUT to the peer under the same id (FHIR
+    update-as-create), so the peer's copy of the same entries points at resources that exist there too."""
+    for reference in sorted(references):
+        answer = tandem.get(f"/fhir/{reference}")
+        answer.raise_for_status()
+        resource = {k: v for k, v in answer.json().items() if k != "meta"}
+        put = peer.put(f"/{reference}", content=json.dumps(resource))
+        assert put.status_code in (200, 201), (reference, put.status_code, put.text[:500])
 
 
 def percentile(values: list[float], fraction: float) -> float:

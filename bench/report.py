@@ -36,24 +36,121 @@ def _worst(results: dict[str, Any], name: str) -> float | None:
     return max(found) if found else None
 
 
-def target_rows(db: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
-    """(benchmark, target, measured, met) for one database."""
+def _ratio(value: Any, target: float, *, at_least: bool = True) -> bool | None:
+    if value is None:
+        return None
+    return bool(value >= target) if at_least else bool(value <= target)
+
+
+def _vs(mine: Any, peer: Any, ratio: Any, unit: str, peer_name: str, ratio_unit: str = "x") -> str:
+    """'Tandem 155 vs sekmet 1,435 entries/s → 0.11x': a figure, its peer and their ratio, from one run."""
+    if mine is None:
+        return "—"
+    return f"{_fmt(mine)} vs {peer_name} {_fmt(peer)}{unit} → **{_fmt(ratio, ratio_unit)}**"
+
+
+def target_rows(db: dict[str, Any], bundle_sizes: list[int]) -> list[tuple[str, str, str, bool | None]]:
+    """(benchmark, target, measured, met) for one database; the same rows for every database."""
     rows: list[tuple[str, str, str, bool | None]] = []
     b = db.get("bundle") or {}
-    eps, ratio = _get(b, "entries_per_s"), _get(b, "ratio_to_floor")
-    rows.append(("Bundle ingest: entries/s", "≥ 700", _fmt(eps), None if eps is None else eps >= 700))
-    rows.append(("Bundle ingest: x parse floor", "≤ 2.0", _fmt(ratio, "x"), None if ratio is None else ratio <= 2.0))
+    for size in bundle_sizes:
+        one = _get(b, "by_size", str(size)) or {}
+        eps, peer, vs_peer = (
+            _get(one, "entries_per_s"),
+            _get(one, "sekmet", "entries_per_s"),
+            one.get("ratio_to_sekmet"),
+        )
+        rows.append(
+            (
+                f"Bundle ingest, {size:,} entries: Tandem / sekmet-fhir (entries/s)",
+                "≥ 1.0x",
+                _vs(eps, peer, vs_peer, " entries/s", "sekmet"),
+                _ratio(vs_peer, 1.0),
+            )
+        )
+        floor, ratio = one.get("floor_entries_per_s"), one.get("ratio_to_floor")
+        rows.append(
+            (
+                f"Bundle ingest, {size:,} entries: multiple of the fhir.resources parse floor",
+                "≤ 2.0x",
+                "—" if ratio is None else f"{_fmt(eps)} vs floor {_fmt(floor)} entries/s → **{_fmt(ratio, 'x')}**",
+                _ratio(ratio, 2.0, at_least=False),
+            )
+        )
+    if bundle_sizes:
+        largest = _get(b, "by_size", str(max(bundle_sizes)), "entries_per_s")
+        rows.append(
+            (
+                f"Bundle ingest, {max(bundle_sizes):,} entries: entries/s (earlier target)",
+                "≥ 700",
+                _fmt(largest),
+                _ratio(largest, 700),
+            )
+        )
     c = db.get("create") or {}
-    share, p95 = _get(c, "ratio_to_bare"), _get(c, "real", "p95_ms")
+    p = c.get("patient") or {}
     rows.append(
         (
-            "Single create: share of bare rate",
-            "≥ 40 %",
-            _fmt(None if share is None else share * 100, " %"),
-            None if share is None else share >= 0.4,
+            "FHIR Patient create, 16 clients: Tandem / sekmet-fhir (req/s)",
+            "≥ 1.0x",
+            _vs(_get(p, "tandem", "rps"), _get(p, "sekmet", "rps"), p.get("ratio_to_sekmet"), " req/s", "sekmet"),
+            _ratio(p.get("ratio_to_sekmet"), 1.0),
         )
     )
-    rows.append(("Single create: p95", "< 50 ms", _fmt(p95, " ms"), None if p95 is None else p95 < 50))
+    p95, peer95 = _get(p, "tandem", "p95_ms"), _get(p, "sekmet", "p95_ms")
+    rows.append(
+        (
+            "FHIR Patient create: p95",
+            "< 50 ms",
+            "—" if p95 is None else f"{_fmt(p95, ' ms')} (sekmet {_fmt(peer95, ' ms')})",
+            None if p95 is None else p95 < 50,
+        )
+    )
+    for name, label in (("patient", "FHIR Patient"), ("questionnaire_response", "FHIR QuestionnaireResponse (PHQ-9)")):
+        one = c.get(name) or {}
+        share = one.get("ratio_to_bare")
+        rows.append(
+            (
+                f"{label} create: share of a bare validate-only endpoint's rate",
+                "≥ 40 %",
+                _vs(
+                    _get(one, "tandem", "rps"),
+                    _get(one, "bare", "rps"),
+                    None if share is None else share * 100,
+                    " req/s",
+                    "bare",
+                    " %",
+                ),
+                _ratio(share, 0.4),
+            )
+        )
+    q95 = _get(c, "questionnaire_response", "tandem", "p95_ms")
+    rows.append(
+        (
+            "FHIR QuestionnaireResponse (PHQ-9) create: p95",
+            "< 50 ms",
+            _fmt(q95, " ms"),
+            None if q95 is None else q95 < 50,
+        )
+    )
+    k = c.get("ketamine") or {}
+    share, k95 = k.get("ratio_to_bare"), _get(k, "real", "p95_ms")
+    rows.append(
+        (
+            "Ketamine administration create (JSON API): share of bare rate",
+            "≥ 40 %",
+            _vs(
+                _get(k, "real", "rps"),
+                _get(k, "bare", "rps"),
+                None if share is None else share * 100,
+                " req/s",
+                "bare",
+                " %",
+            ),
+            _ratio(share, 0.4),
+        )
+    )
+    rows.append(("Ketamine administration create: p95", "< 50 ms", _fmt(k95, " ms"), None if k95 is None else k95 < 50))
     s = _worst(db, "search")
     rows.append(("FHIR search: worst p95 of the queries", "< 30 ms", _fmt(s, " ms"), None if s is None else s < 30))
     cl = _worst(db, "caseload")
@@ -67,6 +164,53 @@ def target_rows(db: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     m = _get(b, "rss_peak_mb")
     rows.append(("Peak RSS of the API during ingest", "≤ 300 MB", _fmt(m, " MB"), None if m is None else m <= 300))
     return rows
+
+
+def _load_text(figures: dict[str, Any]) -> str:
+    rate, p50, p95 = figures["rps"], figures["p50_ms"], figures["p95_ms"]
+    return f"{rate} req/s, p50 {p50} ms, p95 {p95} ms ({figures['requests']} requests)"
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f} %"
+
+
+def _create_lines(c: dict[str, Any]) -> list[str]:
+    if "patient" not in c:
+        return [f"- Single creates: {c.get('error', 'not run')}"]
+    p, q, k = c["patient"], c["questionnaire_response"], c["ketamine"]
+    return [
+        f"- **Single creates**, {c['clients']} concurrent clients each (Tandem and sekmet-fhir in the same run, one "
+        "after the other, the same bodies in the same order):",
+        f"  - **FHIR Patient** `POST /fhir/Patient`: Tandem {_load_text(p['tandem'])}; sekmet-fhir `POST /Patient` "
+        f"{_load_text(p['sekmet'])} → **{_fmt(p['ratio_to_sekmet'], 'x')}** sekmet's rate; bare validate-only "
+        f"endpoint {_load_text(p['bare'])} → **{_pct(p['ratio_to_bare'])}** of bare.",
+        f"  - **FHIR QuestionnaireResponse** (PHQ-9, scored) `POST /fhir/QuestionnaireResponse`: Tandem "
+        f"{_load_text(q['tandem'])}; bare validate-only endpoint {_load_text(q['bare'])} → "
+        f"**{_pct(q['ratio_to_bare'])}** of bare.",
+        f"  - **Ketamine administration** (JSON API) `POST /api/v1/ketamine-administrations`: {_load_text(k['real'])}; "
+        f"bare endpoint {_load_text(k['bare'])} → **{_pct(k['ratio_to_bare'])}** of bare.",
+    ]
+
+
+def _bundle_lines(b: dict[str, Any]) -> list[str]:
+    if "by_size" not in b:
+        return [f"- Bundle ingest: {b.get('error', 'not run')}"]
+    lines = []
+    for size, one in b["by_size"].items():
+        peer = one["sekmet"]
+        lines.append(
+            f"- **Bundle ingest**, {int(size):,} entries ({one['by_type']}, {one['body_kb']} kB), one transaction: "
+            f"Tandem {one['seconds']} s = **{one['entries_per_s']} entries/s**; sekmet-fhir, the same Bundle, "
+            f"{peer['seconds']} s = {peer['entries_per_s']} entries/s → **{_fmt(one['ratio_to_sekmet'], 'x')}** "
+            f"sekmet; parse+validate floor with fhir.resources {one['floor_seconds']} s "
+            f"({one['floor_entries_per_s']} entries/s) → **{one['ratio_to_floor']}x** the floor."
+        )
+    lines.append(
+        f"- Tandem's API process RSS during the ingests: {b['rss_before_mb']} MB before, peak {b['rss_peak_mb']} MB "
+        f"(high-water mark {b['rss_hwm_mb']} MB)."
+    )
+    return lines
 
 
 def write_report(results: dict[str, Any], path: Path) -> None:
@@ -93,35 +237,23 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "| benchmark | target (2 cores) | " + " | ".join(f"{k} | {k}: met?" for k in dbs) + " |",
         "|---|---|" + "---|---|" * len(dbs),
     ]
-    per_db = {k: target_rows(v) for k, v in dbs.items()}
-    first = next(iter(per_db.values()))
+    bundle_sizes = [int(n) for n in results["sizes"].get("bundle_sizes", ())]
+    per_db = {k: target_rows(v, bundle_sizes) for k, v in dbs.items()}
+    first = next(iter(per_db.values()), [])
     for i, (name, target, _, _) in enumerate(first):
         cells = " | ".join(f"{per_db[k][i][2]} | {_verdict(per_db[k][i][3])}" for k in dbs)
         lines.append(f"| {name} | {target} | {cells} |")
+    lines += [
+        "",
+        "sekmet-fhir (a third party's FHIR R4 server on its own SQLite file, `sekmet-fhir` "
+        f"{m['versions'].get('sekmet-fhir', '?')}) runs beside Tandem in the same run for each database; its figures "
+        "and every ratio above come from that one run.",
+    ]
     lines += ["", "## Figures", ""]
     for kind, db in dbs.items():
         lines += [f"### {kind}", ""]
-        b = db.get("bundle") or {}
-        if "error" in b or not b:
-            lines.append(f"- Bundle ingest: {b.get('error', 'not run')}")
-        else:
-            lines.append(
-                f"- **Bundle ingest** ({b['entries']} entries: {b['by_type']}, {b['body_kb']} kB): "
-                f"{b['seconds']} s = **{b['entries_per_s']} entries/s**; parse+validate floor with fhir.resources "
-                f"{b['floor_seconds']} s ({b['floor_entries_per_s']} entries/s) → **{b['ratio_to_floor']}x** the "
-                f"floor. API process RSS {b['rss_before_mb']} MB before, peak {b['rss_peak_mb']} MB during "
-                f"(high-water mark {b['rss_hwm_mb']} MB)."
-            )
-        c = db.get("create") or {}
-        if "real" in c:
-            real, bare = c["real"], c["bare"]
-            lines.append(
-                f"- **Single create**, {c['clients']} clients: {real['rps']} req/s, p50 {real['p50_ms']} ms, "
-                f"p95 {real['p95_ms']} ms ({real['requests']} requests); bare endpoint {bare['rps']} req/s, "
-                f"p50 {bare['p50_ms']} ms, p95 {bare['p95_ms']} ms → **{c['ratio_to_bare'] * 100:.1f} %** of bare."
-            )
-        else:
-            lines.append(f"- Single create: {c.get('error', 'not run')}")
+        lines += _bundle_lines(db.get("bundle") or {})
+        lines += _create_lines(db.get("create") or {})
         load = db.get("load")
         if load:
             lines.append(

@@ -1,21 +1,29 @@
-"""The API under uvicorn for the benchmarks, plus a bare endpoint (the floor of the single-create benchmark).
+"""The API under uvicorn for the benchmarks, plus bare endpoints (the floors of the single-create benchmark).
 
     python -m bench.server --database-url URL --port 8123
 
-The bare endpoint validates the same body as POST /api/v1/ketamine-administrations (the same pydantic model,
-behind the same middleware) and answers 201 without touching a database.
+The bare endpoints answer 201 without touching a database, behind the same middleware as the real routes:
+- `POST /bench/bare/ketamine-administrations` validates the same body as POST /api/v1/ketamine-administrations
+  (the same pydantic model);
+- `POST /bench/bare/fhir/{type}` (Patient, QuestionnaireResponse, ...) reads the body as POST /fhir/{type} does
+  (`parse_body`) and validates it with fhir.resources (R4B, the model sekmet-fhir and the parse floor use), in a
+  worker thread as the real route runs its write: a validate-only FHIR endpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import uvicorn
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fhir.resources.R4B import get_fhir_model_class
+from starlette.concurrency import run_in_threadpool
 
 from bench.common import BENCH_OVERRIDES
+from service.api.fhir_formats import parse_body
 from service.app import create_app
 from service.records.ketamine import KetamineAdministrationCreate
 from tests.conftest import make_settings
@@ -27,6 +35,13 @@ def build_app(database_url: str) -> Any:
     @app.post("/bench/bare/ketamine-administrations", status_code=201, include_in_schema=False)
     def bare(body: KetamineAdministrationCreate) -> JSONResponse:
         return JSONResponse(body.model_dump(mode="json"), status_code=201)
+
+    @app.post("/bench/bare/fhir/{resource_type}", include_in_schema=False)
+    async def bare_fhir(resource_type: str, request: Request) -> Response:
+        resource = parse_body(await request.body(), request.headers.get("content-type"))
+        model = get_fhir_model_class(resource_type)
+        await run_in_threadpool(model.model_validate, resource)
+        return Response(json.dumps(resource), status_code=201, media_type="application/fhir+json")
 
     @app.get("/bench/ping", include_in_schema=False)
     def ping(request: Request) -> dict[str, str]:
