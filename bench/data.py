@@ -31,7 +31,7 @@ from service.demo import DemoPatient, DemoTenant, generate_demo_tenant
 from service.demo_loader import _kind_of
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
 from service.projection.writes import _clinical_date, _tokens
-from service.record_fhir import resources_of
+from service.record_fhir import Kind, resources_of
 from service.record_store import store
 from service.record_store.kinds import ENROLLMENTS, PATIENTS, PRACTITIONERS, RecordKind
 from service.records.base import TenantRecord, record_meta
@@ -251,7 +251,7 @@ def bulk_load(
                         row = make_row(session, ctx, kind, linked)
                         record_rows.append(row)
                         if project and template is None:
-                            resources = resources_of(kind.path, public_of(kind, row), base)
+                            resources = resources_of(Kind(kind.path), public_of(kind, row), base)
                             v, t = projection_rows(tenant_id, kind, row, resources, now)
                             mine.append((row.id, v, t))
                     if template is not None:

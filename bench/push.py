@@ -15,8 +15,8 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from bench.common import Database, log
 from bench.data import demo, store_load
@@ -56,7 +56,7 @@ def _tenant_with_records(db: Database, base_url: str, records: int, offset: int)
     with Session(db.engine) as session:
         queued = session.exec(
             select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.tenant_id) == tenant_id)
-        ).one()[0]
+        ).one()
     return tenant_id, int(queued)
 
 
@@ -78,7 +78,7 @@ def _drain(db: Database, tenant_id: str, use_batch: bool) -> dict[str, Any]:
     with Session(db.engine) as session:
         statuses = dict(
             session.exec(
-                select(OutboxMessage.status, func.count())
+                select(col(OutboxMessage.status), func.count())
                 .where(col(OutboxMessage.tenant_id) == tenant_id)
                 .group_by(col(OutboxMessage.status))
             ).all()

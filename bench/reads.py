@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from bench.common import Database, api_server, latency_summary, log
 from bench.data import Loaded, bulk_load, demo
@@ -58,7 +58,7 @@ def recompute(db: Database, tenant_id: str, loaded: Loaded, *, one_by_one_sample
     with Session(db.engine) as session:
         rows = session.exec(
             select(func.count()).select_from(PlanStatusRow).where(col(PlanStatusRow.tenant_id) == tenant_id)
-        ).one()[0]
+        ).one()
     assert rows == len(loaded.enrollments) == stored, (rows, stored)
     result = {
         "patients": len(loaded.patients),
@@ -125,9 +125,9 @@ def search(db: Database, tenant_id: str, loaded: Loaded, *, repeats: int) -> dic
             .where(
                 col(FhirResourceVersion.tenant_id) == tenant_id, col(FhirResourceVersion.resource_type) == "Observation"
             )
-        ).one()[0]
+        ).one()
         busiest = session.exec(
-            select(FhirResourceVersion.patient_id, func.count())
+            select(col(FhirResourceVersion.patient_id), func.count())
             .where(
                 col(FhirResourceVersion.tenant_id) == tenant_id, col(FhirResourceVersion.resource_type) == "Observation"
             )
