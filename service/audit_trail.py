@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from service.auth.principal import Principal
 from service.clock import now_utc
-from service.db.unit_of_work import unit_of_work
+from service.db.unit_of_work import insert_rows, unit_of_work
 from service.records.audit import AuditAction, AuditEvent
 from service.records.base import new_id
 from service.records.received import Received
@@ -81,8 +81,7 @@ def record_success(
     intent = ctx.intent
     assert intent is not None, "a service function must declare its audit intent first"
     patients = list(dict.fromkeys(patient_ids)) or [intent.patient_id]
-    rows = [_row(ctx, intent, patient_id, status_code) for patient_id in patients]
-    session.execute(insert(AuditEvent), rows)
+    insert_rows(session, AuditEvent, [_row(ctx, intent, patient_id, status_code) for patient_id in patients])
 
 
 def record_refusal(session: Session, ctx: RequestContext, status_code: int) -> None:

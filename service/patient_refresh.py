@@ -20,7 +20,7 @@ from service import outbox
 from service.caseload.recompute import recompute_patient, recompute_patients
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
-from service.db.unit_of_work import UnitOfWork, unit_of_work
+from service.db.unit_of_work import UnitOfWork, unit_of_work, write_inserts
 from service.projection.tables import FhirResourceVersion
 from service.projection.writes import project
 from service.record_fhir import Kind, PlanContext, resources_of
@@ -43,7 +43,14 @@ def refresh_patient(session: Session, *, tenant_id: str, patient_id: str, canoni
 
 
 def refresh_before_reading(session: Session, resource_type: str | None = None) -> None:
-    """Call before reading plan statuses (resource_type None) or resources of a type a refresh writes."""
+    """Call before reading plan statuses (resource_type None) or any FHIR resource: the refreshes a type needs, and
+    the projection rows the unit keeps to insert together (service/db/unit_of_work.py)."""
+    refresh_derived(session, resource_type)
+    write_inserts(session)
+
+
+def refresh_derived(session: Session, resource_type: str | None = None) -> None:
+    """The refreshes pending for plan statuses (resource_type None) or a type a refresh writes (a CarePlan)."""
     if resource_type is None or resource_type in REFRESHED_TYPES:
         _unit(session).refresh_pending()
 
@@ -55,6 +62,7 @@ def _unit(session: Session) -> UnitOfWork:
 
 
 def _refresh(session: Session, *, tenant_id: str, patient_id: str, canonical_base: str) -> None:
+    write_inserts(session)  # the evidence and the CarePlans it replaces are read below
     _serialise_per_patient(session, tenant_id, [patient_id])
     recompute_patient(session, tenant_id, patient_id, None)
     _project_care_plans(session, tenant_id, patient_id, canonical_base)

@@ -12,6 +12,12 @@ first asked for, at `refresh_pending()`, which every reader of derived data call
 many entries for one patient refreshes that patient once, before the first entry that reads the result. Nothing
 here watches SQL: the pending set is this attribute, and the calls are explicit.
 
+Rows that nothing in the unit reads by the ORM (the FHIR projection's versions and search tokens, the audit trail,
+the resources as received) are inserted together: `insert_rows` keeps them, and they are written as one multi-row
+INSERT per table by `write_inserts`, which their readers call first (the projection's readers: search, read,
+history, the refresh), before a savepoint (and at its end, so a batch entry's rows stay its own) and before the
+commit. A Bundle of 1,000 entries then sends a few INSERTs instead of thousands.
+
 What the caller is told depends on where a failure happened, so `complete()` separates the steps: a failure while
 refreshing or flushing is before the commit (nothing was stored); a failure of COMMIT itself (the connection lost
 mid-commit) leaves the outcome unknown, and raises CommitOutcomeUnknown rather than pretending either way.
@@ -22,8 +28,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -42,6 +49,7 @@ class UnitOfWork(Session):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, expire_on_commit=False)
         self.pending_refreshes: dict[Hashable, Refresh] = {}
+        self.pending_inserts: dict[Any, list[dict[str, Any]]] = {}  # table -> rows, in the order first asked
 
     def defer_refresh(self, key: Hashable, refresh: Refresh) -> None:
         """Ask for `refresh` before derived data is next read and before commit; once per key."""
@@ -58,25 +66,40 @@ class UnitOfWork(Session):
     def savepoint(self) -> Iterator[None]:
         """A part that may fail alone (a batch entry): its rows and its pending refreshes are undone together."""
         before = dict(self.pending_refreshes)
+        self.write_inserts()  # what came before is not the savepoint's to undo
         try:
             with self.begin_nested():
                 yield
+                self.write_inserts()
         except BaseException:
             self.pending_refreshes = before
+            self.pending_inserts.clear()
             forget(self)  # what the savepoint found may be gone with it
             raise
+
+    def insert_later(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        self.pending_inserts.setdefault(table, []).extend(rows)
+
+    def write_inserts(self) -> None:
+        """The rows kept by insert_rows, one INSERT per table."""
+        while self.pending_inserts:
+            table = next(iter(self.pending_inserts))
+            rows = self.pending_inserts.pop(table)
+            super().execute(insert(table), rows)
 
     def commit(self) -> None:
         raise TypeError("the edge commits a unit of work (unit_of_work() or the request dependency), not its users")
 
     def rollback(self) -> None:
         self.pending_refreshes.clear()
+        self.pending_inserts.clear()
         forget(self)
         super().rollback()
 
     def complete(self) -> None:
         """Refresh, flush, commit. Up to the flush a failure means nothing was stored; COMMIT's own failure does not."""
         self.refresh_pending()
+        self.write_inserts()
         self.flush()
         try:
             super().commit()
@@ -91,6 +114,23 @@ def refresh_pending(session: Session) -> None:
     if not isinstance(session, UnitOfWork):
         raise TypeError("derived data is read inside a unit of work: open one with unit_of_work()")
     session.refresh_pending()
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows nothing reads back by the ORM: together with the unit's others before they are read (see the
+    module's note), or at once in a session that is not a unit of work."""
+    if not rows:
+        return
+    if isinstance(session, UnitOfWork):
+        session.insert_later(table, rows)
+    else:
+        session.execute(insert(table), rows)
+
+
+def write_inserts(session: Session) -> None:
+    """Before reading a table whose rows insert_rows keeps (the projection, the audit trail, what was received)."""
+    if isinstance(session, UnitOfWork):
+        session.write_inserts()
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.db.unit_of_work import write_inserts
 from service.fhir.search import date_clause
 from service.fhir.search_parameters import DateBound, check_parameters, date_bound, invalid, whole_number
 from service.records.audit import AuditEvent
@@ -78,6 +79,7 @@ def audit_event(row: AuditEvent, base: str) -> dict[str, Any]:
 def search_audit(session: Session, ctx: RequestContext, params: list[tuple[str, str]], base: str) -> dict[str, Any]:
     """AuditEvents of the caller's tenant, newest first; `patient`, `date` (with prefixes) and `_count`."""
     ctx.intent = AuditIntent("list", "fhir/AuditEvent")
+    write_inserts(session)  # this request's own audit rows wait to be inserted with the others
     query = select(AuditEvent).where(col(AuditEvent.tenant_id) == ctx.tenant_id)
     count = 100
     check_parameters("AuditEvent", params)

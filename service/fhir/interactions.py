@@ -29,7 +29,7 @@ from service.fhir.disclosure import WITHHELD, disclose
 from service.fhir.search import current_patients, narrow_to_chained_patients, run_search
 from service.fhir.search_parameters import SearchQuery, parse_search
 from service.fhir.types import FHIR_TYPES, FhirType
-from service.patient_refresh import refresh_before_reading
+from service.patient_refresh import refresh_before_reading, refresh_derived
 from service.projection.tables import FhirResourceVersion
 from service.projection.writes import retract, written_version
 from service.record_store import store
@@ -74,7 +74,7 @@ def _current(session: Session, tenant_id: str, resource_type: str, resource_id: 
 
 def _just_written(session: Session, tenant_id: str, resource_type: str, resource_id: str) -> FhirResourceVersion | None:
     """A write's answer: the version it stored, without reading it back (or the stored one, when it stored none)."""
-    refresh_before_reading(session, resource_type)  # a CarePlan written by the refresh the write asked for
+    refresh_derived(session, resource_type)  # a CarePlan written by the refresh the write asked for
     written = written_version(session, tenant_id, resource_type, resource_id)
     return written if written is not None else _current(session, tenant_id, resource_type, resource_id)
 

@@ -11,11 +11,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from service.clock import now_utc
 from service.db.memo import memo
+from service.db.unit_of_work import insert_rows, write_inserts
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
 
 # Elements that hold the resource's clinical date, in the order they are looked for.
@@ -46,10 +47,10 @@ def project(
     anything was stored (a record's resources unchanged by a refresh are left as they are). A record created in
     this transaction (new_record) has no versions yet: nothing is read."""
     now = now or now_utc()
-    current = (
-        {}
-        if new_record
-        else {
+    current: dict[tuple[str, str], FhirResourceVersion] = {}
+    if not new_record:
+        write_inserts(session)  # its current versions may still wait to be inserted
+        current = {
             (row.resource_type, row.resource_id): row
             for row in session.exec(
                 select(FhirResourceVersion).where(
@@ -60,7 +61,6 @@ def project(
                 )
             )
         }
-    )
     produced: set[tuple[str, str]] = set()
     writes = _Writes()
     for resource in resources:
@@ -194,12 +194,11 @@ class _Writes:
                 )
             )
         if self.versions:
-            session.execute(insert(FhirResourceVersion), self.versions)
+            insert_rows(session, FhirResourceVersion, self.versions)
             written = memo(session)
             for version in self.versions:
                 written[(_WRITTEN, tenant_id, version["resource_type"], version["resource_id"])] = version
-        if self.tokens:
-            session.execute(insert(FhirSearchToken), self.tokens)
+        insert_rows(session, FhirSearchToken, self.tokens)
 
 
 def _clinical_date(resource: dict[str, Any]) -> datetime | None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import JSON, and_, insert, or_
+from sqlalchemy import JSON, and_, or_
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -23,6 +23,7 @@ from service.break_glass.access import check_restriction_change, ensure_visible,
 from service.clock import now_utc
 from service.db.cursor import decode_cursor, encode_cursor
 from service.db.memo import memo
+from service.db.unit_of_work import insert_rows, write_inserts
 from service.errors import (
     InvalidRequest,
     RecordConflict,
@@ -288,10 +289,9 @@ def keep_received(
     received, ctx.received = ctx.received, None
     if received is None:
         return
-    latest = (
-        None
-        if new_record
-        else session.exec(
+    if not new_record:
+        write_inserts(session)  # what an earlier write of this unit kept
+        latest = session.exec(
             select(ReceivedResource.resource)
             .where(
                 col(ReceivedResource.tenant_id) == ctx.tenant_id,
@@ -301,9 +301,8 @@ def keep_received(
             .order_by(col(ReceivedResource.id).desc())
             .limit(1)
         ).first()
-    )
-    if latest == received.resource:
-        return
+        if latest == received.resource:
+            return
     row = {
         "tenant_id": ctx.tenant_id,
         "record_kind": kind.path,
@@ -316,12 +315,13 @@ def keep_received(
         "resource": received.resource,
         "unused": list(received.unused),
     }
-    session.execute(insert(ReceivedResource), [row])  # Core, one compiled statement: nothing reads it back here
+    insert_rows(session, ReceivedResource, [row])
 
 
 def received_for(session: Session, ctx: RequestContext, kind: StoredKind, record_id: str) -> list[ReceivedResource]:
     """What senders sent for a record, oldest first: read like the record itself (tenant, restriction, audit)."""
     ctx.intent = AuditIntent("read", f"{kind.path}/received", record_id=record_id)
+    write_inserts(session)
     row = _get(session, ctx.tenant_id, kind, record_id)
     ctx.intent.patient_id = kind.patient_of(row)
     ensure_visible(session, ctx, ctx.intent.patient_id)

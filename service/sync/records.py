@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 import fhir_mappings as fm
 from service.caseload.tables import PlanStatusRow
+from service.db.unit_of_work import write_inserts
 from service.errors import invalid
 from service.projection.tables import FhirResourceVersion
 from service.record_fhir import NO_CONTEXT, PlanContext, kind_fhir
@@ -98,6 +99,7 @@ def derived_versions(session: Session, tenant_id: str, kind_path: str, record_id
     table = kind_fhir(kind_path)
     if table is None or not table.derived:
         return {}
+    write_inserts(session)
     r = FhirResourceVersion
     rows = session.exec(
         select(r.record_id, r.version_id).where(
