@@ -15,9 +15,8 @@ from sqlalchemy import JSON, Index, insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from service.clock import now_utc
-from service.db.memo import forget, memo
 from service.db.types import UtcDateTime
-from service.records.sync_target import SyncTarget
+from service.tenant_targets import tenant_targets
 
 OutboxStatus = Literal["pending", "in_flight", "sent", "failed", "dead", "not_supported"]
 Operation = Literal["upsert", "delete"]
@@ -103,28 +102,11 @@ def requeue(
 
 def _takers(session: Session, tenant_id: str, record_kind: str, came_from_target: str | None) -> list[str]:
     """The ids of the tenant's enabled targets that take this kind, but not the one the record came from."""
-    return [t for t, push in _enabled_targets(session, tenant_id) if record_kind in push and t != came_from_target]
-
-
-_TARGETS_KEY = "enabled sync targets"
-
-
-def targets_changed(session: Session) -> None:
-    """A target written in this unit of work: the next write reads the targets again."""
-    forget(session, key_prefix=_TARGETS_KEY)
-
-
-def _enabled_targets(session: Session, tenant_id: str) -> list[tuple[str, frozenset[str]]]:
-    """(id, kinds pushed) of the tenant's enabled targets, read once per unit of work (service/db/memo.py): a
-    Bundle's every entry asks."""
-    key = (_TARGETS_KEY, tenant_id)
-    found: list[tuple[str, frozenset[str]]] | None = memo(session).get(key)
-    if found is None:
-        targets = session.exec(
-            select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id, col(SyncTarget.enabled).is_(True))
-        ).all()
-        found = memo(session)[key] = [(t.id, frozenset(t.push)) for t in targets]
-    return found
+    return [
+        t.id
+        for t in tenant_targets(session, tenant_id)
+        if t.enabled and record_kind in t.push and t.id != came_from_target
+    ]
 
 
 def _add_rows(

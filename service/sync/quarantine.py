@@ -19,6 +19,7 @@ from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync.tables import QuarantinedResource
 from service.sync.taking import ELEMENT_CHARS, REASON_CHARS, code_map_digest, take_in
+from service.tenant_targets import targets_changed
 
 STATES = ("refused", "accepted")
 LISTED = 500
@@ -65,7 +66,7 @@ def retry_quarantined(
         query = query.where(col(QuarantinedResource.code_map_digest) != digest)
     result = RetryResult()
     # The intakes read the code maps once per unit of work: this retry may follow the write that changed one.
-    session.info.pop("tandem.site_code_maps", None)
+    targets_changed(session)
     for row in list(session.exec(query.order_by(col(QuarantinedResource.id)))):
         assert row.id is not None
         reason = None

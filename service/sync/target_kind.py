@@ -8,19 +8,19 @@ from typing import Any
 
 from sqlmodel import Session
 
-from service import outbox
 from service.audit_trail import RequestContext
 from service.record_store.kinds import ADMINS, StoredKind
 from service.records.sync_target import SyncTarget
 from service.sync import targets
 from service.sync.quarantine import defer_code_map_retry
+from service.tenant_targets import targets_changed
 
 
 def _checked(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> dict[str, Any]:
     """The target's checks; and a changed code map may now map what a pull refused: the target's quarantined items
     refused under another map are retried before the write commits."""
     columns = targets.checked_target(session, ctx, columns)
-    outbox.targets_changed(session)
+    targets_changed(session)
     defer_code_map_retry(session, ctx.settings, ctx.tenant_id)
     return columns
 
