@@ -18,8 +18,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
-from service.db.unit_of_work import unit_of_work
-from service.errors import RecordNotFound
 from service.records.sync_target import SyncTarget
 from service.settings import Settings
 from service.sync.capabilities import CAPABILITIES, CapabilityCache
@@ -30,10 +28,12 @@ from service.sync.pull import (
     KindSummary,
     PullError,
     PullSummary,
+    counting_client,
     get,
     read_capabilities,
     retry_after,
     take_one,
+    target_of,
 )
 
 NDJSON = "application/fhir+ndjson"
@@ -52,29 +52,12 @@ def bulk_export(
     capability_cache: CapabilityCache = CAPABILITIES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PullSummary:
-    with unit_of_work(engine) as session:
-        target = session.get(SyncTarget, target_id)
-    if target is None or (tenant_id is not None and target.tenant_id != tenant_id):
-        raise RecordNotFound("EHR sync target", target_id)
-    owned = client is None
-    client = client or FhirClient(target, settings)
-    summary = PullSummary(target_id)
-    previous = client.on_request
-
-    def counted(log: Any) -> None:
-        summary.requests += 1
-        if previous is not None:
-            previous(log)
-
-    client.on_request = counted
-    try:
-        _export(engine, settings, target, client, group, capability_cache, sleep, summary)
-    except (httpx.HTTPError, PullError, UnsafeUrl) as error:
-        summary.errors.append(f"$export: {type(error).__name__}: {error}")
-    finally:
-        client.on_request = previous
-        if owned:
-            client.close()
+    target = target_of(engine, target_id, tenant_id)
+    with counting_client(target, settings, client, PullSummary(target_id)) as (ehr, summary):
+        try:
+            _export(engine, settings, target, ehr, group, capability_cache, sleep, summary)
+        except (httpx.HTTPError, PullError, UnsafeUrl) as error:
+            summary.errors.append(f"$export: {type(error).__name__}: {error}")
     return summary
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -140,31 +141,46 @@ def pull(
     capability_cache: CapabilityCache = CAPABILITIES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PullSummary:
+    target = target_of(engine, target_id, tenant_id)
+    wanted = [k for k in PULL_ORDER if k in (kinds or target.pull)]
+    with counting_client(target, settings, client, PullSummary(target_id)) as (ehr, summary):
+        try:
+            _pull(engine, settings, target, ehr, wanted, capability_cache, sleep, progress, summary)
+        except (httpx.HTTPError, PullError, UnsafeUrl) as error:
+            summary.errors.append(f"CapabilityStatement: {type(error).__name__}: {error}")
+    return summary
+
+
+def target_of(engine: Engine, target_id: str, tenant_id: str | None) -> SyncTarget:
+    """The target a pull or an export reads from; one of another tenant reads as missing."""
     with unit_of_work(engine) as session:
         target = session.get(SyncTarget, target_id)
     if target is None or (tenant_id is not None and target.tenant_id != tenant_id):
         raise RecordNotFound("EHR sync target", target_id)
-    wanted = [k for k in PULL_ORDER if k in (kinds or target.pull)]
-    owned = client is None
-    client = client or FhirClient(target, settings)
-    summary = PullSummary(target_id)
-    previous = client.on_request
+    return target
+
+
+@contextmanager
+def counting_client(
+    target: SyncTarget, settings: Settings, client: FhirClient | None, summary: PullSummary
+) -> Iterator[tuple[FhirClient, PullSummary]]:
+    """The client to the target (the caller's, or one opened and closed here) counting its requests into the
+    summary, and giving back the caller's own request hook afterwards."""
+    ehr = client or FhirClient(target, settings)
+    previous = ehr.on_request
 
     def counted(log: Any) -> None:
         summary.requests += 1
         if previous is not None:
             previous(log)
 
-    client.on_request = counted
+    ehr.on_request = counted
     try:
-        _pull(engine, settings, target, client, wanted, capability_cache, sleep, progress, summary)
-    except (httpx.HTTPError, PullError, UnsafeUrl) as error:
-        summary.errors.append(f"CapabilityStatement: {type(error).__name__}: {error}")
+        yield ehr, summary
     finally:
-        client.on_request = previous
-        if owned:
-            client.close()
-    return summary
+        ehr.on_request = previous
+        if client is None:
+            ehr.close()
 
 
 def _pull(
