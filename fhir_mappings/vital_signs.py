@@ -29,7 +29,7 @@ from .reading import (
     parse_reference,
     resolve_subject,
 )
-from .records import RecordLike
+from .records import RecordLike, VitalSignsLike
 from .release import Observation, build
 
 _WHERE: Final = "Observation"
@@ -195,25 +195,17 @@ def _part_of(resource: dict[str, Any], resolve_reference: ReferenceResolver | No
 # ---- outbound -----------------------------------------------------------------------------------------------
 
 
-class VitalSignRecord(RecordLike, Protocol):
+class VitalSignRecord(RecordLike, VitalSignsLike, Protocol):
+    """A reading stored on its own (the time and values as a session's embedded readings have them)."""
+
     @property
     def patient_id(self) -> str: ...
     @property
     def ketamine_administration_id(self) -> str | None: ...
     @property
-    def taken_at(self) -> Any: ...
-    @property
     def status(self) -> str: ...
     @property
     def loinc(self) -> str: ...
-    @property
-    def systolic_mmhg(self) -> int | None: ...
-    @property
-    def diastolic_mmhg(self) -> int | None: ...
-    @property
-    def heart_rate_bpm(self) -> int | None: ...
-    @property
-    def spo2_percent(self) -> int | None: ...
 
 
 def _loinc(code: str) -> dict[str, Any]:
