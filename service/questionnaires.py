@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from fhir_mappings import MappingError
 from service.audit_trail import RequestContext
 from service.clock import now_utc
+from service.db.memo import forget, memo
 from service.errors import FieldProblem, InvalidRequest, RecordConflict, invalid
 from service.instruments import (
     INSTRUMENTS,
@@ -140,6 +141,7 @@ def register_questionnaire(
             session.flush()
     except IntegrityError:
         raise RecordConflict(f"a Questionnaire {external.key!r} is already registered") from None
+    forget(session, key_prefix=_REGISTERED)
     return _public(row)
 
 
@@ -153,8 +155,18 @@ def list_registered(session: Session, *, tenant_id: str) -> list[RegisteredQuest
 
 
 def registered_questionnaires(session: Session, tenant_id: str) -> dict[str, ExternalQuestionnaire]:
-    rows = session.exec(select(RegisteredQuestionnaire).where(col(RegisteredQuestionnaire.tenant_id) == tenant_id))
-    return {row.canonical: ExternalQuestionnaire.model_validate(row.mapping) for row in rows}
+    """The tenant's registered Questionnaires, read once per unit of work (every response of a Bundle asks; a
+    registration in the unit forgets them)."""
+    key = (_REGISTERED, tenant_id)
+    known = memo(session)
+    if key not in known:
+        rows = session.exec(select(RegisteredQuestionnaire).where(col(RegisteredQuestionnaire.tenant_id) == tenant_id))
+        known[key] = {row.canonical: ExternalQuestionnaire.model_validate(row.mapping) for row in rows}
+    found: dict[str, ExternalQuestionnaire] = known[key]
+    return found
+
+
+_REGISTERED = "registered questionnaires"
 
 
 def _public(row: RegisteredQuestionnaire) -> RegisteredQuestionnairePublic:

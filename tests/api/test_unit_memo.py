@@ -1,6 +1,6 @@
 """What a unit of work remembers of its lookups (service/db/memo.py: the sync targets, the records a Bundle's entries
-name) is forgotten when the unit or the savepoint that found it rolls back, and a target written in the unit is
-read again by the next write (issue #18: a lookup once per unit, not once per entry)."""
+name) is forgotten when the unit or the savepoint that found it rolls back, and a target or a Questionnaire
+registered in the unit is read again by the next write (issue #18: a lookup once per unit, not once per entry)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from service.db.memo import memo
 from service.db.unit_of_work import unit_of_work
 from service.outbox import OutboxMessage
+from service.questionnaires import QuestionnaireRegistration, register_questionnaire, registered_questionnaires
 from service.record_store import store
 from service.record_store.kinds import PATIENTS
 from service.records.patient import PatientCreate
@@ -19,6 +20,8 @@ from service.sync.taking import system_context
 from service.sync.target_kind import SYNC_TARGETS
 from service.sync.targets import SyncTargetCreate
 from tests.builders import patient_body
+from tests.instruments.test_external import SDC, SDC_LINK_IDS
+from tests.shared_fixtures import load_fixture
 from tests.sync.sync_harness import LOOPBACK_HOSTS
 
 LOOPBACK = {"sync_allowed_hosts": LOOPBACK_HOSTS, "sync_require_https": False}
@@ -51,3 +54,13 @@ def test_a_target_written_in_the_unit_is_read_again_by_the_next_write(
         queued = unit.exec(select(OutboxMessage.record_id).where(col(OutboxMessage.target_id) == made.id)).all()
     assert before.id != after.id
     assert queued == [after.id]  # the patient written before the target was not queued for it; the one after was
+
+
+def test_a_questionnaire_registered_in_the_unit_is_seen_by_the_next_response(engine: Engine, tenant: str) -> None:
+    registration = QuestionnaireRegistration.model_validate(
+        {"instrument": "phq-9", "questionnaire": load_fixture(SDC), "link_ids": SDC_LINK_IDS}
+    )
+    with unit_of_work(engine) as unit:
+        assert registered_questionnaires(unit, tenant) == {}  # read, and kept for the unit
+        made = register_questionnaire(unit, tenant_id=tenant, registration=registration)
+        assert set(registered_questionnaires(unit, tenant)) == {made.canonical}
