@@ -117,10 +117,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def api_server(db: Database) -> Iterator[Server]:
-    """The real app under uvicorn (one worker, no access log) in its own process, as `make run` serves it."""
+def api_server(db: Database, workers: int = 1) -> Iterator[Server]:
+    """The real app under uvicorn (one worker unless asked, no access log) in its own process, as `make run` serves
+    it; with workers > 1 as production on PostgreSQL runs it (WEB_CONCURRENCY)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.server", "--database-url", db.url, "--port", str(port)]
+    command += ["--workers", str(workers)]
     process = subprocess.Popen(command, cwd=ROOT)
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -97,6 +97,17 @@ def target_rows(db: dict[str, Any], bundle_sizes: list[int]) -> list[tuple[str, 
             _ratio(p.get("ratio_to_sekmet"), 1.0),
         )
     )
+    several, ratio = _get(p, "tandem_workers", "rps"), p.get("workers_ratio_to_sekmet")
+    rows.append(
+        (
+            f"FHIR Patient create, {p.get('workers', 2)} API processes (PostgreSQL only): Tandem / sekmet-fhir",
+            "≥ 1.0x",
+            _vs(several, _get(p, "sekmet", "rps"), ratio, " req/s", "sekmet")
+            if several is not None
+            else "one process: SQLite keeps one writer",
+            _ratio(ratio, 1.0),
+        )
+    )
     p95, peer95 = _get(p, "tandem", "p95_ms"), _get(p, "sekmet", "p95_ms")
     rows.append(
         (

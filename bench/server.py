@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 import uvicorn
@@ -50,13 +51,26 @@ def build_app(database_url: str) -> Any:
     return app
 
 
+def app_from_environment() -> Any:
+    """The app of one worker process when uvicorn runs several (it imports a factory, not an object)."""
+    return build_app(os.environ[DATABASE_URL_VARIABLE])
+
+
+DATABASE_URL_VARIABLE = "TANDEM_BENCH_DATABASE_URL"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="API worker processes (more than 1: PostgreSQL)")
     args = parser.parse_args()
-    app = build_app(args.database_url)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, workers=1)
+    quiet: dict[str, Any] = {"host": "127.0.0.1", "port": args.port, "log_level": "warning", "access_log": False}
+    if args.workers == 1:
+        uvicorn.run(build_app(args.database_url), workers=1, **quiet)
+        return
+    os.environ[DATABASE_URL_VARIABLE] = args.database_url
+    uvicorn.run("bench.server:app_from_environment", factory=True, workers=args.workers, **quiet)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,9 @@ async def _load(url: str, headers: dict[str, str], work: list[bytes], clients: i
     return summary | latency_summary(latencies)
 
 
+API_WORKERS = 2  # one per core of the 2-core machine the targets are set for
+
+
 def _share(numerator: dict[str, Any], denominator: dict[str, Any]) -> float | None:
     return round(numerator["rps"] / denominator["rps"], 3) if denominator["rps"] else None
 
@@ -161,6 +164,13 @@ def run(db: Database, *, clients: int = 16, seconds: float = 8.0, patients: int 
             ),
             "real": load(f"{base}/api/v1/ketamine-administrations", {**JSON, **token}, administrations, seconds),
         }
+    if db.kind == "postgres":
+        # Production on PostgreSQL runs several API processes (WEB_CONCURRENCY); SQLite keeps one writer.
+        more = patient_bodies(db, tenant_id, count)
+        with api_server(db, workers=API_WORKERS) as several:
+            patient["tandem_workers"] = load(f"{several.base_url}/fhir/Patient", {**FHIR_JSON, **token}, more, seconds)
+        patient["workers"] = API_WORKERS
+        patient["workers_ratio_to_sekmet"] = _share(patient["tandem_workers"], patient["sekmet"])
     patient["ratio_to_sekmet"] = _share(patient["tandem"], patient["sekmet"])
     patient["ratio_to_bare"] = _share(patient["tandem"], patient["bare"])
     questionnaire["ratio_to_bare"] = _share(questionnaire["tandem"], questionnaire["bare"])
