@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from fhir_mappings import MappingError
 from service.audit_trail import RequestContext
 from service.clock import now_utc
-from service.db.memo import forget, memo
+from service.db.memo import forget, remembered
 from service.errors import FieldProblem, InvalidRequest, RecordConflict, invalid
 from service.instruments import (
     INSTRUMENTS,
@@ -157,13 +157,12 @@ def list_registered(session: Session, *, tenant_id: str) -> list[RegisteredQuest
 def registered_questionnaires(session: Session, tenant_id: str) -> dict[str, ExternalQuestionnaire]:
     """The tenant's registered Questionnaires, read once per unit of work (every response of a Bundle asks; a
     registration in the unit forgets them)."""
-    key = (_REGISTERED, tenant_id)
-    known = memo(session)
-    if key not in known:
+
+    def look_up() -> dict[str, ExternalQuestionnaire]:
         rows = session.exec(select(RegisteredQuestionnaire).where(col(RegisteredQuestionnaire.tenant_id) == tenant_id))
-        known[key] = {row.canonical: ExternalQuestionnaire.model_validate(row.mapping) for row in rows}
-    found: dict[str, ExternalQuestionnaire] = known[key]
-    return found
+        return {row.canonical: ExternalQuestionnaire.model_validate(row.mapping) for row in rows}
+
+    return remembered(session, (_REGISTERED, tenant_id), look_up)
 
 
 _REGISTERED = "registered questionnaires"

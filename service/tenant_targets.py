@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from service.db.memo import forget, memo
+from service.db.memo import forget, remembered
 from service.records.sync_target import SyncTarget
 
 TARGETS_KEY = "tenant sync targets"  # what is kept from them is forgotten with them (key prefix)
@@ -25,17 +25,15 @@ class TargetFacts:
 
 
 def tenant_targets(session: Session, tenant_id: str) -> list[TargetFacts]:
-    key = (TARGETS_KEY, tenant_id)
-    found: list[TargetFacts] | None = memo(session).get(key)
-    if found is None:
+    def look_up() -> list[TargetFacts]:
         rows = session.exec(
             select(SyncTarget.id, SyncTarget.enabled, SyncTarget.push, SyncTarget.code_map).where(
                 col(SyncTarget.tenant_id) == tenant_id
             )
         ).all()
-        found = [TargetFacts(i, on, frozenset(push or ()), dict(code_map or {})) for i, on, push, code_map in rows]
-        memo(session)[key] = found
-    return found
+        return [TargetFacts(i, on, frozenset(push or ()), dict(code_map or {})) for i, on, push, code_map in rows]
+
+    return remembered(session, (TARGETS_KEY, tenant_id), look_up)
 
 
 def targets_changed(session: Session) -> None:

@@ -7,17 +7,27 @@ changed by an administrator's own request (their writes forget them: `forget`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 _MEMO = "tandem.memo"
+T = TypeVar("T")
 
 
 def memo(session: Session) -> dict[Hashable, Any]:
     """The unit's answers by key (the session's own dict: a plain Session keeps them until it closes)."""
     found: dict[Hashable, Any] = session.info.setdefault(_MEMO, {})
+    return found
+
+
+def remembered(session: Session, key: Hashable, look_up: Callable[[], T]) -> T:
+    """The unit's answer under key, looked up the first time it is asked."""
+    known = memo(session)
+    if key not in known:
+        known[key] = look_up()
+    found: T = known[key]
     return found
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 import fhir_mappings as fm
-from service.db.memo import memo
+from service.db.memo import remembered
 from service.tenant_targets import TARGETS_KEY, tenant_targets
 
 
@@ -21,13 +21,12 @@ def site_code_map(session: Session, tenant_id: str, target_id: str | None = None
     """The inbound code map of one target, or of all the tenant's targets (target_id None).
 
     Built once per unit of work from the targets it read once (a Bundle's hundred entries ask a hundred times)."""
-    key = (TARGETS_KEY, tenant_id, "inbound code map", target_id)
-    known = memo(session)
-    if key not in known:
-        maps = [t.code_map for t in tenant_targets(session, tenant_id) if target_id in (None, t.id) and t.code_map]
-        known[key] = fm.inbound_code_map(maps)
-    found: fm.InboundCodeMap = known[key]
-    return found
+
+    def look_up() -> fm.InboundCodeMap:
+        targets = tenant_targets(session, tenant_id)
+        return fm.inbound_code_map(t.code_map for t in targets if target_id in (None, t.id) and t.code_map)
+
+    return remembered(session, (TARGETS_KEY, tenant_id, "inbound code map", target_id), look_up)
 
 
 def with_standard_codings(

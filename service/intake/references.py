@@ -42,9 +42,9 @@ def reference_resolver(
     """Tried in order: a resource we wrote at the sender (known), a record the sender created (its Type/id under
     source_system), one of our own ids (the facade's references; a target storing our id, update-as-create)."""
 
-    found_before = memo(session)
-
     def resolve(reference: str) -> str | None:
+        # The unit's memo is read at each call, not kept here: a rollback replaces it with an empty one.
+        found_before = memo(session)
         key = ("resolved reference", tenant_id, source_system, reference)
         if (ours := found_before.get(key)) is None and (ours := lookup(reference)) is not None:
             found_before[key] = ours  # a record found stays found; one not found may be written by the next entry

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from service.db.memo import memo
 from service.db.unit_of_work import unit_of_work
+from service.intake import reference_resolver
 from service.outbox import OutboxMessage
 from service.questionnaires import QuestionnaireRegistration, register_questionnaire, registered_questionnaires
 from service.record_store import store
@@ -64,3 +65,18 @@ def test_a_questionnaire_registered_in_the_unit_is_seen_by_the_next_response(eng
         assert registered_questionnaires(unit, tenant) == {}  # read, and kept for the unit
         made = register_questionnaire(unit, tenant_id=tenant, registration=registration)
         assert set(registered_questionnaires(unit, tenant)) == {made.canonical}
+
+
+def test_a_reference_resolved_in_a_failed_savepoint_is_not_resolved_after_it(
+    engine: Engine, settings: Settings, tenant: str
+) -> None:
+    """The resolver reads the unit's memo at each call: kept across a failed savepoint, it would name a patient the
+    savepoint's rollback removed."""
+    ctx = system_context(settings, tenant, "test")
+    with unit_of_work(engine) as unit:
+        resolve = reference_resolver(unit, tenant)
+        with pytest.raises(RuntimeError), unit.savepoint():
+            made, _ = store.create_record(unit, ctx, PATIENTS, PatientCreate.model_validate(patient_body()))
+            assert resolve(f"Patient/{made.id}") == made.id
+            raise RuntimeError("the entry failed after its patient was written")
+        assert resolve(f"Patient/{made.id}") is None
