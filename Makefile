@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
+# `make run` delivers the outbox from the API process (one worker thread), so "Replay" visibly does something.
+DEV_WORKER ?= 1
 export TANDEM_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),sqlite:///$(CURDIR)/var/tandem.db)
 
 .PHONY: run test test-fast ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke \
@@ -35,7 +37,7 @@ run: install
 	@echo "Development token:  $(BIN)/tandem dev-token --tenant demo --role coordinator"
 	@echo "  then: curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/patients"
 	@echo
-	$(BIN)/uvicorn service.main:app --host $(HOST) --port $(PORT) --no-access-log
+	TANDEM_DEV_WORKER=$(DEV_WORKER) $(BIN)/uvicorn service.main:app --host $(HOST) --port $(PORT) --no-access-log
 
 # Two workers: the machine has two cores; each worker gets its own databases.
 PYTEST := $(BIN)/pytest -q -n 2

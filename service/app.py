@@ -23,6 +23,7 @@ from service.fhir import router as fhir_router
 from service.observability import install_observability
 from service.settings import Settings, get_settings
 from service.sweep import SweepThread
+from service.sync.worker import WorkerThread
 from service.web import install_web
 
 DESCRIPTION = """
@@ -43,9 +44,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.status_sweep_seconds
         else None
     )
+    worker = WorkerThread(app.state.engine, settings) if settings.dev_worker else None
+    app.state.dev_worker = worker
     if sweeper is not None:
         sweeper.start()
+    if worker is not None:
+        worker.start()
     yield
+    if worker is not None:
+        worker.stop()
     if sweeper is not None:
         sweeper.stop()
     app.state.engine.dispose()

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     sync_allowed_hosts: list[str] = Field(default_factory=list)
     sync_require_https: bool = True
     sync_max_attempts: int = Field(default=8, ge=1, le=100)
+    # A delivery worker writes its heartbeat this often; one whose last beat is older than dead_after reads as
+    # dead (the sync page, `tandem sync worker-ready`).
+    sync_worker_beat_seconds: int = Field(default=10, ge=1, le=3600)
+    sync_worker_dead_after_seconds: int = Field(default=60, ge=2, le=86_400)
+    # Development: the API process also runs one delivery worker (a thread), so a replayed message is sent
+    # without starting `tandem sync worker`; `make run` turns it on. Off unless set.
+    dev_worker: bool = False
     # Our SMART Backend Services signing keys: a JSON object of kid -> PEM, oldest first; all are published at
     # /.well-known/jwks.json (so an EHR can verify during a rotation) and the newest signs.
     smart_private_keys: dict[str, str] = Field(default_factory=dict)
@@ -103,6 +110,11 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and not self.trusted_issuers:
             raise ValueError("production needs TANDEM_TRUSTED_ISSUERS: a JSON object of issuer -> JWKS URL")
+        if self.sync_worker_dead_after_seconds <= self.sync_worker_beat_seconds:
+            raise ValueError(
+                "TANDEM_SYNC_WORKER_DEAD_AFTER_SECONDS must exceed TANDEM_SYNC_WORKER_BEAT_SECONDS, or a live worker "
+                "reads as dead between two beats"
+            )
         if self.default_page_size > self.max_page_size:
             raise ValueError("TANDEM_DEFAULT_PAGE_SIZE must not exceed TANDEM_MAX_PAGE_SIZE")
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Annotated
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from service.clock import now_utc
 from service.db.engine import make_engine
 from service.db.unit_of_work import unit_of_work
 from service.observability import configure_logging
@@ -19,6 +21,7 @@ from service.records.sync_target import SyncTarget
 from service.settings import get_settings
 from service.sync import status as sync_status
 from service.sync.export import bulk_export
+from service.sync.heartbeat import live_worker_on
 from service.sync.leases import DEFAULT_LEASE_SECONDS
 from service.sync.processing import Processor, WorkerStats
 from service.sync.pull import PULL_ORDER, KindSummary, PullSummary, pull
@@ -121,6 +124,40 @@ def worker(
     failed = [c for c in started if c.exitcode and not (stopping.is_set() and c.exitcode == -signal.SIGTERM)]
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("worker-ready")
+def worker_ready(
+    worker_id: Annotated[str | None, typer.Option(help="This worker only (default: any worker on this host)")] = None,
+) -> None:
+    """Exit 0 when a delivery worker on this host (a container's hostname) has beaten within
+    TANDEM_SYNC_WORKER_DEAD_AFTER_SECONDS, 1 otherwise: the readiness check of a worker container."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    host = socket.gethostname()
+    try:
+        with unit_of_work(engine) as session:
+            found = live_worker_on(
+                session,
+                host,
+                now=now_utc(),
+                dead_after_seconds=settings.sync_worker_dead_after_seconds,
+                worker_id=worker_id,
+            )
+            said = (
+                f"live: {found.id}, last beat {found.last_beat_at.isoformat()}, {found.rows_claimed} rows claimed"
+                if found
+                else None
+            )
+    finally:
+        engine.dispose()
+    if said is None:
+        console.print(
+            f"no live delivery worker on {host} (no beat within {settings.sync_worker_dead_after_seconds} s)",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    console.print(said, markup=False)
 
 
 def _report(result: PullSummary) -> None:

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, or_, update
@@ -31,6 +31,15 @@ logger = logging.getLogger("tandem.sync")
 DEFAULT_LEASE_SECONDS = 120
 
 
+def due_at(now: datetime) -> Any:
+    """Rows a worker would take at `now`: due (pending, or failed and its retry time passed), or in flight under a
+    lease that ran out."""
+    return or_(
+        and_(col(OutboxMessage.status).in_(("pending", "failed")), col(OutboxMessage.next_attempt_at) <= now),
+        and_(col(OutboxMessage.status) == "in_flight", col(OutboxMessage.claimed_until) < now),
+    )
+
+
 def claim(
     engine: Engine, worker_id: str, *, limit: int, lease_seconds: int, tenant_id: str | None = None
 ) -> list[OutboxMessage]:
@@ -44,11 +53,7 @@ def claim(
             col(older.status).in_(OPEN_STATUSES),
         )
     )
-    due = or_(
-        and_(col(OutboxMessage.status).in_(("pending", "failed")), col(OutboxMessage.next_attempt_at) <= now),
-        and_(col(OutboxMessage.status) == "in_flight", col(OutboxMessage.claimed_until) < now),
-    )
-    query = select(OutboxMessage).where(due, ~blocked).order_by(col(OutboxMessage.id)).limit(limit)
+    query = select(OutboxMessage).where(due_at(now), ~blocked).order_by(col(OutboxMessage.id)).limit(limit)
     if tenant_id is not None:
         query = query.where(col(OutboxMessage.tenant_id) == tenant_id)
     with unit_of_work(engine) as session:

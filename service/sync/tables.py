@@ -97,3 +97,22 @@ class QuarantinedResource(SQLModel, table=True):
     record_id: str | None = Field(default=None, max_length=36)  # the record a retry made
     # The target's code map when it was last refused: a target whose map has changed since retries it.
     code_map_digest: str = Field(max_length=64)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """One delivery worker process as it last said it was alive (service/sync/heartbeat.py). A worker that
+    stopped cleanly says so (`stopped_at`); one that was killed just stops beating, and reads as dead once its
+    last beat is older than TANDEM_SYNC_WORKER_DEAD_AFTER_SECONDS."""
+
+    __tablename__ = "sync_workers"
+    __table_args__ = (Index("ix_sync_workers_last_beat", "last_beat_at"),)
+
+    id: str = Field(primary_key=True, max_length=128)  # the worker id its claims carry (claimed_by)
+    host: str = Field(max_length=255)
+    pid: int
+    # Only this tenant's rows (`tandem sync worker --tenant`); None: every tenant's.
+    tenant_id: str | None = Field(default=None, max_length=64)
+    started_at: datetime = Field(sa_type=UtcDateTime)
+    last_beat_at: datetime = Field(sa_type=UtcDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    rows_claimed: int = 0

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.outbox import OutboxMessage
 from service.settings import Settings
+from service.sync.heartbeat import Heartbeat
 from service.sync.leases import DEFAULT_LEASE_SECONDS, claim, kept_lease, release, renew, renew_many
 from service.sync.processing import Processor, WorkerStats
 
@@ -82,13 +83,17 @@ def run_worker(
     tenant_id: str | None = None,
 ) -> WorkerStats:
     """Deliver until `stop_event` is set (or, with once=True, until nothing is due). Rows claimed but not
-    started when the stop comes are released. tenant_id: only that tenant's rows (a per-tenant worker)."""
+    started when the stop comes are released. tenant_id: only that tenant's rows (a per-tenant worker). The worker
+    keeps its heartbeat row (heartbeat.py) from start to stop."""
     processor = processor or Processor(engine, settings, worker_id)
     processor.worker_id = worker_id
     stats = processor.stats
+    heartbeat = Heartbeat(engine, worker_id, every_seconds=settings.sync_worker_beat_seconds, tenant_id=tenant_id)
     try:
+        heartbeat.start()
         while not stop_event.is_set():
             try:
+                heartbeat.beat(stats.claimed)
                 rows = claim(engine, worker_id, limit=batch, lease_seconds=lease_seconds, tenant_id=tenant_id)
                 if not rows:
                     if once:
@@ -111,5 +116,31 @@ def run_worker(
             if progress is not None:
                 progress(stats)
     finally:
+        heartbeat.stop()
         processor.http.close()
     return stats
+
+
+class WorkerThread:
+    """One delivery worker in a thread of the API process (TANDEM_DEV_WORKER, for development): a replayed
+    message is sent without a second terminal. Production runs `tandem sync worker` processes instead."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.worker_id = default_worker_id()
+        self._engine = engine
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dev-sync-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            run_worker(self._engine, self._settings, worker_id=self.worker_id, stop_event=self._stop)
+        except Exception:  # the API must keep serving; the sync page shows the worker dead
+            logger.exception("the in-process delivery worker stopped")

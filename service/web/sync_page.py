@@ -8,7 +8,9 @@ from fastapi import APIRouter, Form, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
 from service.api.deps import RowNumber
-from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_form, context_for_page
+from service.clock import now_utc
+from service.sync.heartbeat import read_workers
+from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_form, context_for_page, settings_of
 from service.web.rendering import WebRoute, render
 from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter, retry_quarantine
 
@@ -26,7 +28,10 @@ def sync_page(
 ) -> Response:
     ctx = context_for_page(request, web_session, session, "list", "sync-outbox", ADMIN_PAGES, scopes=None)
     overview = read_sync_overview(session, ctx)
+    dead_after = settings_of(request).sync_worker_dead_after_seconds
+    workers = read_workers(session, ctx.tenant_id, now=now_utc(), dead_after_seconds=dead_after)
     values = {
+        "workers": workers,
         "title": "EHR sync",
         "overview": overview,
         "statuses": OUTBOX_STATUSES,
