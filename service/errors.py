@@ -124,6 +124,14 @@ class MethodNotAllowed(TandemError):
         return {**super().headers(), "Allow": ", ".join(self.allow)}
 
 
+class UnsupportedMediaType(TandemError):
+    """A body in a format the operation does not read (text/plain where JSON is expected, no Content-Type)."""
+
+    status_code = 415
+    title = "Unsupported media type"
+    issue_code = "not-supported"
+
+
 class PreconditionFailed(TandemError):
     status_code = 412
     title = "Precondition failed"

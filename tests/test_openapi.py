@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -70,3 +71,37 @@ def test_fhir_bodies_document_their_refusals_as_operation_outcomes(spec: dict[st
         assert "application/problem+json" in responses[status]["content"]
     plain = spec["paths"]["/api/v1/caseload"]["get"]["responses"]["422"]["content"]
     assert "application/fhir+json" not in plain  # no FHIR body, no FHIR answer
+
+
+INDEFINITE_ARTICLE = re.compile(r"\b(a|an) (\w+)", re.IGNORECASE)
+# Said with a vowel sound though spelled otherwise, or the reverse; extend when a label needs it.
+SAID_WITH_A_VOWEL = {"ehr"}
+SAID_WITH_A_CONSONANT = {"cbt", "questionnaire", "unique", "user"}
+
+
+def _wants_an(word: str) -> bool:
+    lower = word.lower()
+    if lower in SAID_WITH_A_VOWEL:
+        return True
+    return lower not in SAID_WITH_A_CONSONANT and lower[0] in "aeiou"
+
+
+def test_summaries_use_the_right_article(spec: dict[str, Any]) -> None:
+    # Issue #24 part 6: "Record a enrollment", "Read a EHR sync target".
+    wrong = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for text in (operation.get("summary", ""), operation.get("description", "")):
+                for article, word in INDEFINITE_ARTICLE.findall(text):
+                    if (article.lower() == "an") != _wants_an(word):
+                        wrong.append(f"{method.upper()} {path}: {article} {word}")
+    assert not wrong, wrong
+    summaries = {op["operationId"]: op["summary"] for item in spec["paths"].values() for op in item.values()}
+    assert summaries["createEnrollment"] == "Record an enrollment"
+    assert summaries["readSyncTarget"] == "Read an EHR sync target"
+    assert summaries["createCbtSession"] == "Record a CBT session"
+
+
+def test_errors_document_the_415_for_a_body_not_sent_as_json(spec: dict[str, Any]) -> None:
+    assert "415" in spec["paths"]["/api/v1/patients"]["post"]["responses"]
+    assert "415" in spec["paths"]["/api/v1/patients/{record_id}"]["patch"]["responses"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from fhir_mappings.release import any_model_for
-from service.errors import TandemError, invalid
+from service.errors import TandemError, UnsupportedMediaType, invalid
 from service.records.base import nul_in
 
 Format = Literal["json", "xml"]
@@ -26,12 +26,6 @@ _XML_TYPES = {FHIR_XML, "application/xml", "text/xml", "application/xml+fhir", "
 class NotAcceptable(TandemError):
     status_code = 406
     title = "Not acceptable"
-    issue_code = "not-supported"
-
-
-class UnsupportedMediaType(TandemError):
-    status_code = 415
-    title = "Unsupported media type"
     issue_code = "not-supported"
 
 

@@ -61,17 +61,23 @@ API_SURFACE = Surface("api", problem_response)
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
     for status, description in {
-        400: "The request cannot be read (a body that is not JSON, a NUL character in the URL)",
+        400: "The request cannot be read (a body that is not UTF-8, a NUL character in the URL)",
         401: "Missing, malformed, expired or untrusted bearer token",
         403: "The token's role may not do this",
         404: "No such record in the caller's tenant",
         413: "Request body too large",
-        422: "The request is invalid; `errors` names each field",
+        422: "The request is invalid (`errors` names each field), or its body is not valid JSON (`errors` names "
+        "the line and column)",
     }.items()
 }
 WRITE_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     **ERROR_RESPONSES,
     409: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Conflicts with a stored record"},
+    415: {
+        "model": Problem,
+        "content": {PROBLEM_JSON: {}},
+        "description": "The body is not sent as JSON (Content-Type: application/json)",
+    },
 }
 UPDATE_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     **WRITE_ERROR_RESPONSES,

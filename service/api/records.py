@@ -42,7 +42,7 @@ def _update_model(kind: StoredKind) -> type[BaseModel]:
     return create_model(
         f"{kind.schema_name}Update",
         __base__=ApiModel,  # unknown fields refused, NUL refused, dates/times/booleans strict
-        __doc__=f"Changes to a {kind.label}; only the fields sent are changed. Send If-Match with the ETag.",
+        __doc__=f"Changes to {kind.a_label}; only the fields sent are changed. Send If-Match with the ETag.",
         **fields,
     )
 
@@ -119,9 +119,9 @@ def record_router(kind: StoredKind) -> APIRouter:
     @router.post(
         "",
         operation_id=f"create{kind.schema_name}",
-        summary=f"Record a {kind.label}",
+        summary=f"Record {kind.a_label}",
         description=(
-            f"Stores a {kind.label}. A `source` identifier already stored returns the stored record with 200 "
+            f"Stores {kind.a_label}. A `source` identifier already stored returns the stored record with 200 "
             "instead of creating a duplicate, so a resend is safe."
         ),
         status_code=201,
@@ -150,7 +150,7 @@ def record_router(kind: StoredKind) -> APIRouter:
         "/{record_id}",
         operation_id=f"read{kind.schema_name}",
         name=f"read{kind.schema_name}",
-        summary=f"Read a {kind.label}",
+        summary=f"Read {kind.a_label}",
         response_model=public_schema,
         responses=ERROR_RESPONSES,
     )
@@ -208,7 +208,7 @@ def record_router(kind: StoredKind) -> APIRouter:
     @router.patch(
         "/{record_id}",
         operation_id=f"update{kind.schema_name}",
-        summary=f"Change a {kind.label}",
+        summary=f"Change {kind.a_label}",
         description='Partial update. `If-Match` must carry the ETag last read (W/"n"); a stale one gets 412.',
         response_model=public_schema,
         responses=UPDATE_ERROR_RESPONSES,
@@ -238,7 +238,7 @@ def record_router(kind: StoredKind) -> APIRouter:
     @router.get(
         "/{record_id}/received",
         operation_id=f"received{kind.schema_name}",
-        summary=f"What senders sent for a {kind.label}",
+        summary=f"What senders sent for {kind.a_label}",
         description=(
             "Provenance: every FHIR resource a sender sent for this record (POST, PUT, Bundle entry, import, EHR "
             "pull), exactly as sent, with who sent it, when, and the elements Tandem did not use. Oldest first; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import traceback
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from service.errors import (
     MethodNotAllowed,
     NoSuchRoute,
     TandemError,
+    UnsupportedMediaType,
 )
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -43,7 +45,7 @@ def refusal(request: Request, error: Exception) -> TandemError:
     if isinstance(error, TandemError):
         return error
     if isinstance(error, RequestValidationError):
-        return _invalid_request(error)
+        return _invalid_request(request, error)
     if isinstance(error, StarletteHTTPException):
         return _http_error(request, error)
     request_id = getattr(request.state, "request_id", None)
@@ -79,17 +81,39 @@ def request_field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _invalid_request(error: RequestValidationError) -> InvalidRequest:
-    return InvalidRequest(
-        [
-            FieldProblem(
-                request_field(tuple(e["loc"])),
-                str(e["msg"]).removeprefix("Value error, "),
-                VALIDATION_ISSUE_CODES.get(str(e.get("type")), "value"),
-            )
-            for e in error.errors()
-        ]
+def _invalid_request(request: Request, error: RequestValidationError) -> TandemError:
+    details = error.errors()
+    if any(_unread_body(e) for e in details):
+        sent = request.headers.get("content-type")
+        how = f"as {sent}" if sent else "without a Content-Type"
+        return UnsupportedMediaType(f"the body was sent {how}; send it as JSON, with Content-Type: application/json")
+    return InvalidRequest([_field_problem(e, error.body) for e in details])
+
+
+def _unread_body(detail: Any) -> bool:
+    """FastAPI hands the body's raw bytes to validation when its Content-Type is not JSON (strict content type):
+    that is a body in the wrong format (415), not a wrong value in it."""
+    return tuple(detail["loc"])[:1] == ("body",) and isinstance(detail.get("input"), bytes)
+
+
+def _field_problem(detail: Any, body: Any) -> FieldProblem:
+    loc = tuple(detail["loc"])
+    if detail.get("type") == "json_invalid" and isinstance(body, str) and len(loc) == 2 and isinstance(loc[1], int):
+        # FastAPI locates broken JSON by a character offset (`body.20`): a person looks for a line and column.
+        line, column = text_position(body, loc[1])
+        reason = (detail.get("ctx") or {}).get("error", "JSON decode error")
+        return FieldProblem("body", f"not valid JSON at line {line}, column {column}: {reason}", "structure")
+    return FieldProblem(
+        request_field(loc),
+        str(detail["msg"]).removeprefix("Value error, "),
+        VALIDATION_ISSUE_CODES.get(str(detail.get("type")), "value"),
     )
+
+
+def text_position(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of a character offset, as editors and json.JSONDecodeError count them."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - text.rfind("\n", 0, offset)
 
 
 def _http_error(request: Request, error: StarletteHTTPException) -> TandemError:

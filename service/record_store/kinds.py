@@ -58,6 +58,8 @@ class StoredKind:
     immutable: frozenset[str] = frozenset({"patient_id"})
     patient_scoped: bool = True
     has_status: bool = True
+    # The label's indefinite article, said, not spelled: "an EHR sync target", "an enrollment".
+    article: str = "a"
     # Hooks where the API shape is not the columns: flatten before writing, expand after reading.
     to_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
     from_columns: Callable[[Columns], Columns] = field(default=lambda values: values)
@@ -71,6 +73,11 @@ class StoredKind:
     child_fields: frozenset[str] = frozenset()
     # The stored record a new one sent without a source identifier is (a patient named only by its MRN).
     match_unsourced: Callable[[Session, str, Columns], TenantRecord | None] | None = None
+
+    @property
+    def a_label(self) -> str:
+        """The label with its article, for summaries and messages: "an enrollment", "a CBT session"."""
+        return f"{self.article} {self.label}"
 
     def patient_of(self, row: TenantRecord) -> str | None:
         if not self.patient_scoped:
@@ -148,6 +155,7 @@ PRACTITIONERS = RecordKind(
 
 ENROLLMENTS = RecordKind(
     label="enrollment",
+    article="an",
     path=Kind.ENROLLMENTS,
     schema_name="Enrollment",
     table=enrollment.Enrollment,
@@ -221,6 +229,7 @@ QUESTIONNAIRE_RESPONSES = RecordKind(
 
 APPOINTMENTS = RecordKind(
     label="appointment",
+    article="an",
     path=Kind.APPOINTMENTS,
     schema_name="Appointment",
     table=appointment.Appointment,

@@ -27,6 +27,7 @@ def _checked(session: Session, ctx: RequestContext, columns: dict[str, Any]) -> 
 
 SYNC_TARGETS = StoredKind(
     label="EHR sync target",
+    article="an",
     path="sync/targets",
     schema_name="SyncTarget",
     table=SyncTarget,

@@ -98,7 +98,11 @@ def check_target_url(
     if parts.scheme not in ("https", "http"):
         raise invalid(field, "must be an http(s) URL")
     if parts.scheme == "http" and require_https:
-        raise invalid(field, "must use https: patient data never travels unencrypted")
+        raise invalid(
+            field,
+            "must use https: patient data never travels unencrypted (for a test EHR on a trusted network only, "
+            "set TANDEM_SYNC_REQUIRE_HTTPS=false)",
+        )
     if parts.username or parts.password:
         raise invalid(field, "must not carry credentials; configure the target's auth instead")
     if parts.query or parts.fragment:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -167,6 +168,54 @@ def test_broken_json_is_refused(client: TestClient, tenant: str, auth: Callable[
         headers={**auth(tenant), "Content-Type": "application/json"},
     )
     assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_broken_json_is_located_by_line_and_column(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    # Issue #24 part 6: the refusal named the character offset as a field ("field": "31").
+    body = b'{\n  "family_name": "Nakamura",\n  "sex": \n}'
+    headers = {**auth(tenant), "Content-Type": "application/json"}
+    response = client.post(f"{API}/patients", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [
+        {"field": "body", "message": "not valid JSON at line 4, column 1: Expecting value"}
+    ]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_sent_as_json_gets_415(
+    client: TestClient, engine: Engine, tenant: str, auth: Callable[..., dict[str, str]], content_type: str | None
+) -> None:
+    # Issue #24 part 6: a JSON body labelled text/plain was a 422 "Input should be a valid dictionary".
+    headers = auth(tenant, "ehr-system")
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    before = database_checksum(engine, exclude={"audit_events"})
+    body = json.dumps(patient_body()).encode()
+    response = client.post(f"{API}/patients", content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["title"] == "Unsupported media type"
+    assert "Content-Type: application/json" in problem["detail"]
+    assert (content_type or "without a Content-Type") in problem["detail"]
+    assert database_checksum(engine, exclude={"audit_events"}) == before
+
+
+def test_a_change_not_sent_as_json_gets_415(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    api = ApiDriver(client, auth(tenant, "ehr-system"))
+    patient_id = api.patient()
+    response = client.patch(
+        f"{API}/patients/{patient_id}",
+        content=b'{"given_name": "Kim"}',
+        headers={**api.headers, "Content-Type": "text/plain", "If-Match": 'W/"1"'},
+    )
+    assert response.status_code == 415, response.text
     assert response.headers["content-type"] == "application/problem+json"
 
 

@@ -132,3 +132,12 @@ def test_a_transition_form_of_a_public_ipv4_address_is_accepted(form: str) -> No
 def test_plain_public_ipv6_embeds_nothing_and_is_accepted() -> None:
     assert embedded_ipv4(ipaddress.IPv6Address("2606:4700:4700::1111")) == []
     assert check_target_url("https://[2606:4700:4700::1111]/fhir") == "https://[2606:4700:4700::1111]/fhir"
+
+
+def test_a_plain_http_target_is_refused_naming_the_setting_that_allows_it() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        check_target_url("http://93.184.216.34/fhir", resolve=lambda host: ["93.184.216.34"])
+    problem = refused.value.problems[0]
+    assert problem.field == "base_url"
+    assert "https" in problem.message
+    assert "TANDEM_SYNC_REQUIRE_HTTPS=false" in problem.message
