@@ -109,6 +109,21 @@ def _takers(session: Session, tenant_id: str, record_kind: str, came_from_target
     ]
 
 
+def enqueue_for_target(
+    session: Session, *, tenant_id: str, target_id: str, records: list[tuple[str, str, int, str | None]]
+) -> int:
+    """Add one pending row for one target per (record kind, record id, version, patient id), in the order given
+    (a backfill: service/sync/backfill.py); part of the caller's transaction."""
+    now = now_utc()
+    rows = [
+        _row(tenant_id, target_id, kind, rid, version, patient_id, "upsert", now)
+        for kind, rid, version, patient_id in records
+    ]
+    if rows:
+        session.execute(insert(OutboxMessage), rows)
+    return len(rows)
+
+
 def _add_rows(
     session: Session,
     target_ids: list[str],
@@ -121,23 +136,36 @@ def _add_rows(
 ) -> int:
     now = now_utc()
     rows = [
-        {
-            "tenant_id": tenant_id,
-            "target_id": target_id,
-            "record_kind": record_kind,
-            "record_id": record_id,
-            "record_version": record_version,
-            "patient_id": patient_id,
-            "operation": operation,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "correlation_id": str(uuid.uuid4()),
-            "created_at": now,
-            "updated_at": now,
-        }
+        _row(tenant_id, target_id, record_kind, record_id, record_version, patient_id, operation, now)
         for target_id in target_ids
     ]
     if rows:
         session.execute(insert(OutboxMessage), rows)
     return len(rows)
+
+
+def _row(
+    tenant_id: str,
+    target_id: str,
+    record_kind: str,
+    record_id: str,
+    record_version: int,
+    patient_id: str | None,
+    operation: Operation,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "target_id": target_id,
+        "record_kind": record_kind,
+        "record_id": record_id,
+        "record_version": record_version,
+        "patient_id": patient_id,
+        "operation": operation,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "correlation_id": str(uuid.uuid4()),
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -6,20 +6,25 @@ import multiprocessing
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
+from service.audit_trail import RequestContext
+from service.auth.principal import Principal
 from service.clock import now_utc
 from service.db.engine import make_engine
 from service.db.unit_of_work import unit_of_work
+from service.errors import InvalidRequest
 from service.observability import configure_logging
 from service.records.sync_target import SyncTarget
 from service.settings import get_settings
 from service.sync import status as sync_status
+from service.sync.backfill import backfill
 from service.sync.export import bulk_export
 from service.sync.heartbeat import live_worker_on
 from service.sync.leases import DEFAULT_LEASE_SECONDS
@@ -28,7 +33,7 @@ from service.sync.pull import PULL_ORDER, KindSummary, PullSummary, pull
 from service.sync.quarantine import list_quarantined, retry_quarantined
 from service.sync.worker import default_worker_id, run_worker
 
-app = typer.Typer(help="EHR sync: delivery workers, pulls, dead letters.", no_args_is_help=True)
+app = typer.Typer(help="EHR sync: delivery workers, pulls, backfills, dead letters.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
@@ -266,3 +271,35 @@ def replay_command(
             return
         count = sync_status.replay(session, tenant, outbox_id=message, target_id=target)
     console.print(f"{count} dead letter(s) queued again")
+
+
+@app.command("backfill")
+def backfill_command(target: str) -> None:
+    """Queue for TARGET every record of its tenant it takes and was not sent yet (a new EHR's history); running it
+    again queues nothing new. The delivery workers send the rows."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    with unit_of_work(engine) as session:
+        row = session.get(SyncTarget, target)
+    if row is None:
+        console.print(f"no EHR sync target {target}", markup=False)
+        raise typer.Exit(2)
+    principal = Principal(
+        subject="cli:sync-backfill", tenant_id=row.tenant_id, role="admin", scopes=None, client_id=None
+    )
+    ctx = RequestContext(principal=principal, request_id=str(uuid.uuid4()), settings=settings)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console)
+    tasks: dict[str, TaskID] = {}
+
+    def progress(kind: str, seen: int, total: int) -> None:
+        if kind not in tasks:
+            tasks[kind] = bar.add_task(kind, total=total or 1)
+        bar.update(tasks[kind], completed=seen if total else 1)
+
+    try:
+        with bar, unit_of_work(engine) as session:
+            summary = backfill(session, ctx, row.id, progress=progress)
+    except InvalidRequest as error:
+        console.print(f"nothing queued: {error.problems[0].message}", markup=False)
+        raise typer.Exit(1) from None
+    console.print(f"{row.name}: {summary.line()}", markup=False, soft_wrap=True)
