@@ -147,6 +147,10 @@ class FhirClient:
             return self.tokens.get(self.token_key, fetch)
         return None
 
+    def access_token(self) -> str | None:
+        """The token the next request would carry (None without auth); raises AuthError when none can be had."""
+        return self._token()
+
     @property
     def token_key(self) -> str:
         return sync_auth.smart_cache_key(self.target.id, self.target.base_url, self.target.auth or {})

@@ -122,10 +122,15 @@ def replay(
     *,
     outbox_id: int | None = None,
     target_id: str | None = None,
+    with_failed: bool = False,
 ) -> int:
-    """Send dead letters again from the first attempt: one (outbox_id), a target's, or all of the tenant's.
+    """Send dead letters again from the first attempt: one (outbox_id), a target's, or all of the tenant's; with
+    `with_failed`, the rows waiting out a backoff too (sent now, counted from the first attempt again).
     Returns how many were queued; the caller's unit of work commits."""
-    query = update(OutboxMessage).where(col(OutboxMessage.tenant_id) == tenant_id, col(OutboxMessage.status) == "dead")
+    statuses = ("dead", "failed") if with_failed else ("dead",)
+    query = update(OutboxMessage).where(
+        col(OutboxMessage.tenant_id) == tenant_id, col(OutboxMessage.status).in_(statuses)
+    )
     if outbox_id is not None:
         row = session.get(OutboxMessage, outbox_id)
         if row is None or row.tenant_id != tenant_id:
