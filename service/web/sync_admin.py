@@ -7,7 +7,7 @@ here until the sync package grows its own operator functions.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,13 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
+from service.break_glass.access import hidden_patients
 from service.clock import now_utc
 from service.errors import RecordNotFound
 from service.outbox import OutboxMessage
+from service.records.patient import Patient
 from service.records.sync_target import SyncTarget
+from service.sync.failure_words import stored_error_words
 from service.sync.quarantine import RetryResult, list_quarantined, retry_for_target
 
 OUTBOX_STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
@@ -33,6 +36,7 @@ class TargetCounts:
     name: str
     enabled: bool
     counts: dict[str, int] = field(default_factory=dict)
+    base_url: str = ""
 
     @property
     def total(self) -> int:
@@ -42,15 +46,18 @@ class TargetCounts:
 @dataclass(frozen=True)
 class OutboxEntry:
     id: int
+    target_id: str
     target_name: str
     record_kind: str
     record_id: str
     record_version: int
     patient_id: str | None
+    patient_name: str | None  # None: no patient, or one the caller may not see (restricted)
     status: str
     attempts: int
     last_status_code: int | None
-    error: str
+    error: str  # in words: host, what failed, the EHR's OperationOutcome text
+    next_attempt_at: Any  # when a failed row is tried again
     updated_at: Any
 
 
@@ -78,7 +85,7 @@ def _targets(session: Session, tenant_id: str) -> dict[str, TargetCounts]:
     found = session.exec(
         select(SyncTarget).where(col(SyncTarget.tenant_id) == tenant_id).order_by(col(SyncTarget.name))
     ).all()
-    return {t.id: TargetCounts(t.id, t.name, t.enabled) for t in found}
+    return {t.id: TargetCounts(t.id, t.name, t.enabled, base_url=t.base_url) for t in found}
 
 
 def _count_into(targets: dict[str, TargetCounts], rows: Any) -> list[TargetCounts]:
@@ -88,37 +95,36 @@ def _count_into(targets: dict[str, TargetCounts], rows: Any) -> list[TargetCount
     return list(targets.values())
 
 
-def error_summary(error: dict[str, Any] | None) -> str:
-    """The EHR's words: OperationOutcome diagnostics where there are some, else the stored error, shortened."""
-    if not error:
-        return ""
-    issues = error.get("issue") if isinstance(error, dict) else None
-    if isinstance(issues, list):
-        texts = [
-            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code") or "")
-            for i in issues
-            if isinstance(i, dict)
-        ]
-        summary = "; ".join(t for t in texts if t)
-        if summary:
-            return summary[:ERROR_SUMMARY_CHARS]
-    return json.dumps(error, sort_keys=True)[:ERROR_SUMMARY_CHARS]
+def patient_names(session: Session, ctx: RequestContext, patient_ids: Iterable[str | None]) -> dict[str, str]:
+    """The names of these patients for the page's links, leaving out the restricted ones the caller may not see."""
+    wanted = {p for p in patient_ids if p} - hidden_patients(session, ctx)
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(Patient.id, Patient.family_name, Patient.given_name, Patient.name_text).where(
+            col(Patient.tenant_id) == ctx.tenant_id, col(Patient.id).in_(sorted(wanted))
+        )
+    ).all()
+    return {pid: ", ".join(n for n in (family, given) if n) or text or "(no name)" for pid, family, given, text in rows}
 
 
-def _entry(message: OutboxMessage, targets: dict[str, TargetCounts]) -> OutboxEntry:
+def outbox_entry(message: OutboxMessage, targets: dict[str, TargetCounts], names: dict[str, str]) -> OutboxEntry:
     assert message.id is not None
     target = targets.get(message.target_id)
     return OutboxEntry(
         id=message.id,
+        target_id=message.target_id,
         target_name=target.name if target else message.target_id,
         record_kind=message.record_kind,
         record_id=message.record_id,
         record_version=message.record_version,
         patient_id=message.patient_id,
+        patient_name=names.get(message.patient_id or ""),
         status=message.status,
         attempts=message.attempts,
         last_status_code=message.last_status_code,
-        error=error_summary(message.last_error),
+        error=stored_error_words(message.last_error, message.last_status_code, target.base_url if target else ""),
+        next_attempt_at=message.next_attempt_at,
         updated_at=message.updated_at,
     )
 
@@ -162,10 +168,11 @@ def read_sync_overview(session: Session, ctx: RequestContext) -> SyncOverview:
         )
         for q in list_quarantined(session, ctx.tenant_id)
     ]
+    names = patient_names(session, ctx, [m.patient_id for m in [*errors, *dead]])
     overview = SyncOverview(
         targets=per_target,
-        recent_errors=[_entry(m, targets) for m in errors],
-        dead_letters=[_entry(m, targets) for m in dead],
+        recent_errors=[outbox_entry(m, targets, names) for m in errors],
+        dead_letters=[outbox_entry(m, targets, names) for m in dead],
         quarantined=quarantined,
     )
     record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in [*errors, *dead]])

@@ -208,6 +208,19 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
     ("POST", "/sync/targets/{target_id}/quarantine/retry"): page(ADMIN, 303, ids=True),
+    # managing targets: an empty form is refused (422) after the role check, nothing is changed
+    ("GET", "/sync/targets/new"): page(ADMIN),
+    ("POST", "/sync/targets"): page(ADMIN, 422),
+    ("GET", "/sync/targets/{target_id}"): page(ADMIN, ids=True),
+    ("GET", "/sync/targets/{target_id}/edit"): page(ADMIN, ids=True),
+    ("POST", "/sync/targets/{target_id}"): page(ADMIN, 422, ids=True),
+    ("POST", "/sync/targets/{target_id}/enabled"): page(ADMIN, 422, ids=True),
+    # the owner's test is of a missing target (never call the EHR from a test)
+    ("POST", "/sync/targets/{target_id}/connection-test"): page(ADMIN, 404, ids=True),
+    # the world's records were queued as they were written: nothing more to queue (303)
+    ("POST", "/sync/targets/{target_id}/backfill"): page(ADMIN, 303, ids=True),
+    ("POST", "/sync/targets/{target_id}/replay"): page(ADMIN, 303, ids=True),
+    ("GET", "/sync/messages/{message_id}"): page(ADMIN, ids=True),
 }
 
 # The generic FHIR routes, per resource type.
@@ -345,7 +358,7 @@ class Probe:
         if path.startswith(f"{API}/") and "{record_id}" in path:
             kind = path.removeprefix(f"{API}/").removesuffix("/received").removesuffix("/{record_id}")
             values["record_id"] = w.ids[kind]
-        if owner and path.endswith(("/dry-run", "/pull")):
+        if owner and path.endswith(("/dry-run", "/pull", "/connection-test")):
             values["target_id"] = MISSING_ID  # never call the EHR from a test
         if "{resource_id}" in path:
             values["resource_id"] = self._fhir_id(resource_type or "Questionnaire")

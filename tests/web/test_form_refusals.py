@@ -28,6 +28,12 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/patients/{patient_id}/break-the-glass": ("clinician", "coordinator"),
     "/sync/dead-letters/{message_id}/replay": ("admin", "clinician"),
     "/sync/targets/{target_id}/quarantine/retry": ("admin", "coordinator"),
+    "/sync/targets": ("admin", "coordinator"),
+    "/sync/targets/{target_id}": ("admin", "clinician"),
+    "/sync/targets/{target_id}/enabled": ("admin", "coordinator"),
+    "/sync/targets/{target_id}/connection-test": ("admin", "clinician"),
+    "/sync/targets/{target_id}/backfill": ("admin", "coordinator"),
+    "/sync/targets/{target_id}/replay": ("admin", "clinician"),
 }
 FORGED_TOKENS = ("", "forged-token")
 
