@@ -2,7 +2,8 @@
 was written before it was registered; the writes since then queued themselves, service/outbox.py).
 
 Idempotent: a record that already has a row for the target (in any state: waiting, sent, dead) or that the target
-already holds (a patient a pull linked there, service/sync/patient_links.py) is not queued again, so a second run
+already holds (a patient a pull linked there, service/sync/patient_links.py; a record a pull took from it, whose
+source is the target's, which the write path does not echo back either) is not queued again, so a second run
 queues nothing. Kinds go in the record table's order (patients, then enrolments, then their records), so each
 patient's rows go out patient first (the outbox sends a patient's rows in row order).
 """
@@ -23,6 +24,7 @@ from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.base import PatientRecord
 from service.records.sync_target import SyncTarget
 from service.sync.tables import RemoteResource
+from service.sync.taking import source_system
 
 CHUNK = 500  # records read and queued at a time (and a progress step)
 # kind path, records of the kind looked at so far, records of the kind in all
@@ -104,9 +106,11 @@ def _backfill_kind(
     after: tuple[datetime, str] | None = None
     owner = col(table.patient_id) if issubclass(table, PatientRecord) else None
     created, record_id = col(table.created_at), col(table.id)
+    theirs = source_system(target)  # what a pull from this target took in is not sent back to it
     while True:
         # In the order they were written (a patient's sessions go out in their order), a page at a time.
-        query = select(record_id, col(table.version), created, *([owner] if owner is not None else [])).where(
+        columns = [record_id, col(table.version), created, col(table.source_system)]
+        query = select(*columns, *([owner] if owner is not None else [])).where(
             col(table.tenant_id) == target.tenant_id
         )
         if after is not None:
@@ -118,7 +122,9 @@ def _backfill_kind(
         ids = [str(row[0]) for row in batch]
         known = _already_there(session, target, kind.path, ids)
         records = [
-            (kind.path, str(row[0]), int(row[1]), _patient(kind, row)) for row in batch if str(row[0]) not in known
+            (kind.path, str(row[0]), int(row[1]), _patient(kind, row))
+            for row in batch
+            if str(row[0]) not in known and row[3] != theirs
         ]
         summary.queued[kind.path] += enqueue_for_target(
             session, tenant_id=target.tenant_id, target_id=target.id, records=records
@@ -134,7 +140,7 @@ def _backfill_kind(
 def _patient(kind: RecordKind, row: tuple[object, ...]) -> str | None:
     if not kind.patient_scoped:
         return None
-    return str(row[3]) if len(row) > 3 else str(row[0])  # a patient's own row is about the patient
+    return str(row[4]) if len(row) > 4 else str(row[0])  # a patient's own row is about the patient
 
 
 def _already_there(session: Session, target: SyncTarget, kind_path: str, ids: list[str]) -> set[str]:

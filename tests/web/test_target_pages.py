@@ -400,6 +400,22 @@ def test_backfill_queues_every_record_once_patients_first(
     assert [a.outcome for a in _audit(engine, tenant, "update") if a.record_id == target_id] == ["success"] * 2
 
 
+def test_backfill_does_not_send_an_ehr_what_was_pulled_from_it(
+    admin: Browser, tenant: str, loopback_app: FastAPI, loopback_settings: Settings
+) -> None:
+    base_url = "https://93.184.216.34/fhir"
+    api = _api(loopback_app, loopback_settings, tenant)
+    ours = api.patient(family_name="Ours")
+    # As a pull from that EHR stores what it took in: the EHR's base URL and its id as the source.
+    theirs = api.patient(family_name="Theirs", source={"system": base_url, "value": "Patient/e-77"})
+    target_id = _loopback_target(admin, base_url, push=["patients"])
+    admin.get(f"/sync/targets/{target_id}")
+    done = admin.post(f"/sync/targets/{target_id}/backfill", {}, csrf=admin.csrf())
+    assert "Backfill: 1 record(s) queued; 1 already queued, sent or held" in admin.get(done.headers["location"]).text
+    assert [r.record_id for r in _rows(loopback_app.state.engine, tenant, target_id)] == [ours]
+    assert theirs != ours
+
+
 def test_backfill_of_a_disabled_target_is_refused_in_words(
     admin: Browser, tenant: str, loopback_app: FastAPI, loopback_settings: Settings
 ) -> None:
@@ -447,6 +463,7 @@ def test_errors_in_words_with_the_next_try_names_linked_and_replay_all(
     _fail_rows(engine, _rows(engine, tenant, other_id), "dead")
 
     sync = admin.get("/sync").text
+    assert f'action="/sync/targets/{target_id}/replay"' in sync and f'action="/sync/targets/{other_id}/replay"' in sync
     assert (
         "93.184.216.34:443 answered HTTP 422 Unprocessable Entity. The EHR said: Patient.birthDate: not a date" in sync
     )
