@@ -10,8 +10,8 @@ HOST ?= 127.0.0.1
 DEV_WORKER ?= 1
 export TANDEM_DATABASE_URL ?= $(if $(DATABASE_URL),$(DATABASE_URL),sqlite:///$(CURDIR)/var/tandem.db)
 
-.PHONY: run test test-fast ci lint typecheck openapi openapi-check migrations-check docker-lint install install-dev clean bench bench-smoke \
-	soak
+.PHONY: run test test-fast ci lint typecheck openapi openapi-check migrations-check docker-lint compose-check install \
+	install-dev clean bench bench-smoke soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,8 +78,13 @@ migrations-check: install-dev
 docker-lint: install-dev
 	$(BIN)/hadolint Dockerfile
 
-ci: lint typecheck openapi-check migrations-check docker-lint
-	REQUIRE_POSTGRES=1 REQUIRE_FIXTURES=1 REQUIRE_BROWSER=1 $(PYTEST)
+# compose.yaml against the Compose Specification's JSON schema (docker compose is not needed; tests/test_compose.py
+# adds the checks the schema cannot make).
+compose-check: install-dev
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+
+ci: lint typecheck openapi-check migrations-check docker-lint compose-check
+	REQUIRE_POSTGRES=1 REQUIRE_REDIS=1 REQUIRE_FIXTURES=1 REQUIRE_BROWSER=1 $(PYTEST)
 	$(MAKE) bench-smoke
 
 # The heavier reliability and sync runs (docs/reliability.md): more load, more faults, more SIGKILLs. Minutes, not

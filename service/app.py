@@ -12,9 +12,10 @@ from service.api import break_glass, caseload, health, instruments, sync_targets
 from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
-from service.api.middleware import RateLimit, RefuseNul, RequestId, SecurityHeaders
+from service.api.middleware import RefuseNul, RequestId, SecurityHeaders
 from service.api.openapi_schema import install_openapi
 from service.api.problems import API_SURFACE
+from service.api.rate_limit import RateLimit
 from service.api.records import record_routers
 from service.api.surfaces import install_surface_handlers, refusing
 from service.auth.tokens import TokenVerifier
@@ -86,7 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyDepthLimit)  # inside the size cap: it scans only what the cap let through
     app.add_middleware(RefuseNul, render=refused)
-    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=refused)
+    app.add_middleware(
+        RateLimit,
+        per_minute=settings.rate_limit_per_minute,
+        render=refused,
+        storage_uri=settings.rate_limit_storage,
+        key_prefix=settings.rate_limit_key_prefix,
+    )
     # The body cap reads (at most the cap) before anything inside it runs; only the request id sits outside.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render=refused)
     app.add_middleware(RequestId)

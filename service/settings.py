@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'tandem.db'}"
 MIN_SECRET_CHARS = 32
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 DEV_SECRET_PLACEHOLDER = "dev-only-not-a-secret-change-me-before-use"  # noqa: S105 - a known placeholder, refused in production
 
 
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     # Requests per minute per client (bearer token, or address without one); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=1200, ge=0, le=1_000_000)
+    # Where the limit counts: "memory://" in each process (N replicas: up to N times the rate), or a Redis
+    # ("redis://host:6379/0", "rediss://…") that every API replica shares. Keys start with the prefix.
+    rate_limit_storage: str = "memory://"
+    rate_limit_key_prefix: str = Field(default="tandem", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     # The bearer token Prometheus sends to GET /metrics; unset (the default), /metrics is not served (404).
     metrics_token: str | None = None
     # Browser origins allowed to call the API; empty (the default) sends no CORS headers at all.
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and not self.trusted_issuers:
             raise ValueError("production needs TANDEM_TRUSTED_ISSUERS: a JSON object of issuer -> JWKS URL")
+        if self.rate_limit_storage != "memory://" and not self.rate_limit_storage.startswith(REDIS_SCHEMES):
+            raise ValueError(
+                "TANDEM_RATE_LIMIT_STORAGE must be memory:// or a Redis URL (redis://host:6379/0, rediss://…)"
+            )
         if self.sync_worker_dead_after_seconds <= self.sync_worker_beat_seconds:
             raise ValueError(
                 "TANDEM_SYNC_WORKER_DEAD_AFTER_SECONDS must exceed TANDEM_SYNC_WORKER_BEAT_SECONDS, or a live worker "

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
 
-from service.api.middleware import ADDRESS_BUCKET_SIZE
+from service.api.rate_limit import ADDRESS_BUCKET_SIZE
 from service.settings import Settings
 from service.web.rendering import SECURITY_HEADERS
 from tests.builders import API, PATIENT_RECORD_BODIES, ApiDriver, patient_body, practitioner_body, sync_target_body
