@@ -82,6 +82,9 @@ class DeliveryResult:
     requests: int = 0
 
 
+# Why a row of a target that was disabled (or removed) when its turn came is set aside (not_supported): re-enabling
+# the target queues such rows again (status.requeue_set_aside).
+TARGET_OFF = "the target was removed or disabled"
 # Everything contacting a target raises on purpose; anything else is our own bug (logged with its traceback).
 TARGET_FAILURES: tuple[type[Exception], ...] = (DeliveryFailure, AuthError, UnsafeUrl, httpx.HTTPError)
 

@@ -24,7 +24,7 @@ from service.sync.batching import deliver_plans_batched
 from service.sync.capabilities import CAPABILITIES, Capabilities, CapabilityCache
 from service.sync.client import FhirClient, RequestLog
 from service.sync.delivery import Delivery, deliver_plan
-from service.sync.outcomes import TARGET_FAILURES, DeliveryFailure, DeliveryResult, failure_of
+from service.sync.outcomes import TARGET_FAILURES, TARGET_OFF, DeliveryFailure, DeliveryResult, failure_of
 from service.sync.planning import Planned, RecordPlan, plan_for_target
 from service.sync.settling import Settled, settle, store_outcomes
 
@@ -123,7 +123,7 @@ class Processor:
         result: DeliveryResult | None = None
         failure: DeliveryFailure | None = None
         if target is None or not target.enabled:
-            result = DeliveryResult("not_supported", "the target was removed or disabled")
+            result = DeliveryResult("not_supported", TARGET_OFF)
         else:
             client = FhirClient(
                 target, self.settings, row.correlation_id, self.tokens, log.append, self.http, rate_limit=True

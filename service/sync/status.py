@@ -13,6 +13,7 @@ from service.clock import now_utc
 from service.errors import RecordNotFound
 from service.outbox import OutboxMessage
 from service.records.sync_target import SyncTarget
+from service.sync.outcomes import TARGET_OFF
 from service.sync.tables import SyncAttempt
 
 STATUSES = ("pending", "in_flight", "sent", "failed", "dead", "not_supported")
@@ -146,6 +147,29 @@ def replay(
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def requeue_set_aside(session: Session, tenant_id: str, target_id: str) -> int:
+    """The target's rows set aside because it was disabled when their turn came (outcomes.TARGET_OFF), queued again
+    from the first attempt: re-enabling a target sends what waited for it. Returns how many."""
+    rows = session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.tenant_id) == tenant_id,
+            col(OutboxMessage.target_id) == target_id,
+            col(OutboxMessage.status) == "not_supported",
+        )
+    ).all()
+    now = now_utc()
+    count = 0
+    for row in rows:
+        if (row.last_error or {}).get("message") != TARGET_OFF:
+            continue  # the EHR cannot take the kind: that is still true
+        row.status, row.attempts, row.next_attempt_at, row.updated_at = "pending", 0, now, now
+        row.claimed_by = row.claimed_until = None
+        session.add(row)
+        count += 1
+    session.flush()
+    return count
 
 
 def policy_refusals(session: Session, tenant_id: str, patient_id: str) -> list[OutboxEntry]:

@@ -67,16 +67,16 @@ def change_target(
     return _with_token(session, ctx, changed, token)
 
 
-def set_enabled(session: Session, ctx: RequestContext, target_id: str, enabled: str) -> SyncTargetPublic:
-    """Disable (nothing new is queued for it, nothing is sent) or enable a target again: `enabled` is the form's
-    "true" or "false"."""
+def set_enabled(session: Session, ctx: RequestContext, target_id: str, enabled: str) -> int:
+    """Disable a target (nothing new is queued for it; what waits is set aside when its turn comes) or enable it
+    again (what was set aside is queued again; Backfill queues what was written meanwhile). `enabled` is the
+    form's "true" or "false". Returns how many messages were queued again."""
     current = _target(session, ctx, target_id)
     if enabled not in ("true", "false"):
         raise invalid("enabled", "say true (enable the target) or false (disable it)")
     changes = {"enabled": enabled == "true"}
-    changed = update_record(session, ctx, SYNC_TARGETS, target_id, changes, f'W/"{current.version}"')
-    assert isinstance(changed, SyncTargetPublic)
-    return changed
+    update_record(session, ctx, SYNC_TARGETS, target_id, changes, f'W/"{current.version}"')
+    return sync_status.requeue_set_aside(session, ctx.tenant_id, target_id) if enabled == "true" else 0
 
 
 def try_connection(session: Session, ctx: RequestContext, target_id: str) -> ConnectionReport:

@@ -106,8 +106,8 @@ def enable_or_disable(
     ctx = context_for_form(
         request, web_session, session, csrf_token, "update", "sync/targets", ADMIN_PAGES, scopes=None
     )
-    set_enabled(session, ctx, target_id, enabled)
-    return RedirectResponse(f"/sync/targets/{target_id}?saved=1", status_code=303)
+    requeued = set_enabled(session, ctx, target_id, enabled)
+    return RedirectResponse(f"/sync/targets/{target_id}?saved=1&replayed={requeued}", status_code=303)
 
 
 @router.post("/sync/targets/{target_id}/connection-test")
@@ -218,6 +218,8 @@ def _notice(saved: str | None, backfilled: str | None, skipped: str | None, repl
     """Only counts come from the address, never text (issue #16, finding 9)."""
     if backfilled and backfilled.isdigit() and skipped and skipped.isdigit():
         return f"Backfill: {backfilled} record(s) queued; {skipped} already queued, sent or held by the EHR."
+    if saved == "1" and replayed and replayed.isdigit():
+        return f"Saved. {replayed} message(s) set aside while the target was disabled are queued again."
     if replayed and replayed.isdigit():
         return f"{replayed} dead or failed message(s) queued again."
     if saved == "1":

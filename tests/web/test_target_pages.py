@@ -6,6 +6,7 @@ with patients by name. Admins only; the CSRF and role refusals of every form are
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,8 @@ from service.outbox import OutboxMessage
 from service.records.audit import AuditEvent
 from service.records.sync_target import SyncTarget
 from service.settings import Settings
+from service.sync.processing import Processor
+from service.sync.worker import run_worker
 from service.web import install_web
 from tests.builders import ApiDriver, administration_body, sync_target_body
 from tests.conftest import make_settings
@@ -161,6 +164,41 @@ def test_an_admin_adds_edits_disables_and_enables_a_target(admin: Browser, tenan
     assert sorted(a.outcome for a in _audit(engine, tenant, "update")) == ["failure"] + ["success"] * 3
     listing = admin.get("/sync")
     assert f'href="/sync/targets/{target_id}"' in listing.text and 'href="/sync/targets/new"' in listing.text
+
+
+def test_enabling_a_target_again_queues_what_was_set_aside_while_it_was_disabled(
+    admin: Browser, tenant: str, loopback_app: FastAPI, loopback_settings: Settings
+) -> None:
+    engine: Engine = loopback_app.state.engine
+    target_id = _loopback_target(admin, "https://93.184.216.34/fhir", push=["patients"])
+    api = _api(loopback_app, loopback_settings, tenant)
+    api.patient(family_name="Waiting")
+    admin.get(f"/sync/targets/{target_id}")
+    admin.post(f"/sync/targets/{target_id}/enabled", {"enabled": "false"}, csrf=admin.csrf())
+    # A live worker's turn: the disabled target's row is set aside (nothing is sent to the EHR).
+    stats = run_worker(
+        engine,
+        loopback_settings,
+        worker_id=unique("w-"),
+        stop_event=threading.Event(),
+        once=True,
+        tenant_id=tenant,
+        processor=Processor(engine, loopback_settings, "w"),
+    )
+    [row] = _rows(engine, tenant, target_id)
+    assert (stats.not_supported, row.status) == (1, "not_supported")
+    api.patient(family_name="Meanwhile")  # written while disabled: not queued
+    assert len(_rows(engine, tenant, target_id)) == 1
+
+    admin.get(f"/sync/targets/{target_id}")
+    enabled = admin.post(f"/sync/targets/{target_id}/enabled", {"enabled": "true"}, csrf=admin.csrf())
+    notice = admin.get(enabled.headers["location"]).text
+    assert "1 message(s) set aside while the target was disabled are queued again." in notice
+    assert [(r.status, r.attempts) for r in _rows(engine, tenant, target_id)] == [("pending", 0)]
+    backfilled = admin.post(f"/sync/targets/{target_id}/backfill", {}, csrf=admin.csrf())
+    assert "Backfill: 1 record(s) queued; 1 already queued" in admin.get(backfilled.headers["location"]).text
+    refused = admin.post(f"/sync/targets/{target_id}/enabled", {"enabled": "maybe"}, csrf=admin.csrf())
+    assert refused.status_code == 422 and "say true" in refused.text
 
 
 @pytest.mark.parametrize(
