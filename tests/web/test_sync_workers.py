@@ -8,14 +8,20 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from service.auth.tokens import mint_dev_token
 from service.db.unit_of_work import unit_of_work
+from service.settings import Settings
 from service.sync.tables import WorkerHeartbeat
 from tests.builders import ApiDriver, sync_target_body
+from tests.live_server import serve
 from tests.web.conftest import Browser
+from tests.web.test_browser import chromium  # noqa: F401 (the module's browser fixture)
 
 AHEAD = datetime.now(UTC) + timedelta(days=7)
 
@@ -89,3 +95,32 @@ def test_no_warning_when_nothing_waits(browser: Callable[..., Browser], tenant: 
     page = b.get("/sync").text
     assert 'id="no-live-worker"' not in page
     assert "No delivery worker has beaten in the last day." in page
+
+
+@pytest.mark.browser
+def test_chromium_shows_the_warning_and_the_dead_worker(
+    chromium: Any,  # noqa: F811
+    web_app: FastAPI,
+    web_settings: Settings,
+    api_as: Callable[..., ApiDriver],
+    tenant: str,
+    web_engine: Engine,
+) -> None:
+    _waiting_message(api_as, tenant)
+    dead = _worker(web_engine, tenant, seconds_since_beat=600)
+    token = mint_dev_token(web_settings, tenant=tenant, role="admin", subject="it-admin")
+    with serve(web_app) as base_url:
+        context = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+        page = context.new_page()
+        page.goto("/sign-in")
+        page.get_by_label("Bearer token from your hospital's identity provider").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base_url}/**")
+        page.goto("/sync")
+        warning = page.get_by_role("alert")
+        assert "no live delivery worker" in warning.inner_text()
+        assert warning.is_visible()
+        workers = page.get_by_role("region", name="Delivery workers")
+        row = workers.get_by_role("row").filter(has_text=dead)
+        assert "dead" in row.inner_text()
+        context.close()
