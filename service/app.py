@@ -12,6 +12,7 @@ from service.api import break_glass, caseload, health, instruments, sync_targets
 from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
+from service.api.docs_page import install_docs
 from service.api.middleware import RefuseNul, RequestId, SecurityHeaders
 from service.api.openapi_schema import install_openapi
 from service.api.problems import API_SURFACE
@@ -20,6 +21,7 @@ from service.api.records import record_routers
 from service.api.surfaces import install_surface_handlers, refusing
 from service.auth.tokens import TokenVerifier
 from service.db.engine import make_engine
+from service.fhir import openapi as fhir_openapi
 from service.fhir import router as fhir_router
 from service.observability import install_observability
 from service.settings import Settings, get_settings
@@ -34,6 +36,9 @@ therapy sessions and symptom questionnaires.
 Every route needs an OAuth2 bearer JWT (roles `ehr-system`, `clinician`, `coordinator`, `admin`; one tenant per
 token). Errors are `application/problem+json` with an `errors` list naming each field. Creates are idempotent on
 the record's `source` identifier; updates need `If-Match`.
+
+The FHIR R4 facade (`/fhir`) has an OpenAPI document of its own, generated from its CapabilityStatement:
+[/fhir/openapi.json](/fhir/openapi.json), browsable at [/docs/fhir](/docs/fhir).
 """
 
 
@@ -66,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Tandem",
         version="0.1.0",
         description=DESCRIPTION,
-        docs_url="/docs" if settings.docs_served else None,
+        docs_url=None,  # service/api/docs_page.py: Swagger UI from the package, under the pages' CSP
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_served else None,
     )
@@ -105,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instruments.router)
     app.include_router(caseload.router)
     app.include_router(break_glass.router)
+    if settings.docs_served:
+        install_docs(app, fhir_openapi_url="/fhir/openapi.json")
+        app.include_router(fhir_openapi.router)  # before the facade's /fhir/{resource_type} would take the path
     app.include_router(fhir_router.router)
     app.include_router(sync_routes.router)
     app.include_router(well_known.router)

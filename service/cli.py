@@ -36,6 +36,7 @@ console = Console(stderr=True)
 
 DEMO_TENANT = "demo"
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
+FHIR_OPENAPI_PATH = PROJECT_ROOT / "openapi" / "fhir-openapi.json"
 
 
 @db_app.command("upgrade")
@@ -218,22 +219,30 @@ def import_files(
 
 @app.command("openapi")
 def openapi(
-    output: Path = OPENAPI_PATH,
-    check: Annotated[bool, typer.Option(help="Fail if OUTPUT differs from the app's spec")] = False,
+    output: Annotated[Path, typer.Option(help="Where the JSON API's document goes")] = OPENAPI_PATH,
+    fhir_output: Annotated[
+        Path, typer.Option(help="Where the FHIR facade's document (from its CapabilityStatement) goes")
+    ] = FHIR_OPENAPI_PATH,
+    check: Annotated[bool, typer.Option(help="Fail if a committed export differs from the app's")] = False,
 ) -> None:
-    """Export the OpenAPI spec, or check that the committed export is current."""
-    from service.openapi_export import openapi_document
+    """Export the OpenAPI documents (the JSON API's and the FHIR facade's), or check that the exports are
+    current."""
+    from service.openapi_export import fhir_openapi_document, openapi_document
 
-    document = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
-    if check:
-        if not output.exists() or output.read_text(encoding="utf-8") != document:
-            console.print(f"[red]{output} is out of date; run `tandem openapi` and commit it[/red]")
-            raise typer.Exit(1)
-        console.print(f"{output} is current")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(document, encoding="utf-8")
-    console.print(f"wrote {output}")
+    stale = []
+    for path, spec in ((output, openapi_document()), (fhir_output, fhir_openapi_document())):
+        document = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(document, encoding="utf-8")
+            console.print(f"wrote {path}")
+        elif not path.exists() or path.read_text(encoding="utf-8") != document:
+            console.print(f"[red]{path} is out of date; run `tandem openapi` and commit it[/red]")
+            stale.append(path)
+        else:
+            console.print(f"{path} is current")
+    if stale:
+        raise typer.Exit(1)
 
 
 @app.command("serve")

@@ -28,6 +28,7 @@ from httpx import Response
 from sqlalchemy import Engine
 
 import fhir_mappings as fm
+from service.api.docs_page import ASSETS as DOCS_ASSETS
 from service.auth.principal import Role
 from service.fhir.capability import STATIC_TYPES
 from service.fhir.types import FHIR_TYPES
@@ -139,7 +140,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     **{(method, "/fhir"): public(405) for method in ("GET", "PUT", "PATCH", "DELETE", "OPTIONS")},
     ("GET", "/openapi.json"): public(),
     ("GET", "/docs"): public(),
-    ("GET", "/docs/oauth2-redirect"): public(),
+    ("GET", "/docs/fhir"): public(),
+    ("GET", "/fhir/openapi.json"): public(),
+    **{("GET", f"/docs/assets/{name}"): public() for name in DOCS_ASSETS},
     ("GET", "/static/tandem.css"): public(),
     ("GET", "/sign-in"): public(),
     # the sign-in forms: public, CSRF-protected, and the token in the form is what is checked
