@@ -132,6 +132,15 @@ class UnsupportedMediaType(TandemError):
     issue_code = "not-supported"
 
 
+class InteractionNotImplemented(TandemError):
+    """A FHIR interaction this server does not implement for any resource (whole-type or system history): not a
+    missing resource (404) nor a method the path refuses (405, which must name the methods it takes)."""
+
+    status_code = 501
+    title = "Not implemented"
+    issue_code = "not-supported"
+
+
 class PreconditionFailed(TandemError):
     status_code = 412
     title = "Precondition failed"

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # JSON object {"issuer": "jwks url", ...}; external identity providers sign with RS/ES keys.
     trusted_issuers: dict[str, str] = Field(default_factory=dict)
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # SMART discovery (GET /fhir/.well-known/smart-configuration, public): the hospital authorization server that
+    # issues the tokens we accept. Unset, discovery answers 404 and says which settings to set.
+    smart_token_endpoint: str | None = None
+    smart_authorization_endpoint: str | None = None
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_bundle_entries: int = Field(default=1000, ge=1, le=100_000)

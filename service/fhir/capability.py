@@ -36,7 +36,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
         entry: dict[str, Any] = {
             "type": fhir_type.name,
             "interaction": [{"code": code} for code in interactions],
-            "versioning": "versioned",
+            "versioning": "versioned-update" if fhir_type.writable and fhir_type.updatable else "versioned",
             "readHistory": True,
             "updateCreate": False,
             "conditionalCreate": fhir_type.writable,
@@ -80,8 +80,11 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             {
                 "mode": "server",
                 "documentation": "Every interaction needs an OAuth2 bearer token (SMART v2 scopes, tenant-scoped). "
+                "Updates (PUT, and PUT entries of a Bundle) need If-Match with the ETag of the version edited: "
+                "without it the answer is 428, with a stale one 412. "
                 "Searches take _count, _offset, _sort, _include, _summary=count and _total=none|estimate|accurate: "
-                "Bundle.total is given with _total=accurate or _summary=count, and otherwise only when the page "
+                "Bundle.total is given with _total=accurate, _summary=count or _count=0 (which also has no next "
+                "link), and otherwise only when the page "
                 "shows it (the last page); the next link says whether more matches follow. Follow paging links "
                 "as given: with the _lastUpdated sorts (and the default) they carry an opaque _cursor that starts "
                 "the next page where the last one ended.",

@@ -22,6 +22,7 @@ from service.errors import (
     RecordGone,
     RecordNotFound,
     VersionMismatch,
+    VersionRequired,
     invalid,
 )
 from service.fhir.conditional_references import resolve_conditional_references
@@ -333,9 +334,18 @@ def update(
     row = _current(session, ctx.tenant_id, resource_type, resource_id)
     if row is None or row.deleted:
         raise RecordNotFound(resource_type, resource_id)
-    if if_match is not None and store.ETAG_PATTERN.match(if_match.strip()) is None:
+    if if_match is None:
+        # Without it a client holding a stale copy (fhirpy's save(), say) silently overwrites a newer version of
+        # a clinical record; R4 lets a server require it with 428 (http.html#concurrency), and the
+        # CapabilityStatement says versioned-update.
+        raise VersionRequired(
+            f'send If-Match with the ETag of the version you edited (W/"<versionId>" from your last read of '
+            f"{resource_type}/{resource_id}; in a Bundle, entry.request.ifMatch): updates never overwrite a "
+            "version the client has not seen"
+        )
+    if store.ETAG_PATTERN.match(if_match.strip()) is None:
         raise invalid("If-Match", 'expected an ETag such as W/"3"')
-    if if_match is not None and if_match.strip().removeprefix("W/").strip('"') != str(row.version_id):
+    if if_match.strip().removeprefix("W/").strip('"') != str(row.version_id):
         raise VersionMismatch(row.version_id, if_match)
     resource = resolve_conditional_references(session, ctx, resource, resource_type)
     payload = target.inbound(session, ctx, resource)  # type: ignore[misc]

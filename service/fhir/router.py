@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 import fhir_mappings as fm
@@ -20,8 +20,8 @@ from service.api.refusals import HTTP_METHODS
 from service.audit_trail import RequestContext
 from service.auth.principal import Principal, Role
 from service.auth.scopes import includes_patient, require_scope
-from service.errors import NotPermitted, NotSupported, RecordNotFound, invalid
-from service.fhir import audit_export, bundles, interactions
+from service.errors import InteractionNotImplemented, NoSuchRoute, NotPermitted, NotSupported, RecordNotFound, invalid
+from service.fhir import audit_export, bundles, interactions, smart_discovery
 from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.interactions import Outcome
 from service.fhir.search_parameters import check_parameters
@@ -145,6 +145,30 @@ def metadata(request: Request) -> Response:
     settings = request.app.state.settings
     body = capability_statement(fhir_base(request), settings.canonical_base, request.app.version)
     return _respond(request, body, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/.well-known/smart-configuration")
+def smart_configuration(request: Request) -> Response:
+    """Public, as SMART discovery is: clients read it to learn where to get a token. It holds no patient data."""
+    document = smart_discovery.smart_configuration(request.app.state.settings)
+    if document is None:
+        raise NoSuchRoute(
+            "no SMART configuration: tokens come from the hospital's authorization server, and none is configured "
+            "(set TANDEM_SMART_TOKEN_ENDPOINT, and TANDEM_SMART_AUTHORIZATION_ENDPOINT for user sign-in)"
+        )
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/_history")
+@router.get("/{resource_type}/_history")
+def history_of_many(request: Request, ctx: FhirContext) -> Response:
+    """Declared by no CapabilityStatement entry: history is per resource (history-instance)."""
+    whole = request.path_params.get("resource_type")
+    raise InteractionNotImplemented(
+        f"the history of {'every ' + whole if whole else 'the whole server'} is not supported: read one "
+        f"resource's history at {whole or '<type>'}/<id>/_history, or search "
+        f"{whole or '<type>'}?_lastUpdated=ge<instant> for what changed since then"
+    )
 
 
 @router.get("/AuditEvent")

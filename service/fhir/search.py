@@ -32,10 +32,10 @@ def date_clause(column: Any, bound: DateBound) -> Any:
 @dataclass
 class SearchPage:
     """The requested page (current, undeleted versions of the tenant only), whether more matches follow it, and
-    the number of matches when it is known: counted on `_summary=count` or `_total=accurate`, otherwise only when
-    the page shows it for free (the last page, reached with at least one match) — counting every match of a broad
-    search costs a scan of all of them, the page only an index range (FHIR R4 search.html#total lets a server
-    omit Bundle.total)."""
+    the number of matches when it is known: counted on `_summary=count`, `_count=0` or `_total=accurate`, otherwise
+    only when the page shows it for free (the last page, reached with at least one match) — counting every match of
+    a broad search costs a scan of all of them, the page only an index range (FHIR R4 search.html#total lets a
+    server omit Bundle.total)."""
 
     total: int | None
     matches: list[FhirResourceVersion]
@@ -99,9 +99,9 @@ def _token_search(session: Session, tenant_id: str, query: SearchQuery) -> Searc
         conditions.append(or_(col(t.patient_id).is_(None), col(t.patient_id).not_in(sorted(query.hidden_patients))))
     conditions += [date_clause(col(t.clinical_date), b) for b in query.dates]
     conditions += [date_clause(col(t.last_updated), b) for b in query.last_updated]
-    counted = query.summary_count or query.total == "accurate"
+    counted = query.counted
     total = session.exec(select(func.count(distinct(col(t.resource_id)))).where(*conditions)).one() if counted else None
-    if query.summary_count:
+    if query.counts_only:
         return SearchPage(total, [], more=False)
     key = col(t.clinical_date) if query.sort in ("date", "-date") else col(t.last_updated)
     descending = (query.sort or "").startswith("-")
@@ -181,9 +181,9 @@ def _general_search(session: Session, tenant_id: str, query: SearchQuery) -> Sea
                 )
             )
         )
-    counted = query.summary_count or query.total == "accurate"
+    counted = query.counted
     total = session.exec(select(func.count()).select_from(r).where(*conditions)).one() if counted else None
-    if query.summary_count:
+    if query.counts_only:
         return SearchPage(total, [], more=False)
     orders: dict[str, list[Any]] = {
         "date": [col(r.clinical_date).asc()],

@@ -26,7 +26,10 @@ from service.fhir import paging
 
 RESULT_PARAMETERS = {
     "_count", "_sort", "_include", "_summary", "_offset", "_cursor", "_format", "_total", "_elements",
+    "_totalMethod",
 }  # fmt: skip
+# Aidbox's name for how to total, sent by fhirpy's count() (`_count=0&_totalMethod=count`): the R4 `_total` it means.
+TOTAL_METHODS = {"count": "accurate", "estimate": "estimate", "none": "none"}
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
 # Which search parameter names mean the resource's clinical date, per type (FHIR R4 search parameter registry).
 DATE_PARAMETERS = {
@@ -137,6 +140,17 @@ class SearchQuery:
     hidden_patients: frozenset[str] = frozenset()
     # Chained patient criteria (Patient parameter, value): the search narrows to the patients they match.
     chained: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def counts_only(self) -> bool:
+        """`_summary=count`, or `_count=0`: the answer is the number of matches. With `_count=0` and no total, a
+        client asking only how many (fhirpy's count()) got nothing, and a `next` link equal to `self` that paging
+        clients followed forever."""
+        return self.summary_count or self.count == 0
+
+    @property
+    def counted(self) -> bool:
+        return self.counts_only or self.total == "accurate"
 
 
 def supported_parameters(resource_type: str) -> list[SearchParameter]:
@@ -255,6 +269,10 @@ def _result_parameter(query: SearchQuery, name: str, value: str, max_count: int)
         if value not in ("none", "estimate", "accurate"):
             raise invalid("_total", "supported: none, estimate, accurate")
         query.total = value
+    elif name == "_totalMethod":
+        if value not in TOTAL_METHODS:
+            raise invalid("_totalMethod", "supported: count, estimate, none (or R4's _total)")
+        query.total = TOTAL_METHODS[value]
     if name in ("_count", "_sort", "_include", "_summary", "_total"):
         query.applied.append((name, value))
 

@@ -128,7 +128,7 @@ def test_a_get_listed_before_a_put_reads_the_update(
         "type": "transaction",
         "entry": [
             {"request": {"method": "GET", "url": f"Patient/{renamed['id']}"}},
-            {"resource": renamed, "request": {"method": "PUT", "url": f"Patient/{renamed['id']}"}},
+            {"resource": renamed, "request": {"method": "PUT", "url": f"Patient/{renamed['id']}", "ifMatch": 'W/"1"'}},
         ],
     }
     response = client.post("/fhir", content=json.dumps(bundle), headers=headers)

@@ -144,7 +144,11 @@ def test_single_post_and_put_take_a_conditional_reference(
     assert created.json()["subject"]["reference"] == f"Patient/{patient_id}"
     body = created.json()
     body["subject"] = {"reference": _by_mrn("S-1")}
-    updated = client.put(f"/fhir/QuestionnaireResponse/{body['id']}", content=json.dumps(body), headers=headers)
+    updated = client.put(
+        f"/fhir/QuestionnaireResponse/{body['id']}",
+        content=json.dumps(body),
+        headers={**headers, "If-Match": created.headers["etag"]},
+    )
     assert updated.status_code == 200, updated.text
     assert updated.json()["subject"]["reference"] == f"Patient/{patient_id}"
 

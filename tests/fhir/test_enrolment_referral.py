@@ -59,9 +59,11 @@ def _plan(api: ApiDriver, patient_id: str) -> dict[str, Any]:
 
 def _put(client: TestClient, headers: dict[str, str], referral: dict[str, Any], **changes: Any) -> dict[str, Any]:
     changed = copy.deepcopy(referral)
-    changed.pop("meta", None)
+    edited = f'W/"{changed.pop("meta")["versionId"]}"'
     changed.update(changes)
-    response = client.put(f"/fhir/ServiceRequest/{referral['id']}", json=changed, headers=headers)
+    response = client.put(
+        f"/fhir/ServiceRequest/{referral['id']}", json=changed, headers={**headers, "If-Match": edited}
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -161,8 +163,9 @@ def test_a_hold_from_the_ehr_never_hides_an_open_item_9_flag(
     api.create("questionnaire-responses", _phq9(patient_id, item9=2, days_ago=1))
     assert _plan(api, patient_id)["status"] == "at_risk"
 
+    current = referral.json()
     for status in ("on-hold", "completed", "revoked"):
-        _put(client, headers, referral.json(), status=status, note=[{"text": "In crisis; admitted"}])
+        current = _put(client, headers, current, status=status, note=[{"text": "In crisis; admitted"}])
         plan = _plan(api, patient_id)
         assert plan["status"] == "at_risk", status
         assert plan["enrollment_status"] == {"revoked": "discontinued"}.get(status, status)

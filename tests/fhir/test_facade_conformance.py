@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import OperationOutcome
 
 from service.auth.tokens import mint_dev_token
 from service.settings import Settings
@@ -117,8 +118,15 @@ def test_an_off_the_shelf_client_creates_reads_pages_and_updates(fhirpy_client: 
     assert read["name"][0]["family"] == "Fhirpy0"
     everyone = fhirpy_client.resources("Patient").limit(2).fetch_all()  # follows every next link
     assert set(created) <= {p.id for p in everyone}
+    # count() sends _count=0&_totalMethod=count and reads Bundle.total.
+    assert fhirpy_client.resources("Patient").count() == len(everyone)
     read["name"] = [{"family": "Fhirpy0-renamed"}]
-    read.save()
+    with pytest.raises(OperationOutcome, match="If-Match"):
+        read.save()  # fhirpy sends no If-Match: it could be overwriting a newer version, so 428
+    versioned = SyncFHIRClient(
+        fhirpy_client.url, authorization=fhirpy_client.authorization, extra_headers={"If-Match": 'W/"1"'}
+    )
+    versioned.resource("Patient", **read).save()
     again = fhirpy_client.reference("Patient", created[0]).to_resource()
     assert again["name"][0]["family"] == "Fhirpy0-renamed"
     assert again["meta"]["versionId"] == "2"

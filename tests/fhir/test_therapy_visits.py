@@ -260,7 +260,8 @@ def test_pulled_and_sent_visits_are_numbered_by_date_the_same_on_every_path(
     served, _ = tandem.served(first["id"])
     served["period"] = {"start": "2026-10-06T14:05:00Z", "end": "2026-10-06T14:55:00Z"}
     served.pop("extension")  # as an EHR writes it back: without our session-number extension
-    put = tandem.app.client.put(f"/fhir/Encounter/{first['id']}", json=served, headers=tandem.fhir)
+    edited = {"If-Match": f'W/"{served["meta"]["versionId"]}"'}
+    put = tandem.app.client.put(f"/fhir/Encounter/{first['id']}", json=served, headers={**tandem.fhir, **edited})
     assert put.status_code == 200, put.text
     assert tandem.numbers(patient) == in_order
 

@@ -138,7 +138,8 @@ class Driver:
             return "POST", t, {"json": body}
         record_id = self.fresh(t)
         if case.interaction == "update":
-            return "PUT", f"{t}/{record_id}", {"json": self.stored(t, record_id)}
+            stored = self.stored(t, record_id)
+            return "PUT", f"{t}/{record_id}", {"json": stored, "if_match": f'W/"{stored["meta"]["versionId"]}"'}
         return "DELETE", f"{t}/{record_id}", {}
 
     def send(self, case: Case, scope: str | None) -> tuple[str, Response]:
@@ -148,11 +149,15 @@ class Driver:
         if case.carrier == "alone":
             if "if_none_exist" in extra:
                 headers["If-None-Exist"] = extra["if_none_exist"]
+            if "if_match" in extra:
+                headers["If-Match"] = extra["if_match"]
             response = self.client.request(method, f"/fhir/{url}", headers=headers, json=extra.get("json"))
             return request_id, response
         request: dict[str, Any] = {"method": method, "url": url}
         if "if_none_exist" in extra:
             request["ifNoneExist"] = extra["if_none_exist"]
+        if "if_match" in extra:
+            request["ifMatch"] = extra["if_match"]
         entry: dict[str, Any] = {"request": request}
         if "json" in extra:
             entry["resource"] = extra["json"]

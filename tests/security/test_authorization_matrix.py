@@ -135,6 +135,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # served to anyone (404); the token check is tested in tests/reliability/test_observability.py.
     ("GET", "/metrics"): public(404),
     ("GET", "/fhir/metadata"): public(),
+    # SMART discovery is public; the suite configures no authorization server, so it says so (404)
+    ("GET", "/fhir/.well-known/smart-configuration"): public(404),
+    # history of the whole server: not implemented, said after authentication (types: FHIR_GENERIC)
+    ("GET", "/fhir/_history"): Entry("fhir", EVERYONE, frozenset({501}), scoped=False),
     # the facade's own 404/405 for what no interaction serves (an OperationOutcome, before any token is read)
     **{(method, "/fhir/{path:path}"): public(404) for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")},
     **{(method, "/fhir"): public(405) for method in ("GET", "PUT", "PATCH", "DELETE", "OPTIONS")},
@@ -232,6 +236,7 @@ FHIR_GENERIC = {
     ("POST", "/fhir/{resource_type}/_search"): "search",
     ("GET", "/fhir/{resource_type}/{resource_id}"): "read",
     ("GET", "/fhir/{resource_type}/{resource_id}/_history"): "read",
+    ("GET", "/fhir/{resource_type}/_history"): "search",  # history of a whole type: 501 to its readers
     ("GET", "/fhir/{resource_type}/{resource_id}/_history/{version_id}"): "read",
     ("POST", "/fhir/{resource_type}"): "create",
     ("PUT", "/fhir/{resource_type}/{resource_id}"): "update",
@@ -263,6 +268,10 @@ FHIR_STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem")
 def fhir_entry(resource_type: str, method: str, path: str) -> Entry:
     interaction = FHIR_GENERIC[(method, path)]
     ids = "{resource_id}" in path
+    if path == "/fhir/{resource_type}/_history":
+        if resource_type in FHIR_STATIC_TYPES:
+            return Entry("fhir", EVERYONE, frozenset({501}), scoped=False)
+        return Entry("fhir", FHIR_DATA_TYPES[resource_type][0], frozenset({501}))
     if resource_type in FHIR_STATIC_TYPES:
         if interaction in ("create", "update", "delete"):
             return Entry("fhir", EVERYONE, frozenset({405}), scoped=False)
