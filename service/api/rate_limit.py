@@ -5,8 +5,9 @@ replica. The answer to a client over its rate is 429 with Retry-After, in the sa
 refusal.
 
 The token is unchecked here, so an address has a budget of its own too (several clients may share one, hence the
-larger size): a stream of made-up tokens cannot dodge the limit. A request is charged to all its budgets or to
-none, so a client refused for its own budget does not spend its neighbours' behind a hospital's interface engine.
+larger size): a stream of made-up tokens cannot dodge the limit. The client's own budget is charged first, so a
+client refused for it does not spend the address's budget its neighbours behind a hospital's interface engine
+share.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ClientBudgets:
         self._outage_logged = -math.inf
 
     def of(self, scope: Scope) -> list[Budget]:
-        """The client's own budget (when it sent a token) and its address's."""
+        """The client's own budget first (when it sent a token), then its address's."""
         client = scope.get("client") or ("unknown", 0)
         found: list[Budget] = []
         authorization = dict(scope["headers"]).get(b"authorization")
@@ -68,15 +69,13 @@ class ClientBudgets:
         return found
 
     def take(self, budgets: list[Budget], n: int) -> int:
-        """Charge n requests to every budget, or to none when one is short: the seconds to wait then (0 when
-        charged). Another replica may spend a budget between the check and the charge; the charge itself never
-        goes over (`hit` refuses), so at worst a budget checked first is charged for a refused request."""
+        """Charge n requests to each budget in turn (the client's, then its address's), stopping at the first that
+        is short: the seconds to wait then (0 when all were charged). One round trip per budget: a request refused
+        for the client's own budget costs its address nothing; one refused for the address has cost the client."""
         try:
-            short = [(item, key) for item, key in budgets if not self.limiter.test(item, key, cost=n)]
-            if not short:
-                short = [(item, key) for item, key in budgets if not self.limiter.hit(item, key, cost=n)]
-            if short:
-                return max(self._wait(item, key) for item, key in short)
+            for item, key in budgets:
+                if not self.limiter.hit(item, key, cost=n):
+                    return self._wait(item, key)
         except StorageError:
             now = time.monotonic()
             if now - self._outage_logged > OUTAGE_LOG_EVERY_SECONDS:

@@ -121,7 +121,8 @@ def test_an_unreachable_redis_lets_requests_through_and_says_so(caplog: pytest.L
 
 
 def test_a_client_refused_for_its_own_budget_does_not_spend_its_addresss() -> None:
-    """All budgets or none: one noisy client behind an interface engine leaves its neighbours their share."""
+    """The client's budget is charged first: one noisy client behind an interface engine leaves its neighbours
+    their share of the address's."""
     budgets = ClientBudgets(2)  # 2 a minute a client, 8 an address
 
     def scope(token: str) -> dict[str, object]:
