@@ -60,6 +60,7 @@ def run_database(kind: str, sizes: dict[str, Any], only: set[str]) -> dict[str, 
         # so the harness's objects are set aside from the collector before each benchmark.
         gc.collect()
         gc.freeze()
+        log(f"{kind}: {name} …")
         started = time.perf_counter()
         try:
             results[name] = function()
@@ -67,6 +68,8 @@ def run_database(kind: str, sizes: dict[str, Any], only: set[str]) -> dict[str, 
             traceback.print_exc()
             results[name] = {"error": f"{type(error).__name__}: {error}"[:2000]}
         results.setdefault("_seconds", {})[name] = round(time.perf_counter() - started, 1)
+        outcome = "FAILED" if "error" in results[name] else "done"
+        log(f"{kind}: {name} {outcome} in {results['_seconds'][name]} s")
 
     with database(kind) as db:
         attempt("bundle", lambda: bundle_ingest.run(db, sizes=sizes["bundle_sizes"]))
@@ -125,17 +128,34 @@ def main() -> int:
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / ("smoke.json" if args.smoke else "results.json")).write_text(json.dumps(results, indent=2, default=str))
-    failed = [
+    failed = failures(results)
+    if not args.smoke:
+        write_report(results, Path(args.output))
+        log(f"wrote {args.output}")
+    log(summary_line(results))
+    return 1 if failed else 0
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    return [
         f"{kind}/{name}: {result['error']}"
         for kind, per_db in results["databases"].items()
         for name, result in per_db.items()
         if isinstance(result, dict) and "error" in result
     ]
-    if not args.smoke:
-        write_report(results, Path(args.output))
-        log(f"wrote {args.output}")
-    log(f"done in {results['seconds']} s" + (f"; FAILED: {failed}" if failed else ""))
-    return 1 if failed else 0
+
+
+# Entries of a database's results that are not a benchmark's figures: the timings, and the loading of the data.
+NOT_BENCHMARKS = {"_seconds", "load"}
+
+
+def summary_line(results: dict[str, Any]) -> str:
+    """The run's last line: how many benchmarks ran on which databases, in how long, and which failed."""
+    ran = sum(len(set(per_db) - NOT_BENCHMARKS) for per_db in results["databases"].values())
+    failed = failures(results)
+    databases = ", ".join(results["databases"])
+    line = f"done in {results['seconds']} s: {ran} benchmarks on {databases}, {len(failed)} failed"
+    return line + (f": {failed}" if failed else "")
 
 
 if __name__ == "__main__":

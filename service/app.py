@@ -24,7 +24,7 @@ from service.db.engine import make_engine
 from service.fhir import openapi as fhir_openapi
 from service.fhir import router as fhir_router
 from service.observability import install_observability
-from service.settings import Settings, get_settings
+from service.settings import Settings, get_settings, software_version
 from service.sweep import SweepThread
 from service.sync.worker import WorkerThread
 from service.web import install_web
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
         title="Tandem",
-        version="0.1.0",
+        version=software_version(),
         description=DESCRIPTION,
         docs_url=None,  # service/api/docs_page.py: Swagger UI from the package, under the pages' CSP
         redoc_url=None,

@@ -9,7 +9,7 @@ from typing import Annotated, get_args
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
@@ -17,7 +17,7 @@ from service.db import migrations
 from service.db.engine import make_engine
 from service.db.unit_of_work import unit_of_work
 from service.errors import TandemError
-from service.settings import PROJECT_ROOT, get_settings
+from service.settings import PROJECT_ROOT, get_settings, software_version
 from service.sync.cli import app as sync_app
 from service.sync.keys_cli import app as keys_app
 
@@ -35,6 +35,24 @@ app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 DEMO_TENANT = "demo"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        sys.stdout.write(f"tandem {software_version()}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Tandem: combined ketamine/esketamine + CBT care service."""
+
+
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
 FHIR_OPENAPI_PATH = PROJECT_ROOT / "openapi" / "fhir-openapi.json"
 
@@ -139,8 +157,19 @@ def status_sweep(
     settings = get_settings()
     engine = make_engine(settings.database_url)
     while True:
-        console.print(f"plan statuses recomputed: {sweep(engine, canonical_base=settings.canonical_base)} patients")
-        console.print(f"break-the-glass grants expired and closed: {sweep_expired_grants(engine, now_utc())}")
+        started = time.monotonic()
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("recomputing plan statuses", total=None)
+
+            def advance(done: int, due: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done, total=due)
+
+            swept = sweep(engine, canonical_base=settings.canonical_base, progress=advance)
+        closed = sweep_expired_grants(engine, now_utc())
+        console.print(
+            f"plan statuses recomputed: {swept} patients; break-the-glass grants expired and closed: {closed} "
+            f"({time.monotonic() - started:.1f} s)"
+        )
         if not every:
             return
         time.sleep(every)

@@ -11,6 +11,7 @@ stored result is the same (each refresh replaces the statuses from what is store
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -137,11 +138,19 @@ def _public(row: TenantRecord) -> EnrollmentPublic:
     return EnrollmentPublic.model_validate({**condition_from_columns(columns), **record_meta(row)})
 
 
-def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None, chunk: int = SWEEP_CHUNK) -> int:
+def sweep(
+    engine: Engine,
+    *,
+    canonical_base: str,
+    now: datetime | None = None,
+    chunk: int = SWEEP_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Refresh every patient whose status may have changed by the passage of time; returns how many.
 
     Patients are recomputed a chunk at a time (recompute_patients reads a chunk's records in one query per table),
-    one transaction per chunk."""
+    one transaction per chunk; `progress(done, due)` is told once the due patients are known and after each
+    chunk."""
     now = now or now_utc()
     with unit_of_work(engine) as session:
         due = session.exec(
@@ -152,6 +161,9 @@ def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None, c
     by_tenant: dict[str, list[str]] = {}
     for tenant_id, patient_id in due:
         by_tenant.setdefault(tenant_id, []).append(patient_id)
+    done = 0
+    if progress is not None:
+        progress(done, len(due))
     for tenant_id, patient_ids in by_tenant.items():
         for start in range(0, len(patient_ids), chunk):
             part = patient_ids[start : start + chunk]
@@ -160,4 +172,7 @@ def sweep(engine: Engine, *, canonical_base: str, now: datetime | None = None, c
                 recompute_patients(session, tenant_id, part, now)
                 for patient_id in part:
                     _project_care_plans(session, tenant_id, patient_id, canonical_base)
+            done += len(part)
+            if progress is not None:
+                progress(done, len(due))
     return len(due)

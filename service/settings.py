@@ -6,6 +6,7 @@ Secrets never come from files in the repo: outside development a placeholder sec
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'tandem.db'}"
 MIN_SECRET_CHARS = 32
+
+
+def software_version() -> str:
+    """The installed package's version (pyproject.toml): what `tandem --version`, the OpenAPI documents and the
+    CapabilityStatement say."""
+    try:
+        return version("tandem")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 DEV_SECRET_PLACEHOLDER = "dev-only-not-a-secret-change-me-before-use"  # noqa: S105 - a known placeholder, refused in production
 

@@ -225,7 +225,10 @@ def export_command(
     """Back-load a new programme from TARGET by Bulk Data $export (exit 1 when anything was refused or failed)."""
     settings = get_settings()
     engine = make_engine(settings.database_url, pool_size=2)
-    _report(bulk_export(engine, settings, target, group=group))
+    bar, progress = _progress_bar()
+    with bar:
+        result = bulk_export(engine, settings, target, group=group, progress=progress)
+    _report(result)
 
 
 @app.command("quarantine")

@@ -26,6 +26,7 @@ from service.sync.pull import (
     PULL_ORDER,
     SOURCES,
     KindSummary,
+    Progress,
     PullError,
     PullSummary,
     counting_client,
@@ -51,11 +52,13 @@ def bulk_export(
     client: FhirClient | None = None,
     capability_cache: CapabilityCache = CAPABILITIES,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Progress | None = None,
 ) -> PullSummary:
+    """`progress(name, counts)` is told after each line of an output file (the command's progress bar)."""
     target = target_of(engine, target_id, tenant_id)
     with counting_client(target, settings, client, PullSummary(target_id)) as (ehr, summary):
         try:
-            _export(engine, settings, target, ehr, group, capability_cache, sleep, summary)
+            _export(engine, settings, target, ehr, group, capability_cache, sleep, summary, progress)
         except (httpx.HTTPError, PullError, UnsafeUrl) as error:
             summary.errors.append(f"$export: {type(error).__name__}: {error}")
     return summary
@@ -70,6 +73,7 @@ def _export(
     cache: CapabilityCache,
     sleep: Callable[[float], None],
     summary: PullSummary,
+    progress: Progress | None = None,
 ) -> None:
     capabilities = read_capabilities(client, cache, sleep)
     levels = capabilities.export_levels
@@ -94,7 +98,8 @@ def _export(
     outputs.sort(key=lambda o: types.index(str(o["type"])))
     for output in outputs:
         resource_type = str(output["type"])
-        result = summary.kinds.setdefault(f"export:{resource_type}", KindSummary())
+        name = f"export:{resource_type}"
+        result = summary.kinds.setdefault(name, KindSummary())
         exchange = get(client, str(output["url"]), None, sleep, {"Accept": NDJSON})
         if not exchange.ok:
             result.errors.append(f"download {resource_type}: HTTP {exchange.status_code}")
@@ -117,6 +122,8 @@ def _export(
                 continue
             result.fetched += 1
             take_one(engine, settings, target, resource, result)
+            if progress is not None:
+                progress(name, result)
 
 
 def _wait(client: FhirClient, location: str, sleep: Callable[[float], None], summary: PullSummary) -> dict[str, Any]:

@@ -330,8 +330,15 @@ def test_bulk_export_back_loads_a_new_programme(sync_app: SyncApp, sekmet: Sekme
             tenant, ehr.url("/fhir"), push=[], pull=["patients", "medication-administrations"], mrn_system=mrn_system
         )
         # Epic exports by Group only: a patient-level kick-off is not even tried.
+        told: list[tuple[str, int]] = []
         summary = bulk_export(
-            sync_app.engine, sync_app.settings, target, group=group, capability_cache=CapabilityCache(), sleep=wait
+            sync_app.engine,
+            sync_app.settings,
+            target,
+            group=group,
+            capability_cache=CapabilityCache(),
+            sleep=wait,
+            progress=lambda name, counts: told.append((name, counts.fetched)),
         )
         assert ehr.refused() == [], ehr.refusals
         kickoffs = [r for r in ehr.snapshot() if r.path.endswith("$export")]
@@ -341,6 +348,9 @@ def test_bulk_export_back_loads_a_new_programme(sync_app: SyncApp, sekmet: Sekme
     assert waits and all(w == 1.0 for w in waits)  # sekmet's Retry-After: 1 while the export runs
     assert summary.kinds["export:Patient"].created == 1, summary
     assert summary.kinds["export:MedicationAdministration"].created == 2, summary
+    # The command's progress bar is told after each line taken (issue #24 part 7).
+    given_as = "export:MedicationAdministration"
+    assert told == [("export:Patient", 1), (given_as, 1), (given_as, 2)]
     api = sync_app.driver(tenant)
     found = api.client.get("/fhir/Patient", params={"identifier": f"{mrn_system}|{mrn}"}, headers=api.headers).json()
     [patient] = [e["resource"] for e in found["entry"]]
