@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import fhir_mappings as fm
+from service.fhir.search_definitions import CUSTOM_PARAMETERS, definition_url
 from service.fhir.search_parameters import CHAINS, STATIC_TYPES, supported_parameters
 from service.fhir.types import FHIR_TYPES
 
 __all__ = ["STATIC_TYPES", "capability_statement"]
 
 
-def search_params(resource_type: str) -> list[dict[str, Any]]:
+def search_params(resource_type: str, canonical_base: str) -> list[dict[str, Any]]:
     """Exactly the search table's parameters (search_parameters.SEARCH_PARAMETERS): what is declared is what
-    is served, and everything else is refused."""
+    is served, and everything else is refused. Those R4 does not define point at our SearchParameter."""
     declared: list[dict[str, Any]] = []
     for p in supported_parameters(resource_type):
         param: dict[str, Any] = {"name": p.name, "type": p.type}
+        if (resource_type, p.name) in CUSTOM_PARAMETERS:
+            param["definition"] = definition_url(canonical_base, resource_type, p.name)
         if p.name in CHAINS and p.type == "reference":
             # R4 CapabilityStatement has no element for chains (R5 adds searchParam chain): said in words.
             chained = ", ".join(sorted(CHAINS[p.name]))
@@ -46,7 +49,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "searchInclude": [f"{fhir_type.name}:patient", f"{fhir_type.name}:subject"]
             if fhir_type.name != "Patient"
             else [],
-            "searchParam": search_params(fhir_type.name),
+            "searchParam": search_params(fhir_type.name, canonical_base),
         }
         if fhir_type.documentation is not None:
             entry["documentation"] = fhir_type.documentation
@@ -56,7 +59,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             {
                 "type": name,
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": search_params(name),
+                "searchParam": search_params(name, canonical_base),
             }
         )
     resources.append(
@@ -64,7 +67,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "type": "AuditEvent",
             "interaction": [{"code": "search-type"}],
             "documentation": "Administrators only: the audit trail, one event per patient (IHE BALP).",
-            "searchParam": search_params("AuditEvent"),
+            "searchParam": search_params("AuditEvent", canonical_base),
         }
     )
     return {

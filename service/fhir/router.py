@@ -24,6 +24,7 @@ from service.errors import InteractionNotImplemented, NoSuchRoute, NotPermitted,
 from service.fhir import audit_export, bundles, interactions, smart_discovery
 from service.fhir.capability import STATIC_TYPES, capability_statement
 from service.fhir.interactions import Outcome
+from service.fhir.search_definitions import search_definitions
 from service.fhir.search_parameters import check_parameters
 from service.fhir.surface import FhirRoute, UnknownInteraction, unknown_interaction
 from service.fhir.types import FHIR_TYPES
@@ -199,9 +200,13 @@ def read_questionnaire(resource_id: str, request: Request, ctx: FhirContext) -> 
     raise RecordNotFound("Questionnaire", resource_id)
 
 
+PUBLISHED_DEFINITIONS = ("StructureDefinition", "CodeSystem", "SearchParameter")
+
+
 def _definitions(request: Request, resource_type: str) -> list[dict[str, Any]]:
     base = request.app.state.settings.canonical_base
-    return [d for d in fm.published_definitions(base) if d["resourceType"] == resource_type]
+    published = [*fm.published_definitions(base), *search_definitions(base)]
+    return [d for d in published if d["resourceType"] == resource_type]
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}")
@@ -219,7 +224,7 @@ def history(resource_type: str, resource_id: str, request: Request, session: Ses
 
 @router.get("/{resource_type}/{resource_id}")
 def read(resource_type: str, resource_id: str, request: Request, session: SessionDep, ctx: FhirContext) -> Response:
-    if resource_type in ("StructureDefinition", "CodeSystem"):
+    if resource_type in PUBLISHED_DEFINITIONS:
         found = [d for d in _definitions(request, resource_type) if d.get("id") == resource_id]
         if not found:
             raise RecordNotFound(resource_type, resource_id)
@@ -237,7 +242,7 @@ def _search(
         check_parameters(resource_type, params)
     if resource_type == "Questionnaire":
         return _questionnaires(request, dict(params).get("url") or dict(params).get("_id"))
-    if resource_type in ("StructureDefinition", "CodeSystem"):
+    if resource_type in PUBLISHED_DEFINITIONS:
         wanted = dict(params).get("url") or dict(params).get("_id")
         found = [d for d in _definitions(request, resource_type) if wanted in (None, d.get("url"), d.get("id"))]
         return _respond(request, _static_bundle(request, found))

@@ -61,21 +61,38 @@ class SearchParameter:
     modifiers: frozenset[str] = frozenset()
 
 
+# The token parameters beyond identifier, per type: only those whose element the type has in R4, so that a declared
+# parameter can match (the projection indexes `code`, `category` and `status` as the resource holds them).
+# Patient has no status, Encounter and Appointment no code or category, Condition and Goal no status element.
+TOKEN_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "Patient": (),
+    "MedicationAdministration": ("status",),  # its code is medication[x], which the token index does not hold
+    "Encounter": ("status",),
+    "QuestionnaireResponse": ("status",),
+    "Observation": ("status", "code", "category"),
+    "Procedure": ("status", "code", "category"),
+    "CarePlan": ("status", "category"),
+    "Condition": ("code", "category"),
+    "Goal": ("category",),
+    "Flag": ("status", "code", "category"),
+    "ServiceRequest": ("status", "code", "category"),
+    "Appointment": ("status",),
+}
+
+
 def _parameters(resource_type: str) -> dict[str, SearchParameter]:
     declared = [
         SearchParameter("_id", "token"),
         SearchParameter("_lastUpdated", "date"),
         SearchParameter("identifier", "token"),
-        SearchParameter("status", "token"),
     ]
     if resource_type != "Patient":
         # References only ever point at a Patient here: the type modifier may name it (subject:Patient=<id>).
         declared += [
             SearchParameter("patient", "reference", frozenset({"Patient"})),
             SearchParameter("subject", "reference", frozenset({"Patient"})),
-            SearchParameter("code", "token"),
-            SearchParameter("category", "token"),
         ]
+    declared += [SearchParameter(name, "token") for name in TOKEN_PARAMETERS[resource_type]]
     declared += [SearchParameter(name, "date") for name in sorted(DATE_PARAMETERS.get(resource_type, set()))]
     return {p.name: p for p in declared}
 
@@ -84,7 +101,8 @@ SEARCHABLE_TYPES = (
     "Patient", "MedicationAdministration", "Encounter", "QuestionnaireResponse", "Observation", "Procedure",
     "CarePlan", "Condition", "Goal", "Flag", "ServiceRequest", "Appointment",
 )  # fmt: skip
-STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem")  # published by the service, not stored
+# Published by the service, not stored.
+STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter")
 _STATIC = {"_id": SearchParameter("_id", "token"), "url": SearchParameter("url", "uri")}
 # The table: every parameter each type can be searched by. Anything else is refused (see the module docstring).
 SEARCH_PARAMETERS: dict[str, dict[str, SearchParameter]] = {

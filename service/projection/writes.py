@@ -215,7 +215,9 @@ def _tokens(resource: dict[str, Any]) -> Iterator[tuple[str, str | None, str]]:
     for coding in (resource.get("code") or {}).get("coding", []):
         if coding.get("code"):
             yield "code", coding.get("system"), coding["code"]
-    for concept in resource.get("category", []) or []:
+    category = resource.get("category") or []
+    # A list on most types, one CodeableConcept on Procedure and MedicationAdministration (0..1 in R4).
+    for concept in [category] if isinstance(category, dict) else category:
         for coding in concept.get("coding", []):
             if coding.get("code"):
                 yield "category", coding.get("system"), coding["code"]

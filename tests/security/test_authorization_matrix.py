@@ -262,7 +262,7 @@ FHIR_DATA_TYPES: dict[str, tuple[frozenset[Role], frozenset[Role] | None]] = {
     "Flag": (CARE_TEAM, None),  # urgent plan-status reasons
 }
 # Published definitions: every role reads them (no scope needed); history/vread are not kept (404).
-FHIR_STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem")
+FHIR_STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter")
 
 
 def fhir_entry(resource_type: str, method: str, path: str) -> Entry:
