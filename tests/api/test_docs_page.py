@@ -54,7 +54,10 @@ def test_swagger_ui_is_the_installed_packages(docs_client: TestClient) -> None:
         served = docs_client.get(f"/docs/assets/{name}")
         assert served.status_code == 200
         assert served.content == (shipped / name).read_bytes()
-    assert "javascript" in docs_client.get("/docs/assets/swagger-ui-bundle.js").headers["content-type"]
+    bundle = docs_client.get("/docs/assets/swagger-ui-bundle.js")
+    assert "javascript" in bundle.headers["content-type"]
+    assert bundle.headers["cache-control"] == "public, max-age=3600"  # not the no-store of patient data
+    assert docs_client.get("/docs/assets/not-an-asset.js").status_code == 404
 
 
 def test_each_page_shows_its_document_and_links_the_other(docs_client: TestClient) -> None:

@@ -6,9 +6,7 @@ screenshots of the caseload and the patient page (docs/screenshots/).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,42 +20,17 @@ from service.settings import Settings
 from tests.builders import API, patient_body
 from tests.conftest import project_root
 from tests.live_server import serve
+from tests.web.chromium import chromium_browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = project_root() / "docs" / "screenshots"
 
 pytestmark = pytest.mark.browser
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-    print(f"skipping browser tests: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _skip_or_fail(f"{CHROMIUM} is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("playwright is not installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 def test_coordinator_flow_in_a_real_browser(
