@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from service.demo import CBT_HOUR, generate_demo_tenant
@@ -14,6 +16,7 @@ from service.demo_loader import load_demo_tenant
 from service.records.cbt import CbtSessionCreate
 from service.settings import Settings
 from tests.builders import API
+from tests.examples_budget import examples
 
 NOW = datetime(2026, 11, 1, 23, 59, tzinfo=UTC)
 
@@ -86,3 +89,23 @@ def test_nothing_is_recorded_as_having_happened_after_now(hour: int) -> None:
     assert all((s.status == "planned") == (now < s.planned_start + timedelta(minutes=50)) for s in today)
     assert all(s.status != "planned" for s in sessions if s.planned_start.date() < now.date())
     assert all(s.planned_start.hour == CBT_HOUR for s in sessions)
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(min_value=0, max_value=10_000),
+    now=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)),
+)
+def test_no_seed_and_no_moment_dates_an_attended_session_in_the_future(
+    seed: int, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The generator's default moment is the service clock (service/clock.py): fixed here, so any instant of the
+    # day — 07:00 before a 14:00 session, 14:30 during it — is tried, as a coordinator would open the demo.
+    monkeypatch.setattr("service.demo.now_utc", lambda: now)
+    demo = generate_demo_tenant(seed=seed, patients=12)
+    records = [r for p in demo.patients for r in p.records]
+    assert all(t <= now for r in records for t in _happened(r.model_dump()))
+    sessions = [r for r in records if isinstance(r, CbtSessionCreate)]
+    attended = [s for s in sessions if s.status == "attended"]
+    assert all(s.actual_end is not None and s.actual_end <= now for s in attended)
+    assert all(s.status == "planned" for s in sessions if s.planned_start + timedelta(minutes=50) > now)
