@@ -1,6 +1,7 @@
 """HTTP for the FHIR facade: content negotiation, ETags, Prefer, and the routes; behaviour is in interactions.
 
-The facade is described by its CapabilityStatement (GET /fhir/metadata), not by the OpenAPI document. Its routes
+The facade is described by its CapabilityStatement (GET /fhir/metadata), not by the JSON API's OpenAPI document
+(service/fhir/openapi.py generates the facade's own from the CapabilityStatement). Its routes
 are `FhirRoute`s: every error they raise leaves as an OperationOutcome (service/fhir/surface.py).
 """
 

@@ -12,7 +12,9 @@ import json
 from typing import Any
 
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
+from schemathesis.core.result import Err
 
 from service.app import create_app
 from service.openapi_export import fhir_openapi_document
@@ -166,3 +168,12 @@ def test_not_served_when_the_docs_are_off() -> None:
     assert client.get("/docs/fhir").status_code == 404
     # The path is then what it would be without the docs: a FHIR request, which needs a token.
     assert client.get("/fhir/openapi.json").status_code == 401
+
+
+def test_an_openapi_tool_reads_every_operation(served: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    _, document = served
+    loaded = schemathesis.openapi.from_dict(document)
+    results = list(loaded.get_all_operations())
+    assert len(results) == len(_operations(document))
+    broken = [str(result.err()) for result in results if isinstance(result, Err)]
+    assert not broken, broken
