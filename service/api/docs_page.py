@@ -16,6 +16,8 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from service.api.page_headers import SECURITY_HEADERS
+
 SWAGGER_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 OWN_ASSETS = Path(__file__).parent / "docs_assets"
 # Each file by name (a route each, not a directory mount): what the pages load, and nothing else.
@@ -27,18 +29,6 @@ ASSETS: Mapping[str, Path] = {
     "docs.css": OWN_ASSETS / "docs.css",
 }
 ASSETS_PATH = "/docs/assets"
-# The coordinator pages' policy (service/web/rendering.py; a test keeps the two equal); Swagger UI's stylesheet
-# draws its icons as data: images.
-SECURITY_HEADERS: Mapping[str, str] = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 
 
 def api_documents(fhir_openapi_url: str) -> dict[str, tuple[str, str]]:

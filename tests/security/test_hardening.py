@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
 
+from service.api.page_headers import SECURITY_HEADERS
 from service.api.rate_limit import ADDRESS_BUCKET_SIZE
 from service.settings import Settings
-from service.web.rendering import SECURITY_HEADERS
 from tests.builders import API, PATIENT_RECORD_BODIES, ApiDriver, patient_body, practitioner_body, sync_target_body
 from tests.security.support import MISSING_ID, World, build_world, new_tenant_id, page_cookie, role_headers
 

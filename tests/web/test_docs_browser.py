@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from service.api.docs_page import SECURITY_HEADERS
+from service.api.page_headers import SECURITY_HEADERS
 from service.app import create_app
 from tests.conftest import make_settings
 from tests.live_server import serve
