@@ -146,7 +146,7 @@ def _due(deadline: Deadline | None, clock: Clock) -> Due | None:
     if deadline is None:
         return None
     overdue = deadline.overdue_from is not None and clock.reached(deadline.overdue_from)
-    return deadline.due(overdue)
+    return deadline.due(overdue, clock)
 
 
 def _overall(enrollment: EnrollmentFacts, reasons: Sequence[Reason], primary: Trajectory | None) -> OverallStatus:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .clock import Clock
 from .protocols import Cadence
 from .status import Count, Counts, Due, DueKind
 from .timeline import Timeline, cbt_date
 from .wording import day, session_noun
+
+# Enough for years of weekly slots; a longer gap is still one overdue reason.
+_MAX_MISSED = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +30,11 @@ class Deadline:
     after_record_id: str
     what: str  # what is due, in words, for the overdue message
     booked: bool = False  # due at a booked appointment (plan_status/appointments.py)
+    # A recurring measurement: its first slot by the cadence, and the cadence, so each slot missed can be named.
+    slots_from: datetime | None = None
+    every_days: float | None = None
 
-    def due(self, overdue: bool) -> Due:
+    def due(self, overdue: bool, clock: Clock) -> Due:
         return Due(
             kind=self.kind,
             due_at=self.due_at,
@@ -36,7 +43,20 @@ class Deadline:
             overdue=overdue,
             after_record_id=self.after_record_id,
             booked=self.booked,
+            missed=self._missed(clock) if overdue else (),
         )
+
+    def _missed(self, clock: Clock) -> tuple[datetime, ...]:
+        """The slots due by as_of with nothing received since the last one (a gap of eight weeks: eight slots).
+        The next slot is a possible change, so the status is recomputed when it passes."""
+        if self.slots_from is None or self.every_days is None:
+            return (self.due_at,)
+        missed: list[datetime] = []
+        slot = self.slots_from
+        while len(missed) < _MAX_MISSED and clock.reached(slot):
+            missed.append(slot)
+            slot += _d(self.every_days)
+        return tuple(missed)
 
 
 def _d(n: float) -> timedelta:
@@ -178,10 +198,16 @@ def measurement_deadline(timeline: Timeline, ketamine: Deadline | None) -> Deadl
         and (due_by_interval is None or predose < due_by_interval)
     ):
         # Pre-dose questionnaires come first; only the weekly rule (once CBT runs) can make one overdue.
-        return Deadline("measurement", "measurement_overdue", predose, None, overdue_from, ref_id, late)
+        return Deadline(
+            "measurement", "measurement_overdue", predose, None, overdue_from, ref_id, late,
+            slots_from=due_by_interval, every_days=interval,
+        )  # fmt: skip
     if due_by_interval is None:
         return None
-    return Deadline("measurement", "measurement_overdue", due_by_interval, None, overdue_from, ref_id, late)
+    return Deadline(
+        "measurement", "measurement_overdue", due_by_interval, None, overdue_from, ref_id, late,
+        slots_from=due_by_interval, every_days=interval,
+    )  # fmt: skip
 
 
 def rems_deadlines(timeline: Timeline) -> list[Deadline]:

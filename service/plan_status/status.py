@@ -86,6 +86,9 @@ class Due(_Out):
     after_record_id: str
     # Due at a booked appointment (after_record_id), rather than by the protocol's cadence.
     booked: bool = False
+    # Once overdue: every due date passed with nothing received (for a measurement, each slot of its cadence up
+    # to as_of, so a chart can show an eight-week gap as eight missed questionnaires). Empty while not overdue.
+    missed: tuple[datetime, ...] = ()
 
 
 class NextDue(_Out):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from markupsafe import Markup, escape
 
@@ -59,12 +59,16 @@ def score_chart(
     sessions: Sequence[ChartMarker],
     *,
     baseline: float | None,
+    today: datetime,
+    tz: tzinfo,
+    missed: Sequence[datetime] = (),
 ) -> Markup:
     """Scores over time on the instrument's severity bands, with baseline, 50 % response and remission lines;
-    ketamine sessions are marked on the time axis."""
+    ketamine sessions are marked on the time axis. The axis runs to today, and each measurement that fell due
+    without arriving is marked, so a gap since the last score shows (dates in the reader's zone, `tz`)."""
     if not points:
         return Markup("")
-    times = [p.at for p in points] + [s.at for s in sessions]
+    times = [p.at for p in points] + [s.at for s in sessions] + list(missed) + [today]
     start, end = min(times), max(times)
     if end - start < timedelta(days=2):
         start, end = start - timedelta(days=1), end + timedelta(days=1)
@@ -101,10 +105,23 @@ def score_chart(
             f'<line class="tick" x1="{LEFT - 3}" x2="{LEFT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
         )
         tick += step
-    for when in _date_ticks(start, end):
+    for when in _date_ticks(start.astimezone(tz), end.astimezone(tz)):
         parts.append(
             f'<text class="axis-label" x="{x(when):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{when:%d %b}</text>'
         )
+    for due in missed:
+        mx = x(due)
+        tip = f"{instrument.title} due {due.astimezone(tz):%d %b %Y}: not received"
+        parts.append(
+            f'<g class="missed-mark"><line class="missed-line" x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP}"'
+            f' y2="{TOP + plot_h}"/><path class="missed-cross" d="M{mx - 4:.1f},{TOP + 2} l8,8 m0,-8 l-8,8">'
+            f"<title>{escape(tip)}</title></path></g>"
+        )
+    tx = x(today)
+    parts.append(
+        f'<line class="today-line" x1="{tx:.1f}" x2="{tx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>'
+        f'<text class="today-label" x="{tx - 3:.1f}" y="{TOP + plot_h - 4}" text-anchor="end">today</text>'
+    )
     reference_lines: list[tuple[float, str, str]] = []
     if baseline is not None:
         reference_lines.append((baseline, "ref-baseline", f"baseline {baseline:g}"))
@@ -130,7 +147,7 @@ def score_chart(
     parts.append(f'<polyline class="score-line" points="{line}" fill="none"/>')
     for p in ordered:
         band_label = instrument.band_for(p.total)
-        tip = f"{p.at:%d %b %Y}: {p.total:g}" + (f" ({band_label})" if band_label else "")
+        tip = f"{p.at.astimezone(tz):%d %b %Y}: {p.total:g}" + (f" ({band_label})" if band_label else "")
         parts.append(
             f'<a href="#{escape(p.anchor)}"><circle class="score-point" cx="{x(p.at):.1f}" cy="{y(p.total):.1f}"'
             f' r="4"><title>{escape(tip)}</title></circle></a>'

@@ -142,6 +142,12 @@ def _declare(
     return ctx
 
 
+def page_zone(request: Request) -> ZoneInfo:
+    """The zone the page shows times in (set once the caller is known, see _declare); UTC before that."""
+    zone = getattr(request.state, "tenant_zone", None)
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")
+
+
 def _require_role(ctx: RequestContext, allowed: frozenset[Role], scopes: Needs | None) -> None:
     if ctx.principal.role not in allowed:
         raise NotPermitted(f"a {ctx.principal.role} may not open this page")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -18,6 +18,7 @@ from service.auth.scopes import needs
 from service.break_glass.grants import BreakGlassRequest, require_restricted_patient, start_break_glass
 from service.caseload.protocols import find_protocol
 from service.caseload.tables import FlagAcknowledgement
+from service.clock import now_utc
 from service.errors import InvalidRequest, validation_problems
 from service.instruments import INSTRUMENTS
 from service.patient_status import (
@@ -47,7 +48,15 @@ from service.records.questionnaire import QuestionnaireResponsePublic
 from service.sync.status import policy_refusals
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
-from service.web.deps import CARE_PAGES, PATIENT_PAGE, SessionDep, SignedIn, context_for_form, context_for_page
+from service.web.deps import (
+    CARE_PAGES,
+    PATIENT_PAGE,
+    SessionDep,
+    SignedIn,
+    context_for_form,
+    context_for_page,
+    page_zone,
+)
 from service.web.rendering import WebRoute, render, restricted_page
 from service.web.sync_admin import patient_sync_state
 
@@ -163,17 +172,24 @@ def _charts(
     responses: Sequence[QuestionnaireResponsePublic],
     administrations: Sequence[KetamineAdministrationPublic],
     statuses: Sequence[PlanStatus],
+    zone: tzinfo,
 ) -> list[dict[str, Any]]:
     markers = [
-        ChartMarker(a.started_at, f"{a.drug.capitalize()} session {a.started_at:%d %b %Y}", f"rec-{a.id}")
+        ChartMarker(
+            a.started_at, f"{a.drug.capitalize()} session {a.started_at.astimezone(zone):%d %b %Y}", f"rec-{a.id}"
+        )
         for a in administrations
         if a.status != "not-done"
     ]
     baselines: dict[str, float] = {}
+    missed: dict[str, tuple[datetime, ...]] = {}
     for status in reversed(statuses):  # the most recent enrollment wins
         for outcome in status.outcomes:
             if outcome.baseline is not None:
                 baselines[outcome.instrument] = outcome.baseline.total
+        due = status.next_due.measurement
+        if due is not None and due.missed and status.outcomes:  # the schedule is of the primary instrument
+            missed[status.outcomes[0].instrument] = due.missed
     by_instrument: dict[str, list[ChartPoint]] = {}
     for response in responses:
         if response.score.total is not None and response.status != "in-progress":
@@ -188,7 +204,16 @@ def _charts(
             {
                 "title": instrument.title,
                 "key": key,
-                "svg": score_chart(instrument, points, markers, baseline=baselines.get(key)),
+                "svg": score_chart(
+                    instrument,
+                    points,
+                    markers,
+                    baseline=baselines.get(key),
+                    today=now_utc(),
+                    tz=zone,
+                    missed=missed.get(key, ()),
+                ),
+                "missed": missed.get(key, ()),
                 "points": sorted(points, key=lambda p: p.at),
                 "baseline": baselines.get(key),
                 "remission": str(instrument.remission) if instrument.remission else None,
@@ -197,12 +222,14 @@ def _charts(
     return charts
 
 
-def _evidence(record_ids: Sequence[str], timeline: dict[str, TimelineEntry], enrollment_id: str) -> list[Evidence]:
+def _evidence(
+    record_ids: Sequence[str], timeline: dict[str, TimelineEntry], enrollment_id: str, zone: tzinfo
+) -> list[Evidence]:
     found = []
     for record_id in record_ids:
         entry = timeline.get(record_id)
         if entry is not None:
-            found.append(Evidence(f"{entry.title} — {entry.at:%d %b %Y}", f"#{entry.anchor}"))
+            found.append(Evidence(f"{entry.title} — {entry.at.astimezone(zone):%d %b %Y}", f"#{entry.anchor}"))
         elif record_id == enrollment_id:
             found.append(Evidence("the enrollment", f"#enrollment-{enrollment_id}"))
         else:
@@ -210,7 +237,7 @@ def _evidence(record_ids: Sequence[str], timeline: dict[str, TimelineEntry], enr
     return found
 
 
-def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> dict[str, Any]:
+def patient_values(session: Session, ctx: RequestContext, patient_id: str, zone: tzinfo) -> dict[str, Any]:
     patient = read_record(session, ctx, PATIENTS, patient_id)
     assert isinstance(patient, PatientPublic)
     plan = read_plan_status(session, ctx, patient_id, None)
@@ -230,7 +257,7 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
     enrollments = []
     for status in plan.statuses:
         reasons = [
-            {"reason": r, "evidence": _evidence(r.record_ids, by_id, status.enrollment_id)}
+            {"reason": r, "evidence": _evidence(r.record_ids, by_id, status.enrollment_id, zone)}
             for r in sorted(status.reasons, key=lambda r: (not r.open, _severity_rank(r.severity), r.since))
         ]
         due = [d for d in (status.next_due.ketamine_session, status.next_due.cbt_session,
@@ -250,7 +277,7 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str) -> di
         "name": fm.display_name(patient),
         "enrollments": enrollments,
         "timeline": entries,
-        "charts": _charts(responses, administrations, plan.statuses),
+        "charts": _charts(responses, administrations, plan.statuses, zone),
         "sync": patient_sync_state(session, ctx.tenant_id, patient_id),
         # DESIGN.md: a policy refusal (consent, break-the-glass) is never retried and is shown to coordinators.
         "policy_refusals": policy_refusals(session, ctx.tenant_id, patient_id),
@@ -285,7 +312,7 @@ def patient_page(
     ctx = context_for_page(
         request, web_session, session, "read", Kind.PATIENTS, CARE_PAGES, scopes=PATIENT_PAGE, patient_id=patient_id
     )
-    values = patient_values(session, ctx, patient_id)
+    values = patient_values(session, ctx, patient_id, page_zone(request))
     values["title"] = values["name"]
     acknowledged = just_acknowledged(session, ctx, patient_id, acknowledgement) if acknowledgement else None
     values["notice"] = _notice(acknowledged, values["enrollments"])
@@ -349,7 +376,7 @@ def acknowledge(
         patient_id=patient_id,
     )
     if not note.strip():
-        values = patient_values(session, ctx, patient_id)
+        values = patient_values(session, ctx, patient_id, page_zone(request))
         values.update(
             title=values["name"],
             notice=None,

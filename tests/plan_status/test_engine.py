@@ -224,3 +224,13 @@ def test_an_open_urgent_finding_is_never_hidden_by_the_enrollment_state(state: s
     assert acknowledged.status == quiet
     # Without an urgent finding, warnings do not outrank the enrollment's state.
     assert status(COURSE, 40, status=state).status == quiet
+
+
+def test_an_overdue_measurement_names_every_slot_missed_since() -> None:
+    gap = COURSE.without(*(m.id for m in COURSE.measurements if m.authored_at > at(24)))
+    measurement = status(gap, 78).next_due.measurement
+    assert measurement is not None and measurement.overdue
+    # Weekly during CBT: due 7 days after the PHQ-9 of day 24, then every week up to day 78 — seven missed.
+    assert measurement.missed == tuple(at(d, -1) for d in (31, 38, 45, 52, 59, 66, 73))
+    on_time = status(COURSE, 30).next_due.measurement
+    assert on_time is not None and not on_time.overdue and on_time.missed == ()

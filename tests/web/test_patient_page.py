@@ -15,7 +15,7 @@ from service.patient_status import JUST_ACKNOWLEDGED
 from service.records.audit import AuditEvent
 from service.tenants import set_tenant_zone
 from tests.builders import ApiDriver, administration_body, cbt_body, sync_target_body
-from tests.web.conftest import Browser, at, at_risk_patient, enrolled_patient, stored_status
+from tests.web.conftest import Browser, at, at_risk_patient, enrolled_patient, phq9, stored_status
 
 
 def test_a_psychotherapy_visit_of_unstated_modality_says_so_on_the_page(
@@ -390,3 +390,24 @@ def test_a_policy_refusal_is_shown_on_the_patient_page(
         "Refused by the EHR on policy" in page.text and "consent withheld" in page.text and "Epic policy" in page.text
     )
     assert "Refused by the EHR on policy" not in b.get(f"/patients/{other}").text  # a dead letter, not a refusal
+
+
+def test_the_chart_runs_to_today_and_marks_the_questionnaires_that_never_came(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    api = api_as(tenant)
+    patient_id = enrolled_patient(api, family_name="Gapwood", days_ago=70)
+    api.create("questionnaire-responses", phq9(patient_id, 66))
+    api.create(
+        "ketamine-administrations",
+        administration_body(patient_id, started_at=at(65), ended_at=at(64.97), vital_signs=[]),
+    )
+    api.create("cbt-sessions", cbt_body(patient_id, planned_start=at(63), actual_start=at(63), actual_end=at(62.96)))
+    b = browser()
+    b.sign_in(tenant, "coordinator")
+    text = b.get(f"/patients/{patient_id}").text
+    # Weekly during CBT: due 59 days ago and every week since — eight or nine slots, each marked.
+    missed = text.count('class="missed-mark"')
+    assert missed >= 8, missed
+    assert f"{missed} measurements missed since" in text
+    assert 'class="today-line"' in text
