@@ -162,3 +162,28 @@ def test_statuses_are_recomputed_for_the_new_reason_wording(empty_database: str)
         assert stored == [{"reasons": [{"code": "phq9_item9_positive", "message": "m"}]}] * 3
     finally:
         engine.dispose()
+
+
+def test_patients_get_family_and_given_search_keys(empty_database: str) -> None:
+    """Issue #21 item 2: FHIR Patient?family= and given= search folded keys of each part; patients stored before
+    the keys existed get theirs (a name sent only as text has neither)."""
+    from sqlalchemy import text
+
+    migrations.upgrade(empty_database, "faf9b4145a57")
+    engine = make_engine(empty_database, pool_size=1)
+    insert = text(
+        "INSERT INTO patients (id, tenant_id, created_at, updated_at, version, source_system, source_id, "
+        "family_name, given_name, name_text, sex, name_key) VALUES (:id, 't', '2026-01-01', '2026-01-01', 1, 's', "
+        ":id, :family, :given, :text, 'female', '')"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 'T', '2026-01-01')"))
+            connection.execute(insert, {"id": "p1", "family": "Pétrov", "given": "Dana  Zoë", "text": None})
+            connection.execute(insert, {"id": "p2", "family": None, "given": None, "text": "Ngozi Adeyemi"})
+        migrations.upgrade(empty_database, "ff6277576689")
+        with engine.connect() as connection:
+            keys = connection.execute(text("SELECT id, family_key, given_key FROM patients ORDER BY id")).all()
+        assert [tuple(row) for row in keys] == [("p1", "petrov", "dana zoe"), ("p2", "", "")]
+    finally:
+        engine.dispose()

@@ -9,9 +9,10 @@ from sqlalchemy import and_, distinct, func, or_
 from sqlmodel import Session, col, select
 
 from service.fhir import paging
+from service.fhir.patient_criteria import family_starts, matching_patients
 from service.fhir.search_parameters import DateBound, SearchQuery
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
-from service.records.patient import Patient, name_key
+from service.records.patient import Patient
 
 # A patient id no record has: a search whose chained criteria match no patient matches nothing.
 _NO_PATIENT = "-"
@@ -59,7 +60,7 @@ def _token_matches(param: str, alternatives: list[tuple[str | None, str | None]]
 def _one_token(query: SearchQuery) -> bool:
     """One token parameter and nothing that lives only on fhir_resources (status) or is better served by the
     resources' own indexes (a patient's or an id's few resources): the search can run on the token index."""
-    return len(query.tokens) == 1 and not (query.ids or query.patients or query.statuses)
+    return len(query.tokens) == 1 and not (query.ids or query.patients or query.statuses or query.patient_criteria)
 
 
 def run_search(session: Session, tenant_id: str, query: SearchQuery) -> SearchPage:
@@ -151,6 +152,8 @@ def _general_search(session: Session, tenant_id: str, query: SearchQuery) -> Sea
         conditions.append(or_(col(r.patient_id).is_(None), col(r.patient_id).not_in(sorted(query.hidden_patients))))
     if query.statuses:
         conditions.append(col(r.status).in_(query.statuses))
+    if query.patient_criteria:  # Patient?family=…&birthdate=…: a Patient resource's patient_id is its own
+        conditions.append(col(r.patient_id).in_(matching_patients(tenant_id, query.patient_criteria)))
     conditions += [date_clause(col(r.clinical_date), b) for b in query.dates]
     conditions += [date_clause(col(r.last_updated), b) for b in query.last_updated]
     for param, alternatives in query.tokens:
@@ -234,12 +237,8 @@ def narrow_to_chained_patients(session: Session, tenant_id: str, query: SearchQu
         assert parameter == "family", "search_parameters.CHAINS serves family only"
         matches: set[str] = set()
         for alternative in (v for v in value.split(",") if v.strip()):
-            # name_key is "family given", folded: the family name is its start.
-            prefix = name_key(alternative).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             rows = session.exec(
-                select(Patient.id).where(
-                    col(Patient.tenant_id) == tenant_id, col(Patient.name_key).like(f"{prefix}%", escape="\\")
-                )
+                select(Patient.id).where(col(Patient.tenant_id) == tenant_id, family_starts(alternative))
             )
             matches |= set(rows)
         found = matches if found is None else found & matches

@@ -10,6 +10,10 @@ tenant — and R4 says a server SHALL reject a modifier it does not support (sea
 One chain is served (CHAINS): a patient reference by the patient's family name, `subject:Patient.family=…`
 (also `subject.family`, `patient.family`, `patient:Patient.family`; search.html#chaining), as clients find a
 patient's results by name; R4's string match (starts with, case and accents ignored).
+
+A Patient is also searched by its own demographics (PATIENT_CRITERIA: US Core's name, family, given, birthdate,
+gender), which live on the patients table, not in the projection: parsed here into PatientCriterion values,
+run by patient_criteria.py.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ _DATE = re.compile(
 )
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}", re.ASCII)
 
-ParameterType = Literal["token", "reference", "date", "uri"]
+ParameterType = Literal["token", "reference", "date", "uri", "string"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,17 @@ TOKEN_PARAMETERS: dict[str, tuple[str, ...]] = {
     "Appointment": ("status",),
 }
 
+# US Core's Patient search parameters, searched on the patients table (patient_criteria.py). Strings take
+# :exact (the whole part, as written) and :contains (anywhere in it, case and accents ignored).
+_STRING_MODIFIERS = frozenset({"exact", "contains"})
+PATIENT_CRITERIA = {
+    "name": SearchParameter("name", "string", _STRING_MODIFIERS),
+    "family": SearchParameter("family", "string", _STRING_MODIFIERS),
+    "given": SearchParameter("given", "string", _STRING_MODIFIERS),
+    "birthdate": SearchParameter("birthdate", "date"),
+    "gender": SearchParameter("gender", "token"),
+}
+
 
 def _parameters(resource_type: str) -> dict[str, SearchParameter]:
     declared = [
@@ -94,6 +109,8 @@ def _parameters(resource_type: str) -> dict[str, SearchParameter]:
         ]
     declared += [SearchParameter(name, "token") for name in TOKEN_PARAMETERS[resource_type]]
     declared += [SearchParameter(name, "date") for name in sorted(DATE_PARAMETERS.get(resource_type, set()))]
+    if resource_type == "Patient":
+        declared += PATIENT_CRITERIA.values()
     return {p.name: p for p in declared}
 
 
@@ -137,6 +154,16 @@ class DateBound:
     end: datetime
 
 
+@dataclass(frozen=True)
+class PatientCriterion:
+    """One Patient parameter as sent (name[:modifier]=a,b): a patient matches when it matches any value."""
+
+    name: str
+    modifier: str  # "" when none
+    values: tuple[str, ...] = ()  # strings as sent; gender codes (system|code checked: the code)
+    days: tuple[DateBound, ...] = ()  # birthdate
+
+
 @dataclass
 class SearchQuery:
     resource_type: str
@@ -158,6 +185,8 @@ class SearchQuery:
     hidden_patients: frozenset[str] = frozenset()
     # Chained patient criteria (Patient parameter, value): the search narrows to the patients they match.
     chained: list[tuple[str, str]] = field(default_factory=list)
+    # Patient?name=…, family, given, birthdate, gender: each one must match (AND), a comma's values any (OR).
+    patient_criteria: list[PatientCriterion] = field(default_factory=list)
 
     @property
     def counts_only(self) -> bool:
@@ -241,7 +270,9 @@ def parse_search(
         if not values:
             continue
         query.applied.append((raw_name, value))
-        if name == "_id":
+        if resource_type == "Patient" and name in PATIENT_CRITERIA:
+            query.patient_criteria.append(_patient_criterion(name, raw_name.partition(":")[2], values))
+        elif name == "_id":
             query.ids.extend(values)
         elif name == "status":
             query.statuses.extend(values)
@@ -293,6 +324,29 @@ def _result_parameter(query: SearchQuery, name: str, value: str, max_count: int)
         query.total = TOTAL_METHODS[value]
     if name in ("_count", "_sort", "_include", "_summary", "_total"):
         query.applied.append((name, value))
+
+
+ADMINISTRATIVE_GENDER = "http://hl7.org/fhir/administrative-gender"
+_DAY = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
+
+
+def _patient_criterion(name: str, modifier: str, values: list[str]) -> PatientCriterion:
+    if name == "birthdate":
+        # A birth date is a day with no time or zone: a time of day cannot be compared with it.
+        texts = [v[2:] if v[:2] in DATE_PREFIXES else v for v in values]
+        for text in texts:
+            if _DAY.fullmatch(text) is None:
+                raise invalid(name, f"{text!r} is not a date: birthdate takes YYYY, YYYY-MM or YYYY-MM-DD")
+        return PatientCriterion(name, modifier, days=tuple(date_bound(name, v) for v in values))
+    if name == "gender":
+        codes = []
+        for value in values:
+            system, code = _token(name, value)
+            if system in (None, ADMINISTRATIVE_GENDER):
+                codes.append(code or "*")  # system| alone: any gender
+            # another system (or |code, no system) holds no patient's gender: that value matches nothing
+        return PatientCriterion(name, modifier, values=tuple(codes))
+    return PatientCriterion(name, modifier, values=tuple(values))
 
 
 def _token(name: str, value: str) -> tuple[str | None, str | None]:

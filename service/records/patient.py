@@ -54,6 +54,11 @@ class Patient(TenantRecord, table=True):
     communication: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
     # "family given" folded for search (`name_key`): a coordinator types "petrov" and finds "Pétrov".
     name_key: str = SqlField(default="", max_length=520)
+    # The family and the given names apart, folded the same way: FHIR searches them apart (Patient?family=,
+    # Patient?given=, service/fhir/patient_criteria.py), and "Petrov Dana" in name_key does not say where the
+    # family name ends.
+    family_key: str = SqlField(default="", max_length=255)
+    given_key: str = SqlField(default="", max_length=255)
 
 
 def name_key(*names: str | None) -> str:
@@ -63,14 +68,22 @@ def name_key(*names: str | None) -> str:
     return " ".join(folded.split())
 
 
+_NAME_KEYS = ("name_key", "family_key", "given_key")
+
+
 def with_name_key(values: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a patient, with the search key of its names."""
-    names = (values.get("family_name"), values.get("given_name"))
-    return {**values, "name_key": name_key(*names) if any(names) else name_key(values.get("name_text"))}
+    """The columns of a patient, with the search keys of its names."""
+    family, given = values.get("family_name"), values.get("given_name")
+    return {
+        **values,
+        "name_key": name_key(family, given) if family or given else name_key(values.get("name_text")),
+        "family_key": name_key(family),
+        "given_key": name_key(given),
+    }
 
 
 def without_name_key(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k != "name_key"}
+    return {k: v for k, v in values.items() if k not in _NAME_KEYS}
 
 
 class PatientIdentifier(SQLModel, table=True):

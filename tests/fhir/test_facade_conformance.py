@@ -132,6 +132,25 @@ def test_an_off_the_shelf_client_creates_reads_pages_and_updates(fhirpy_client: 
     assert again["meta"]["versionId"] == "2"
 
 
+def test_an_off_the_shelf_client_pages_a_patient_search(fhirpy_client: SyncFHIRClient) -> None:
+    """Issue #21's done-when: Patient?family=…&birthdate=… is exactly the matches, paged by a client that follows
+    the next links (fhirpy's fetch_all, two a page: three pages)."""
+    wanted = set()
+    for n in range(5):
+        patient = fhirpy_client.resource("Patient", **patient_resource(name=[{"family": f"Pagédsearch{n}"}]))
+        patient.save()
+        wanted.add(patient.id)
+    # Neither matches both: another birth date, another family name.
+    fhirpy_client.resource(
+        "Patient", **patient_resource(name=[{"family": "Pagedsearch9"}], birthDate="1990-01-01")
+    ).save()
+    fhirpy_client.resource("Patient", **patient_resource(name=[{"family": "Otherfamily"}])).save()
+    search = fhirpy_client.resources("Patient").search(family="pagedsearch", birthdate="1979-04-12").limit(2)
+    found = [p.id for p in search.fetch_all()]
+    assert sorted(found) == sorted(wanted)  # each once
+    assert search.count() == 5
+
+
 def test_an_off_the_shelf_client_sends_a_transaction(fhirpy_client: SyncFHIRClient) -> None:
     bundle = {
         "resourceType": "Bundle",

@@ -30,7 +30,7 @@ UNSUPPORTED = [
     ("Observation", "identifier:of-type", "x|MR|1"),
     ("QuestionnaireResponse", "status:exact", "completed"),
     ("Patient", "_has:Observation:patient:code", "8480-6"),
-    ("Patient", "name", "Okonkwo"),
+    ("Patient", "name:phonetic", "Okonkwo"),  # name is served (issue #21); :phonetic is not
     ("Patient", "shoe-size", "44"),
     ("Patient", "_count:foo", "1"),
 ]
