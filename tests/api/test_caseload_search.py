@@ -36,6 +36,7 @@ def caseload(
         "dana2": _enrolled(api, "Petrov", "Dana", "1991-11-30", "MRN-9902"),
         "zoe": _enrolled(api, "Pétrová", "Zoë", "1975-06-01", "mrn-0007"),
         "other": _enrolled(api, "Okafor", "Chidi", "1984-03-09", "MRN-1234"),
+        "jose": _enrolled(api, "Núñez", "José", "1968-02-29", "MRN-5150"),
     }
     headers = auth(tenant, "coordinator")
 
@@ -67,6 +68,8 @@ def test_search_by_name_ignores_accents_case_and_word_order(
     assert _found(read(q="dana petrov")) == {ids["dana"], ids["dana2"]}
     assert _found(read(q="zoe petrova")) == {ids["zoe"]}  # no accents typed
     assert _found(read(q="okafor")) == {ids["other"]}
+    assert _found(read(q="jose")) == {ids["jose"]}  # "José", typed without the accent
+    assert _found(read(q="NUNEZ jose")) == {ids["jose"]}
     assert _found(read(q="nobody")) == set()
     # Wildcards are text, not patterns: "%" and "_" match no name.
     assert _found(read(q="%")) == set() and _found(read(q="P_trov")) == set()
