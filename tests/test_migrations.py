@@ -164,6 +164,44 @@ def test_statuses_are_recomputed_for_the_new_reason_wording(empty_database: str)
         engine.dispose()
 
 
+def test_statuses_are_recomputed_for_what_happened_and_missed_measurements(empty_database: str) -> None:
+    """Issue #21 items 4 and 6: every stored status is due, so it is stored again with `what_happened` and the
+    missed measurement slots; a downgrade strips both, which the old models would refuse."""
+    from sqlalchemy import text
+
+    before = "ff6277576689"
+    migrations.upgrade(empty_database, before)
+    engine = make_engine(empty_database, pool_size=1)
+    insert = text(
+        "INSERT INTO plan_statuses (tenant_id, enrollment_id, patient_id, protocol_id, protocol_version, start_date, "
+        "status, phase, urgency, open_flags, open_urgent, open_warnings, primary_instrument, score_trend, overdue, "
+        "computed_at, detail) VALUES ('t', :id, 'p', 'iv', '1', '2026-01-01', 'at_risk', 'induction', 3, ',', 1, 0, "
+        "'phq-9', '[]', :no, '2026-01-02', :detail)"
+    )
+    old = {"reasons": [{"code": "relapse", "message": "m"}], "next_due": {"measurement": {"kind": "measurement"}}}
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert, {"id": "e0", "no": False, "detail": json.dumps(old)})
+        migrations.upgrade(empty_database)
+        with engine.begin() as connection:
+            due = connection.execute(text("SELECT count(*) FROM plan_statuses WHERE next_recompute_at IS NOT NULL"))
+            assert due.scalar_one() == 1
+            new = {
+                "reasons": [{"code": "relapse", "message": "m", "what_happened": "w"}],
+                "next_due": {
+                    "measurement": {"kind": "measurement", "missed": ["2026-01-09T09:00:00Z"]},
+                    "rems_form": None,
+                },
+            }
+            connection.execute(text("UPDATE plan_statuses SET detail = :d"), {"d": json.dumps(new)})
+        migrations.downgrade(empty_database, before)
+        with engine.connect() as connection:
+            [stored] = [_json(d) for d in connection.execute(text("SELECT detail FROM plan_statuses")).scalars()]
+        assert stored == {**old, "next_due": {"measurement": {"kind": "measurement"}, "rems_form": None}}
+    finally:
+        engine.dispose()
+
+
 def test_patients_get_family_and_given_search_keys(empty_database: str) -> None:
     """Issue #21 item 2: FHIR Patient?family= and given= search folded keys of each part; patients stored before
     the keys existed get theirs (a name sent only as text has neither)."""

@@ -52,6 +52,7 @@ def to_reasons(
                 severity=finding.severity,
                 message=_message(finding, found, tz),
                 next_step=finding.next_step if found is None else None,
+                what_happened=finding.message.removesuffix("."),
                 occurrence_id=finding.occurrence_id,
                 record_ids=finding.record_ids,
                 since=finding.since,

@@ -154,7 +154,7 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
                     "warning",
                     f"The last {name} before the first {noun} on {day(first.started_at, tz)} was taken on "
                     f"{day(stale.at, tz)}, more than {days(max_age)} earlier, so it cannot serve as the "
-                    "baseline and response cannot be judged — note this in the plan.",
+                    "starting score and whether treatment helps cannot be measured — note this in the plan.",
                     first.id,
                     first.started_at,
                     (stale.record_id,),
@@ -166,7 +166,8 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
                     "baseline_missing",
                     "warning",
                     f"No {name} was recorded in the {days(max_age)} before the first {noun} on "
-                    f"{day(first.started_at, tz)}, so response cannot be judged",
+                    f"{day(first.started_at, tz)}, so there is no starting score and whether treatment helps cannot "
+                    "be measured",
                     first.id,
                     first.started_at,
                     (timeline.enrollment.id,),
@@ -180,9 +181,9 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
             Finding(
                 "non_response",
                 "warning",
-                f"{name} was {number(p.total)} on {day(p.at, tz)}, the first score after the induction, against a "
-                f"baseline of {number(baseline.total)}: not the 50% reduction that counts as response — "
-                "review the plan with the prescriber.",
+                f"{name} was {number(p.total)} on {day(p.at, tz)}, the first score after the induction, against "
+                f"{number(baseline.total)} before treatment: it has not fallen by half, so the induction has not "
+                "worked as hoped — review the plan with the prescriber.",
                 p.record_id,
                 p.at,
                 (baseline.record_id,),
@@ -207,9 +208,9 @@ def outcome_findings(instrument: Instrument, traj: Trajectory, timeline: Timelin
                 Finding(
                     "relapse",
                     "urgent",
-                    f"{name} has been back above half of its baseline{_baseline_words(traj)} since "
-                    f"{day(start.at, tz)} ({number(start.total)}, then {number(confirm.total)} on "
-                    f"{day(confirm.at, tz)}) after an earlier response: possible relapse",
+                    f"{name} had fallen by half but has been back above half of the score before treatment"
+                    f"{_baseline_words(traj)} since {day(start.at, tz)} ({number(start.total)}, then "
+                    f"{number(confirm.total)} on {day(confirm.at, tz)}): possible relapse",
                     confirm.record_id,
                     confirm.at,
                     (start.record_id,),

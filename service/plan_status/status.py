@@ -26,6 +26,9 @@ class Reason(_Out):
     message: str
     # The next action alone, while the reason is open (None once closed, or for a reason with no single action).
     next_step: str | None = None
+    # What happened alone, without the next step or who closed it: a page that says those its own way (a closed
+    # reason: "closed by … on … (zone)") shows this. None only in statuses stored before it was recorded.
+    what_happened: str | None = None
     # The record an acknowledgement must name to close this occurrence; always one of record_ids.
     occurrence_id: str
     record_ids: tuple[str, ...]

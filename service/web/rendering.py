@@ -62,6 +62,14 @@ def _when(context: Context, value: datetime | None, with_time: bool = True) -> s
 
 
 @pass_context
+def _when_in_zone(context: Context, value: datetime) -> str:
+    """An instant with the zone's name, where it is read alone: "3 Dec 2026 09:12 (Europe/London)"."""
+    zone = context.get("zone") or ZoneInfo("UTC")
+    local = value.astimezone(zone)
+    return f"{local.day} {local:%b %Y %H:%M} ({zone})"
+
+
+@pass_context
 def _clock(context: Context, value: datetime) -> str:
     return value.astimezone(context.get("zone") or UTC).strftime("%H:%M")
 
@@ -76,6 +84,7 @@ environment = Environment(
 environment.filters["when"] = _when
 environment.filters["date"] = pass_context(lambda context, value: _when(context, value, with_time=False))
 environment.filters["clock"] = _clock
+environment.filters["when_in_zone"] = _when_in_zone
 environment.globals["status_look"] = labels.status_look
 environment.globals["flag_label"] = labels.flag_label
 environment.globals["phase_label"] = labels.phase_label

@@ -190,6 +190,7 @@ def test_json_shape() -> None:
         "severity",
         "message",
         "next_step",
+        "what_happened",
         "occurrence_id",
         "record_ids",
         "since",

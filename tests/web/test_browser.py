@@ -86,7 +86,7 @@ def test_coordinator_flow_in_a_real_browser(
         page.wait_for_url("**acknowledgement=*")
         notice = page.get_by_role("status").first.inner_text()
         assert notice.startswith("Acknowledged: PHQ-9 item 9 (self-harm) positive, by dr-demo.")
-        assert "Closed: acknowledged by dr-demo on " in page.locator(".reasons").inner_text()
+        assert "Closed by dr-demo on " in page.locator(".reasons").inner_text()
 
         # Issue #16, finding 9: the confirmation shows only what was stored; text in the URL is never shown.
         patient_path = page.url.split("?")[0]

@@ -96,6 +96,8 @@ def test_patient_page_explains_the_status_and_shows_the_records(
 def test_clinician_acknowledges_the_flag_and_sees_the_status_change(
     browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str, web_engine: Engine
 ) -> None:
+    with unit_of_work(web_engine) as session:
+        set_tenant_zone(session, tenant, "Europe/London")
     patient_id = at_risk_patient(api_as(tenant))
     b = browser()
     b.sign_in(tenant, "clinician", subject="dr-lee")
@@ -106,7 +108,14 @@ def test_clinician_acknowledges_the_flag_and_sees_the_status_change(
     assert done.headers["location"] == f"/patients/{patient_id}?acknowledgement={stored.id}#flags"
     page = b.get(done.headers["location"])
     assert "Acknowledged: PHQ-9 item 9 (self-harm) positive, by dr-lee. Plan status:" in page.text
-    assert "Closed: acknowledged by dr-lee on " in page.text
+    # Closed reads as closed: what happened, who closed it and when (with the zone), never the call to action.
+    closed = page.text.split('class="reason reason-closed"')[1].split("</li>")[0]
+    assert "PHQ-9 item 9 (thoughts of self-harm) answered" in closed
+    assert re.search(
+        r"<strong>Closed</strong> by dr-lee on \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d \(Europe/London\)\.", closed
+    )
+    assert "Closed: acknowledged" not in closed  # said once, in the page's words
+    assert "What was done: “Called the patient; safety plan reviewed”" in closed
     assert "contact the patient today" not in page.text  # the closed flag no longer asks for the call
     assert stored_status(web_engine, tenant, patient_id).status != "at_risk"
     assert [a.acknowledged_by for a in _acks(web_engine, tenant)] == ["dr-lee"]
