@@ -25,6 +25,7 @@ from .errors import MappingError, operation_outcome
 from .flag import safety_flag_resource
 from .identity import for_ehr, identifier_system, resource_id, sub_resource_id
 from .patient import display_name, kept_datatypes, patient_from_fhir, patient_resource
+from .patient_contact import ContactSummary, contact_summary
 from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
 from .questionnaire_response_inbound import (
     SentAnswer,
@@ -77,6 +78,7 @@ __all__ = [
     "AppointmentRecord",
     "CarePlanResources",
     "CbtSessionRecord",
+    "ContactSummary",
     "EnrollmentRecord",
     "InboundCodeMap",
     "KetamineAdministrationRecord",
@@ -105,6 +107,7 @@ __all__ = [
     "care_plan_resources",
     "code_map_problems",
     "code_system_resource",
+    "contact_summary",
     "derived_visit_types",
     "display_name",
     "extension_definition_resource",

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import JSON, ForeignKeyConstraint, Index, UniqueConstraint, delete
 from sqlmodel import Field as SqlField
 from sqlmodel import Session, SQLModel, col, select
@@ -238,8 +246,35 @@ class PatientCreate(PatientFields):
     )
 
 
+class ContactPhone(ApiModel):
+    number: str
+    use: str | None = Field(default=None, description="ContactPoint.use: home, work, mobile, temp")
+
+
+class PatientContact(ApiModel):
+    """How to reach the patient, read from telecom, addresses and communication as sent (fhir_mappings
+    patient_contact.py): a contact point or address whose use is `old` is left out, rank 1 is preferred."""
+
+    phones: list[ContactPhone] = Field(description="Phone and text-message numbers, the preferred (rank) first")
+    email: str | None
+    address: str | None = Field(description="The home address (else the first current one), as one line")
+    preferred_channel: str | None = Field(
+        description="phone, text message, e-mail, fax or pager: the contact point ranked first (none unranked)"
+    )
+    language: str | None = Field(description="The preferred language (communication.preferred), else the first")
+
+
 class PatientPublic(RecordMeta, PatientFields):
-    pass
+    @computed_field(description="How to reach the patient (read-only: set telecom, addresses and communication)")
+    def contact(self) -> PatientContact:
+        found = fm.contact_summary(self.telecom, self.addresses, self.communication)
+        return PatientContact(
+            phones=[ContactPhone(number=p.number, use=p.use) for p in found.phones],
+            email=found.email,
+            address=found.address,
+            preferred_channel=found.preferred_channel,
+            language=found.language,
+        )
 
 
 def save_identifiers(session: Session, row: TenantRecord, values: dict[str, Any]) -> None:

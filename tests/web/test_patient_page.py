@@ -420,3 +420,28 @@ def test_the_chart_runs_to_today_and_marks_the_questionnaires_that_never_came(
     assert missed >= 8, missed
     assert f"{missed} measurements missed since" in text
     assert 'class="today-line"' in text
+
+
+def test_the_patient_page_says_how_to_reach_the_patient(
+    browser: Callable[..., Browser], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    api = api_as(tenant)
+    reachable = api.patient(
+        telecom=[
+            {"system": "phone", "value": "+1 608 555 0100", "use": "home", "rank": 2},
+            {"system": "sms", "value": "+1 608 555 0143", "use": "mobile", "rank": 1},
+            {"system": "email", "value": "dana@example.org"},
+        ],
+        addresses=[{"use": "home", "line": ["12 Lake St"], "city": "Madison"}],
+        communication=[{"language": {"text": "Spanish"}, "preferred": True}],
+    )
+    unreachable = api.patient()
+    b = browser()
+    b.sign_in(tenant, "coordinator")
+    text = b.get(f"/patients/{reachable}").text
+    assert '<a href="tel:+16085550143">+1 608 555 0143</a> (mobile)<br><a href="tel:+16085550100">' in text
+    assert '<a href="mailto:dana@example.org">dana@example.org</a>' in text
+    assert "12 Lake St, Madison" in text
+    assert "<dt>Prefers</dt><dd>text message</dd>" in text and "<dt>Language</dt><dd>Spanish</dd>" in text
+    empty = b.get(f"/patients/{unreachable}").text
+    assert "<dt>Phone</dt><dd>none on record</dd>" in empty and "<dt>Prefers</dt><dd>not said</dd>" in empty
