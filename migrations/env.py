@@ -26,6 +26,7 @@ from service.records import (  # noqa: F401
     received,
     sync_target,
     tenant,
+    user_time_zone,
     vital_sign,
 )
 from service.records.base import metadata

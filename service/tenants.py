@@ -1,4 +1,5 @@
-"""Registering tenants (hospitals or sites); the operator does this, not an API client."""
+"""Registering tenants (hospitals or sites), which the operator does, not an API client; and the time zone a page
+is read in: the hospital's, or a user's own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
 from service.errors import RecordConflict, RecordNotFound, invalid
 from service.records.tenant import Tenant
+from service.records.user_time_zone import UserTimeZone
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -52,3 +54,29 @@ def set_tenant_zone(session: Session, tenant_id: str, time_zone: str) -> Tenant:
         update(PlanStatusRow).where(col(PlanStatusRow.tenant_id) == tenant_id).values(next_recompute_at=now_utc())
     )
     return tenant
+
+
+def own_zone(session: Session, tenant_id: str, subject: str) -> str | None:
+    own = session.get(UserTimeZone, (tenant_id, subject))
+    return own.time_zone if own is not None else None
+
+
+def reading_zone(session: Session, tenant: Tenant, subject: str) -> str:
+    """The zone a user reads times in: their own if they set one, else the hospital's."""
+    return own_zone(session, tenant.id, subject) or tenant.time_zone
+
+
+def set_user_zone(session: Session, tenant_id: str, subject: str, time_zone: str | None) -> UserTimeZone | None:
+    """A user's own zone (checked like the hospital's), or None to read times in the hospital's zone again."""
+    own = session.get(UserTimeZone, (tenant_id, subject))
+    if time_zone is None:
+        if own is not None:
+            session.delete(own)
+        return None
+    zone = checked_zone(time_zone)
+    if own is None:
+        own = UserTimeZone(tenant_id=tenant_id, subject=subject, time_zone=zone)
+    else:
+        own.time_zone, own.updated_at = zone, now_utc()
+    session.add(own)
+    return own

@@ -21,6 +21,7 @@ from service.errors import NotPermitted
 from service.records.audit import AuditAction
 from service.records.tenant import Tenant
 from service.settings import Settings
+from service.tenants import reading_zone
 from service.web.rendering import CsrfRefused, SignInRequired
 from service.web.session_cookie import COOKIE_NAME, WebSession, csrf_valid, decode_session
 
@@ -133,7 +134,9 @@ def _declare(
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
         raise NotPermitted(f"tenant {principal.tenant_id!r} is not registered on this service; sign in again")
-    request.state.tenant_zone = ZoneInfo(tenant.time_zone)  # every time on the page is shown in it
+    # Every time on the page is shown in the reader's zone: their own if they set one, else the hospital's.
+    request.state.hospital_zone = ZoneInfo(tenant.time_zone)
+    request.state.reading_zone = ZoneInfo(reading_zone(session, tenant, principal.subject))
     session.rollback()  # end the read transaction before the service's own unit of work (SQLite write lock)
     request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
     ctx = RequestContext(principal=principal, request_id=request_id, settings=settings_of(request))
@@ -144,7 +147,7 @@ def _declare(
 
 def page_zone(request: Request) -> ZoneInfo:
     """The zone the page shows times in (set once the caller is known, see _declare); UTC before that."""
-    zone = getattr(request.state, "tenant_zone", None)
+    zone = getattr(request.state, "reading_zone", None)
     return zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")
 
 

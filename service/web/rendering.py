@@ -107,7 +107,8 @@ def render(
         session=session if session is not None and session.signed_in else None,
         csrf=csrf_token(session, settings) if session is not None else "",
         request_path=request.url.path,
-        zone=getattr(request.state, "tenant_zone", None) or ZoneInfo("UTC"),
+        zone=getattr(request.state, "reading_zone", None) or ZoneInfo("UTC"),
+        hospital_zone=getattr(request.state, "hospital_zone", None) or ZoneInfo("UTC"),
     )
     return HTMLResponse(body, status_code=status_code)
 

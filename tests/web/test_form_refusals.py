@@ -34,6 +34,7 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/sync/targets/{target_id}/connection-test": ("admin", "clinician"),
     "/sync/targets/{target_id}/backfill": ("admin", "coordinator"),
     "/sync/targets/{target_id}/replay": ("admin", "clinician"),
+    "/time-zone": ("coordinator", None),  # every signed-in role sets its own
 }
 FORGED_TOKENS = ("", "forged-token")
 
