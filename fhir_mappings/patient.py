@@ -21,6 +21,8 @@ _MR_TYPE = {
 _GENDERS = frozenset({"female", "male", "other", "unknown"})
 # The R4 core extension that marks a veterinary patient (http://hl7.org/fhir/R4/extension-patient-animal.html).
 _ANIMAL = "http://hl7.org/fhir/StructureDefinition/patient-animal"
+# Where the patient lives by the clock: the HL7 extension (an IANA zone as valueCode), as R4 has no element for it.
+TIME_ZONE = "http://hl7.org/fhir/StructureDefinition/timezone"
 # R4 dateTime (datatypes.html#dateTime): partial dates, or a time that then carries an offset.
 _FHIR_DATE_TIME = re.compile(
     r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
@@ -64,6 +66,8 @@ def patient_resource(record: PatientRecord, *, canonical_base: str) -> Patient:
     for element, field in _KEPT:
         if values := list(getattr(record, field)):
             resource[element] = values
+    if record.time_zone is not None:
+        resource["extension"] = [{"url": TIME_ZONE, "valueCode": record.time_zone}]
     if record.restricted:
         label = {"system": V3_CONFIDENTIALITY, "code": RESTRICTED[0], "display": RESTRICTED[1]}
         resource["meta"] = {**resource["meta"], "security": [label]}
@@ -159,6 +163,7 @@ def patient_from_fhir(
         "restricted": _is_restricted(resource),
         "names": names,
         **_deceased(resource),
+        "time_zone": _time_zone(resource),
     }
     for element, field in _KEPT:
         body[field] = kept_datatypes(resource, element)
@@ -190,6 +195,19 @@ def _refuse_animal(resource: dict[str, Any]) -> None:
                 "this Patient is an animal (patient-animal extension); the programme treats people",
                 code="not-supported",
             )
+
+
+def _time_zone(resource: dict[str, Any]) -> str | None:
+    """The timezone extension's valueCode (whether it names an IANA zone, the service's PatientFields checks)."""
+    for i, raw in enumerate(as_list(resource.get("extension"), "Patient.extension")):
+        if isinstance(raw, dict) and raw.get("url") == TIME_ZONE:
+            value = raw.get("valueCode")
+            if not isinstance(value, str) or not value.strip():
+                raise MappingError(
+                    f"Patient.extension[{i}].valueCode", "the time zone is an IANA zone code, e.g. America/Chicago"
+                )
+            return value
+    return None
 
 
 def _deceased(resource: dict[str, Any]) -> dict[str, Any]:

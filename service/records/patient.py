@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import unicodedata
+import zoneinfo
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -54,6 +56,8 @@ class Patient(TenantRecord, table=True):
     deceased: bool = SqlField(default=False)
     # Patient.deceasedDateTime as sent (an R4 dateTime may be a year, a month, a day or an instant).
     deceased_at: str | None = SqlField(default=None, max_length=64)
+    # The patient's own IANA time zone (FHIR: the timezone extension), for calling at a sensible local hour.
+    time_zone: str | None = SqlField(default=None, max_length=64)
     # FHIR R4 JSON as the sender wrote it, served back as written (fhir_mappings/patient.py checks each entry).
     names: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
     telecom: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
@@ -137,6 +141,10 @@ class PatientFields(ApiModel):
     deceased_at: FhirDateTime | None = Field(
         default=None, description="When the patient died (R4 dateTime: YYYY, YYYY-MM, YYYY-MM-DD or an instant)"
     )
+    time_zone: str | None = Field(
+        default=None,
+        description="The patient's IANA time zone, e.g. America/Chicago (FHIR: the timezone extension)",
+    )
     names: list[FhirJson] = Field(
         default_factory=list, max_length=20, description="Every name as sent (FHIR R4 HumanName JSON)"
     )
@@ -158,6 +166,13 @@ class PatientFields(ApiModel):
             raise ValueError("birth date is in the future")
         if value.year < 1900:
             raise ValueError("birth date is before 1900")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in iana_zones():
+            raise ValueError(f"{value!r} is not an IANA time zone; send one such as America/Chicago or Europe/Oslo")
         return value
 
     @field_validator("deceased_at")
@@ -216,7 +231,14 @@ FHIR_ELEMENTS = {
     "sex": "gender",
     "deceased_at": "deceasedDateTime",
     "deceased": "deceasedBoolean",
+    "time_zone": "extension",
 }
+
+
+@cache
+def iana_zones() -> frozenset[str]:
+    """The zone names zoneinfo knows (read once: available_timezones walks the tz database on every call)."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 def earliest_instant(value: str) -> datetime:

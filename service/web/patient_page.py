@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -283,7 +284,15 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str, zone:
         "policy_refusals": policy_refusals(session, ctx.tenant_id, patient_id),
         "can_acknowledge": ctx.principal.role in CLINICIANS,
         "under_break_glass": patient_id in ctx.break_glass_patients,
+        "patient_clock": _patient_clock(patient.time_zone),
     }
+
+
+def _patient_clock(time_zone: str | None) -> str | None:
+    """The patient's own time of day now ("Tue 09:14 America/Chicago"): is it a sensible hour to call?"""
+    if time_zone is None:
+        return None
+    return f"{now_utc().astimezone(ZoneInfo(time_zone)):%a %H:%M} {time_zone}"
 
 
 def _severity_rank(severity: str) -> int:

@@ -65,3 +65,38 @@ def test_a_fhir_patient_s_telecom_address_and_communication_become_its_contact(
     assert client.get(f"{API}/patients/{patient_id}", headers=headers).json()["contact"] == EXPECTED
     served = client.get(f"/fhir/Patient/{patient_id}", headers=headers).json()
     assert (served["telecom"], served["address"], served["communication"]) == (TELECOM, ADDRESS, LANGUAGES)
+
+
+TIME_ZONE = "http://hl7.org/fhir/StructureDefinition/timezone"
+
+
+def test_a_patient_has_a_time_zone_in_the_api_and_in_fhir(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    headers = auth(tenant, "ehr-system")
+    api = ApiDriver(client, headers)
+    created = api.create("patients", patient_body(time_zone="America/Chicago"))
+    assert created["time_zone"] == "America/Chicago"
+    served = client.get(f"/fhir/Patient/{created['id']}", headers=headers).json()
+    assert served["extension"] == [{"url": TIME_ZONE, "valueCode": "America/Chicago"}]
+    sent = patient_resource(extension=[{"url": TIME_ZONE, "valueCode": "Europe/Oslo"}])
+    from_fhir = client.post("/fhir/Patient", json=sent, headers=headers)
+    assert from_fhir.status_code == 201, from_fhir.text
+    assert client.get(f"{API}/patients/{from_fhir.json()['id']}", headers=headers).json()["time_zone"] == "Europe/Oslo"
+    assert api.create("patients", patient_body())["time_zone"] is None  # not said: the page says so
+
+
+def test_a_time_zone_that_is_not_one_is_refused_naming_it(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    headers = auth(tenant, "ehr-system")
+    refused = client.post(f"{API}/patients", json=patient_body(time_zone="Central Time"), headers=headers)
+    assert refused.status_code == 422, refused.text
+    [problem] = refused.json()["errors"]
+    assert problem["field"] == "time_zone" and "is not an IANA time zone" in problem["message"]
+    for value in ("Mars/Olympus_Mons", 5):
+        sent = patient_resource(extension=[{"url": TIME_ZONE, "valueCode": value}])
+        answer = client.post("/fhir/Patient", json=sent, headers=headers)
+        assert answer.status_code in (400, 422), answer.text
+        [issue] = answer.json()["issue"]
+        assert issue["expression"][0].startswith("Patient.extension"), issue

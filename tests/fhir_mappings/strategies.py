@@ -66,6 +66,7 @@ def patients(draw: st.DrawFn) -> PatientPublic:
         addresses=draw(st.sampled_from([[], [{"use": "home", "line": ["1 Main St"], "city": "Madison"}]])),
         contacts=draw(st.sampled_from([[], [{"relationship": [{"text": "sister"}], "name": {"text": "Ann Lee"}}]])),
         communication=draw(st.sampled_from([[], [{"language": {"text": "Dutch"}, "preferred": True}]])),
+        time_zone=draw(st.sampled_from([None, "America/Chicago", "Europe/Oslo"])),
     )
 
 

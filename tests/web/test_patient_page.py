@@ -434,6 +434,7 @@ def test_the_patient_page_says_how_to_reach_the_patient(
         ],
         addresses=[{"use": "home", "line": ["12 Lake St"], "city": "Madison"}],
         communication=[{"language": {"text": "Spanish"}, "preferred": True}],
+        time_zone="America/Chicago",
     )
     unreachable = api.patient()
     b = browser()
@@ -443,5 +444,7 @@ def test_the_patient_page_says_how_to_reach_the_patient(
     assert '<a href="mailto:dana@example.org">dana@example.org</a>' in text
     assert "12 Lake St, Madison" in text
     assert "<dt>Prefers</dt><dd>text message</dd>" in text and "<dt>Language</dt><dd>Spanish</dd>" in text
+    assert re.search(r"<dt>Patient's time</dt><dd>[A-Z][a-z]{2} [0-2][0-9]:[0-5][0-9] America/Chicago</dd>", text)
     empty = b.get(f"/patients/{unreachable}").text
     assert "<dt>Phone</dt><dd>none on record</dd>" in empty and "<dt>Prefers</dt><dd>not said</dd>" in empty
+    assert "zone not said" in empty
