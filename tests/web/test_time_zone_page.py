@@ -86,3 +86,16 @@ def test_a_name_that_is_not_a_zone_or_a_form_without_its_token_changes_nothing(
 def test_the_zone_page_needs_a_sign_in(browser: Callable[..., Browser]) -> None:
     page = browser().get("/time-zone")
     assert page.status_code == 303 and page.headers["location"].startswith("/sign-in")
+
+
+def test_an_administrator_reads_the_sync_page_in_their_own_zone(
+    browser: Callable[..., Browser], tenant: str, web_engine: Engine
+) -> None:
+    b = browser()
+    b.sign_in(tenant, "admin", subject="ops-1")
+    b.get("/time-zone")
+    assert b.post("/time-zone", {"time_zone": "Asia/Tokyo"}, csrf=b.csrf()).status_code == 303
+    page = b.get("/sync")
+    assert page.status_code == 200
+    assert "Times in Asia/Tokyo" in page.text
+    assert "Times are shown in your own time zone (Asia/Tokyo); the hospital's is UTC." in page.text
