@@ -77,7 +77,7 @@ def test_coordinator_flow_in_a_real_browser(
             page.set_viewport_size({"width": 1280, "height": 1700})
             page.screenshot(path=str(SCREENSHOTS / "patient.png"), full_page=False)
 
-        before = page.locator("#main h2").first.inner_text()
+        before = page.locator("#main h2[id^=plan-]").first.inner_text()  # the plan status, not "How to reach"
         assert "At risk" in before
         flag.get_by_label("What was done (required)").fill(
             "Called the patient; safety plan reviewed, no plan or intent"
@@ -129,5 +129,5 @@ def test_a_clinician_breaks_the_glass_in_a_real_browser(
         page.get_by_role("button", name="Break the glass").click()
         page.wait_for_url(f"**/patients/{patient_id}")
         assert "you broke the glass" in page.locator("#break-glass-notice").inner_text()
-        assert page.get_by_role("heading", name=created.json()["family_name"], exact=False).is_visible()
+        assert page.get_by_role("heading", level=1, name=created.json()["family_name"], exact=False).is_visible()
         context.close()
