@@ -31,6 +31,7 @@ import fhir_mappings as fm
 from service.api.docs_page import ASSETS as DOCS_ASSETS
 from service.auth.principal import Role
 from service.fhir.capability import STATIC_TYPES
+from service.fhir.search_definitions import search_definitions
 from service.fhir.types import FHIR_TYPES
 from service.settings import Settings
 from tests.builders import (
@@ -66,6 +67,7 @@ PRESCRIBERS: frozenset[Role] = frozenset({"ehr-system", "clinician"})
 STAFF_ADMINS: frozenset[Role] = frozenset({"ehr-system", "admin"})
 ADMIN: frozenset[Role] = frozenset({"admin"})
 CLINICIAN: frozenset[Role] = frozenset({"clinician"})
+CARE_PEOPLE: frozenset[Role] = frozenset({"clinician", "coordinator"})
 WEB_ROLES: tuple[Role, ...] = ("clinician", "coordinator", "admin")
 FHIR_JSON = "application/fhir+json"
 FHIR_RECORD_KINDS = {k: v for k, v in FHIR_RECORD_TYPES.items() if k != "CarePlan"}  # record kind by FHIR type
@@ -182,6 +184,13 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{API}/break-glass-grants/{{grant_id}}/end"): api(CLINICIAN, 404),
     ("GET", f"{API}/break-glass-grants"): api(CLINICIAN | ADMIN),
     ("GET", f"{API}/caseload"): api(CARE_TEAM),
+    # the worklist is the care team's people's (an EHR system has none); an empty body is refused after the role
+    # check, and a task id that is not the tenant's is not found
+    ("GET", f"{API}/worklist"): api(CARE_PEOPLE),
+    ("POST", f"{API}/worklist/tasks/{{task_id}}/outreach"): api(CARE_PEOPLE, 422),
+    ("POST", f"{API}/worklist/tasks/{{task_id}}/snooze"): api(CARE_PEOPLE, 422),
+    ("POST", f"{API}/worklist/tasks/{{task_id}}/escalation"): api(CARE_PEOPLE, 422),
+    ("POST", f"{API}/worklist/tasks/{{task_id}}/done"): api(CARE_PEOPLE, 404),
     ("GET", f"{API}/protocols"): api(CARE_TEAM | ADMIN),
     ("POST", f"{API}/protocols"): api(ADMIN, 201),
     ("GET", f"{API}/sync/targets/{{target_id}}/status"): api(ADMIN, ids=True),
@@ -212,6 +221,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/patients/{patient_id}/acknowledgements"): page(CLINICIAN, 422, ids=True),
     # the world's patient is not restricted: 409 after the role check
     ("POST", "/patients/{patient_id}/break-the-glass"): page(CLINICIAN, 409, ids=True),
+    ("GET", "/worklist"): page(CARE_PEOPLE),
+    # an empty form: refused (422) after the role check, or (no body fields to check) the empty task is not found
+    ("POST", "/worklist/outreach"): page(CARE_PEOPLE, 422),
+    ("POST", "/worklist/snooze"): page(CARE_PEOPLE, 422),
+    ("POST", "/worklist/escalation"): page(CARE_PEOPLE, 404),
+    ("POST", "/worklist/done"): page(CARE_PEOPLE, 404),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
     ("POST", "/sync/targets/{target_id}/quarantine/retry"): page(ADMIN, 303, ids=True),
@@ -363,6 +378,7 @@ class Probe:
             "target_id": w.ids["sync/targets"],
             "outbox_id": str(w.outbox_ids[0]),
             "grant_id": MISSING_ID,
+            "task_id": MISSING_ID,
             "message_id": str(w.outbox_ids[-1]),
             "version_id": "1",
             "resource_type": resource_type or "",
@@ -383,6 +399,8 @@ class Probe:
         if resource_type in ("StructureDefinition", "CodeSystem"):
             definitions = fm.published_definitions(self.settings.canonical_base)
             return next(d["id"] for d in definitions if d["resourceType"] == resource_type)
+        if resource_type == "SearchParameter":
+            return str(search_definitions(self.settings.canonical_base)[0]["id"])
         return self.world.fhir_ids[resource_type]
 
     def body(self, method: str, path: str, resource_type: str | None, role: Role | None) -> dict[str, Any]:
