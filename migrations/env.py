@@ -32,6 +32,7 @@ from service.records import (  # noqa: F401
 from service.records.base import metadata
 from service.settings import get_settings
 from service.sync import tables as sync_tables  # noqa: F401
+from service.worklist import tables as worklist_tables  # noqa: F401
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

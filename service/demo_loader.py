@@ -25,8 +25,11 @@ from service.record_store.kinds import (
 from service.records.cbt import CbtSessionCreate
 from service.records.questionnaire import QuestionnaireResponseCreate
 from service.settings import Settings
+from service.worklist.staff import link_staff
 
 LOADER_SUBJECT = "tandem-demo-loader"
+# The subjects the demo sign-in uses (service.web.sign_in), by the practitioner role each one is.
+DEMO_STAFF = {"coordinator": "demo-coordinator", "psychiatrist": "demo-clinician"}
 
 
 @dataclass
@@ -56,10 +59,17 @@ def load_demo_tenant(
 
     with unit_of_work(engine) as session:
         coordinators = []
+        subjects_linked: set[str] = set()
         for practitioner in demo.practitioners:
             practitioner_id = write(session, PRACTITIONERS, practitioner)
             if practitioner.role == "coordinator":
                 coordinators.append(practitioner_id)
+            # The demo sign-in's users are the first coordinator and the first psychiatrist, so "my patients" and
+            # "escalated to me" on the worklist name someone.
+            subject = DEMO_STAFF.get(practitioner.role)
+            if subject is not None and subject not in subjects_linked:
+                link_staff(session, tenant_id=tenant_id, subject=subject, practitioner_id=practitioner_id)
+                subjects_linked.add(subject)
     for n, patient in enumerate(demo.patients):
         with unit_of_work(engine) as session:  # one unit per patient: a long load keeps what it loaded
             patient_id = write(session, PATIENTS, patient.patient)
