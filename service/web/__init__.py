@@ -8,7 +8,15 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
-from service.web import caseload_page, patient_page, sign_in, sync_page, target_pages, time_zone_page
+from service.web import (
+    caseload_page,
+    patient_page,
+    sign_in,
+    sync_page,
+    target_pages,
+    time_zone_page,
+    worklist_page,
+)
 from service.web.rendering import STATIC_DIR, WebRoute
 from service.web.sync_admin import replay_dead_letter
 
@@ -34,6 +42,7 @@ router.include_router(patient_page.router)
 router.include_router(sync_page.router)
 router.include_router(target_pages.router)
 router.include_router(time_zone_page.router)
+router.include_router(worklist_page.router)
 
 
 def install_web(app: FastAPI) -> None:
