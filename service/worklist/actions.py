@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from service.audit_trail import AuditIntent, RequestContext, record_success
@@ -37,15 +37,31 @@ class OutreachRequest(ApiModel):
     outcome: Outcome = Field(description="reached, voicemail, no_answer or wrong_number")
     note: str = Field(default="", max_length=2000)
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"channel": "phone", "outcome": "no_answer", "note": "rang the mobile twice"}]}
+    )
+
 
 class SnoozeRequest(ApiModel):
     until: date = Field(description="The task is back on the list on this day (the clinic's local date)")
     reason: str = Field(min_length=1, max_length=1000)
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"until": "2026-12-07", "reason": "patient asked to be called on Monday"}]}
+    )
+
 
 class EscalationRequest(ApiModel):
     clinician_id: str = Field(max_length=36, description="The practitioner (a psychiatrist, anesthesiologist or nurse)")
     note: str = Field(default="", max_length=2000)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"clinician_id": "6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5e", "note": "scores rising; review the plan"}
+            ]
+        }
+    )
 
 
 class TaskState(ApiModel):

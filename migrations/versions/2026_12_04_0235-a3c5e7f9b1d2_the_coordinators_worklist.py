@@ -2,8 +2,8 @@
 and completion, and outreach attempts (issue #21, part 1)
 
 Revision ID: a3c5e7f9b1d2
-Revises: faf9b4145a57
-Create Date: 2026-12-04 02:15:00+00:00
+Revises: a1d5e7c9b3f2
+Create Date: 2026-12-04 02:35:00+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'a3c5e7f9b1d2'
-down_revision: str | None = 'faf9b4145a57'
+down_revision: str | None = 'a1d5e7c9b3f2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
