@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, or_, select
 
+from fhir_mappings.patient_contact import contact_summary
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import hidden_patients
 from service.caseload.tables import PlanStatusRow
@@ -274,17 +275,14 @@ def _outreach(session: Session, tenant_id: str, ids: list[str]) -> dict[str, lis
 
 
 def contact_lines(patient: Patient) -> list[str]:
-    """The patient's phone numbers and e-mail as sent (FHIR ContactPoint), preferred (rank 1) first."""
-    points = sorted(patient.telecom, key=lambda p: _rank(p.get("rank")))
-    return [
-        f"{p.get('system', 'contact')}{' (' + str(p['use']) + ')' if p.get('use') else ''}: {p['value']}"
-        for p in points
-        if isinstance(p.get("value"), str) and p.get("period", {}).get("end") is None
-    ]
-
-
-def _rank(rank: object) -> int:
-    return rank if isinstance(rank, int) else 99
+    """How to reach the patient, as the patient page words it (fhir_mappings.patient_contact): phones (the
+    preferred first), e-mail, the preferred channel and language."""
+    summary = contact_summary(patient.telecom, patient.addresses, patient.communication)
+    lines = [f"{phone.use or 'phone'}: {phone.number}" for phone in summary.phones]
+    lines += [f"e-mail: {summary.email}"] if summary.email else []
+    lines += [f"prefers {summary.preferred_channel}"] if summary.preferred_channel else []
+    lines += [f"speaks {summary.language}"] if summary.language else []
+    return lines
 
 
 def patient_name(patient: Patient) -> str:

@@ -42,8 +42,10 @@ class Clinic:
     others: str  # another coordinator's patient
 
 
-def _enrol(api: ApiDriver, family: str, coordinator: str, days_ago: int, **extra: Any) -> str:
-    patient_id = api.patient(family_name=family, given_name="Pat")
+def _enrol(
+    api: ApiDriver, family: str, coordinator: str, days_ago: int, telecom: list[Any] | None = None, **extra: Any
+) -> str:
+    patient_id = api.patient(family_name=family, given_name="Pat", telecom=telecom or [])
     start = (NOW - timedelta(days=days_ago)).date().isoformat()
     api.create("enrollments", enrollment_body(patient_id, start_date=start, coordinator_id=coordinator, **extra))
     return patient_id
@@ -59,7 +61,11 @@ def clinic(
     theirs = ehr.create("practitioners", practitioner_body(family_name="Evans", role="coordinator"))["id"]
     psychiatrist = ehr.create("practitioners", practitioner_body(family_name="Adeyemi", role="psychiatrist"))["id"]
     therapist = ehr.create("practitioners", practitioner_body(family_name="Berg", role="therapist"))["id"]
-    old_urgent = _enrol(ehr, "Oldflag", mine, 80)
+    telecom = [
+        {"system": "email", "value": "pat@example.org"},
+        {"system": "phone", "value": "+1 555 0100", "use": "mobile", "rank": 1},
+    ]
+    old_urgent = _enrol(ehr, "Oldflag", mine, 80, telecom=telecom)
     ehr.create("questionnaire-responses", _phq9(old_urgent, 70, item9=1))
     fresh_urgent = _enrol(ehr, "Newflag", mine, 20)
     ehr.create("questionnaire-responses", _phq9(fresh_urgent, 1, item9=2))
@@ -107,6 +113,7 @@ def test_urgent_oldest_first_then_overdue_then_due_today(client: TestClient, cli
     assert top["code"] == "phq9_item9_positive" and top["age"] == "10 weeks" and top["age_days"] == 70
     assert "contact the patient today" in top["message"]  # the plan status reason's own words
     assert top["patient_name"] == "Oldflag, Pat" and top["mrn"].startswith("MRN-")
+    assert top["contact"] == ["mobile: +1 555 0100", "e-mail: pat@example.org", "prefers phone"]
     # CLINICAL.md §4: an open urgent finding is never hidden by the enrolment's state.
     assert _task(tasks, clinic.on_hold_urgent, "urgent")["enrollment_status"] == "on-hold"
     assert any(t["patient_id"] == clinic.quiet and t["tier"] == "overdue" for t in tasks)
