@@ -2,8 +2,8 @@
 and completion, and outreach attempts (issue #21, part 1)
 
 Revision ID: a3c5e7f9b1d2
-Revises: a1d5e7c9b3f2
-Create Date: 2026-12-04 02:35:00+00:00
+Revises: b7d35d813c9e
+Create Date: 2026-12-04 02:50:00+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'a3c5e7f9b1d2'
-down_revision: str | None = 'a1d5e7c9b3f2'
+down_revision: str | None = 'b7d35d813c9e'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
