@@ -2,7 +2,7 @@
 and completion, and outreach attempts (issue #21, part 1)
 
 Revision ID: a3c5e7f9b1d2
-Revises: b7d35d813c9e
+Revises: ab7c73937393
 Create Date: 2026-12-04 02:50:00+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'a3c5e7f9b1d2'
-down_revision: str | None = 'b7d35d813c9e'
+down_revision: str | None = 'ab7c73937393'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
