@@ -83,9 +83,10 @@ def score_chart(
         return TOP + plot_h * (1 - (min(max(score, low), high) - low) / (high - low))
 
     parts: list[str] = []
+    # A labelled group, not an image: its points and session marks are links, which an image may not contain.
     title_id = f"chart-{escape(instrument.key)}-title"
     parts.append(
-        f'<svg class="score-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{title_id}">'
+        f'<svg class="score-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="group" aria-labelledby="{title_id}">'
         f'<title id="{title_id}">{escape(instrument.title)} over time</title>'
     )
     for index, band in enumerate(sorted(instrument.bands, key=lambda b: b.low)):
