@@ -34,6 +34,7 @@ NOT_PATIENT_DATA = {
     "Questionnaire": "published instrument definitions",
     "StructureDefinition": "published profiles",
     "CodeSystem": "published code systems",
+    "SearchParameter": "published search parameter definitions",
     "AuditEvent": "the audit trail export, audited by its own read (tests/fhir/test_audit_export.py)",
 }
 CARRIERS = ("alone", "batch", "transaction")
