@@ -21,6 +21,7 @@ from service.records import (  # noqa: F401
     enrollment,
     ketamine,
     patient,
+    patient_note,
     practitioner,
     questionnaire,
     received,

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api import break_glass, caseload, health, instruments, sync_targets, well_known, worklist
+from service.api import break_glass, caseload, health, instruments, notes, sync_targets, well_known, worklist
 from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(caseload.router)
     app.include_router(worklist.router)
     app.include_router(break_glass.router)
+    app.include_router(notes.router)
     if settings.docs_served:
         install_docs(app, fhir_openapi_url="/fhir/openapi.json")
         app.include_router(fhir_openapi.router)  # before the facade's /fhir/{resource_type} would take the path

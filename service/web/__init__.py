@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from service.web import (
     caseload_page,
+    note_forms,
     patient_page,
     sign_in,
     sync_page,
@@ -39,6 +40,7 @@ def stylesheet() -> Response:
 router.include_router(sign_in.router)
 router.include_router(caseload_page.router)
 router.include_router(patient_page.router)
+router.include_router(note_forms.router)
 router.include_router(sync_page.router)
 router.include_router(target_pages.router)
 router.include_router(time_zone_page.router)

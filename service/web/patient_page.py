@@ -22,6 +22,7 @@ from service.caseload.tables import FlagAcknowledgement
 from service.clock import now_utc
 from service.errors import InvalidRequest, validation_problems
 from service.instruments import INSTRUMENTS
+from service.patient_notes import list_notes
 from service.patient_status import (
     FlagAcknowledgementRequest,
     acknowledge_flag,
@@ -45,6 +46,7 @@ from service.records.base import RecordMeta
 from service.records.cbt import CbtSessionPublic
 from service.records.ketamine import KetamineAdministrationPublic
 from service.records.patient import PatientPublic
+from service.records.patient_note import NOTE_MAX_LENGTH
 from service.records.questionnaire import QuestionnaireResponsePublic
 from service.sync.status import policy_refusals
 from service.web import labels
@@ -285,6 +287,11 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str, zone:
         "can_acknowledge": ctx.principal.role in CLINICIANS,
         "under_break_glass": patient_id in ctx.break_glass_patients,
         "patient_clock": _patient_clock(patient.time_zone),
+        "notes": list_notes(session, ctx, patient_id).notes,
+        "me": ctx.principal.subject,
+        "note_max": NOTE_MAX_LENGTH,
+        "note_error": None,  # a refused note form shows the patient page again with these (note_forms.py)
+        "note_form": {},
     }
 
 

@@ -191,6 +191,13 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{API}/worklist/tasks/{{task_id}}/snooze"): api(CARE_PEOPLE, 422),
     ("POST", f"{API}/worklist/tasks/{{task_id}}/escalation"): api(CARE_PEOPLE, 422),
     ("POST", f"{API}/worklist/tasks/{{task_id}}/done"): api(CARE_PEOPLE, 404),
+    # notes on a patient: the care team's people, not the EHR; the note named is missing (the flow itself:
+    # tests/web/test_patient_notes.py)
+    ("GET", f"{API}/patients/{{patient_id}}/notes"): api(CARE_PEOPLE, ids=True),
+    ("POST", f"{API}/patients/{{patient_id}}/notes"): api(CARE_PEOPLE, 201, ids=True),
+    ("GET", f"{API}/patients/{{patient_id}}/notes/{{note_id}}"): api(CARE_PEOPLE, 404, ids=True),
+    ("PATCH", f"{API}/patients/{{patient_id}}/notes/{{note_id}}"): api(CARE_PEOPLE, 404, ids=True),
+    ("POST", f"{API}/patients/{{patient_id}}/notes/{{note_id}}/sign"): api(CARE_PEOPLE, 404, ids=True),
     ("GET", f"{API}/protocols"): api(CARE_TEAM | ADMIN),
     ("POST", f"{API}/protocols"): api(ADMIN, 201),
     ("GET", f"{API}/sync/targets/{{target_id}}/status"): api(ADMIN, ids=True),
@@ -227,6 +234,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/worklist/snooze"): page(CARE_PEOPLE, 422),
     ("POST", "/worklist/escalation"): page(CARE_PEOPLE, 404),
     ("POST", "/worklist/done"): page(CARE_PEOPLE, 404),
+    # an empty note is refused (422) after the role check
+    ("POST", "/patients/{patient_id}/notes"): page(CARE_PEOPLE, 422, ids=True),
+    ("POST", "/patients/{patient_id}/notes/{note_id}"): page(CARE_PEOPLE, 422, ids=True),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
     ("POST", "/sync/targets/{target_id}/quarantine/retry"): page(ADMIN, 303, ids=True),
@@ -379,6 +389,7 @@ class Probe:
             "outbox_id": str(w.outbox_ids[0]),
             "grant_id": MISSING_ID,
             "task_id": MISSING_ID,
+            "note_id": MISSING_ID,
             "message_id": str(w.outbox_ids[-1]),
             "version_id": "1",
             "resource_type": resource_type or "",
@@ -428,6 +439,8 @@ class Probe:
                 code, occurrence = w.open_flags[0] if w.open_flags else ("none", "none")
                 note = {"enrollment_id": w.enrollment_id, "code": code, "occurrence_id": occurrence}
                 return {"json": {**note, "note": "called the patient; safety plan reviewed"}}
+            if path.endswith("/notes"):
+                return {"json": {"text": "called the patient; no answer"}}
             if path.endswith("/break-the-glass"):
                 return {"json": {"reason": "admitted unconscious; the on-call psychiatrist needs the history"}}
             if path.endswith("/dry-run"):
@@ -437,6 +450,8 @@ class Probe:
             return {"json": {}}
         if method == "PUT" and path.endswith("/credential"):
             return {"json": {"token": "matrix-token-0123456789"}}
+        if method == "PATCH" and "/notes/" in path:
+            return {"json": {"text": "called the patient; reached"}}
         if method == "PATCH":
             kind = path.removeprefix(f"{API}/").removesuffix("/received").removesuffix("/{record_id}")
             return {"json": {}, "headers": {"If-Match": self._etag(kind)}}

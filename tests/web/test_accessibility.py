@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from service.auth.principal import Role
@@ -20,7 +21,7 @@ from service.caseload.tables import PlanStatusRow
 from service.demo import generate_demo_tenant
 from service.demo_loader import load_demo_tenant
 from service.settings import Settings
-from tests.builders import ApiDriver
+from tests.builders import API, ApiDriver
 from tests.live_server import serve
 from tests.web.axe import blocking_violations, describe
 from tests.web.chromium import chromium_browser
@@ -86,6 +87,17 @@ def test_no_serious_or_critical_violation_on_any_page_at_desktop_and_phone_width
     chromium: Any, web_app: FastAPI, web_settings: Settings, demo_tenant: str
 ) -> None:
     patient = _at_risk_patient(web_app, demo_tenant)
+    # Notes to show: a signed one (with its amend form), its amendment, and the clinician's own draft (its edit form).
+    notes = TestClient(web_app)
+    token = mint_dev_token(web_settings, tenant=demo_tenant, role="clinician", subject="demo-clinician")
+    clinician = {"Authorization": f"Bearer {token}"}
+    base = f"{API}/patients/{patient}/notes"
+    signed = notes.post(base, json={"text": "Called; reached the patient", "sign": True}, headers=clinician).json()
+    for body in (
+        {"text": "Correction: reached her mother", "amends": signed["id"], "sign": True},
+        {"text": "Plan: recheck BP"},
+    ):
+        assert notes.post(base, json=body, headers=clinician).status_code == 201
     found: list[str] = []
     with serve(web_app) as base_url:
         for checked in PAGES:

@@ -26,6 +26,8 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/sign-out": ("clinician", None),
     "/patients/{patient_id}/acknowledgements": ("clinician", "coordinator"),
     "/patients/{patient_id}/break-the-glass": ("clinician", "coordinator"),
+    "/patients/{patient_id}/notes": ("coordinator", "admin"),
+    "/patients/{patient_id}/notes/{note_id}": ("clinician", "admin"),
     "/sync/dead-letters/{message_id}/replay": ("admin", "clinician"),
     "/sync/targets/{target_id}/quarantine/retry": ("admin", "coordinator"),
     "/sync/targets": ("admin", "coordinator"),
@@ -60,7 +62,7 @@ def _failures(engine: Engine, response: httpx.Response) -> list[AuditEvent]:
 
 
 def _path(template: str, patient_id: str) -> str:
-    return re.sub(r"\{(message_id|target_id)\}", "1", template.replace("{patient_id}", patient_id))
+    return re.sub(r"\{(message_id|target_id|note_id)\}", "1", template.replace("{patient_id}", patient_id))
 
 
 @pytest.mark.parametrize("template", sorted(FORM_ROUTES))
@@ -103,7 +105,7 @@ def test_a_role_that_may_not_post_the_form_is_refused_and_audited(
     patient_id = api_as(tenant).patient()
     b = browser()
     b.sign_in(tenant, refused_role)
-    b.get("/")
+    b.get("/sync" if refused_role == "admin" else "/")  # an admin's home is the sync page
     refused = b.post(_path(template, patient_id), {"note": "x", "reason": "x"}, csrf=b.csrf())
     assert refused.status_code == 403, (template, refused.text)
     (row,) = _failures(web_engine, refused)
