@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from fhirclient.models.patient import Patient as FhirclientPatient
+from fhirclient.server import FHIRServer
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
@@ -134,7 +136,7 @@ def test_an_off_the_shelf_client_creates_reads_pages_and_updates(fhirpy_client: 
 
 def test_an_off_the_shelf_client_pages_a_patient_search(fhirpy_client: SyncFHIRClient) -> None:
     """Issue #21's done-when: Patient?family=…&birthdate=… is exactly the matches, paged by a client that follows
-    the next links (fhirpy's fetch_all, two a page: three pages)."""
+    the next links (fhirpy's fetch_all, two a page: three pages; fhirclient below)."""
     wanted = set()
     for n in range(5):
         patient = fhirpy_client.resource("Patient", **patient_resource(name=[{"family": f"Pagédsearch{n}"}]))
@@ -149,6 +151,27 @@ def test_an_off_the_shelf_client_pages_a_patient_search(fhirpy_client: SyncFHIRC
     found = [p.id for p in search.fetch_all()]
     assert sorted(found) == sorted(wanted)  # each once
     assert search.count() == 5
+
+
+def test_the_smart_python_client_pages_a_patient_search(
+    fhirpy_client: SyncFHIRClient, live_fhir: str, settings: Settings, tenant: str
+) -> None:
+    """The same search through fhirclient (SMART on FHIR's Python client): its iterator follows the next links and
+    parses every page with its own R4 models."""
+    wanted = set()
+    for n in range(3):
+        patient = fhirpy_client.resource("Patient", **patient_resource(name=[{"family": f"Smartpaged{n}"}]))
+        patient.save()
+        wanted.add(patient.id)
+    fhirpy_client.resource(
+        "Patient", **patient_resource(name=[{"family": "Smartpaged9"}], birthDate="1990-01-01")
+    ).save()
+    server = FHIRServer(None, base_uri=live_fhir + "/")
+    server.session.headers["Authorization"] = f"Bearer {mint_dev_token(settings, tenant=tenant, role='ehr-system')}"
+    search = FhirclientPatient.where(struct={"family": "smartpaged", "birthdate": "1979-04-12", "_count": "2"})
+    pages = list(search.perform_iter(server))
+    assert len(pages) == 2  # two, then one: the client followed the next link
+    assert sorted(p.id for page in pages for p in (e.resource for e in page.entry or [])) == sorted(wanted)
 
 
 def test_an_off_the_shelf_client_sends_a_transaction(fhirpy_client: SyncFHIRClient) -> None:
