@@ -42,6 +42,7 @@ PAGES = [
     Checked("caseload", "coordinator", "/"),
     Checked("patient page", "clinician", "/patients/{patient}"),
     Checked("sync page", "admin", "/sync"),
+    Checked("worklist", "coordinator", "/worklist"),
 ]
 
 
