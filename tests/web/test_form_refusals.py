@@ -37,6 +37,11 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/sync/targets/{target_id}/backfill": ("admin", "coordinator"),
     "/sync/targets/{target_id}/replay": ("admin", "clinician"),
     "/time-zone": ("coordinator", None),  # every signed-in role sets its own
+    # the worklist's actions: the care team's (an administrator is refused)
+    "/worklist/outreach": ("coordinator", "admin"),
+    "/worklist/snooze": ("coordinator", "admin"),
+    "/worklist/escalation": ("coordinator", "admin"),
+    "/worklist/done": ("clinician", "admin"),
 }
 FORGED_TOKENS = ("", "forged-token")
 
