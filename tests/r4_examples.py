@@ -11,14 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
-import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+
+from tests.npm_pack import npm_tarball
 
 PACKAGE = "hl7.fhir.r4.examples"
 VERSION = "4.0.1"
@@ -29,35 +28,15 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("TANDEM_R4_EXAMPLES_CACHE", Path.home() / ".cache" / "tandem"))
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("REQUIRE_FIXTURES") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
 
 
 def examples_tarball() -> Path:
-    """The package tarball, fetched with `npm pack` on first use (written atomically: xdist workers share it)."""
-    path = _cache_dir() / TARBALL
-    if path.is_file():
-        return path
-    npm = shutil.which("npm")
-    if npm is None:
-        _unavailable(f"npm is not installed: cannot fetch {PACKAGE}@{VERSION}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        done = subprocess.run(
-            [str(npm), "pack", f"{PACKAGE}@{VERSION}", "--silent"],
-            cwd=scratch,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        fetched = Path(scratch) / TARBALL
-        if done.returncode != 0 or not fetched.is_file():
-            _unavailable(f"npm pack {PACKAGE}@{VERSION} failed: {done.stderr.strip()[:300]}")
-        os.replace(fetched, path)
-    return path
+    """The package tarball, fetched with `npm pack` on first use (tests/npm_pack.py)."""
+    return npm_tarball(PACKAGE, VERSION, _cache_dir(), _unavailable)
 
 
 @functools.cache

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.npm_pack import npm_tarball
 from tests.web.chromium import skip_or_fail
 
 PACKAGE = "axe-core"
 VERSION = "4.14.1"
-TARBALL = f"{PACKAGE}-{VERSION}.tgz"
+TARBALL = f"{PACKAGE}-{VERSION}.tgz"  # named in messages
 SCRIPT = "package/axe.min.js"
 # What the issue holds the pages to: no violation axe rates serious or critical (moderate and minor are reported).
 BLOCKING = frozenset({"serious", "critical"})
@@ -31,29 +29,7 @@ def _cache_dir() -> Path:
 
 
 def _tarball() -> Path:
-    """The package tarball, fetched with `npm pack` on first use (written atomically: xdist workers share it)."""
-    path = _cache_dir() / TARBALL
-    if path.is_file():
-        return path
-    npm = shutil.which("npm")
-    if npm is None:
-        skip_or_fail(f"npm is not installed: cannot fetch {PACKAGE}@{VERSION}")
-    assert npm is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        done = subprocess.run(
-            [npm, "pack", f"{PACKAGE}@{VERSION}", "--silent"],
-            cwd=scratch,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        fetched = Path(scratch) / TARBALL
-        if done.returncode != 0 or not fetched.is_file():
-            skip_or_fail(f"npm pack {PACKAGE}@{VERSION} failed: {done.stderr.strip()[:300]}")
-        os.replace(fetched, path)
-    return path
+    return npm_tarball(PACKAGE, VERSION, _cache_dir(), skip_or_fail)
 
 
 @functools.cache
