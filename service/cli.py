@@ -28,6 +28,8 @@ demo_app = typer.Typer(help="The synthetic demo tenant.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(demo_app, name="demo")
+staff_app = typer.Typer(help="Who the signed-in users are in the care team.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 status_app = typer.Typer(help="Plan statuses.", no_args_is_help=True)
 app.add_typer(status_app, name="status")
 app.add_typer(sync_app, name="sync")
@@ -104,6 +106,24 @@ def tenant_set_zone(tenant_id: str, time_zone: str) -> None:
         f"tenant {tenant_id} now shows times in {time_zone}; run `tandem status sweep` (or wait for the in-process "
         "sweep) to word its plan statuses in the new zone"
     )
+
+
+@staff_app.command("link")
+def staff_link(tenant_id: str, subject: str, practitioner_id: str) -> None:
+    """Link a user (their token's SUBJECT) to a practitioner of TENANT: the worklist's "my patients" and
+    "escalated to me" are that practitioner's."""
+    from service.worklist.staff import link_user_to_practitioner
+
+    with unit_of_work(make_engine(get_settings().database_url)) as session:
+        try:
+            who = link_user_to_practitioner(
+                session, tenant_id=tenant_id, subject=subject, practitioner_id=practitioner_id
+            )
+        except TandemError as refused:
+            console.print(f"[red]{refused}[/red] (list practitioners: GET /api/v1/practitioners)")
+            raise typer.Exit(2) from None
+        name = ", ".join(n for n in (who.family_name, who.given_name) if n)
+    console.print(f"{subject} at {tenant_id} is {name} ({who.role}): their worklist shows this practitioner's patients")
 
 
 @demo_app.command("load")
