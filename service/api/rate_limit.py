@@ -1,13 +1,12 @@
-"""The per-client rate limit: a sliding window per client (its bearer token) and per address, counted by the
-`limits` library where TANDEM_RATE_LIMIT_STORAGE says: `memory://` (the default) counts in this process, so behind
-N API replicas a client gets up to N times the rate; `redis://…` counts in Redis, one budget shared by every
-replica. The answer to a client over its rate is 429 with Retry-After, in the same error format as every other
-refusal.
+"""The per-client rate limit: a moving window (exactly N in any 60 s) per client (its bearer token) and per address,
+counted by the `limits` library where TANDEM_RATE_LIMIT_STORAGE says: `memory://` (the default) counts in this
+process, so behind N API replicas a client gets up to N times the rate; `redis://…` counts in Redis, one budget
+shared by every replica. The answer to a client over its rate is 429 with Retry-After, in the same error format as
+every other refusal.
 
 The token is unchecked here, so an address has a budget of its own too (several clients may share one, hence the
 larger size): a stream of made-up tokens cannot dodge the limit. The client's own budget is charged first, so a
-client refused for it does not spend the address's budget its neighbours behind a hospital's interface engine
-share.
+client refused for it does not spend the address's budget its neighbours behind a hospital's interface engine share.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -52,7 +51,9 @@ class ClientBudgets:
                 "socket_timeout": REDIS_TIMEOUT_SECONDS,
                 "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
             }
-        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(storage_uri, **options))
+        # Moving, not the sliding-window counter: the counter weighs the previous minute's count by how much of it
+        # is left, so a burst just before a minute boundary let the budget's next request through (seen in CI).
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
         self.per_minute = per_minute
         self.client = RateLimitItemPerMinute(max(per_minute, 1))
         self.address = RateLimitItemPerMinute(max(per_minute, 1) * ADDRESS_BUCKET_SIZE)
