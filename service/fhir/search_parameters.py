@@ -70,7 +70,7 @@ class SearchParameter:
 # Patient has no status, Encounter and Appointment no code or category, Condition and Goal no status element.
 TOKEN_PARAMETERS: dict[str, tuple[str, ...]] = {
     "Patient": (),
-    "MedicationAdministration": ("status",),  # its code is medication[x], which the token index does not hold
+    "MedicationAdministration": ("status", "code"),  # code: the drug, medicationCodeableConcept
     "Encounter": ("status",),
     "QuestionnaireResponse": ("status",),
     "Observation": ("status", "code", "category"),

@@ -212,7 +212,9 @@ def _clinical_date(resource: dict[str, Any]) -> datetime | None:
 
 
 def _tokens(resource: dict[str, Any]) -> Iterator[tuple[str, str | None, str]]:
-    for coding in (resource.get("code") or {}).get("coding", []):
+    # R4's `code` search parameter on MedicationAdministration is medication.as(CodeableConcept): the drug given.
+    code = resource.get("code") or resource.get("medicationCodeableConcept") or {}
+    for coding in code.get("coding", []):
         if coding.get("code"):
             yield "code", coding.get("system"), coding["code"]
     category = resource.get("category") or []

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from fhir_mappings.codes import RXNORM, RXNORM_ESKETAMINE, RXNORM_KETAMINE
+from tests.builders import ApiDriver, administration_body
 from tests.fhir.support import about, fhir_headers, patient_resource
 from tests.shared_fixtures import load_fixture
 
@@ -222,3 +224,27 @@ def test_errors_are_operation_outcomes(client: TestClient, headers: dict[str, st
     no_token = client.get("/fhir/Patient")
     assert no_token.status_code == 401
     assert no_token.json()["resourceType"] == "OperationOutcome"
+
+
+def test_administrations_are_searched_by_the_drug_given(
+    client: TestClient, tenant: str, auth: Callable[..., dict[str, str]], headers: dict[str, str]
+) -> None:
+    """R4's MedicationAdministration `code` is medication.as(CodeableConcept): a ketamine search finds ketamine."""
+    api = ApiDriver(client, auth(tenant))
+    patient_id = api.patient()
+    ketamine = api.create("ketamine-administrations", administration_body(patient_id))["id"]
+    esketamine_body = administration_body(
+        patient_id, drug="esketamine", route="intranasal", dose_mg=56, dose_mg_per_kg=None, body_weight_kg=None
+    )
+    esketamine = api.create("ketamine-administrations", esketamine_body)["id"]
+
+    def found(code: str) -> set[str]:
+        response = client.get(
+            f"/fhir/MedicationAdministration?subject=Patient/{patient_id}&code={code}", headers=headers
+        )
+        assert response.status_code == 200, response.text
+        return {e["resource"]["id"] for e in response.json().get("entry", [])}
+
+    assert found(f"{RXNORM}|{RXNORM_KETAMINE}") == {ketamine}
+    assert found(RXNORM_ESKETAMINE) == {esketamine}
+    assert found(f"http://snomed.info/sct|{RXNORM_KETAMINE}") == set()
