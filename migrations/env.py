@@ -31,6 +31,7 @@ from service.records import (  # noqa: F401
     vital_sign,
 )
 from service.records.base import metadata
+from service.self_report import tables as self_report_tables  # noqa: F401
 from service.settings import get_settings
 from service.sync import tables as sync_tables  # noqa: F401
 from service.worklist import tables as worklist_tables  # noqa: F401

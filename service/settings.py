@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # (`tandem keys credential-key` prints one; `tandem keys reseal` moves stored tokens to the newest).
     # Development and test derive one from the dev secret when unset; production must set it to store tokens.
     target_credential_keys: list[str] = Field(default_factory=list)
+    # The address patients reach the service at: a self-report invitation's link is <this>/r/<token>
+    # (service/self_report). The link's token is sealed for the delivery channels under the keys above.
+    public_base_url: str = Field(default="http://127.0.0.1:8000", max_length=512)
 
     @property
     def docs_served(self) -> bool:
