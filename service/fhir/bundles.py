@@ -24,10 +24,12 @@ from service.db.unit_of_work import UnitOfWork
 from service.errors import FieldProblem, InvalidRequest, TandemError, TooCostly, invalid
 from service.fhir import interactions, paging
 from service.fhir.bundle_costs import ChargeRequests, ResponseBudget, refuse_if_costly
+from service.fhir.bundle_sources import URI_SYSTEM, sources_carried
 from service.fhir.conditional_references import resolve_conditional_references
 from service.fhir.interactions import Outcome, SearchResult
 from service.fhir.panels import fold_panels, member_answer
 from service.projection.tables import FhirResourceVersion
+from service.records.sources import expect_sources
 
 
 def http_date(moment: datetime) -> str:
@@ -118,6 +120,7 @@ def process_bundle(
     if charge is not None and len(entries) > 1:
         charge(len(entries) - 1)
     entries, members = fold_panels(entries)  # a US Core panel and its members: one score Observation
+    expect_sources(session, ctx.tenant_id, sources_carried(entries))  # each resend lookup: one SELECT a table
     if kind == "batch":
         return _batch(session, ctx, entries, authorize, members)
     return _transaction(session, ctx, entries, authorize, members)
@@ -262,9 +265,7 @@ def _run(
         if_none_exist = entry["request"].get("ifNoneExist")
         full_url = entry.get("fullUrl")
         # An entry's urn:uuid names it in this Bundle: a resent Bundle then finds what it created (RFC 3986 URI).
-        named = (
-            ("urn:ietf:rfc:3986", full_url) if isinstance(full_url, str) and full_url.startswith("urn:uuid:") else None
-        )
+        named = (URI_SYSTEM, full_url) if isinstance(full_url, str) and full_url.startswith("urn:uuid:") else None
         return interactions.create(
             session, ctx, resource_type, resource, if_none_exist=if_none_exist, default_source=named
         )

@@ -13,6 +13,7 @@ from service.records.appointment import AppointmentCreate
 from service.records.cbt import CbtSession, CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
 from service.records.patient import FHIR_ELEMENTS, PatientCreate
+from service.records.sources import stored_by_source
 
 from .context import Intake, mapped, validated
 
@@ -120,12 +121,9 @@ def _stored_session(intake: Intake, encounter: dict[str, Any], source: Any) -> C
     if isinstance(encounter.get("id"), str):
         found = intake.resolve(f"Encounter/{encounter['id']}")
     if found is None and isinstance(source, dict):
-        found = intake.session.exec(
-            select(CbtSession.id).where(
-                col(CbtSession.tenant_id) == intake.tenant_id,
-                col(CbtSession.source_system) == source.get("system"),
-                col(CbtSession.source_id) == source.get("value"),
-            )
-        ).first()
+        system, value = source.get("system"), source.get("value")
+        if isinstance(system, str) and isinstance(value, str):
+            stored = stored_by_source(intake.session, CbtSession, intake.tenant_id, system, value)
+            found = stored.id if stored is not None else None
     row = intake.session.get(CbtSession, found) if found is not None else None
     return row if row is not None and row.tenant_id == intake.tenant_id else None

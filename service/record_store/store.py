@@ -39,6 +39,7 @@ from service.records.base import OWN_SOURCE_SYSTEM, RecordMeta, SourceIdentifier
 from service.records.enrollment import DECEASED_REASON, Enrollment
 from service.records.patient import Patient, PatientIdentifier
 from service.records.received import ReceivedResource
+from service.records.sources import note_stored, stored_by_source
 
 ETAG_PATTERN = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
@@ -72,7 +73,7 @@ def create_record(
     source: SourceIdentifier | None = getattr(payload, "source", None)
     ensure_visible(session, ctx, values.get("patient_id") if kind.table is not Patient else None)
     if source is not None:
-        existing = _by_source(session, ctx.tenant_id, kind, source.system, source.value)
+        existing = stored_by_source(session, kind.table, ctx.tenant_id, source.system, source.value)
         if existing is not None:
             return _finish_resend(session, ctx, kind, existing), False
     elif kind.match_unsourced is not None and (same := kind.match_unsourced(session, ctx.tenant_id, values)):
@@ -89,11 +90,16 @@ def create_record(
             if kind.save_children is not None:
                 kind.save_children(session, row, values)
     except IntegrityError:
-        existing = _by_source(session, ctx.tenant_id, kind, row.source_system, row.source_id) if source else None
+        existing = (
+            stored_by_source(session, kind.table, ctx.tenant_id, row.source_system, row.source_id, fresh=True)
+            if source
+            else None
+        )
         if existing is None:
             raise _conflict(kind, values) from None
         return _finish_resend(session, ctx, kind, existing), False
     ctx.intent.record_id = row.id
+    note_stored(session, row)
     keep_received(session, ctx, kind, row.id, new_record=True)
     public = _public(session, kind, [row])[0]
     if isinstance(kind, RecordKind):  # an administration table's write sets nothing off
@@ -374,14 +380,6 @@ def _get(
     if row is None:
         raise RecordNotFound(kind.label, record_id)
     return row
-
-
-def _by_source(session: Session, tenant_id: str, kind: StoredKind, system: str, value: str) -> TenantRecord | None:
-    table = kind.table
-    query = select(table).where(
-        col(table.tenant_id) == tenant_id, col(table.source_system) == system, col(table.source_id) == value
-    )
-    return session.exec(query).first()
 
 
 def _check_references(session: Session, tenant_id: str, kind: StoredKind, values: Columns) -> None:

@@ -84,3 +84,44 @@ def test_a_transaction_bundle_sends_its_rows_in_bulk_and_reads_back(
     ids = {e["resource"]["id"] for e in found.json()["entry"]}
     assert {e["response"]["location"].split("/")[1] for e in answer.json()["entry"]} <= ids
     assert len(ids) == ENTRIES + 1
+
+
+def test_a_bundles_resend_lookups_go_out_together_and_a_resend_finds_every_record(
+    client: TestClient, engine: Engine, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Each entry asks whether its record is stored already: one SELECT per table for the whole Bundle, not one per
+    entry, and the answer is right both ways (new the first time, found when the same Bundle comes again, and an
+    entry repeated inside the Bundle is stored once)."""
+    api = ApiDriver(client, auth(tenant, "ehr-system"))
+    headers = fhir_headers(api.headers)
+    patient_id = api.patient()
+    api.create(
+        "enrollments",
+        enrollment_body(patient_id, start_date=(datetime.now(UTC) - timedelta(days=30)).date().isoformat()),
+    )
+    answers = [{"link_id": item, "value_integer": 1} for item in PHQ9_ITEMS]
+    first = api.create("questionnaire-responses", questionnaire_body(patient_id, answers=answers))
+    template = client.get(f"/fhir/QuestionnaireResponse/{first['id']}", headers=headers).json()
+    entries = [_phq9_entry(template, n) for n in range(ENTRIES)]
+    entries.append(_phq9_entry(template, 0))  # the same response twice in one Bundle
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+    def by_source(sent: Counter[str]) -> int:
+        return sent["SELECT questionnaire_responses"]
+
+    with statements(engine) as sent:
+        answer = client.post("/fhir", json=bundle, headers=headers)
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"] for e in answer.json()["entry"]]
+    assert statuses == ["201"] * ENTRIES + ["200"], statuses
+    locations = [e["response"]["location"].split("/_history")[0] for e in answer.json()["entry"]]
+    assert locations[-1] == locations[0] and len(set(locations)) == ENTRIES
+    # The refresh reads the patient's responses once; the resend lookups add one SELECT, not thirteen.
+    assert by_source(sent) <= 3, sorted(sent.items())
+
+    with statements(engine) as again:
+        resent = client.post("/fhir", json=bundle, headers=headers)
+    assert resent.status_code == 200, resent.text
+    assert [e["response"]["status"] for e in resent.json()["entry"]] == ["200"] * (ENTRIES + 1)
+    assert [e["response"]["location"].split("/_history")[0] for e in resent.json()["entry"]] == locations
+    assert by_source(again) <= 3, sorted(again.items())
