@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from service.caseload.recompute import TENANT_ZONE_KEY
 from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
+from service.db.memo import forget
 from service.errors import RecordConflict, RecordNotFound, invalid
 from service.records.tenant import Tenant
 from service.records.user_time_zone import UserTimeZone
@@ -50,6 +52,7 @@ def set_tenant_zone(session: Session, tenant_id: str, time_zone: str) -> Tenant:
         raise RecordNotFound("tenant", tenant_id)
     tenant.time_zone = checked_zone(time_zone)
     session.add(tenant)
+    forget(session, key_prefix=TENANT_ZONE_KEY)
     session.execute(
         update(PlanStatusRow).where(col(PlanStatusRow.tenant_id) == tenant_id).values(next_recompute_at=now_utc())
     )

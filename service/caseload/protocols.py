@@ -6,17 +6,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from service.caseload.tables import TenantProtocol
+from service.db.memo import forget, remembered
 from service.errors import RecordConflict, invalid
 from service.plan_status import BUILT_IN_PROTOCOLS, Protocol
 
+# A unit asks once (each refreshed patient's recompute asks); adding a protocol forgets the answer.
+PROTOCOLS_KEY = "tenant protocols"
+
 
 def available_protocols(session: Session, tenant_id: str) -> list[Protocol]:
-    rows = session.exec(
-        select(TenantProtocol)
-        .where(col(TenantProtocol.tenant_id) == tenant_id)
-        .order_by(col(TenantProtocol.created_at))
-    )
-    return [*BUILT_IN_PROTOCOLS.values(), *(Protocol.model_validate(row.definition) for row in rows)]
+    def look_up() -> list[Protocol]:
+        rows = session.exec(
+            select(TenantProtocol)
+            .where(col(TenantProtocol.tenant_id) == tenant_id)
+            .order_by(col(TenantProtocol.created_at))
+        )
+        return [*BUILT_IN_PROTOCOLS.values(), *(Protocol.model_validate(row.definition) for row in rows)]
+
+    return list(remembered(session, (PROTOCOLS_KEY, tenant_id), look_up))
 
 
 def find_protocol(session: Session, tenant_id: str, protocol_id: str, version: str | None) -> Protocol | None:
@@ -45,7 +52,9 @@ def add_protocol(session: Session, *, tenant_id: str, protocol: Protocol, author
             session.add(row)
             session.flush()
     except IntegrityError:
+        forget(session, key_prefix=PROTOCOLS_KEY)
         raise RecordConflict(
             f"{protocol.id} version {protocol.version} already exists; protocols are never changed in place"
         ) from None
+    forget(session, key_prefix=PROTOCOLS_KEY)
     return protocol

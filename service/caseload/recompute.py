@@ -28,6 +28,7 @@ from service.caseload.facts import (
 from service.caseload.protocols import find_protocol
 from service.caseload.tables import URGENCY, FlagAcknowledgement, PlanStatusRow
 from service.clock import now_utc
+from service.db.memo import remembered
 from service.plan_status import PlanStatus, Protocol, compute_plan_status
 from service.records.appointment import Appointment
 from service.records.cbt import CbtSession
@@ -276,7 +277,15 @@ def _row(tenant_id: str, enrollment: Enrollment, status: PlanStatus, trend: list
     )
 
 
+# Asked by each refreshed patient's recompute; a unit asks once (moving a tenant's zone forgets it).
+TENANT_ZONE_KEY = "tenant zone"
+
+
 def _tenant_zone(session: Session, tenant_id: str) -> tzinfo:
     """The tenant's zone (UTC for a tenant the service does not know, as before zones existed)."""
-    tenant = session.get(Tenant, tenant_id)
-    return ZoneInfo(tenant.time_zone) if tenant is not None else ZoneInfo("UTC")
+
+    def look_up() -> str:
+        tenant = session.get(Tenant, tenant_id)
+        return tenant.time_zone if tenant is not None else "UTC"
+
+    return ZoneInfo(remembered(session, (TENANT_ZONE_KEY, tenant_id), look_up))

@@ -125,3 +125,35 @@ def test_a_bundles_resend_lookups_go_out_together_and_a_resend_finds_every_recor
     assert [e["response"]["status"] for e in resent.json()["entry"]] == ["200"] * (ENTRIES + 1)
     assert [e["response"]["location"].split("/_history")[0] for e in resent.json()["entry"]] == locations
     assert by_source(again) <= 3, sorted(again.items())
+
+
+def test_the_tenants_zone_and_protocols_are_read_once_for_every_refreshed_patient(
+    client: TestClient, engine: Engine, tenant: str, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Each changed patient's recompute needs the tenant's zone and protocols; a Bundle for three patients reads
+    them once, and every patient's plan still comes out of it."""
+    api = ApiDriver(client, auth(tenant, "ehr-system"))
+    headers = fhir_headers(api.headers)
+    start = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+    patients = [api.patient() for _ in range(3)]
+    answers = [{"link_id": item, "value_integer": 1} for item in PHQ9_ITEMS]
+    templates = []
+    for patient_id in patients:
+        api.create("enrollments", enrollment_body(patient_id, start_date=start))
+        first = api.create("questionnaire-responses", questionnaire_body(patient_id, answers=answers))
+        templates.append(client.get(f"/fhir/QuestionnaireResponse/{first['id']}", headers=headers).json())
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [_phq9_entry(template, n) for n, template in enumerate(templates)],
+    }
+
+    with statements(engine) as sent:
+        answer = client.post("/fhir", json=bundle, headers=headers)
+    assert answer.status_code == 200, answer.text
+    # The tenants row: once for the request's tenant check, once for the zone of all three recomputes.
+    assert sent["INSERT INTO plan_statuses"] == 3 and sent["SELECT tenants"] <= 2, sorted(sent.items())
+    assert sent["SELECT protocols"] <= 1, sorted(sent.items())
+    for patient_id in patients:
+        plans = client.get("/fhir/CarePlan", params={"subject": f"Patient/{patient_id}"}, headers=headers).json()
+        assert plans.get("total", len(plans.get("entry", []))) >= 1, plans
