@@ -39,3 +39,8 @@ def forget(session: Session, *, key_prefix: Hashable | None = None) -> None:
     kept = memo(session)
     for key in [k for k in kept if isinstance(k, tuple) and k[:1] == (key_prefix,)]:
         del kept[key]
+
+
+# Answers an intake counts from a patient's stored records (a visit's number by date). Unlike a found record they
+# change when a record changes: the intake adds what it stores, and every update forgets them all.
+COUNTED = "counted from stored records"

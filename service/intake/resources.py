@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 import fhir_mappings as fm
+from service.db.memo import COUNTED, remembered
 from service.records.appointment import AppointmentCreate
 from service.records.cbt import CbtSession, CbtSessionCreate
 from service.records.ketamine import KetamineAdministrationCreate
@@ -66,6 +68,10 @@ def take_encounter(intake: Intake, resource: dict[str, Any]) -> CbtSessionCreate
     if stored is not None and numbered_here:
         # A resend or an update of a visit we hold keeps the number it was given: numbers never move.
         body["session_number"] = stored.session_number
+    elif numbered_here and body.get("patient_id") and body.get("status") != "entered-in-error":
+        # A new visit: the next one of this patient in the unit counts it among the earlier ones.
+        for start in numbered_here:
+            insort(_session_starts(intake, body["patient_id"]), start)
     if (
         stored is not None
         and not stored.visit_types
@@ -100,18 +106,29 @@ def _number_by_date(intake: Intake, encounter: dict[str, Any], start: datetime) 
     patient_id = intake.resolve(reference) if isinstance(reference, str) else None
     if patient_id is None:
         return 1  # the reader refuses the unknown patient itself, naming Encounter.subject
-    began = func.coalesce(col(CbtSession.actual_start), col(CbtSession.planned_start))
-    earlier = intake.session.exec(
-        select(func.count())
-        .select_from(CbtSession)
-        .where(
-            col(CbtSession.tenant_id) == intake.tenant_id,
-            col(CbtSession.patient_id) == patient_id,
-            col(CbtSession.status) != "entered-in-error",
-            began < start,
-        )
-    ).one()
-    return int(earlier) + 1
+    return bisect_left(_session_starts(intake, patient_id), start) + 1
+
+
+def _session_starts(intake: Intake, patient_id: str) -> list[datetime]:
+    """The starts of the patient's stored visits (entered-in-error ones aside), in order: read once a unit, so a
+    Bundle of visits numbers each without a query of its own (service/db/memo.py, COUNTED)."""
+
+    def look_up() -> list[datetime]:
+        began = func.coalesce(col(CbtSession.actual_start), col(CbtSession.planned_start))
+        starts = intake.session.exec(
+            select(began).where(
+                col(CbtSession.tenant_id) == intake.tenant_id,
+                col(CbtSession.patient_id) == patient_id,
+                col(CbtSession.status) != "entered-in-error",
+                began.is_not(None),
+            )
+        ).all()
+        return sorted(starts)
+
+    starts: list[datetime] = remembered(
+        intake.session, (COUNTED, "visit starts", intake.tenant_id, patient_id), look_up
+    )
+    return starts
 
 
 def _stored_session(intake: Intake, encounter: dict[str, Any], source: Any) -> CbtSession | None:

@@ -22,7 +22,7 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import check_restriction_change, ensure_visible, visible
 from service.clock import now_utc
 from service.db.cursor import decode_cursor, encode_cursor
-from service.db.memo import memo
+from service.db.memo import COUNTED, forget, memo
 from service.db.unit_of_work import insert_rows, write_inserts
 from service.errors import (
     InvalidRequest,
@@ -242,6 +242,7 @@ def update_record(
         setattr(row, name, value)
     row.version += 1
     row.updated_at = now_utc()
+    forget(session, key_prefix=COUNTED)  # a changed date or status may change what an intake counted
     try:
         with session.begin_nested():
             session.add(row)

@@ -21,6 +21,7 @@ from service.sync.pull import pull
 from tests.builders import enrollment_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.fhir.support import FHIR_JSON, patient_resource
+from tests.fhir.test_write_statements import statements
 from tests.sync.sync_harness import SyncApp, sync_app_fixture
 
 sekmet = sekmet_fixture()
@@ -269,6 +270,42 @@ def test_pulled_and_sent_visits_are_numbered_by_date_the_same_on_every_path(
     # theirs (documented in docs/fhir.md: numbers once given are never moved).
     tandem.post(visit(ours, "2026-10-01T14:00:00Z", CBT))
     assert tandem.numbers(patient) == [("2026-10-01", 1), *in_order]
+
+
+def test_a_bundle_of_visits_is_numbered_as_if_each_came_alone(tandem: Tandem) -> None:
+    """Visits of one patient in one transaction, out of date order and around one already stored, one in error:
+    each takes the number it would have had sent alone in the Bundle's order (the unit counts the visits it
+    stores as it goes, service/intake/resources.py), and a resend inside the Bundle keeps its first number."""
+    patient = tandem.patient()
+    ours = f"Patient/{patient}"
+    tandem.post(visit(ours, "2026-10-13T14:00:00Z", CBT))
+    sent = [
+        ("urn:uuid:" + str(uuid.uuid4()), visit(ours, "2026-10-20T14:00:00Z", CBT)),
+        ("urn:uuid:" + str(uuid.uuid4()), visit(ours, "2026-10-06T14:00:00Z", CBT, status="entered-in-error")),
+        ("urn:uuid:" + str(uuid.uuid4()), visit(ours, "2026-10-06T15:00:00Z", PSYCHOTHERAPY_60)),
+        ("urn:uuid:" + str(uuid.uuid4()), visit(ours, "2026-10-27T14:00:00Z", CBT)),
+    ]
+    entries = [
+        {"fullUrl": url, "resource": resource, "request": {"method": "POST", "url": "Encounter"}}
+        for url, resource in sent
+    ]
+    entries.append({**entries[0]})  # the first visit again, under the same fullUrl
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    with statements(tandem.app.engine) as queried:
+        answered = tandem.app.client.post("/fhir", json=bundle, headers=tandem.fhir)
+    assert answered.status_code == 200, answered.text
+    # The patient's visits are read for numbering once, not once per visit; then once more by the plan refresh.
+    assert queried["SELECT cbt_sessions"] <= 3, sorted(queried.items())
+    # 10-20 after 10-13: 2; the visit in error is numbered but not counted; 10-06 before both: 1; 10-27 after
+    # three: 4 (10-13 and 10-20 keep theirs; numbers once given never move).
+    numbers = {(s["planned_start"][:16], s["status"]): s["session_number"] for s in tandem.sessions(patient)}
+    assert numbers == {
+        ("2026-10-06T14:00", "entered-in-error"): 1,
+        ("2026-10-06T15:00", "attended"): 1,
+        ("2026-10-13T14:00", "attended"): 1,
+        ("2026-10-20T14:00", "attended"): 2,
+        ("2026-10-27T14:00", "attended"): 4,
+    }, numbers
 
 
 EPIC_VISIT_TYPE = "urn:oid:1.2.840.114350.1.13.0.1.7.10.698084.30"
