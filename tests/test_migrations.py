@@ -225,3 +225,51 @@ def test_patients_get_family_and_given_search_keys(empty_database: str) -> None:
         assert [tuple(row) for row in keys] == [("p1", "petrov", "dana zoe"), ("p2", "", "")]
     finally:
         engine.dispose()
+
+
+def test_administrations_stored_before_the_code_token_get_it(empty_database: str) -> None:
+    """MedicationAdministration?code (the drug given) reads a token the projection did not write before
+    c4d8e2a6f1b3: the current version of each stored administration gets one per coding; an old version and a
+    deleted one get none."""
+    import sqlalchemy as sa
+
+    migrations.upgrade(empty_database, "73a5f120ae26")
+    engine = make_engine(empty_database, pool_size=1)
+    resources = sa.table(
+        "fhir_resources",
+        *(sa.column(name) for name in ("tenant_id", "resource_type", "resource_id", "version_id", "is_current")),
+        *(sa.column(name) for name in ("deleted", "last_updated", "patient_id", "record_kind", "record_id")),
+        sa.column("body", sa.JSON),
+    )
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    drug = {"coding": [{"system": rxnorm, "code": "6130"}], "text": "ketamine"}
+    when = "2026-10-07 09:00:00"
+
+    def version(resource_id: str, number: int, *, current: bool, deleted: bool = False) -> dict[str, Any]:
+        body = {"resourceType": "MedicationAdministration", "id": resource_id, "medicationCodeableConcept": drug}
+        return {
+            "tenant_id": "t", "resource_type": "MedicationAdministration", "resource_id": resource_id,
+            "version_id": number, "is_current": current, "deleted": deleted, "last_updated": when,
+            "patient_id": "p1", "record_kind": "ketamine-administrations", "record_id": resource_id, "body": body,
+        }  # fmt: skip
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 'T', '2026-01-01')"))
+            connection.execute(
+                sa.insert(resources),
+                [
+                    version("a1", 1, current=False),
+                    version("a1", 2, current=True),
+                    version("a2", 1, current=True, deleted=True),
+                ],
+            )
+        migrations.upgrade(empty_database, "c4d8e2a6f1b3")
+        tokens = "SELECT resource_id, system, value FROM fhir_search_tokens WHERE param = 'code'"
+        with engine.connect() as connection:
+            assert [tuple(row) for row in connection.execute(sa.text(tokens))] == [("a1", rxnorm, "6130")]
+        migrations.downgrade(empty_database, "73a5f120ae26")
+        with engine.connect() as connection:
+            assert connection.execute(sa.text(tokens)).all() == []
+    finally:
+        engine.dispose()
