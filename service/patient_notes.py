@@ -1,8 +1,9 @@
 """Notes on a patient by the care team: written as a draft, signed to freeze them, corrected only by amendment.
 
-A draft may be edited and signed by its author alone; a signed note never changes: a correction is a new note that
-amends it (itself a draft until signed), and the original stays, read as amended. Every read and write is audited
-(`patient-notes`); a note's text is never logged, nor put in an audit row or a URL.
+A draft may be edited and signed by its author alone, each time naming the version read (If-Match: the author's
+other tab, or a second device, must not overwrite or sign what they have not seen); a signed note never changes:
+a correction is a new note that amends it (itself a draft until signed), and the original stays, read as amended.
+Every read and write is audited (`patient-notes`); a note's text is never logged, nor put in an audit row or a URL.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.auth.principal import Role
 from service.break_glass.access import ensure_visible
 from service.clock import now_utc
 from service.errors import NotPermitted, RecordConflict, RecordNotFound
+from service.record_store.store import check_version, expected_version
 from service.records.patient import Patient
 from service.records.patient_note import NOTE_MAX_LENGTH, NoteStatus, PatientNote
 
@@ -58,6 +60,7 @@ class NotePublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     signed_at: datetime | None
+    version: int = Field(description='The version a change names: If-Match: W/"<version>"')
 
 
 class PatientNotes(BaseModel):
@@ -117,33 +120,40 @@ def write_note(session: Session, ctx: RequestContext, patient_id: str, request: 
     return _public(note, [])
 
 
-def edit_draft(session: Session, ctx: RequestContext, patient_id: str, note_id: str, request: NoteEdit) -> NotePublic:
+def edit_draft(
+    session: Session, ctx: RequestContext, patient_id: str, note_id: str, request: NoteEdit, if_match: str | None
+) -> NotePublic:
     ctx.intent = AuditIntent("update", NOTE_KIND, record_id=note_id, patient_id=patient_id)
-    note = _own_draft(session, ctx, patient_id, note_id)
+    note = _own_draft(session, ctx, patient_id, note_id, if_match)
     note.text, note.updated_at = request.text, now_utc()
+    note.version += 1
     session.add(note)
     session.flush()
     record_success(session, ctx, status_code=200)
     return _public(note, [])
 
 
-def sign_note(session: Session, ctx: RequestContext, patient_id: str, note_id: str) -> NotePublic:
+def sign_note(session: Session, ctx: RequestContext, patient_id: str, note_id: str, if_match: str | None) -> NotePublic:
     ctx.intent = AuditIntent("update", NOTE_KIND, record_id=note_id, patient_id=patient_id)
-    note = _own_draft(session, ctx, patient_id, note_id)
+    note = _own_draft(session, ctx, patient_id, note_id, if_match)
     note.status, note.signed_at = "signed", now_utc()
     note.updated_at = note.signed_at
+    note.version += 1
     session.add(note)
     session.flush()
     record_success(session, ctx, status_code=200)
     return _public(note, [])
 
 
-def _own_draft(session: Session, ctx: RequestContext, patient_id: str, note_id: str) -> PatientNote:
+def _own_draft(
+    session: Session, ctx: RequestContext, patient_id: str, note_id: str, if_match: str | None
+) -> PatientNote:
     note = _note(session, ctx, patient_id, note_id)
     if note.status == "signed":
         raise RecordConflict("this note is signed and cannot change; write an amendment to correct it")
     if note.author != ctx.principal.subject:
         raise NotPermitted(f"only its author ({note.author}) may change or sign a draft note")
+    check_version(note.version, expected_version(if_match), if_match)
     return note
 
 
@@ -188,4 +198,5 @@ def _public(note: PatientNote, amended_by: list[str]) -> NotePublic:
         created_at=note.created_at,
         updated_at=note.updated_at,
         signed_at=note.signed_at,
+        version=note.version,
     )

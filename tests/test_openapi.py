@@ -39,9 +39,8 @@ def test_every_protected_operation_documents_its_errors(spec: dict[str, Any]) ->
         for method, operation in item.items():
             codes = set(operation["responses"])
             assert {"401", "403", "422"} <= codes, (method, path)
-            # A record's PATCH needs If-Match. A draft note is edited by its author alone and frozen once signed
-            # (409), so its PATCH takes no version (service/patient_notes.py).
-            if method == "patch" and not path.endswith("/notes/{note_id}"):
+            # Every PATCH names the version it changes (If-Match), and so does signing a draft note.
+            if method == "patch" or path.endswith("/sign"):
                 assert {"412", "428"} <= codes, path
             assert operation["responses"]["401"]["content"]["application/problem+json"]
 

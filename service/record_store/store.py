@@ -206,6 +206,21 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 # ---- update ---------------------------------------------------------------------------------------------------
 
 
+def expected_version(if_match: str | None) -> int:
+    """The version an If-Match names: the change is made to what the client read, or refused."""
+    if if_match is None:
+        raise VersionRequired('send If-Match with the ETag of the version you read, e.g. If-Match: W/"3"')
+    expected = ETAG_PATTERN.match(if_match.strip())
+    if expected is None:
+        raise invalid("If-Match", 'expected an ETag such as W/"3"')
+    return int(expected.group(1))
+
+
+def check_version(current: int, expected: int, if_match: str | None) -> None:
+    if current != expected:
+        raise VersionMismatch(current, if_match or "")
+
+
 def update_record(
     session: Session,
     ctx: RequestContext,
@@ -216,16 +231,11 @@ def update_record(
 ) -> RecordMeta:
     """Apply a partial change under optimistic concurrency: If-Match must carry the version last read."""
     ctx.intent = AuditIntent("update", kind.path, record_id=record_id)
-    if if_match is None:
-        raise VersionRequired('send If-Match with the ETag of the version you read, e.g. If-Match: W/"3"')
-    expected = ETAG_PATTERN.match(if_match.strip())
-    if expected is None:
-        raise invalid("If-Match", 'expected an ETag such as W/"3"')
+    expected = expected_version(if_match)
     row = _get(session, ctx.tenant_id, kind, record_id, for_update=True)
     ctx.intent.patient_id = kind.patient_of(row)
     ensure_visible(session, ctx, ctx.intent.patient_id)
-    if row.version != int(expected.group(1)):
-        raise VersionMismatch(row.version, if_match)
+    check_version(row.version, expected, if_match)
     current = _public(session, kind, [row])[0].model_dump(include=set(kind.fields_schema.model_fields))
     for name in kind.immutable & changes.keys():
         if changes[name] != current[name]:

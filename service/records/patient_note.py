@@ -33,3 +33,5 @@ class PatientNote(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now_utc, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=now_utc, sa_type=UtcDateTime)
     signed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Each change of a draft (its text, its signing) is a new version: a change names the version it was made to.
+    version: int = Field(default=1)

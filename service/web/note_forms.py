@@ -14,9 +14,10 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from service.api.records import etag
 from service.audit_trail import RequestContext
 from service.auth.scopes import needs
-from service.errors import validation_problems
+from service.errors import PreconditionFailed, VersionMismatch, VersionRequired, validation_problems
 from service.patient_notes import NOTE_AUTHORS, NOTE_KIND, NoteEdit, NoteWrite, edit_draft, sign_note, write_note
 from service.web.deps import PATIENT_PAGE, SessionDep, SignedIn, context_for_form, page_zone
 from service.web.patient_page import patient_values
@@ -26,6 +27,10 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 # Generous, so an over-long note gets the page's words (NoteWrite's limit) instead of the bare address error.
 FORM_TEXT_CAP = 20_000
 WRITES = (*needs("DocumentReference.cu"), *PATIENT_PAGE)  # it shows the page again on a refused text
+CHANGED_SINCE = (
+    "This draft was changed after this page was opened (in another tab or on another device), so your change was "
+    "not saved. Reload the page to see the draft as it is now, then change it again."
+)
 TextField = Annotated[str, Form(max_length=FORM_TEXT_CAP)]
 Token = Annotated[str, Form(max_length=200)]
 SignBox = Annotated[str, Form(max_length=8)]
@@ -76,6 +81,7 @@ def change_draft(
     web_session: SignedIn,
     text: TextField = "",
     sign: SignBox = "",
+    version: Annotated[str, Form(max_length=12)] = "",
     csrf_token: Token = "",
 ) -> Response:
     ctx = context_for_form(request, web_session, session, csrf_token, "update", NOTE_KIND, NOTE_AUTHORS,
@@ -84,7 +90,11 @@ def change_draft(
         edit = NoteEdit(text=text)
     except ValidationError as error:
         return _refused(request, session, ctx, patient_id, error, {"text": text, "draft": note_id})
-    edit_draft(session, ctx, patient_id, note_id, edit)
+    # The version the page showed: a draft changed since (the author's other tab) is not overwritten.
+    try:
+        edited = edit_draft(session, ctx, patient_id, note_id, edit, f'W/"{version}"' if version.isdigit() else None)
+    except (VersionMismatch, VersionRequired):
+        raise PreconditionFailed(CHANGED_SINCE) from None
     if sign:
-        sign_note(session, ctx, patient_id, note_id)
+        sign_note(session, ctx, patient_id, note_id, etag(edited.version))
     return RedirectResponse(f"/patients/{patient_id}#note-{note_id}", status_code=303)

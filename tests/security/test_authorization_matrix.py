@@ -444,6 +444,8 @@ class Probe:
                 return {"json": {**note, "note": "called the patient; safety plan reviewed"}}
             if path.endswith("/notes"):
                 return {"json": {"text": "called the patient; no answer"}}
+            if path.endswith("/sign"):
+                return {"headers": {"If-Match": 'W/"1"'}}
             if path.endswith("/break-the-glass"):
                 return {"json": {"reason": "admitted unconscious; the on-call psychiatrist needs the history"}}
             if path.endswith("/dry-run"):
@@ -454,7 +456,7 @@ class Probe:
         if method == "PUT" and path.endswith("/credential"):
             return {"json": {"token": "matrix-token-0123456789"}}
         if method == "PATCH" and "/notes/" in path:
-            return {"json": {"text": "called the patient; reached"}}
+            return {"json": {"text": "called the patient; reached"}, "headers": {"If-Match": 'W/"1"'}}
         if method == "PATCH":
             kind = path.removeprefix(f"{API}/").removesuffix("/received").removesuffix("/{record_id}")
             return {"json": {}, "headers": {"If-Match": self._etag(kind)}}

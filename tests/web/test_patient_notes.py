@@ -37,11 +37,18 @@ class Notes:
     def write(self, text: str, **extra: Any) -> httpx.Response:
         return self.client.post(self.base, json={"text": text, **extra}, headers=self.headers)
 
-    def edit(self, note_id: str, text: str) -> httpx.Response:
-        return self.client.patch(f"{self.base}/{note_id}", json={"text": text}, headers=self.headers)
+    def edit(self, note_id: str, text: str, if_match: str | None = None) -> httpx.Response:
+        """A change to the version last read, as a client sends it (or to the version named)."""
+        headers = {**self.headers, "If-Match": if_match or self._read_version(note_id)}
+        return self.client.patch(f"{self.base}/{note_id}", json={"text": text}, headers=headers)
 
-    def sign(self, note_id: str) -> httpx.Response:
-        return self.client.post(f"{self.base}/{note_id}/sign", headers=self.headers)
+    def sign(self, note_id: str, if_match: str | None = None) -> httpx.Response:
+        headers = {**self.headers, "If-Match": if_match or self._read_version(note_id)}
+        return self.client.post(f"{self.base}/{note_id}/sign", headers=headers)
+
+    def _read_version(self, note_id: str) -> str:
+        read = self.read(note_id)
+        return read.headers.get("ETag", 'W/"1"')  # a note the caller cannot read: its refusal is the point
 
     def read(self, note_id: str) -> httpx.Response:
         return self.client.get(f"{self.base}/{note_id}", headers=self.headers)
@@ -95,12 +102,38 @@ def test_a_draft_is_edited_by_its_author_then_signed_and_frozen(
         assert refused.status_code == 409, refused.text
         assert "amendment" in refused.json()["detail"]
     assert ana.read(note["id"]).json()["text"] == "Called twice, no answer; left a voicemail"
-    actions = sorted((e.action, e.outcome) for e in _audit(web_engine, tenant, note["id"]))
-    assert actions == [
-        ("create", "success"), ("read", "success"),
+    updates = sorted((e.action, e.outcome) for e in _audit(web_engine, tenant, note["id"]) if e.action == "update")
+    assert updates == [
         ("update", "failure"), ("update", "failure"), ("update", "failure"), ("update", "failure"),
         ("update", "success"), ("update", "success"),
     ]  # fmt: skip
+
+
+def test_a_draft_changes_only_from_the_version_read(
+    notes_of: Callable[..., Notes], api_as: Callable[..., ApiDriver], tenant: str
+) -> None:
+    """Two tabs of one author: the second change names the version it read, which the first moved on; it is refused
+    (412) and the draft keeps the first change. No If-Match is 428, a malformed one 422; nothing changes."""
+    patient_id = api_as(tenant).patient()
+    ana = notes_of(tenant, patient_id)
+    written = ana.write("Called, no answer")
+    assert written.status_code == 201 and written.headers["ETag"] == 'W/"1"', written.text
+    note_id = written.json()["id"]
+    first_tab = ana.edit(note_id, "Called twice, no answer", if_match='W/"1"')
+    assert first_tab.status_code == 200 and first_tab.headers["ETag"] == 'W/"2"', first_tab.text
+    for stale in (ana.edit(note_id, "Called once", if_match='W/"1"'), ana.sign(note_id, if_match='W/"1"')):
+        assert stale.status_code == 412, stale.text
+        assert 'W/"2"' in stale.json()["detail"]
+    unversioned = ana.client.patch(f"{ana.base}/{note_id}", json={"text": "No version"}, headers=ana.headers)
+    assert unversioned.status_code == 428, unversioned.text
+    unsigned = ana.client.post(f"{ana.base}/{note_id}/sign", headers=ana.headers)
+    assert unsigned.status_code == 428, unsigned.text
+    garbled = ana.edit(note_id, "Garbled", if_match="two")
+    assert garbled.status_code == 422 and "If-Match" in garbled.text, garbled.text
+    now = ana.read(note_id).json()
+    assert (now["text"], now["status"], now["version"]) == ("Called twice, no answer", "draft", 2)
+    signed = ana.sign(note_id, if_match='W/"2"')
+    assert signed.status_code == 200 and signed.json()["version"] == 3 and signed.headers["ETag"] == 'W/"3"'
 
 
 def test_a_correction_is_an_amendment_and_the_original_stays_marked_amended(
@@ -209,9 +242,19 @@ def test_notes_on_the_patient_page(
     assert "Called, no answer" in theirs and f'action="{page}/notes/{note_id}"' not in theirs
     assert ben.post(f"{page}/notes/{note_id}", {"text": "Mine now"}, csrf=ben.csrf()).status_code == 403
 
-    signed = ana.post(f"{page}/notes/{note_id}", {"text": "Called twice, no answer", "sign": "1"}, csrf=csrf)
+    assert 'name="version" value="1"' in shown
+    # A second tab saved a change: the page opened before it is refused in words, and the draft keeps that change.
+    saved = ana.post(f"{page}/notes/{note_id}", {"text": "Called, no answer (tab 2)", "version": "1"}, csrf=csrf)
+    assert saved.status_code == 303
+    stale = ana.post(f"{page}/notes/{note_id}", {"text": "From the old tab", "version": "1"}, csrf=csrf)
+    assert stale.status_code == 412 and "changed after this page was opened" in stale.text
+    assert [n.text for n in _stored(web_engine, tenant)] == ["Called, no answer (tab 2)"]
+
+    signed = ana.post(
+        f"{page}/notes/{note_id}", {"text": "Called twice, no answer", "sign": "1", "version": "2"}, csrf=csrf
+    )
     assert signed.status_code == 303
-    assert ana.post(f"{page}/notes/{note_id}", {"text": "Changed"}, csrf=csrf).status_code == 409
+    assert ana.post(f"{page}/notes/{note_id}", {"text": "Changed", "version": "4"}, csrf=csrf).status_code == 409
     amended = ben.post(
         f"{page}/notes", {"text": "Reached her at 16:00", "amends": note_id, "sign": "1"}, csrf=ben.csrf()
     )
