@@ -11,6 +11,7 @@ from sqlmodel.sql.sqltypes import AutoString
 from service import outbox  # noqa: F401 - importing registers every table
 from service.break_glass import tables as break_glass_tables  # noqa: F401
 from service.caseload import tables  # noqa: F401
+from service.cds_hooks import tables as cds_hooks_tables  # noqa: F401
 from service.db.engine import make_engine
 from service.db.types import UtcDateTime
 from service.projection import tables as fhir_tables  # noqa: F401

@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api import break_glass, caseload, health, instruments, notes, sync_targets, well_known, worklist
+from service.api import (
+    break_glass,
+    caseload,
+    cds_hooks,
+    health,
+    instruments,
+    notes,
+    sync_targets,
+    well_known,
+    worklist,
+)
 from service.api import sync as sync_routes
 from service.api.body_depth import BodyDepthLimit
 from service.api.body_limit import BodyLimit
@@ -20,6 +30,7 @@ from service.api.rate_limit import RateLimit
 from service.api.records import record_routers
 from service.api.surfaces import install_surface_handlers, refusing
 from service.auth.tokens import TokenVerifier
+from service.cds_hooks.jwks import JwksCache
 from service.db.engine import make_engine
 from service.fhir import openapi as fhir_openapi
 from service.fhir import router as fhir_router
@@ -78,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.token_verifier = TokenVerifier(settings)
+    app.state.cds_jwks = JwksCache(settings)  # the EHRs' CDS Hooks signing keys, fetched and cached
     install_surface_handlers(app, API_SURFACE)  # the FHIR router and the pages have their own
     refused = refusing(API_SURFACE)  # early refusals answer in the format of the route they were for
     # Added innermost first: the request id is outermost, so every answer (a 429 too) carries one.
@@ -118,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_router.router)
     app.include_router(sync_routes.router)
     app.include_router(well_known.router)
+    app.include_router(cds_hooks.router)
     install_web(app)
     install_openapi(app)
     return app

@@ -13,6 +13,7 @@ from rich.progress import Progress, TaskID
 
 from service.auth.principal import Role
 from service.auth.tokens import mint_dev_token
+from service.cds_hooks.cli import app as cds_app
 from service.db import migrations
 from service.db.engine import make_engine
 from service.db.unit_of_work import unit_of_work
@@ -34,6 +35,7 @@ status_app = typer.Typer(help="Plan statuses.", no_args_is_help=True)
 app.add_typer(status_app, name="status")
 app.add_typer(sync_app, name="sync")
 app.add_typer(keys_app, name="keys")
+app.add_typer(cds_app, name="cds")
 console = Console(stderr=True)
 
 DEMO_TENANT = "demo"

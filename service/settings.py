@@ -43,6 +43,11 @@ class Settings(BaseSettings):
 
     # Our canonical base: FHIR identifiers and canonical URLs are built from it.
     canonical_base: str = "https://tandem.example.org/fhir"
+    # Where EHRs and browsers reach this service (no trailing slash): the CDS Hooks endpoints' URLs (a CDS JWT's
+    # `aud` must be {public_base_url}/cds-services/{id}) and the patient page links on the cards are built from it.
+    public_base_url: str = Field(default="https://tandem.example.org", pattern=r"^https?://[^/?#]+(/[^?#]*[^/?#])?$")
+    # A SMART app launch URL for the CDS cards' `smart` link (unset: the cards link the patient page only).
+    cds_smart_launch_url: str | None = None
 
     # Tokens: audience we accept, the development issuer (HS256 secret), and external issuers (JWKS).
     token_audience: str = "tandem"  # noqa: S105 - an audience name, not a secret

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.plan_status import wording
+
 
 @dataclass(frozen=True)
 class StatusLook:
@@ -13,21 +15,16 @@ class StatusLook:
 
 
 STATUS_LOOKS: dict[str, StatusLook] = {
-    "at_risk": StatusLook("At risk", "▲", "at-risk"),
-    "needs_attention": StatusLook("Needs attention", "◆", "needs-attention"),
-    "on_track": StatusLook("On track", "●", "on-track"),
-    "on_hold": StatusLook("On hold", "‖", "inactive"),
-    "completed": StatusLook("Completed", "✓", "inactive"),
-    "discontinued": StatusLook("Discontinued", "✕", "inactive"),
+    "at_risk": StatusLook(wording.status_words("at_risk"), "▲", "at-risk"),
+    "needs_attention": StatusLook(wording.status_words("needs_attention"), "◆", "needs-attention"),
+    "on_track": StatusLook(wording.status_words("on_track"), "●", "on-track"),
+    "on_hold": StatusLook(wording.status_words("on_hold"), "‖", "inactive"),
+    "completed": StatusLook(wording.status_words("completed"), "✓", "inactive"),
+    "discontinued": StatusLook(wording.status_words("discontinued"), "✕", "inactive"),
 }
 STATUS_ORDER = tuple(STATUS_LOOKS)
 
-PHASE_LABELS: dict[str, str] = {
-    "baseline": "Baseline",
-    "induction": "Induction",
-    "consolidation": "Consolidation",
-    "maintenance": "Maintenance",
-}
+PHASE_LABELS: dict[str, str] = wording.PHASE_WORDS
 
 SEVERITY_LOOKS: dict[str, StatusLook] = {
     "urgent": StatusLook("Urgent", "▲", "at-risk"),
@@ -63,12 +60,7 @@ FLAG_LABELS: dict[str, str] = {
     "protocol_version_differs": "Protocol version differs",
 }
 
-DUE_LABELS: dict[str, str] = {
-    "ketamine_session": "Ketamine session",
-    "cbt_session": "CBT session",
-    "measurement": "Measurement",
-    "rems_form": "REMS form",
-}
+DUE_LABELS: dict[str, str] = wording.DUE_WORDS
 
 
 ENROLLMENT_NOTES: dict[str, str] = {
@@ -85,7 +77,7 @@ def enrollment_note(status: str, enrollment_status: str | None) -> str | None:
 
 
 def status_look(code: str) -> StatusLook:
-    return STATUS_LOOKS.get(code, StatusLook(code.replace("_", " ").capitalize(), "■", "inactive"))
+    return STATUS_LOOKS.get(code, StatusLook(wording.status_words(code), "■", "inactive"))
 
 
 def flag_label(code: str) -> str:
@@ -93,10 +85,10 @@ def flag_label(code: str) -> str:
 
 
 def phase_label(code: str) -> str:
-    return PHASE_LABELS.get(code, code.capitalize())
+    return wording.phase_words(code)
 
 
 def due_label(code: str | None) -> str:
     if code is None:
         return ""
-    return DUE_LABELS.get(code, code.replace("_", " ").capitalize())
+    return wording.due_words(code)

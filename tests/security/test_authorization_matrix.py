@@ -78,7 +78,8 @@ class Entry:
     """Who may call a route and what they get.
 
     surface: public (no credential needed), api (bearer), fhir (bearer + SMART scope), page (session cookie),
-    sign-in (a public form that takes a bearer token in its body).
+    sign-in (a public form that takes a bearer token in its body), cds-jwt (a JWT signed by a registered EHR's
+    own key, CDS Hooks 2.0: no Tandem credential of any role is one; the EHR's JWTs are tested in tests/cds_hooks).
     allowed: roles that pass; `ok` is what they get from the owning tenant (per-role overrides in `role_ok`).
     Roles outside `allowed` get `denied`. `names_records`: the path names one of the tenant's records, so a
     caller of another tenant (with an allowed role) gets 404, exactly like a missing id.
@@ -139,6 +140,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/fhir/metadata"): public(),
     # SMART discovery is public; the suite configures no authorization server, so it says so (404)
     ("GET", "/fhir/.well-known/smart-configuration"): public(404),
+    # CDS Hooks discovery: public like /fhir/metadata (the services and prefetch templates, no patient data)
+    ("GET", "/cds-services"): public(),
+    # a CDS service call is authenticated by the calling EHR's signed JWT, never by a Tandem token (any role): 401
+    ("POST", "/cds-services/{service_id}"): Entry("cds-jwt", NOBODY, denied=401),
     # history of the whole server: not implemented, said after authentication (types: FHIR_GENERIC)
     ("GET", "/fhir/_history"): Entry("fhir", EVERYONE, frozenset({501}), scoped=False),
     # the facade's own 404/405 for what no interaction serves (an OperationOutcome, before any token is read)
@@ -393,6 +398,7 @@ class Probe:
             "grant_id": MISSING_ID,
             "task_id": MISSING_ID,
             "note_id": MISSING_ID,
+            "service_id": "tandem-plan-status",
             "message_id": str(w.outbox_ids[-1]),
             "version_id": "1",
             "resource_type": resource_type or "",
@@ -643,6 +649,20 @@ def _variants(
         for role in ROLES:
             headers = role_headers(settings, world.tenant_id, role)
             yield role, f"public as {role}", request(role, None, headers=headers, **csrf_form), entry.ok
+        return
+
+    if entry.surface == "cds-jwt":
+        body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "context": {"patientId": "e1"}}
+        for label, headers in bad_credentials(settings, world.tenant_id).items():
+            yield label, f"CDS call with {label}", request(label, None, headers=headers, json=body), frozenset({401})
+        for role in ROLES:
+            headers = role_headers(settings, world.tenant_id, role)
+            yield (
+                role,
+                f"CDS call with a Tandem {role} token",
+                request(role, None, headers=headers, json=body),
+                (frozenset({401})),
+            )
         return
 
     if entry.surface == "sign-in":

@@ -1,0 +1,305 @@
+"""CDS Hooks 2.0 end to end: an EHR written from the spec (tests/cds_hooks/ehr.py) registers with
+`tandem cds register`, serves its JWKS on a loopback HTTP server, and calls discovery then patient-view.
+
+Both databases (the `database_url` fixture). What the card must say comes from the issue: the plan status and
+phase in words, urgent reasons first, indicator critical / warning / info, what is due next, a link to the patient
+page; an empty card list for a patient Tandem does not follow or another hospital's; 401 for a bad JWT.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from service.auth.tokens import mint_dev_token
+from service.cli import app as cli
+from service.settings import get_settings
+from tests.builders import PHQ9_ITEMS, ApiDriver, enrollment_body, questionnaire_body
+from tests.cds_hooks.ehr import CdsClient, EhrWeb, SigningKey, fhir_patient, serve_ehr
+
+SERVICE_BASE = "https://tandem.hospital.test"
+SERVICE = "tandem-plan-status"
+MRN_SYSTEM = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def cds_app(settings_factory: Callable[..., TestClient]) -> TestClient:
+    return settings_factory(sync_allowed_hosts=["127.0.0.1"], sync_require_https=False, public_base_url=SERVICE_BASE)
+
+
+@pytest.fixture
+def ehr() -> Iterator[EhrWeb]:
+    with serve_ehr([SigningKey.rsa(), SigningKey.ec()]) as web:
+        yield web
+
+
+@pytest.fixture
+def cds_cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    monkeypatch.setenv("TANDEM_DATABASE_URL", database_url)
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "development")
+    monkeypatch.setenv("TANDEM_SYNC_ALLOWED_HOSTS", '["127.0.0.1"]')
+    monkeypatch.setenv("TANDEM_SYNC_REQUIRE_HTTPS", "false")
+    monkeypatch.setenv("TANDEM_PUBLIC_BASE_URL", SERVICE_BASE)
+    get_settings.cache_clear()
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["cds", *args])
+
+    yield run
+    get_settings.cache_clear()
+
+
+def api(app: TestClient, tenant: str, role: str = "ehr-system") -> ApiDriver:
+    settings = app.app.state.settings  # type: ignore[attr-defined]
+    return ApiDriver(app, {"Authorization": f"Bearer {mint_dev_token(settings, tenant=tenant, role=role)}"})  # type: ignore[arg-type]
+
+
+def registered(cds_cli: Callable[..., Any], tenant: str, ehr: EhrWeb, *extra: str) -> str:
+    issuer = f"https://ehr.hospital.test/{uuid.uuid4().hex[:8]}"
+    result = cds_cli("register", tenant, issuer, "--jwks-url", ehr.jwks_url, *extra)
+    assert result.exit_code == 0, result.output
+    assert f"{SERVICE_BASE}/cds-services/{SERVICE}" in result.output
+    return issuer
+
+
+def at(days_ago: float) -> str:
+    return (NOW - timedelta(days=days_ago)).isoformat()
+
+
+def phq9(patient_id: str, days_ago: float, *, item9: int) -> dict[str, Any]:
+    answers = [{"link_id": i, "value_integer": 2} for i in PHQ9_ITEMS[:8]]
+    answers.append({"link_id": PHQ9_ITEMS[8], "value_integer": item9})
+    return questionnaire_body(patient_id, authored_at=at(days_ago), answers=answers)
+
+
+def enrolled(driver: ApiDriver, mrn: str, *, days_ago: int, **patient: Any) -> str:
+    patient_id = driver.patient(identifiers=[{"system": MRN_SYSTEM, "value": mrn}], **patient)
+    start = (NOW - timedelta(days=days_ago)).date().isoformat()
+    driver.create("enrollments", enrollment_body(patient_id, start_date=start))
+    return patient_id
+
+
+def plan(app: TestClient, tenant: str, patient_id: str) -> dict[str, Any]:
+    headers = api(app, tenant).headers
+    statuses: dict[str, Any] = app.get(f"/api/v1/patients/{patient_id}/plan-status", headers=headers).json()
+    return statuses["statuses"][0]
+
+
+def prefetch(ehr_id: str, mrn: str) -> dict[str, Any]:
+    return {"patient": fhir_patient(ehr_id, MRN_SYSTEM, mrn)}
+
+
+def test_discovery_lists_the_plan_status_service_and_its_patient_prefetch(cds_app: TestClient, ehr: EhrWeb) -> None:
+    client = CdsClient(cds_app, SERVICE_BASE, "https://ehr.hospital.test/any", ehr.keys[0])
+    response = client.discover()
+    assert response.status_code == 200, response.text
+    services = {s["id"]: s for s in response.json()["services"]}
+    view = services[SERVICE]
+    assert view["hook"] == "patient-view"
+    assert view["description"] and view["title"]
+    assert view["prefetch"] == {"patient": "Patient/{{context.patientId}}"}
+    assert services["tandem-plan-status-booking"]["hook"] == "appointment-book"
+
+
+def test_the_card_says_the_plan_status_urgent_reasons_first_and_what_is_due(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str
+) -> None:
+    issuer = registered(cds_cli, tenant, ehr)
+    driver = api(cds_app, tenant)
+    at_risk = enrolled(driver, "MRN-RISK", days_ago=3)
+    driver.create("questionnaire-responses", phq9(at_risk, 1, item9=1))
+    on_track = enrolled(driver, "MRN-TRACK", days_ago=3)
+    driver.create("questionnaire-responses", phq9(on_track, 1, item9=0))
+    needs_attention = enrolled(driver, "MRN-ATTN", days_ago=40)
+    expected = {p: plan(cds_app, tenant, p) for p in (at_risk, on_track, needs_attention)}
+    assert [expected[p]["status"] for p in (at_risk, on_track, needs_attention)] == [
+        "at_risk", "on_track", "needs_attention",
+    ]  # fmt: skip
+
+    rsa_client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[0])
+    ec_client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[1], jku=ehr.jwks_url)
+    cards = {}
+    for client, (ehr_id, mrn, patient_id) in [
+        (rsa_client, ("eRisk1", "MRN-RISK", at_risk)),
+        (ec_client, ("eTrack1", "MRN-TRACK", on_track)),
+        (rsa_client, ("eAttn1", "MRN-ATTN", needs_attention)),
+    ]:
+        response = client.call(SERVICE, ehr_id, prefetch=prefetch(ehr_id, mrn))
+        assert response.status_code == 200, response.text
+        (card,) = response.json()["cards"]
+        cards[patient_id] = card
+        assert card["source"]["label"] == "Tandem"
+        assert len(card["summary"]) <= 140
+        page = f"{SERVICE_BASE}/patients/{patient_id}"
+        assert {"label": "Open the plan in Tandem", "url": page, "type": "absolute"} in card["links"]
+        uuid.UUID(card["uuid"])
+
+    risky = cards[at_risk]
+    assert risky["indicator"] == "critical"
+    assert risky["summary"].startswith("Ketamine + CBT plan: At risk, ")
+    urgent = [r for r in expected[at_risk]["reasons"] if r["open"] and r["severity"] == "urgent"]
+    assert urgent and urgent[0]["code"] == "phq9_item9_positive"
+    assert (urgent[0]["what_happened"] or urgent[0]["message"]) in risky["summary"]
+    why = risky["detail"].split("**Due next**")[0]
+    first_reason = why.splitlines()[1]
+    assert first_reason.startswith("- **Urgent:** "), risky["detail"]
+    assert "PHQ-9" in first_reason
+    assert "**Due next**" in risky["detail"]
+
+    calm = cards[on_track]
+    assert calm["indicator"] == "info"
+    assert calm["summary"].startswith("Ketamine + CBT plan: On track, ")
+    phase = expected[on_track]["phase"]
+    assert f"{phase} phase" in calm["summary"]
+    assert "**Due next**" in calm["detail"]
+
+    late = cards[needs_attention]
+    assert late["indicator"] == "warning"
+    assert late["summary"].startswith("Ketamine + CBT plan: Needs attention, ")
+    assert "**Overdue:**" in late["detail"]
+    assert "**Urgent:**" not in late["detail"]
+
+
+def test_a_patient_linked_to_the_ehr_id_needs_no_prefetch(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str
+) -> None:
+    admin = api(cds_app, tenant, "admin")
+    target = admin.create("sync/targets", {"name": f"EHR {uuid.uuid4().hex[:6]}", "base_url": ehr.fhir_base})
+    issuer = registered(cds_cli, tenant, ehr, "--target", target["id"])
+    driver = api(cds_app, tenant)
+    # a patient the pull created: its source names the EHR's id
+    patient_id = driver.patient(source={"system": target["base_url"], "value": "Patient/eLinked9"})
+    driver.create("enrollments", enrollment_body(patient_id, start_date=(NOW - timedelta(days=3)).date().isoformat()))
+    client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[1])
+    response = client.call(SERVICE, "eLinked9")
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    assert card["links"][-1]["url"].endswith(f"/patients/{patient_id}")
+    assert ehr.requests == ["/jwks.json"]  # no prefetch and no fhirAuthorization: answered from Tandem's records
+
+
+def test_without_prefetch_the_patient_is_read_from_the_registered_fhir_server_only(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str
+) -> None:
+    admin = api(cds_app, tenant, "admin")
+    target = admin.create("sync/targets", {"name": f"EHR {uuid.uuid4().hex[:6]}", "base_url": ehr.fhir_base})
+    issuer = registered(cds_cli, tenant, ehr, "--target", target["id"])
+    patient_id = enrolled(api(cds_app, tenant), "MRN-FETCH", days_ago=3)
+    ehr.patients["eFetch2"] = fhir_patient("eFetch2", MRN_SYSTEM, "MRN-FETCH")
+    client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[0])
+    grant = {"access_token": ehr.access_token, "token_type": "Bearer", "expires_in": 300,
+             "scope": "patient/Patient.read", "subject": "tandem"}  # fmt: skip
+    response = client.call(SERVICE, "eFetch2", fhir_server=ehr.fhir_base, fhir_authorization=grant)
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    assert card["links"][-1]["url"].endswith(f"/patients/{patient_id}")
+    assert "/fhir/Patient/eFetch2" in ehr.requests
+
+    ehr.requests.clear()
+    elsewhere = client.call(SERVICE, "eFetch2", fhir_server="https://93.184.216.34/fhir", fhir_authorization=grant)
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert "fhirServer" in elsewhere.text
+    assert not [r for r in ehr.requests if r.startswith("/fhir/")]
+
+
+def test_unknown_and_other_hospitals_patients_get_no_cards(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], new_tenant: Callable[[], str]
+) -> None:
+    ours, theirs = new_tenant(), new_tenant()
+    issuer = registered(cds_cli, ours, ehr)
+    enrolled(api(cds_app, theirs), "MRN-THEIRS", days_ago=3)  # another hospital's patient, same MRN system
+    client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[0])
+    for ehr_id, mrn in (("eNobody", "MRN-NOBODY"), ("eTheirs", "MRN-THEIRS")):
+        response = client.call(SERVICE, ehr_id, prefetch=prefetch(ehr_id, mrn))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"cards": []}
+    # a prefetch of a different patient than the one in context is not used
+    enrolled(api(cds_app, ours), "MRN-OURS", days_ago=3)
+    mismatch = client.call(SERVICE, "eInView", prefetch=prefetch("eSomeoneElse", "MRN-OURS"))
+    assert mismatch.json() == {"cards": []}
+
+
+def test_bad_jwts_are_refused_with_401_and_a_json_reason(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str, engine: Engine
+) -> None:
+    issuer = registered(cds_cli, tenant, ehr)
+    enrolled(api(cds_app, tenant), "MRN-JWT", days_ago=3)
+    client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[0])
+    aud = client.service_url(SERVICE)
+    now = int(time.time())
+    impostor = SigningKey("RS384", ehr.keys[0].kid, SigningKey.rsa().private)  # the EHR's kid, another key
+    replayed = client.token(aud)
+    assert client.call(SERVICE, "eJwt", authorization=f"Bearer {replayed}").status_code == 200
+    none_token = jwt.encode({"iss": issuer, "aud": aud, "exp": now + 300, "iat": now, "jti": "n"}, "",
+                            algorithm="none", headers={"kid": ehr.keys[0].kid})  # fmt: skip
+    shared = "a-shared-secret-of-at-least-forty-eight-bytes-long-for-hs384"
+    hs_token = jwt.encode({"iss": issuer, "aud": aud, "exp": now + 300, "iat": now, "jti": "h"}, shared,
+                          algorithm="HS384", headers={"kid": "k"})  # fmt: skip
+    cases = {
+        "missing header": None,
+        "not bearer": "Basic dXNlcjpwYXNz",
+        "malformed": "Bearer not.a.jwt",
+        "bad signature": f"Bearer {client.token(aud, key=impostor)}",
+        "wrong aud": f"Bearer {client.token(f'{SERVICE_BASE}/cds-services/another-service')}",
+        "discovery aud": f"Bearer {client.token(f'{SERVICE_BASE}/cds-services')}",
+        "expired": f"Bearer {client.token(aud, iat=now - 900, exp=now - 600)}",
+        "issued in the future": f"Bearer {client.token(aud, iat=now + 900, exp=now + 1200)}",
+        "no jti": f"Bearer {client.token(aud, jti=None)}",
+        "replayed jti": f"Bearer {replayed}",
+        "unregistered issuer": f"Bearer {client.token(aud, iss='https://evil.example/ehr')}",
+        "unknown kid": f"Bearer {client.token(aud, headers={'kid': 'no-such-kid'})}",
+        "foreign jku": f"Bearer {client.token(aud, headers={'jku': 'https://evil.example/jwks.json'})}",
+        "alg none": f"Bearer {none_token}",
+        "HS384": f"Bearer {hs_token}",
+        "a Tandem bearer token": api(cds_app, tenant).headers["Authorization"],
+    }
+    for label, authorization in cases.items():
+        response = client.call(SERVICE, "eJwt", prefetch=prefetch("eJwt", "MRN-JWT"), authorization=authorization)
+        assert response.status_code == 401, f"{label}: {response.status_code} {response.text}"
+        body = response.json()
+        assert body["status"] == 401 and body["detail"], label
+        assert "cards" not in body, label
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT outcome, status_code, actor FROM audit_events WHERE tenant_id = :t AND record_kind = :k"),
+            {"t": tenant, "k": "cds-hooks"},
+        ).all()
+    outcomes = [(r.outcome, r.status_code) for r in rows]
+    assert ("success", 200) in outcomes
+    assert outcomes.count(("failure", 401)) >= 8  # every refusal of the registered issuer is audited there
+    assert {r.actor for r in rows} == {issuer}
+
+
+def test_registration_refuses_what_cannot_work(
+    cds_cli: Callable[..., Any], tenant: str, new_tenant: Callable[[], str], ehr: EhrWeb, tmp_path: Any
+) -> None:
+    assert cds_cli("register", tenant, "https://ehr.test/a").exit_code == 2  # no keys
+    assert cds_cli("register", "no-such-hospital", "https://ehr.test/b", "--jwks-url", ehr.jwks_url).exit_code == 2
+    assert cds_cli("register", tenant, "https://ehr.test/c", "--jwks-url", "https://10.0.0.8/jwks").exit_code == 2
+    private = tmp_path / "private.json"
+    key = SigningKey.ec()
+    from jwt.algorithms import ECAlgorithm
+
+    private.write_text(json.dumps({"keys": [{**ECAlgorithm.to_jwk(key.private, as_dict=True), "kid": key.kid}]}))
+    refused = cds_cli("register", tenant, "https://ehr.test/d", "--jwks-file", str(private))
+    assert refused.exit_code == 2 and "private" in refused.output
+    public = tmp_path / "public.json"
+    public.write_text(json.dumps(ehr.jwks()))
+    assert cds_cli("register", tenant, "https://ehr.test/e", "--jwks-file", str(public)).exit_code == 0
+    other = cds_cli("register", new_tenant(), "https://ehr.test/e", "--jwks-file", str(public))
+    assert other.exit_code == 2 and "another hospital" in other.output
+    listed = cds_cli("list", tenant)
+    assert "https://ehr.test/e\tinline JWK Set" in listed.output
+    assert cds_cli("remove", tenant, "https://ehr.test/e").exit_code == 0
+    assert "https://ehr.test/e" not in cds_cli("list", tenant).output
