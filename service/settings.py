@@ -43,9 +43,6 @@ class Settings(BaseSettings):
 
     # Our canonical base: FHIR identifiers and canonical URLs are built from it.
     canonical_base: str = "https://tandem.example.org/fhir"
-    # Where EHRs and browsers reach this service (no trailing slash): the CDS Hooks endpoints' URLs (a CDS JWT's
-    # `aud` must be {public_base_url}/cds-services/{id}) and the patient page links on the cards are built from it.
-    public_base_url: str = Field(default="https://tandem.example.org", pattern=r"^https?://[^/?#]+(/[^?#]*[^/?#])?$")
     # A SMART app launch URL for the CDS cards' `smart` link (unset: the cards link the patient page only).
     cds_smart_launch_url: str | None = None
 
@@ -111,6 +108,8 @@ class Settings(BaseSettings):
     target_credential_keys: list[str] = Field(default_factory=list)
     # The address patients reach the service at: a self-report invitation's link is <this>/r/<token>
     # (service/self_report). The link's token is sealed for the delivery channels under the keys above.
+    # EHRs reach it there too: the CDS Hooks URLs (a CDS JWT's `aud` is <this>/cds-services/<id>) and the cards'
+    # patient page links are built from it.
     public_base_url: str = Field(default="http://127.0.0.1:8000", max_length=512)
 
     @property

@@ -48,7 +48,7 @@ class CdsCaller:
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> None:
         settings = get_settings(request)
-        audience = f"{settings.public_base_url}/cds-services/{service_id}"
+        audience = f"{settings.public_base_url.rstrip('/')}/cds-services/{service_id}"
         jwks: JwksCache = request.app.state.cds_jwks
         try:
             client = verify_cds_jwt(

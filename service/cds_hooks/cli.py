@@ -48,7 +48,7 @@ def register(
         except TandemError as refused:
             console.print(f"[red]{refused}[/red]")
             raise typer.Exit(2) from None
-    base = f"{settings.public_base_url}/cds-services"
+    base = f"{settings.public_base_url.rstrip('/')}/cds-services"
     console.print(f"{issuer} may call the CDS services of {tenant_id}: discovery {base}")
     for service in SERVICES.values():
         console.print(f"  {service.hook}: {base}/{service.id} (the JWT's aud)")
