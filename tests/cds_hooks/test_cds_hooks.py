@@ -145,6 +145,8 @@ def test_the_card_says_the_plan_status_urgent_reasons_first_and_what_is_due(
         assert {"label": "Open the plan in Tandem", "url": page, "type": "absolute"} in card["links"]
         uuid.UUID(card["uuid"])
 
+    assert ehr.requests.count("/jwks.json") == 1  # the JWK Set is cached: three calls, one fetch
+
     risky = cards[at_risk]
     assert risky["indicator"] == "critical"
     assert risky["summary"].startswith("Ketamine + CBT plan: At risk, ")
@@ -303,3 +305,44 @@ def test_registration_refuses_what_cannot_work(
     assert "https://ehr.test/e\tinline JWK Set" in listed.output
     assert cds_cli("remove", tenant, "https://ehr.test/e").exit_code == 0
     assert "https://ehr.test/e" not in cds_cli("list", tenant).output
+
+
+def test_with_a_smart_launch_url_the_card_also_offers_the_smart_app_link(
+    settings_factory: Callable[..., TestClient], ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str
+) -> None:
+    launch = f"{SERVICE_BASE}/smart/launch"
+    app = settings_factory(
+        sync_allowed_hosts=["127.0.0.1"], sync_require_https=False, public_base_url=SERVICE_BASE,
+        cds_smart_launch_url=launch,
+    )  # fmt: skip
+    issuer = registered(cds_cli, tenant, ehr)
+    patient_id = enrolled(api(app, tenant), "MRN-SMART", days_ago=3)
+    response = CdsClient(app, SERVICE_BASE, issuer, ehr.keys[1]).call(
+        SERVICE, "eSmart", prefetch=prefetch("eSmart", "MRN-SMART")
+    )
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    smart, page = card["links"]
+    assert smart["type"] == "smart" and smart["url"] == launch
+    assert json.loads(smart["appContext"]) == {"patient": patient_id}
+    assert page == {
+        "label": "Open the plan in Tandem",
+        "url": f"{SERVICE_BASE}/patients/{patient_id}",
+        "type": "absolute",
+    }
+
+
+def test_the_booking_service_answers_appointment_book_and_refuses_another_hook(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str
+) -> None:
+    issuer = registered(cds_cli, tenant, ehr)
+    enrolled(api(cds_app, tenant), "MRN-BOOK", days_ago=3)
+    client = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[0])
+    booking = "tandem-plan-status-booking"
+    answered = client.call(booking, "eBook", hook="appointment-book", prefetch=prefetch("eBook", "MRN-BOOK"))
+    assert answered.status_code == 200, answered.text
+    assert len(answered.json()["cards"]) == 1
+    wrong = client.call(booking, "eBook", hook="patient-view", prefetch=prefetch("eBook", "MRN-BOOK"))
+    assert wrong.status_code == 422 and "appointment-book" in wrong.text
+    missing = client.call("no-such-service", "eBook", prefetch=prefetch("eBook", "MRN-BOOK"))
+    assert missing.status_code == 404
