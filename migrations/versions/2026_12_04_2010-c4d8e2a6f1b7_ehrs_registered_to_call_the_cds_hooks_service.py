@@ -2,8 +2,8 @@
 used, kept until each JWT expires so a replay is refused (issue #20, part 1)
 
 Revision ID: c4d8e2a6f1b7
-Revises: c4d8e2a6f1b3
-Create Date: 2026-12-04 20:00:00+00:00
+Revises: d9e3f5a7b2c4
+Create Date: 2026-12-04 20:10:00+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'c4d8e2a6f1b7'
-down_revision: str | None = 'c4d8e2a6f1b3'
+down_revision: str | None = 'd9e3f5a7b2c4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
