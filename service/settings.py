@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # Our canonical base: FHIR identifiers and canonical URLs are built from it.
     canonical_base: str = "https://tandem.example.org/fhir"
-    # A SMART app launch URL for the CDS cards' `smart` link (unset: the cards link the patient page only).
+    # The CDS cards' `smart` link (unset: Tandem's own /smart/launch when it serves one, else the patient page only).
     cds_smart_launch_url: str | None = None
 
     # Tokens: audience we accept, the development issuer (HS256 secret), and external issuers (JWKS).

@@ -79,5 +79,18 @@ def call_service(
     caller: Annotated[CdsCaller, Depends()],
 ) -> dict[str, Any]:
     settings = get_settings(request)
-    links = CdsLinks(public_base_url=settings.public_base_url, smart_launch_url=settings.cds_smart_launch_url)
+    links = CdsLinks(public_base_url=settings.public_base_url, smart_launch_url=smart_launch_url(request))
     return answer_hook(session, caller.ctx, caller.client, service_id, body, links)
+
+
+SMART_LAUNCH_PATH = "/smart/launch"
+
+
+def smart_launch_url(request: Request) -> str | None:
+    """The cards' `smart` link: TANDEM_CDS_SMART_LAUNCH_URL, else this service's own SMART launch of the patient
+    page when it serves one (the EHR adds `launch` and `iss`, CDS Hooks 2.0 §Link), else none."""
+    settings = get_settings(request)
+    if settings.cds_smart_launch_url:
+        return settings.cds_smart_launch_url
+    served = any(getattr(route, "path", None) == SMART_LAUNCH_PATH for route in request.app.routes)
+    return f"{settings.public_base_url.rstrip('/')}{SMART_LAUNCH_PATH}" if served else None

@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
@@ -346,3 +347,20 @@ def test_the_booking_service_answers_appointment_book_and_refuses_another_hook(
     assert wrong.status_code == 422 and "appointment-book" in wrong.text
     missing = client.call("no-such-service", "eBook", prefetch=prefetch("eBook", "MRN-BOOK"))
     assert missing.status_code == 404
+
+
+def test_the_smart_link_goes_to_tandems_own_smart_launch_when_it_serves_one(
+    cds_app: TestClient, ehr: EhrWeb, cds_cli: Callable[..., Any], tenant: str
+) -> None:
+    app: FastAPI = cds_app.app  # type: ignore[assignment]
+    if not any(getattr(r, "path", None) == "/smart/launch" for r in app.routes):
+        app.add_api_route("/smart/launch", lambda: {}, methods=["GET"])  # stands in for the SMART launch route
+    issuer = registered(cds_cli, tenant, ehr)
+    patient_id = enrolled(api(cds_app, tenant), "MRN-OWN", days_ago=3)
+    response = CdsClient(cds_app, SERVICE_BASE, issuer, ehr.keys[0]).call(
+        SERVICE, "eOwn", prefetch=prefetch("eOwn", "MRN-OWN")
+    )
+    (card,) = response.json()["cards"]
+    smart = card["links"][0]
+    assert smart["type"] == "smart" and smart["url"] == f"{SERVICE_BASE}/smart/launch"
+    assert json.loads(smart["appContext"]) == {"patient": patient_id}
