@@ -14,6 +14,7 @@ from service.api import (
     cds_hooks,
     health,
     instruments,
+    invitations,
     notes,
     sync_targets,
     well_known,
@@ -57,7 +58,7 @@ The FHIR R4 facade (`/fhir`) has an OpenAPI document of its own, generated from 
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     sweeper = (
-        SweepThread(app.state.engine, settings.status_sweep_seconds, settings.canonical_base)
+        SweepThread(app.state.engine, settings.status_sweep_seconds, settings.canonical_base, settings)
         if settings.status_sweep_seconds
         else None
     )
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(worklist.router)
     app.include_router(break_glass.router)
     app.include_router(notes.router)
+    app.include_router(invitations.router)
     if settings.docs_served:
         install_docs(app, fhir_openapi_url="/fhir/openapi.json")
         app.include_router(fhir_openapi.router)  # before the facade's /fhir/{resource_type} would take the path

@@ -93,6 +93,35 @@ def tenant_add(
     console.print(f"tenant {tenant_id} registered ({time_zone})")
 
 
+@tenant_app.command("self-report")
+def tenant_self_report(
+    tenant_id: str,
+    crisis_text: Annotated[
+        str | None, typer.Option(help="What a patient whose answer needs help now is shown (default: US 988/911)")
+    ] = None,
+    staff_will_call: Annotated[
+        bool | None,
+        typer.Option(
+            "--staff-will-call/--no-staff-will-call", help="Tell that patient the care team will contact them"
+        ),
+    ] = None,
+    link_valid_days: Annotated[int | None, typer.Option(help="Days a link lasts after its due day (default 7)")] = None,
+) -> None:
+    """A hospital's self-report settings: the crisis words, whether staff will call, how long links last."""
+    from service.clock import now_utc
+    from service.self_report.invitations import set_hospital_settings
+
+    with unit_of_work(make_engine(get_settings().database_url)) as session:
+        try:
+            now = set_hospital_settings(session, tenant_id, crisis_text=crisis_text, staff_will_call=staff_will_call,
+                                        link_valid_days=link_valid_days, now=now_utc())  # fmt: skip
+        except TandemError as refused:
+            console.print(f"[red]{refused}[/red]")
+            raise typer.Exit(2) from None
+    said = "says staff will contact the patient" if now.staff_will_call else "does not say anyone will call"
+    console.print(f"tenant {tenant_id}: links last {now.link_valid_days} days; the crisis panel {said}")
+
+
 @tenant_app.command("set-zone")
 def tenant_set_zone(tenant_id: str, time_zone: str) -> None:
     """Move a tenant to another IANA zone; its plan statuses are recomputed by the next sweep."""
@@ -169,12 +198,13 @@ def status_sweep(
     every: Annotated[int, typer.Option(help="Repeat every N seconds (0: once)", min=0)] = 0,
 ) -> None:
     """Recompute the patients whose due dates passed since their status was stored; close expired
-    break-the-glass grants (auditing their end)."""
+    break-the-glass grants (auditing their end); send the questionnaires the measurement schedule has due."""
     import time
 
     from service.break_glass.expiry import sweep_expired_grants
     from service.clock import now_utc
     from service.patient_refresh import sweep
+    from service.self_report.schedule import send_due_invitations
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
@@ -188,9 +218,10 @@ def status_sweep(
 
             swept = sweep(engine, canonical_base=settings.canonical_base, progress=advance)
         closed = sweep_expired_grants(engine, now_utc())
+        invited = send_due_invitations(engine, settings, now_utc())
         console.print(
-            f"plan statuses recomputed: {swept} patients; break-the-glass grants expired and closed: {closed} "
-            f"({time.monotonic() - started:.1f} s)"
+            f"plan statuses recomputed: {swept} patients; break-the-glass grants expired and closed: {closed}; "
+            f"questionnaires sent: {invited} ({time.monotonic() - started:.1f} s)"
         )
         if not every:
             return

@@ -1,6 +1,7 @@
 """The in-process sweep: a daemon thread, for single-process deployments without cron.
 
-It runs two packages' sweeps (plan statuses, break-the-glass expiry), so it sits above both rather than in either.
+It runs three packages' sweeps (plan statuses, break-the-glass expiry, the self-report schedule: invitations for
+the measurements due, and the expiry of old ones), so it sits above them rather than in any.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ from sqlalchemy import Engine
 from service.break_glass.expiry import sweep_expired_grants
 from service.clock import now_utc
 from service.patient_refresh import sweep
+from service.self_report.schedule import send_due_invitations
+from service.settings import Settings
 
 logger = logging.getLogger("tandem.sweep")
 
 
 class SweepThread:
-    def __init__(self, engine: Engine, every_seconds: int, canonical_base: str) -> None:
+    def __init__(
+        self, engine: Engine, every_seconds: int, canonical_base: str, settings: Settings | None = None
+    ) -> None:
         self._engine = engine
+        self._settings = settings  # None: no questionnaires are sent (a test of the statuses alone)
         self._canonical_base = canonical_base
         self._every = every_seconds
         self._stop = threading.Event()
@@ -37,6 +43,13 @@ class SweepThread:
             try:
                 count = sweep(self._engine, canonical_base=self._canonical_base)
                 closed = sweep_expired_grants(self._engine, now_utc())
-                logger.info("plan status sweep: %d patients, %d break-the-glass grants closed", count, closed)
+                # After the statuses: the measurements due are read from what the sweep just stored.
+                invited = send_due_invitations(self._engine, self._settings, now_utc()) if self._settings else 0
+                logger.info(
+                    "plan status sweep: %d patients, %d break-the-glass grants closed, %d questionnaires sent",
+                    count,
+                    closed,
+                    invited,
+                )
             except Exception:  # a failed sweep must not end the thread; the next one retries
                 logger.exception("plan status sweep failed")

@@ -56,8 +56,9 @@ OPEN_STATUSES = ("sent", "opened", "partially_answered")
 Channel = Literal["preferred", "email", "sms", "none"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
 # What a patient can answer alone: the self-rated instruments whose wording Tandem may ship. Clinician-rated
-# (MADRS, CADSS, MOAA/S) and licensed ones (BDI-II, HAM-D) are never sent.
-SELF_REPORT_INSTRUMENTS = ("phq-9", "phq-2", "gad-7", "c-ssrs-screener", "qids-sr16")
+# (MADRS, CADSS, MOAA/S) and licensed ones (BDI-II, HAM-D) are never sent, nor QIDS-SR16, of which Tandem ships
+# only item headings, not the published wording of its questions and answers.
+SELF_REPORT_INSTRUMENTS = ("phq-9", "phq-2", "gad-7", "c-ssrs-screener")
 # US default (988 Suicide & Crisis Lifeline, https://988lifeline.org): a hospital sets its own words.
 DEFAULT_CRISIS_TEXT = (
     "If you are thinking about suicide or hurting yourself, you can get help now: call or text 988 "
@@ -388,10 +389,10 @@ def _end(session: Session, invitation: Invitation, status: InvitationStatus, now
     if status != "completed":
         invitation.answers = []  # nothing answered stays behind a link that no longer works
     session.add(invitation)
-    _cancel_pending_messages(session, [invitation.id], now)
+    cancel_pending_messages(session, [invitation.id], now)
 
 
-def _cancel_pending_messages(session: Session, invitation_ids: list[str], now: datetime) -> None:
+def cancel_pending_messages(session: Session, invitation_ids: list[str], now: datetime) -> None:
     if invitation_ids:
         session.execute(
             update(InvitationMessage)
@@ -434,3 +435,49 @@ def _system_audit_row(
         "request_id": request_id,
         "purpose": None,
     }
+
+
+def latest_requests(session: Session, tenant_id: str, patient_ids: list[str], now: datetime) -> dict[str, str]:
+    """patient id -> what became of the latest questionnaire sent ("sent": open, not completed; "expired": it
+    ran out unanswered; "completed"; "cancelled"), for the caseload's "next due"; patients sent none are absent."""
+    if not patient_ids:
+        return {}
+    rows = session.exec(
+        select(Invitation)
+        .where(col(Invitation.tenant_id) == tenant_id, col(Invitation.patient_id).in_(patient_ids))
+        .order_by(col(Invitation.created_at))
+    ).all()
+    latest: dict[str, str] = {}
+    for row in rows:
+        status = current_status(row, now)
+        latest[row.patient_id] = "sent" if status in OPEN_STATUSES else status
+    return latest
+
+
+def set_hospital_settings(
+    session: Session,
+    tenant_id: str,
+    *,
+    crisis_text: str | None = None,
+    staff_will_call: bool | None = None,
+    link_valid_days: int | None = None,
+    now: datetime,
+) -> HospitalSettings:
+    """Change a hospital's self-report settings (`tandem tenant self-report`); what is not given stays."""
+    if session.get(Tenant, tenant_id) is None:
+        raise RecordNotFound("tenant", tenant_id)
+    if crisis_text is not None and not (1 <= len(crisis_text.strip()) <= 2000):
+        raise invalid("crisis_text", "must be 1 to 2,000 characters")
+    if link_valid_days is not None and not (1 <= link_valid_days <= 60):
+        raise invalid("link_valid_days", "must be 1 to 60 days")
+    row = session.get(SelfReportSettings, tenant_id) or SelfReportSettings(tenant_id=tenant_id)
+    if crisis_text is not None:
+        row.crisis_text = crisis_text.strip()
+    if staff_will_call is not None:
+        row.staff_will_call = staff_will_call
+    if link_valid_days is not None:
+        row.link_valid_days = link_valid_days
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    return hospital_settings(session, tenant_id)

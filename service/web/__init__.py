@@ -10,8 +10,10 @@ from fastapi.responses import Response
 
 from service.web import (
     caseload_page,
+    invitation_forms,
     note_forms,
     patient_page,
+    self_report_pages,
     sign_in,
     sync_page,
     target_pages,
@@ -45,6 +47,8 @@ router.include_router(sync_page.router)
 router.include_router(target_pages.router)
 router.include_router(time_zone_page.router)
 router.include_router(worklist_page.router)
+router.include_router(self_report_pages.router)
+router.include_router(invitation_forms.router)
 
 
 def install_web(app: FastAPI) -> None:

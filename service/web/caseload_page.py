@@ -13,9 +13,11 @@ from sqlmodel import Session, col, select
 
 from service.caseload.query import CaseloadFilters, CaseloadRow, SortKey, read_caseload
 from service.caseload.tables import PlanStatusRow
+from service.clock import now_utc
 from service.errors import invalid
 from service.instruments import INSTRUMENTS
 from service.records.practitioner import Practitioner
+from service.self_report.invitations import latest_requests
 from service.web import labels
 from service.web.charts import sparkline
 from service.web.deps import CARE_PAGES, CASELOAD_PAGE, SessionDep, SignedIn, context_for_page, settings_of
@@ -148,10 +150,13 @@ def caseload_page(
         ),
     )
     pages = max(1, math.ceil(result.total / result.page_size))
+    # A measurement due: was the questionnaire sent (and not completed), or not sent at all?
+    measured = [row.patient_id for row in result.rows if row.next_due_kind == "measurement"]
+    requests = latest_requests(session, ctx.tenant_id, measured, now_utc())
     values = {
         "title": "Caseload",
         "query": query,
-        "rows": [_row_view(row) for row in result.rows],
+        "rows": [_row_view(row, requests.get(row.patient_id)) for row in result.rows],
         "total": result.total,
         "page": result.page,
         "pages": pages,
@@ -167,7 +172,11 @@ def caseload_page(
     return render(request, "caseload.html", values)
 
 
-def _row_view(row: CaseloadRow) -> dict[str, Any]:
+# What became of the latest questionnaire sent, beside a measurement due (none sent: "not sent").
+REQUEST_WORDS = {"sent": "sent, not completed", "expired": "sent, expired unanswered"}
+
+
+def _row_view(row: CaseloadRow, request: str | None = None) -> dict[str, Any]:
     instrument = INSTRUMENTS.get(row.primary_instrument)
     max_total = float(instrument.max_total) if instrument is not None else max(row.score_trend or [1.0])
     title = instrument.key.upper() if instrument is not None else row.primary_instrument
@@ -187,6 +196,7 @@ def _row_view(row: CaseloadRow) -> dict[str, Any]:
         "instrument": title,
         "spark": sparkline(row.score_trend, max_total, title),
         "improved": row.change_percent is not None and row.change_percent <= -50,
+        "request": REQUEST_WORDS.get(request or "", "not sent") if row.next_due_kind == "measurement" else None,
     }
 
 

@@ -48,6 +48,8 @@ from service.records.ketamine import KetamineAdministrationPublic
 from service.records.patient import PatientPublic
 from service.records.patient_note import NOTE_MAX_LENGTH
 from service.records.questionnaire import QuestionnaireResponsePublic
+from service.self_report.invitations import SELF_REPORT_INSTRUMENTS, patient_invitations
+from service.self_report.invitations import public as public_invitation
 from service.sync.status import policy_refusals
 from service.web import labels
 from service.web.charts import ChartMarker, ChartPoint, score_chart
@@ -292,6 +294,11 @@ def patient_values(session: Session, ctx: RequestContext, patient_id: str, zone:
         "note_max": NOTE_MAX_LENGTH,
         "note_error": None,  # a refused note form shows the patient page again with these (note_forms.py)
         "note_form": {},
+        "invitations": [
+            public_invitation(i, now_utc()) for i in patient_invitations(session, ctx.tenant_id, patient_id)
+        ],
+        "self_report_instruments": [(key, INSTRUMENTS[key].title) for key in SELF_REPORT_INSTRUMENTS],
+        "new_link": None,  # the link of an invitation just made with channel "none" (invitation_forms.py), once
     }
 
 

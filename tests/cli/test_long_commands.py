@@ -26,7 +26,8 @@ from service.settings import get_settings
 from tests.builders import ApiDriver, enrollment_body
 
 SWEEP_SUMMARY = re.compile(
-    r"plan statuses recomputed: (\d+) patients; break-the-glass grants expired and closed: (\d+) \(\d+\.\d s\)"
+    r"plan statuses recomputed: (\d+) patients; break-the-glass grants expired and closed: (\d+); "
+    r"questionnaires sent: (\d+) \(\d+\.\d s\)"
 )
 
 

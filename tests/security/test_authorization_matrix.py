@@ -108,6 +108,13 @@ def api(allowed: frozenset[Role], *ok: int, ids: bool = False) -> Entry:
     return Entry("api", allowed, frozenset(ok or (200,)), names_records=ids)
 
 
+def link(*ok: int) -> Entry:
+    """The patient's questionnaire link (/r/{token}): the token in the path is the only credential. No bearer
+    token or session cookie of any role opens anything: an unknown link is 404 whoever asks (what a real link
+    does, and each bad one: tests/self_report/test_link_pages.py)."""
+    return Entry("link", EVERYONE, frozenset(ok or (404,)))
+
+
 def page(
     allowed: frozenset[Role], *ok: int, ids: bool = False, role_ok: dict[Role, frozenset[int]] | None = None
 ) -> Entry:
@@ -206,6 +213,14 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{API}/patients/{{patient_id}}/notes/{{note_id}}"): api(CARE_PEOPLE, 404, ids=True),
     ("PATCH", f"{API}/patients/{{patient_id}}/notes/{{note_id}}"): api(CARE_PEOPLE, 404, ids=True),
     ("POST", f"{API}/patients/{{patient_id}}/notes/{{note_id}}/sign"): api(CARE_PEOPLE, 404, ids=True),
+    # self-report invitations: the care team and the EHR send them; the invitation named is missing
+    ("GET", f"{API}/patients/{{patient_id}}/invitations"): api(CARE_TEAM, ids=True),
+    ("POST", f"{API}/patients/{{patient_id}}/invitations"): api(CARE_TEAM, 201, ids=True),
+    ("POST", f"{API}/patients/{{patient_id}}/invitations/{{invitation_id}}/cancel"): api(CARE_TEAM, 404, ids=True),
+    # the patient's questionnaire pages: token-authenticated, not bearer (see link())
+    ("GET", "/r/{token}"): link(),
+    ("POST", "/r/{token}"): link(),
+    ("POST", "/r/{token}/submit"): link(),
     ("GET", f"{API}/protocols"): api(CARE_TEAM | ADMIN),
     ("POST", f"{API}/protocols"): api(ADMIN, 201),
     ("GET", f"{API}/sync/targets/{{target_id}}/status"): api(ADMIN, ids=True),
@@ -245,6 +260,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # an empty note is refused (422) after the role check
     ("POST", "/patients/{patient_id}/notes"): page(CARE_PEOPLE, 422, ids=True),
     ("POST", "/patients/{patient_id}/notes/{note_id}"): page(CARE_PEOPLE, 422, ids=True),
+    # "Send now" on the patient page (a PHQ-9 by the preferred channel: 303) and the worklist's "Send PHQ-9
+    # now" (no patient named: 404)
+    ("POST", "/patients/{patient_id}/invitations"): page(CARE_PEOPLE, 303, ids=True),
+    ("POST", "/worklist/invitations"): page(CARE_PEOPLE, 404),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
     ("POST", "/sync/targets/{target_id}/quarantine/retry"): page(ADMIN, 303, ids=True),
@@ -399,6 +418,8 @@ class Probe:
             "task_id": MISSING_ID,
             "note_id": MISSING_ID,
             "service_id": "tandem-plan-status",
+            "invitation_id": MISSING_ID,
+            "token": "A" * 43,  # a well-formed link token no invitation has
             "message_id": str(w.outbox_ids[-1]),
             "version_id": "1",
             "resource_type": resource_type or "",
@@ -452,6 +473,8 @@ class Probe:
                 return {"json": {"text": "called the patient; no answer"}}
             if path.endswith("/sign"):
                 return {"headers": {"If-Match": 'W/"1"'}}
+            if path.endswith("/invitations"):
+                return {"json": {"instrument": "phq-9", "channel": "none"}}
             if path.endswith("/break-the-glass"):
                 return {"json": {"reason": "admitted unconscious; the on-call psychiatrist needs the history"}}
             if path.endswith("/dry-run"):
@@ -639,7 +662,7 @@ def _variants(
 
         return go
 
-    if entry.surface == "public":
+    if entry.surface in ("public", "link"):
         csrf_form: dict[str, Any] = {}
         if method == "POST":
             cookie, csrf = page_cookie(settings, world.tenant_id, "coordinator")

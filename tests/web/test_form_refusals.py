@@ -42,7 +42,13 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/worklist/snooze": ("coordinator", "admin"),
     "/worklist/escalation": ("coordinator", "admin"),
     "/worklist/done": ("clinician", "admin"),
+    # sending a questionnaire from the patient page and the worklist: the care team's
+    "/patients/{patient_id}/invitations": ("coordinator", "admin"),
+    "/worklist/invitations": ("clinician", "admin"),
 }
+# The patient's questionnaire forms (/r/{token}) carry no CSRF token: the unguessable link token in their path is
+# the credential, which a forging site does not have (tests/self_report/test_link_pages.py refuses bad links).
+LINK_FORMS = "service.web.self_report_pages"
 FORGED_TOKENS = ("", "forged-token")
 
 
@@ -51,7 +57,9 @@ def served_form_routes(app: FastAPI) -> list[str]:
     return sorted(
         str(route.path)
         for route in iter_route_contexts(app.routes)
-        if "POST" in (route.methods or ()) and route.endpoint.__module__.startswith("service.web.")
+        if "POST" in (route.methods or ())
+        and route.endpoint.__module__.startswith("service.web.")
+        and route.endpoint.__module__ != LINK_FORMS
     )
 
 
