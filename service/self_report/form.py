@@ -215,7 +215,9 @@ def save_answer(
     session.add(invitation)
     record_success(session, ctx, status_code=200, patient_ids=[invitation.patient_id])
     crisis = needs_help_now(instrument, {k: v for k, v in codes.items() if k in asked})
-    if crisis:
+    if crisis or invitation.response_id is not None:
+        # Once written, the evidence follows every later answer (a changed answer too: the response's history
+        # on /fhir keeps the version that raised the reason).
         _write_response(session, ctx, invitation, status="in-progress", now=now)
     return crisis
 

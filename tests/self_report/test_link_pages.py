@@ -5,8 +5,10 @@ clear page and nothing stored. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -270,3 +272,34 @@ def test_the_api_refuses_what_cannot_be_sent(
     assert other.client.get(f"{API}/patients/{patient_id}/invitations", headers=other.headers).status_code == 404
     listed = coordinator.client.get(f"{API}/patients/{patient_id}/invitations", headers=coordinator.headers)
     assert listed.status_code == 200 and listed.json()["invitations"] == []
+
+
+def test_a_token_whose_patient_is_another_hospitals_opens_nothing(
+    api_as: Callable[..., ApiDriver], patient_client: TestClient, tenant: str, web_engine: Engine,
+    new_tenant: Callable[[], str],
+) -> None:  # fmt: skip
+    """An invitation row naming a patient its hospital does not have (a foreign tenant's) is an unknown link."""
+    other = new_tenant()
+    foreign_patient = enrolled_patient(api_as(other))
+    token = "F" * 43
+    with Session(web_engine) as session:
+        session.add(
+            Invitation(
+                tenant_id=tenant,
+                patient_id=foreign_patient,
+                instrument="phq-9",
+                due_date=datetime.now(UTC).date(),
+                channel="none",
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                sent_by="test",
+                expires_at=datetime.now(UTC) + timedelta(days=7),
+            )
+        )
+        session.commit()
+    for response in (patient_client.get(f"/r/{token}"), answer(patient_client, f"/r/{token}", PHQ9[0], NOT_AT_ALL),
+                     patient_client.post(f"/r/{token}/submit")):  # fmt: skip
+        assert response.status_code == 404 and "This link is not valid" in response.text
+    assert responses_of(web_engine, other, foreign_patient) == []
+    with Session(web_engine) as session:
+        row = session.exec(select(Invitation).where(col(Invitation.patient_id) == foreign_patient)).one()
+        assert (row.status, row.answers) == ("sent", [])
