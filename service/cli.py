@@ -19,6 +19,7 @@ from service.db.engine import make_engine
 from service.db.unit_of_work import unit_of_work
 from service.errors import TandemError
 from service.settings import PROJECT_ROOT, get_settings, software_version
+from service.smart_launch.cli import app as smart_app
 from service.sync.cli import app as sync_app
 from service.sync.keys_cli import app as keys_app
 
@@ -36,6 +37,7 @@ app.add_typer(status_app, name="status")
 app.add_typer(sync_app, name="sync")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cds_app, name="cds")
+app.add_typer(smart_app, name="smart")
 console = Console(stderr=True)
 
 DEMO_TENANT = "demo"

@@ -77,6 +77,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
+                if _states_its_framing(headers):
+                    present.add(b"x-frame-options")  # a page's CSP frame-ancestors decides (page_headers.py)
                 headers += [(name, value) for name, value in self.DEFAULTS if name not in present]
                 if b"cache-control" not in present:
                     # Patient data must never sit in a shared cache; anything public says so itself.
@@ -85,3 +87,7 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _states_its_framing(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() == b"content-security-policy" and b"frame-ancestors" in value for name, value in headers)

@@ -15,6 +15,7 @@ from service.web import (
     patient_page,
     self_report_pages,
     sign_in,
+    smart_launch_pages,
     sync_page,
     target_pages,
     time_zone_page,
@@ -49,6 +50,7 @@ router.include_router(time_zone_page.router)
 router.include_router(worklist_page.router)
 router.include_router(self_report_pages.router)
 router.include_router(invitation_forms.router)
+router.include_router(smart_launch_pages.router)
 
 
 def install_web(app: FastAPI) -> None:

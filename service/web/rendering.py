@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
 
-from service.api.page_headers import SECURITY_HEADERS
+from service.api.page_headers import page_security_headers
 from service.api.surfaces import Surface, SurfaceRoute
 from service.errors import PatientRestricted, TandemError
 from service.web import labels
@@ -135,8 +135,14 @@ def sign_in_redirect(next_path: str) -> RedirectResponse:
     return RedirectResponse(f"/sign-in?next={quote(next_path, safe='/')}", status_code=303)
 
 
-def with_security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
+def framing_origins(request: Request) -> tuple[str, ...]:
+    """The EHR origins that may frame this answer: those of an EHR-launched session, else none."""
+    session = getattr(request.state, "web_session", None)
+    return session.frame_origins if isinstance(session, WebSession) and session.signed_in else ()
+
+
+def with_security_headers(response: Response, frame_origins: tuple[str, ...] = ()) -> Response:
+    for name, value in page_security_headers(frame_origins).items():
         response.headers.setdefault(name, value)
     # Every page may show patient data or a form token: never stored by the browser or a proxy
     # (only the stylesheet says otherwise).
@@ -151,7 +157,7 @@ def _error_page(request: Request, error: TandemError) -> Response:
         if isinstance(error, PatientRestricted)
         else error_page(request, error.status_code, error.title, error.message)
     )
-    return with_security_headers(response)
+    return with_security_headers(response, framing_origins(request))
 
 
 WEB_SURFACE = Surface("web", _error_page)
@@ -159,7 +165,7 @@ WEB_SURFACE = Surface("web", _error_page)
 
 def _to_sign_in(request: Request, error: Exception) -> Response:
     assert isinstance(error, SignInRequired)
-    return with_security_headers(sign_in_redirect(error.next_path))
+    return with_security_headers(sign_in_redirect(error.next_path), framing_origins(request))
 
 
 def _bad_address(request: Request, error: Exception) -> Response:
@@ -177,6 +183,7 @@ class WebRoute(SurfaceRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            return with_security_headers(await handler(request))
+            response = await handler(request)
+            return with_security_headers(response, framing_origins(request))
 
         return route

@@ -49,6 +49,14 @@ class WebSession:
     tenant_id: str | None = None
     role: Role | None = None
     scopes: frozenset[str] | None = None  # the sign-in token's scope claim; None: it had none (role-only)
+    # A session started by a SMART launch from an EHR (service/smart_launch): the EHR origins that may frame the
+    # pages (frame-ancestors) and the launch it came from. Empty for every other session: never framed.
+    frame_origins: tuple[str, ...] = ()
+    launch_id: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return bool(self.frame_origins)
 
     @property
     def signed_in(self) -> bool:
@@ -69,7 +77,13 @@ def anonymous_session() -> WebSession:
     )
 
 
-def signed_in_session(principal: Principal, *, not_after: datetime | None = None) -> WebSession:
+def signed_in_session(
+    principal: Principal,
+    *,
+    not_after: datetime | None = None,
+    frame_origins: tuple[str, ...] = (),
+    launch_id: str | None = None,
+) -> WebSession:
     """A fresh session id for every sign-in (no session fixation), expiring with the shift or the token."""
     expires = now_utc() + timedelta(hours=WEB_SESSION_HOURS)
     if not_after is not None:
@@ -81,6 +95,8 @@ def signed_in_session(principal: Principal, *, not_after: datetime | None = None
         tenant_id=principal.tenant_id,
         role=principal.role,
         scopes=principal.scopes,
+        frame_origins=frame_origins,
+        launch_id=launch_id,
     )
 
 
@@ -102,6 +118,8 @@ def encode_session(session: WebSession, settings: Settings) -> str:
         "role": session.role,
         "scp": None if session.scopes is None else " ".join(sorted(session.scopes)),
     }
+    if session.embedded:
+        payload |= {"fa": " ".join(session.frame_origins), "lid": session.launch_id}
     body = _b64(json.dumps(payload, separators=(",", ":")).encode())
     signature = _b64(hmac.new(session_key(settings), body.encode(), hashlib.sha256).digest())
     return f"{body}.{signature}"
@@ -133,6 +151,9 @@ def decode_session(cookie: str | None, settings: Settings) -> WebSession | None:
     scopes = payload.get("scp")
     if scopes is not None and not isinstance(scopes, str):
         return None
+    frame_origins, launch_id = payload.get("fa", ""), payload.get("lid")
+    if not isinstance(frame_origins, str) or (launch_id is not None and not isinstance(launch_id, str)):
+        return None
     return WebSession(
         session_id=session_id,
         expires_at=expires_at,
@@ -140,6 +161,8 @@ def decode_session(cookie: str | None, settings: Settings) -> WebSession | None:
         tenant_id=tenant_id if isinstance(tenant_id, str) else None,
         role=cast(Role, role) if role is not None else None,
         scopes=None if scopes is None else frozenset(scopes.split()),
+        frame_origins=tuple(frame_origins.split()),
+        launch_id=launch_id,
     )
 
 

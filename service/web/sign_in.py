@@ -39,15 +39,33 @@ def safe_next(value: str | None) -> str:
 
 def set_session_cookie(request: Request, response: Response, web_session: WebSession) -> None:
     remaining = int((web_session.expires_at - datetime.now(UTC)).total_seconds())
+    # A session launched from an EHR lives inside the EHR's frame, a cross-site context: a SameSite=Lax cookie is
+    # neither stored nor sent there, so that one (and only that one) is SameSite=None, which browsers accept only
+    # with Secure, and Partitioned (CHIPS): kept under the EHR's top-level site, so it never replaces or is sent
+    # as the same user's first-party Tandem session, and no other site that frames Tandem ever sees it. Every
+    # other session stays SameSite=Lax. Forms carry CSRF tokens either way (session_cookie.py).
+    embedded = web_session.embedded
     response.set_cookie(
         COOKIE_NAME,
         encode_session(web_session, settings_of(request)),
         max_age=max(0, remaining),
         path="/",
         httponly=True,
-        secure=request.url.scheme == "https",
-        samesite="lax",
+        secure=embedded or request.url.scheme == "https",
+        samesite="none" if embedded else "lax",
     )
+    if embedded:
+        mark_partitioned(response, COOKIE_NAME)
+
+
+def mark_partitioned(response: Response, name: str) -> None:
+    """Add `Partitioned` (CHIPS) to the cookie just set: Starlette writes it only on Python 3.14+ (http.cookies)."""
+    prefix = f"{name}=".encode()
+    for index in range(len(response.raw_headers) - 1, -1, -1):
+        header, value = response.raw_headers[index]
+        if header == b"set-cookie" and value.startswith(prefix):
+            response.raw_headers[index] = (header, value + b"; Partitioned")
+            return
 
 
 def home_for(role: Role | None) -> str:

@@ -170,6 +170,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/sign-in"): Entry("sign-in", EVERYONE, frozenset({303})),
     ("POST", "/sign-in/demo"): Entry("public", EVERYONE, frozenset({404})),  # development only
     ("POST", "/sign-out"): Entry("public", EVERYONE, frozenset({303})),
+    # SMART App Launch from an EHR: entry points before anyone is signed in, like /sign-in. What is checked is the
+    # launch itself, never a bearer token or a cookie session: a launch without a registered `iss` and a callback
+    # without the state this browser started are refused (400) whoever calls them (tests/smart_launch walks the
+    # whole flow and its refusals).
+    ("GET", "/smart/launch"): public(400),
+    ("GET", "/smart/callback"): public(400),
     # JSON API, record kinds
     **{
         entry: spec
