@@ -253,3 +253,47 @@ def test_only_the_registered_ehr_origins_may_frame_and_only_a_launched_session(
         assert ordinary.headers["x-frame-options"] == "DENY"
         cookie = next(v for v in signed.history[0].headers.get_list("set-cookie") if v.startswith(COOKIE_NAME))
         assert "samesite=lax" in cookie.lower() and "partitioned" not in cookie.lower()
+
+
+def test_the_launch_patient_is_found_by_the_id_the_sync_target_linked(
+    tandem: TestClient, hospital: Hospital, smart_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EHR's id for a patient the tenant's sync target linked by MRN (service/sync/patient_links.py) is enough:
+    the EHR serves no Patient here, so a match by MRN could not be what found it."""
+    from service.records.patient import PatientCreate
+    from service.records.sync_target import SyncTarget
+    from service.sync.patient_links import link_pulled_patient
+    from tests.builders import patient_body
+    from tests.smart_launch.conftest import CALLBACK, CLIENT_ID, MRN_SYSTEM, register_with_cli
+
+    admin = {"Authorization": f"Bearer {mint_dev_token(smart_settings, tenant=hospital.tenant, role='admin')}"}
+    target = tandem.post(
+        "/api/v1/sync/targets", json={"name": "Epic prod", "base_url": hospital.ehr.iss}, headers=admin
+    )
+    assert target.status_code == 201, target.text
+    with Session(tandem.app.state.engine) as session:  # type: ignore[attr-defined]
+        row = session.get(SyncTarget, target.json()["id"])
+        assert row is not None
+        pulled = PatientCreate.model_validate(patient_body(identifiers=[{"system": MRN_SYSTEM, "value": hospital.mrn}]))
+        linked = link_pulled_patient(session, row, pulled, {"resourceType": "Patient", "id": "ehr-linked-9"})
+        assert linked is not None and linked.id == hospital.patient_id
+        session.commit()
+    code, said = register_with_cli(
+        monkeypatch,
+        smart_settings.database_url,
+        hospital.tenant,
+        hospital.ehr.iss,
+        "--client-id",
+        CLIENT_ID,
+        "--redirect-uri",
+        CALLBACK,
+        "--role",
+        "Practitioner=clinician",
+        "--target",
+        "Epic prod",
+    )
+    assert code == 0 and "patients found through target" in said, said
+    answers = walk(tandem, _launch_url(hospital, hospital.ehr.new_launch("ehr-linked-9")))
+    assert answers[-2].headers["location"] == f"/patients/{hospital.patient_id}", answers[-2].text
+    assert answers[-1].status_code == 200
+    assert not any("/Patient/" in r for r in hospital.ehr.requests)
