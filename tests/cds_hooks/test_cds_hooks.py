@@ -11,94 +11,29 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import jwt
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from typer.testing import CliRunner
 
-from service.auth.tokens import mint_dev_token
-from service.cli import app as cli
-from service.settings import get_settings
-from tests.builders import PHQ9_ITEMS, ApiDriver, enrollment_body, questionnaire_body
-from tests.cds_hooks.ehr import CdsClient, EhrWeb, SigningKey, fhir_patient, serve_ehr
-
-SERVICE_BASE = "https://tandem.hospital.test"
-SERVICE = "tandem-plan-status"
-MRN_SYSTEM = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
-NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def cds_app(settings_factory: Callable[..., TestClient]) -> TestClient:
-    return settings_factory(sync_allowed_hosts=["127.0.0.1"], sync_require_https=False, public_base_url=SERVICE_BASE)
-
-
-@pytest.fixture
-def ehr() -> Iterator[EhrWeb]:
-    with serve_ehr([SigningKey.rsa(), SigningKey.ec()]) as web:
-        yield web
-
-
-@pytest.fixture
-def cds_cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    monkeypatch.setenv("TANDEM_DATABASE_URL", database_url)
-    monkeypatch.setenv("TANDEM_ENVIRONMENT", "development")
-    monkeypatch.setenv("TANDEM_SYNC_ALLOWED_HOSTS", '["127.0.0.1"]')
-    monkeypatch.setenv("TANDEM_SYNC_REQUIRE_HTTPS", "false")
-    monkeypatch.setenv("TANDEM_PUBLIC_BASE_URL", SERVICE_BASE)
-    get_settings.cache_clear()
-
-    def run(*args: str) -> Any:
-        return CliRunner().invoke(cli, ["cds", *args])
-
-    yield run
-    get_settings.cache_clear()
-
-
-def api(app: TestClient, tenant: str, role: str = "ehr-system") -> ApiDriver:
-    settings = app.app.state.settings  # type: ignore[attr-defined]
-    return ApiDriver(app, {"Authorization": f"Bearer {mint_dev_token(settings, tenant=tenant, role=role)}"})  # type: ignore[arg-type]
-
-
-def registered(cds_cli: Callable[..., Any], tenant: str, ehr: EhrWeb, *extra: str) -> str:
-    issuer = f"https://ehr.hospital.test/{uuid.uuid4().hex[:8]}"
-    result = cds_cli("register", tenant, issuer, "--jwks-url", ehr.jwks_url, *extra)
-    assert result.exit_code == 0, result.output
-    assert f"{SERVICE_BASE}/cds-services/{SERVICE}" in result.output
-    return issuer
-
-
-def at(days_ago: float) -> str:
-    return (NOW - timedelta(days=days_ago)).isoformat()
-
-
-def phq9(patient_id: str, days_ago: float, *, item9: int) -> dict[str, Any]:
-    answers = [{"link_id": i, "value_integer": 2} for i in PHQ9_ITEMS[:8]]
-    answers.append({"link_id": PHQ9_ITEMS[8], "value_integer": item9})
-    return questionnaire_body(patient_id, authored_at=at(days_ago), answers=answers)
-
-
-def enrolled(driver: ApiDriver, mrn: str, *, days_ago: int, **patient: Any) -> str:
-    patient_id = driver.patient(identifiers=[{"system": MRN_SYSTEM, "value": mrn}], **patient)
-    start = (NOW - timedelta(days=days_ago)).date().isoformat()
-    driver.create("enrollments", enrollment_body(patient_id, start_date=start))
-    return patient_id
-
-
-def plan(app: TestClient, tenant: str, patient_id: str) -> dict[str, Any]:
-    headers = api(app, tenant).headers
-    statuses: dict[str, Any] = app.get(f"/api/v1/patients/{patient_id}/plan-status", headers=headers).json()
-    return statuses["statuses"][0]
-
-
-def prefetch(ehr_id: str, mrn: str) -> dict[str, Any]:
-    return {"patient": fhir_patient(ehr_id, MRN_SYSTEM, mrn)}
+from tests.builders import enrollment_body
+from tests.cds_hooks.ehr import CdsClient, EhrWeb, SigningKey, fhir_patient
+from tests.cds_hooks.support import (
+    MRN_SYSTEM,
+    NOW,
+    SERVICE,
+    SERVICE_BASE,
+    api,
+    enrolled,
+    phq9,
+    plan,
+    prefetch,
+    registered,
+)
 
 
 def test_discovery_lists_the_plan_status_service_and_its_patient_prefetch(cds_app: TestClient, ehr: EhrWeb) -> None:
