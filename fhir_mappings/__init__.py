@@ -26,6 +26,7 @@ from .flag import safety_flag_resource
 from .identity import for_ehr, identifier_system, resource_id, sub_resource_id
 from .patient import display_name, kept_datatypes, patient_from_fhir, patient_resource
 from .patient_contact import ContactSummary, contact_summary
+from .progress_note import progress_note_resource
 from .questionnaire_response import ResponseResources, questionnaire_canonical, response_resources
 from .questionnaire_response_inbound import (
     SentAnswer,
@@ -57,6 +58,7 @@ from .score_observation_inbound import (
     read_score_observation,
     score_codes,
 )
+from .urgent_message import urgent_finding_message
 from .vital_signs import (
     VITAL_SIGN_CODES,
     SentValue,
@@ -123,6 +125,7 @@ __all__ = [
     "parse_reference",
     "patient_from_fhir",
     "patient_resource",
+    "progress_note_resource",
     "psychotherapy_cpt",
     "published_definitions",
     "questionnaire_canonical",
@@ -143,6 +146,7 @@ __all__ = [
     "stored_questionnaire",
     "sub_resource_id",
     "to_json",
+    "urgent_finding_message",
     "vital_sign_code",
     "vital_sign_resource",
     "writable_types",

@@ -16,8 +16,10 @@ from fhir.resources.R4B.address import Address
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
+from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.contactpoint import ContactPoint
+from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.flag import Flag
@@ -45,7 +47,9 @@ _MODELS: Final[dict[str, type[FHIRResourceModel]]] = {
         Appointment,
         CarePlan,
         CodeSystem,
+        Communication,
         Condition,
+        DocumentReference,
         Encounter,
         Flag,
         Goal,
@@ -142,8 +146,10 @@ __all__ = [
     "Appointment",
     "CarePlan",
     "CodeSystem",
+    "Communication",
     "Condition",
     "ContactPoint",
+    "DocumentReference",
     "Encounter",
     "Flag",
     "Goal",

@@ -24,7 +24,7 @@ from service.clock import now_utc
 from service.db.unit_of_work import UnitOfWork, unit_of_work, write_inserts
 from service.projection.tables import FhirResourceVersion
 from service.projection.writes import project
-from service.record_fhir import Kind, PlanContext, resources_of
+from service.record_fhir import SENT_FROM, Kind, PlanContext, resources_of
 from service.records.base import TenantRecord, record_meta
 from service.records.enrollment import Enrollment, EnrollmentPublic, condition_from_columns
 from service.records.patient import Patient
@@ -95,15 +95,20 @@ def _project_care_plans(session: Session, tenant_id: str, patient_id: str, canon
         )
         if changed:
             # The CarePlan an EHR holds carries the plan status: a status that moved (a new record, the passage of
-            # time) is sent again, though the enrollment itself did not change.
-            outbox.requeue(
-                session,
-                tenant_id=tenant_id,
-                record_kind=Kind.ENROLLMENTS,
-                record_id=enrollment.id,
-                record_version=enrollment.version,
-                patient_id=patient_id,
-            )
+            # time) is sent again, though the enrollment itself did not change; so are its progress note and, once
+            # it has any, its urgent findings.
+            urgent = context.plan is not None and any(r.severity == "urgent" for r in context.plan.reasons)
+            for kind in SENT_FROM[Kind.ENROLLMENTS]:
+                if kind is Kind.URGENT_FINDINGS and not urgent:
+                    continue
+                outbox.requeue(
+                    session,
+                    tenant_id=tenant_id,
+                    record_kind=kind,
+                    record_id=enrollment.id,
+                    record_version=enrollment.version,
+                    patient_id=patient_id,
+                )
 
 
 def _serialise_per_patient(session: Session, tenant_id: str, patient_ids: list[str]) -> None:

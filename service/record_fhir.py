@@ -20,6 +20,7 @@ import fhir_mappings as fm
 from service.caseload.tables import PlanStatusRow
 from service.instruments import INSTRUMENTS
 from service.plan_status import PlanStatus
+from service.plan_status.progress_note import progress_note_lines
 from service.records.base import RecordMeta
 
 FhirJson = dict[str, Any]
@@ -37,6 +38,10 @@ class Kind(StrEnum):
     QUESTIONNAIRE_RESPONSES = "questionnaire-responses"
     APPOINTMENTS = "appointments"
     VITAL_SIGNS = "vital-signs"
+    # Sent to EHRs from an enrollment's plan status, not records of their own (their records are enrollments): a
+    # message to the care team per urgent finding, and the plan's progress note.
+    URGENT_FINDINGS = "urgent-findings"
+    PROGRESS_NOTES = "progress-notes"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,20 @@ class KindFhir:
     fallback: Variant | None = None
     # Projected by the plan refresh, with the computed status, rather than when the record is written.
     derived: bool = False
+    # Sent from another kind's records (an enrollment's urgent findings): that kind, and the types of its projected
+    # resources whose versions add up to this kind's version (it is sent again when one of them changed).
+    of: Kind | None = None
+    versioned_by: frozenset[str] = frozenset()
+
+    @property
+    def records(self) -> Kind:
+        """The kind whose records this kind's outbox rows name."""
+        return self.of or self.kind
+
+    @property
+    def carries_plan(self) -> bool:
+        """Its resources carry the enrollment's computed plan status (read as a PlanContext when sent)."""
+        return self.derived or self.of is not None
 
 
 @dataclass(frozen=True)
@@ -200,6 +219,51 @@ def _administration_as_procedure(
     return [fm.to_json(r) for r in mapped.all()]
 
 
+def _urgent_messages(record: RecordMeta, base: str, context: PlanContext, sent: frozenset[str]) -> list[FhirJson]:
+    """One Communication per occurrence of an urgent finding, to the enrollment's coordinator where known; with the
+    Flags too where the target takes them."""
+    status = context.plan
+    if status is None:
+        return []
+    coordinator = cast(fm.EnrollmentRecord, record).coordinator_id
+    messages = [
+        fm.to_json(
+            fm.urgent_finding_message(
+                canonical_base=base,
+                enrollment_id=record.id,
+                patient_id=status.patient_id,
+                code=reason.code,
+                occurrence_id=reason.occurrence_id,
+                message=reason.message,
+                since=reason.since,
+                closed=not reason.open,
+                evidence=[f"{context.evidence[i]}/{i}" for i in reason.record_ids if i in context.evidence],
+                care_team=[coordinator] if coordinator else [],
+            )
+        )
+        for reason in status.reasons
+        if reason.severity == "urgent"
+    ]
+    return messages + (_urgent_flags(record, base, context, sent) if "Flag" in sent else [])
+
+
+def _urgent_flags(record: RecordMeta, base: str, context: PlanContext, sent: frozenset[str]) -> list[FhirJson]:
+    return _safety_flags(record.id, context, base)
+
+
+def _progress_note(record: RecordMeta, base: str, context: PlanContext, sent: frozenset[str]) -> list[FhirJson]:
+    status = context.plan
+    if status is None:
+        return []
+    note = fm.progress_note_resource(
+        canonical_base=base,
+        enrollment_id=record.id,
+        patient_id=status.patient_id,
+        lines=progress_note_lines(status),
+    )
+    return [fm.to_json(note)]
+
+
 def _scores_only(record: RecordMeta, base: str, context: PlanContext, sent: frozenset[str]) -> list[FhirJson]:
     return [fm.to_json(o) for o in _response(record, base).observations]
 
@@ -274,6 +338,33 @@ KIND_FHIR: dict[Kind, KindFhir] = {
         ),
         # Not sent to EHRs: they come from there (a flowsheet row), and the EHR keeps its own.
         KindFhir(Kind.VITAL_SIGNS, "Observation", _vital_sign),
+        # An enrollment's urgent findings: an in-basket message each (Epic creates Communications), with the Flags
+        # where the EHR takes them too; Flags alone where it takes no Communication. Not served by the facade (the
+        # Flags are, with the CarePlan).
+        KindFhir(
+            Kind.URGENT_FINDINGS,
+            "Communication",
+            _nothing,
+            natural=Variant("natural", ("Communication",), _urgent_messages, optional=("Flag",)),
+            fallback=Variant(
+                "fallback",
+                ("Flag",),
+                _urgent_flags,
+                description="each urgent finding as a Flag (active while open, inactive once acknowledged)",
+            ),
+            of=Kind.ENROLLMENTS,
+            versioned_by=frozenset({"Flag"}),
+        ),
+        # An enrollment's progress note (Epic and Oracle Health create DocumentReferences), updated as the CarePlan,
+        # its Goal or its Flags change.
+        KindFhir(
+            Kind.PROGRESS_NOTES,
+            "DocumentReference",
+            _nothing,
+            natural=Variant("natural", ("DocumentReference",), _progress_note),
+            of=Kind.ENROLLMENTS,
+            versioned_by=frozenset({"CarePlan", "Goal", "Flag"}),
+        ),
     )
 }
 
@@ -292,6 +383,14 @@ PULL_SOURCES: tuple[PullSource, ...] = (
     PullSource(Kind.APPOINTMENTS, "Appointment", Kind.APPOINTMENTS, patient_param="patient"),
     PullSource("vital-signs", "Observation", Kind.KETAMINE_ADMINISTRATIONS, search=(("category", "vital-signs"),)),
 )
+
+
+# The kinds sent from each kind's records, that kind first (a backfill queues them together).
+SENT_FROM: dict[Kind, tuple[Kind, ...]] = {
+    kind: (kind, *(other.kind for other in KIND_FHIR.values() if other.of is kind))
+    for kind, entry in KIND_FHIR.items()
+    if entry.of is None
+}
 
 
 def kind_fhir(kind: str) -> KindFhir | None:

@@ -13,6 +13,7 @@ PURE_PATHS = (
     "tests/sync/test_outcomes.py",
     "tests/sync/test_batched_delivery.py",
     "tests/sync/test_url_safety.py",
+    "tests/sync/test_urgent_finding_decisions.py",
     "tests/security/test_log_redaction.py",
     "tests/test_reason_codes.py",
     "tests/test_settings.py",

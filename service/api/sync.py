@@ -265,8 +265,9 @@ def dry_run(
             requests = dry_run_requests(plan, known, delivered, base_url=target.base_url, use_batch=capabilities.batch)
             decision = plan.decision
             result = DryRun(target_id=target_id, mapping=decision.mapping, reason=decision.reason, requests=requests)
-        else:
-            result = DryRun(target_id=target_id, mapping="not_supported", reason=plan.reason, requests=[])
+        else:  # nothing would be sent: not supported, or nothing owed (a plan with no urgent finding now)
+            mapping = decide(body.record_kind, capabilities).mapping if plan.status == "sent" else "not_supported"
+            result = DryRun(target_id=target_id, mapping=mapping, reason=plan.reason, requests=[])
     _audit(session, ctx, body.record_id)
     return result
 

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.errors import RecordNotFound, invalid
 from service.outbox import OPEN_STATUSES, OutboxMessage, enqueue_for_target
+from service.record_fhir import SENT_FROM
 from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.base import PatientRecord
 from service.records.sync_target import SyncTarget
@@ -88,20 +89,27 @@ def backfill(
         raise invalid("push", "the target takes no record kinds: choose what it is sent first (nothing was queued)")
     summary = BackfillSummary(target.id)
     for kind in RECORD_KINDS:
-        if kind.path in target.push:
-            _backfill_kind(session, target, kind, summary, progress)
+        for sent in SENT_FROM.get(kind.kind, ()):  # the kind, then those sent from its records (urgent findings)
+            if sent in target.push:
+                _backfill_kind(session, target, kind, sent, summary, progress)
     record_success(session, ctx, status_code=200)
     return summary
 
 
 def _backfill_kind(
-    session: Session, target: SyncTarget, kind: RecordKind, summary: BackfillSummary, progress: Progress | None
+    session: Session,
+    target: SyncTarget,
+    kind: RecordKind,
+    path: str,
+    summary: BackfillSummary,
+    progress: Progress | None,
 ) -> None:
+    """Queue the tenant's records of `kind` as `path` (the kind itself, or one sent from its records)."""
     table = kind.table
     total = session.execute(
         select(func.count()).select_from(table).where(col(table.tenant_id) == target.tenant_id)
     ).scalar_one()
-    summary.queued[kind.path] = summary.skipped[kind.path] = 0
+    summary.queued[path] = summary.skipped[path] = 0
     seen = 0
     after: tuple[datetime, str] | None = None
     owner = col(table.patient_id) if issubclass(table, PatientRecord) else None
@@ -120,21 +128,21 @@ def _backfill_kind(
             break
         after = (batch[-1][2], str(batch[-1][0]))
         ids = [str(row[0]) for row in batch]
-        known = _already_there(session, target, kind.path, ids)
+        known = _already_there(session, target, path, ids)
         records = [
-            (kind.path, str(row[0]), int(row[1]), _patient(kind, row))
+            (path, str(row[0]), int(row[1]), _patient(kind, row))
             for row in batch
             if str(row[0]) not in known and row[3] != theirs
         ]
-        summary.queued[kind.path] += enqueue_for_target(
+        summary.queued[path] += enqueue_for_target(
             session, tenant_id=target.tenant_id, target_id=target.id, records=records
         )
-        summary.skipped[kind.path] += len(batch) - len(records)
+        summary.skipped[path] += len(batch) - len(records)
         seen += len(batch)
         if progress is not None:
-            progress(kind.path, seen, int(total))
+            progress(path, seen, int(total))
     if progress is not None and not seen:
-        progress(kind.path, 0, 0)
+        progress(path, 0, 0)
 
 
 def _patient(kind: RecordKind, row: tuple[object, ...]) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from service.outbox import OutboxMessage
-from service.record_fhir import NO_CONTEXT
+from service.record_fhir import NO_CONTEXT, kind_fhir
 from service.sync.capabilities import Capabilities, KindDecision, decide
 from service.sync.outcomes import DeliveryFailure, DeliveryResult
 from service.sync.records import (
@@ -88,6 +88,9 @@ def plan_rows(
         ):
             version = versions[kind].get(record_id, record.version)
             result.append(RecordPlan(kind, record_id, version, decision, resources))
+        elif (table := kind_fhir(kind)) is not None and table.of is not None:
+            # Sent from a plan that has none now (no urgent finding yet): done, nothing owed to the target.
+            result.append(DeliveryResult("sent", f"nothing to send: the plan has no {kind.replace('-', ' ')} now"))
         else:
             nothing = f"{decision.reason or kind}: nothing to send for this record"
             result.append(DeliveryResult("not_supported", nothing))

@@ -3,36 +3,40 @@ resources carry) and the variant of the record⇄FHIR table (service/record_fhir
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 import fhir_mappings as fm
 from service.caseload.tables import PlanStatusRow
 from service.db.unit_of_work import write_inserts
 from service.errors import invalid
 from service.projection.tables import FhirResourceVersion
-from service.record_fhir import NO_CONTEXT, PlanContext, kind_fhir
+from service.record_fhir import KIND_FHIR, NO_CONTEXT, PlanContext, kind_fhir
 from service.record_store import store
 from service.record_store.kinds import RECORD_KINDS, RecordKind
 from service.records.base import RecordMeta
 from service.sync.capabilities import KindDecision, Strategy
 
 KINDS_BY_PATH: dict[str, RecordKind] = {kind.path: kind for kind in RECORD_KINDS}
+# What an outbox row of each kind names: its own records, or another kind's (an enrollment's urgent findings).
+RECORDS_OF: dict[str, RecordKind] = {
+    entry.kind.value: KINDS_BY_PATH[entry.records.value] for entry in KIND_FHIR.values()
+}
 
 
 def public_record(session: Session, tenant_id: str, kind_path: str, record_id: str) -> RecordMeta | None:
     """The record's API shape as stored now, or None when it is gone. A kind that is not a record kind (sent to a
     dry run) is refused by name."""
-    if kind_path not in KINDS_BY_PATH:
-        raise invalid("record_kind", f"{kind_path!r} is not a record kind: one of {', '.join(KINDS_BY_PATH)}")
+    if kind_path not in RECORDS_OF:
+        raise invalid("record_kind", f"{kind_path!r} is not a record kind: one of {', '.join(RECORDS_OF)}")
     return public_records(session, tenant_id, kind_path, [record_id]).get(record_id)
 
 
 def public_records(session: Session, tenant_id: str, kind_path: str, record_ids: list[str]) -> dict[str, RecordMeta]:
     """The records' API shapes as stored now, by id; a record that is gone is absent."""
-    kind = KINDS_BY_PATH[kind_path]
+    kind = RECORDS_OF[kind_path]
     rows = session.exec(
         select(kind.table).where(col(kind.table.tenant_id) == tenant_id, col(kind.table.id).in_(set(record_ids)))
     ).all()
@@ -41,7 +45,7 @@ def public_records(session: Session, tenant_id: str, kind_path: str, record_ids:
 
 def patient_of(kind_path: str, record: RecordMeta) -> str | None:
     """The patient a record is about (a patient's record is itself), None for a kind not about a patient."""
-    kind = KINDS_BY_PATH[kind_path]
+    kind = RECORDS_OF[kind_path]
     return getattr(record, "patient_id", record.id) if kind.patient_scoped else None
 
 
@@ -80,37 +84,66 @@ def mapped_resources(
 
 def plan_contexts(session: Session, tenant_id: str, kind_path: str, record_ids: list[str]) -> dict[str, PlanContext]:
     """What the records' derived resources carry as stored now (an enrollment's plan status), by record id; empty
-    for a kind whose resources carry nothing beyond the record. The Flags citing evidence are not sent."""
+    for a kind whose resources carry nothing beyond the record. A kind sent from the plan (urgent findings) gets the
+    resource types of the records its findings cite, to name them."""
     table = kind_fhir(kind_path)
-    if table is None or not table.derived:
+    if table is None or not table.carries_plan:
         return {}
     rows = session.exec(
         select(PlanStatusRow).where(
             col(PlanStatusRow.tenant_id) == tenant_id, col(PlanStatusRow.enrollment_id).in_(set(record_ids))
         )
-    )
-    return {row.enrollment_id: PlanContext.of(row) for row in rows}
+    ).all()
+    if table.of is None:
+        return {row.enrollment_id: PlanContext.of(row) for row in rows}
+    contexts = {row.enrollment_id: PlanContext.of(row) for row in rows}
+    cited = {i for c in contexts.values() if c.plan for r in c.plan.reasons for i in r.record_ids}
+    evidence = _published_types(session, tenant_id, cited)
+    return {rid: replace(c, evidence=evidence) for rid, c in contexts.items()}
+
+
+def _published_types(session: Session, tenant_id: str, record_ids: set[str]) -> dict[str, str]:
+    """record id -> the resource type the record is published as (its own resource), for the ids given."""
+    if not record_ids:
+        return {}
+    r = FhirResourceVersion
+    rows = session.exec(
+        select(r.resource_id, r.resource_type).where(
+            col(r.tenant_id) == tenant_id,
+            col(r.resource_id).in_(record_ids),
+            col(r.is_current).is_(True),
+            col(r.resource_type).in_(["QuestionnaireResponse", "MedicationAdministration", "Encounter"]),
+        )
+    ).all()
+    return {resource_id: resource_type for resource_id, resource_type in rows}
 
 
 def derived_versions(session: Session, tenant_id: str, kind_path: str, record_ids: list[str]) -> dict[str, int]:
     """The version an EHR's copy is judged by, for a kind whose resources carry derived data: the version of its
     projected main resource (an enrollment's CarePlan), which moves with the record and with its plan status, so a
-    status that changed is sent although the record did not. Empty for other kinds (their record version)."""
+    status that changed is sent although the record did not. A kind sent from an enrollment's plan (urgent findings)
+    is judged by the sum of the versions of the enrollment's resources it follows (its Flags): it moves whenever one
+    of them changed or appeared. Empty for other kinds (their record version)."""
     table = kind_fhir(kind_path)
-    if table is None or not table.derived:
+    if table is None or not table.carries_plan:
         return {}
     write_inserts(session)
     r = FhirResourceVersion
     rows = session.exec(
-        select(r.record_id, r.version_id).where(
+        select(r.record_id, func.sum(r.version_id))
+        .where(
             col(r.tenant_id) == tenant_id,
-            col(r.record_kind) == kind_path,
+            col(r.record_kind) == table.records,
             col(r.record_id).in_(set(record_ids)),
-            col(r.resource_type) == table.fhir_type,
+            col(r.resource_type).in_(table.versioned_by or {table.fhir_type}),
             col(r.is_current).is_(True),
         )
+        .group_by(col(r.record_id))
     ).all()
-    return {record_id: version for record_id, version in rows}
+    found = {record_id: int(version) for record_id, version in rows}
+    if table.of is None:
+        return found
+    return {record_id: found.get(record_id, 0) for record_id in record_ids}  # not the enrollment's own version
 
 
 def plan_resources(

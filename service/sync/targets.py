@@ -21,7 +21,14 @@ from service.records.sync_target import SyncTarget
 from service.sync.url_safety import check_target_url
 
 PushKind = Literal[
-    "patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses", "appointments"
+    "patients",
+    "enrollments",
+    "ketamine-administrations",
+    "cbt-sessions",
+    "questionnaire-responses",
+    "appointments",
+    "urgent-findings",
+    "progress-notes",
 ]
 PullKind = Literal[
     "patients",

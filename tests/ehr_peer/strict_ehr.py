@@ -6,6 +6,7 @@ CapabilityStatements (../shared/fixtures/ehr-capabilities/), and refuses what th
         ehr.refused()               # the requests it answered 4xx (a pull that works makes none)
 
 What is refused, with 400 and an OperationOutcome naming the parameter (nothing is forwarded):
+- a write the statement does not declare (Epic creates Communications but does not update them; it writes no Flag);
 - a search of a type the statement does not declare, or whose `search-type` it does not declare;
 - under `Prefer: handling=strict`, any search parameter the statement does not declare for the type (Epic
   declares `_lastUpdated` for no type; Oracle Health for a few) — `_offset` excepted only on the server's own
@@ -60,10 +61,12 @@ class StrictEhr(FaultProxy):
         self.base_path = base_path.rstrip("/")
         self.types: dict[str, dict[str, Any]] = {}
         self.system_operations: set[str] = set()
+        self.system_interactions: set[str] = set()
         for rest in statement.get("rest") or []:
             if rest.get("mode") != "server":
                 continue
             self.system_operations |= {str(o.get("name")) for o in rest.get("operation") or []}
+            self.system_interactions |= {str(i.get("code")) for i in rest.get("interaction") or []}
             for resource in rest.get("resource") or []:
                 self.types[str(resource["type"])] = resource
         self.refusals: list[tuple[str, str]] = []  # (path?query, why)
@@ -79,6 +82,8 @@ class StrictEhr(FaultProxy):
 
     def judge(self, method: str, path: str, query: str, headers: list[tuple[str, str]]) -> str | None:
         """Why the emulated EHR refuses the request, or None."""
+        if method.upper() != "GET" and path.rstrip("/").startswith(self.base_path):
+            return self._judge_write(method.upper(), path.rstrip("/")[len(self.base_path) + 1 :].split("/"))
         if not path.startswith(f"{self.base_path}/") or method.upper() != "GET":
             return None
         parts = path[len(self.base_path) + 1 :].split("/")
@@ -103,6 +108,21 @@ class StrictEhr(FaultProxy):
             return f"{resource_type} search parameter(s) not supported: {', '.join(unknown)}"
         if self.require_patient and resource_type not in NON_CLINICAL and not PATIENT_PARAMS & set(names):
             return f"a {resource_type} search needs a patient (patient, subject or _id)"
+        return None
+
+    def _judge_write(self, method: str, parts: list[str]) -> str | None:
+        """A write the statement does not declare: create (POST Type), update (PUT Type/id), patch, delete, and
+        batch or transaction Bundles (POST to the base)."""
+        if parts == [""]:
+            return None if self.system_interactions & {"batch", "transaction"} else "batch Bundles are not supported"
+        if parts[-1].startswith("$") or parts[0] in (".well-known", "metadata"):
+            return None
+        needed = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
+        declared = self.types.get(parts[0])
+        if needed is None or (len(parts) == 1) != (needed == "create"):
+            return None
+        if declared is None or needed not in {i.get("code") for i in declared.get("interaction") or []}:
+            return f"{parts[0]} {needed} is not supported"
         return None
 
     def _judge_operation(self, parts: list[str]) -> str | None:

@@ -13,6 +13,7 @@ from fhir_mappings.release import FHIR_VERSION, model_for
 OUR_TYPES = (
     "Patient", "CarePlan", "Goal", "Condition", "MedicationAdministration", "Observation", "Encounter",
     "Procedure", "QuestionnaireResponse", "Questionnaire", "Flag", "StructureDefinition", "CodeSystem",
+    "Communication", "DocumentReference",
     "OperationOutcome",
 )  # fmt: skip
 _SKIP = {"resource_type", "fhir_comments", "extension", "modifierExtension", "id", "contained", "text", "meta"}

@@ -51,7 +51,14 @@ from tests.ehr_peer.sekmet_server import start_sekmet
 from tests.fhir.support import FHIR_JSON, patient_resource
 from tests.reliability.pg_faults import DatabaseSwitch, throwaway_postgres
 from tests.reliability.process_fleet import LEASE_SECONDS, Fleet, Proc, wait_until_serving
-from tests.sync.sync_harness import LOOPBACK_HOSTS, PUSH_KINDS, SyncApp, check_peer_holds_exactly_one_copy
+from tests.sync.sync_harness import (
+    ALERT_KINDS,
+    LOOPBACK_HOSTS,
+    PUSH_KINDS,
+    SyncApp,
+    check_peer_holds_exactly_one_copy,
+    with_alerts,
+)
 
 SOAK = os.environ.get("TANDEM_SOAK") == "1"
 CLIENTS = 6 if SOAK else 3
@@ -324,7 +331,7 @@ def test_sigkilled_workers_and_api_processes_lose_and_duplicate_nothing(tmp_path
         with TestClient(create_app(settings), raise_server_exceptions=False) as setup_client:
             sync_app = SyncApp(setup_client, settings)
             tenant = sync_app.tenant()
-            target = sync_app.target(tenant, ehr.base_url)
+            target = sync_app.target(tenant, ehr.base_url, push=[*PUSH_KINDS, *ALERT_KINDS])
             token = mint_dev_token(settings, tenant=tenant, role="clinician")
             fleet = Fleet(url, tmp_path)
             try:
@@ -391,7 +398,8 @@ def test_sigkilled_workers_and_api_processes_lose_and_duplicate_nothing(tmp_path
 
             # The peer: one copy of every record the target takes, equal to what we send now (the updates
             # included). The load also writes kinds this target is not sent (appointments), left out here.
-            records = [(c.kind, c.record_id) for c in created if c.kind in PUSH_KINDS]
+            # Each enrollment's urgent findings (the load's PHQ-9s answer item 9 positive) and progress note too.
+            records = with_alerts([(c.kind, c.record_id) for c in created if c.kind in PUSH_KINDS])
             assert {c.kind for c in created} - set(PUSH_KINDS), "the load writes only pushed kinds: widen it"
             with ehr.client() as peer:
                 found = check_peer_holds_exactly_one_copy(sync_app, peer, tenant, target, records, ehr.metadata())
@@ -426,7 +434,7 @@ def test_a_worker_outlives_a_database_outage(tmp_path: Path) -> None:
         with TestClient(create_app(settings), raise_server_exceptions=False) as setup_client:
             sync_app = SyncApp(setup_client, settings)
             tenant = sync_app.tenant()
-            target = sync_app.target(tenant, ehr.base_url)
+            target = sync_app.target(tenant, ehr.base_url, push=[*PUSH_KINDS, *ALERT_KINDS])
             fleet = Fleet(url, tmp_path)
             switch = DatabaseSwitch(url)
             try:

@@ -37,6 +37,13 @@ from tests.conftest import make_settings
 
 LOOPBACK_HOSTS = ["127.0.0.1"]
 PUSH_KINDS = ["patients", "enrollments", "ketamine-administrations", "cbt-sessions", "questionnaire-responses"]
+# Sent from an enrollment's plan status (issue #20): its urgent findings (Communications and Flags) and its note.
+ALERT_KINDS = ["urgent-findings", "progress-notes"]
+
+
+def with_alerts(records: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The records, and each enrollment's urgent findings and progress note (rows named by the enrollment)."""
+    return records + [(kind, rid) for rkind, rid in records if rkind == "enrollments" for kind in ALERT_KINDS]
 
 
 class SyncApp:

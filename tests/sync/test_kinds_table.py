@@ -125,7 +125,12 @@ def test_the_care_plan_an_ehr_receives_carries_the_plan_status_and_progress(
 def test_sync_targets_are_administration_not_a_clinical_record_kind() -> None:
     assert SYNC_TARGETS not in RECORD_KINDS and not isinstance(SYNC_TARGETS, RecordKind)
     assert SYNC_TARGETS.fhir_type is None  # so its routes are role-only
-    assert {kind.kind for kind in RECORD_KINDS} == set(KIND_FHIR) == set(Kind)
+    assert set(KIND_FHIR) == set(Kind)
+    own = {kind for kind, entry in KIND_FHIR.items() if entry.of is None}
+    assert {kind.kind for kind in RECORD_KINDS} == own
+    # The others are sent from an enrollment's plan status: their outbox rows name enrollments.
+    assert {entry.of for entry in KIND_FHIR.values() if entry.of is not None} == {Kind.ENROLLMENTS}
+    assert set(Kind) - own == {Kind.URGENT_FINDINGS, Kind.PROGRESS_NOTES}
 
 
 def test_a_dry_run_of_a_kind_that_is_not_a_record_kind_is_refused_by_name(sync_app: SyncApp) -> None:

@@ -25,12 +25,15 @@ from tests.conftest import TEST_SECRET, project_root
 from tests.ehr_peer.fault_proxy import Fault, FaultPlan, FaultProxy, FaultRule
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
 from tests.sync.sync_harness import (
+    ALERT_KINDS,
+    PUSH_KINDS,
     SyncApp,
     check_peer_holds_exactly_one_copy,
     drain,
     outbox_rows,
     push_mixed_records,
     sync_app_fixture,
+    with_alerts,
 )
 
 HEAVY = os.environ.get("TANDEM_SYNC_HEAVY") == "1"
@@ -61,9 +64,10 @@ def fault_plan(seed: int) -> FaultPlan:
 
 def test_faults_on_a_third_of_requests_leave_exactly_one_copy(sync_app: SyncApp, sekmet: SekmetServer) -> None:
     tenant = sync_app.tenant()
-    records = push_mixed_records(sync_app.driver(tenant), FAULT_RECORD_COUNT)
+    # Every PHQ-9 of the mix answers item 9 positive: each enrollment has an urgent finding and a progress note.
+    records = with_alerts(push_mixed_records(sync_app.driver(tenant), FAULT_RECORD_COUNT))
     with FaultProxy(sekmet.root_url, fault_plan(seed=20261126)) as proxy:
-        target = sync_app.target(tenant, proxy.url("/fhir"))
+        target = sync_app.target(tenant, proxy.url("/fhir"), push=[*PUSH_KINDS, *ALERT_KINDS])
         # The target was created after the records: queue them for it as a backfill would.
         _enqueue_backfill(sync_app, tenant, records)
         replayed = _drain_replaying_dead_letters(sync_app, tenant, target)
@@ -163,8 +167,8 @@ def test_workers_killed_mid_batch_recover_without_duplicates(
     # Faults on ~30 % of requests, and every other response slowed, so the kills land while workers hold rows.
     faulty_and_slow = FaultPlan([*fault_plan(seed=1126).rules, FaultRule(Fault.delay(0.1), path=r"^/fhir/")], seed=1126)
     with FaultProxy(sekmet.root_url, faulty_and_slow) as proxy:
-        target = sync_app.target(tenant, proxy.url("/fhir"))
-        records = push_mixed_records(sync_app.driver(tenant), KILL_RECORD_COUNT)
+        target = sync_app.target(tenant, proxy.url("/fhir"), push=[*PUSH_KINDS, *ALERT_KINDS])
+        records = with_alerts(push_mixed_records(sync_app.driver(tenant), KILL_RECORD_COUNT))
         workers = [_spawn_worker(database_url, tenant, f"w{n}", lease, tmp_path / f"w{n}.log") for n in range(WORKERS)]
         # Kill whichever worker is holding rows at that moment (which one claims first is up to the scheduler),
         # start a fresh one in its place, and do it again: KILLS times in all.
