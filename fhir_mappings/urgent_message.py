@@ -38,7 +38,7 @@ def urgent_finding_message(
         "identifier": [
             {
                 "system": f"{canonical_base}/identifier/urgent-finding",
-                "value": f"{enrollment_id}/{code}/{occurrence_id}",
+                "value": f"{enrollment_id}/message/{code}/{occurrence_id}",  # the Flag's role is "<code>/<occurrence>"
             }
         ],
         "status": "completed" if closed else "in-progress",

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Literal, cast
 
 import fhir_mappings as fm
+from fhir_mappings.definitions import PLAN_STATUS_REASON
 from service.caseload.tables import PlanStatusRow
 from service.instruments import INSTRUMENTS
 from service.plan_status import PlanStatus
@@ -63,6 +64,8 @@ class PlanContext:
 
 
 NO_CONTEXT = PlanContext()
+# Each plan-status reason code's label, as our CodeSystem publishes it (the progress note names warnings by it).
+REASON_WORDS: dict[str, str] = dict(PLAN_STATUS_REASON.concepts)
 VariantName = Literal["natural", "fallback"]
 Render = Callable[[RecordMeta, str, PlanContext], list[FhirJson]]
 # record, canonical base, context, the types the target takes among the variant's -> the resources, own first
@@ -259,7 +262,7 @@ def _progress_note(record: RecordMeta, base: str, context: PlanContext, sent: fr
         canonical_base=base,
         enrollment_id=record.id,
         patient_id=status.patient_id,
-        lines=progress_note_lines(status),
+        lines=progress_note_lines(status, REASON_WORDS),
     )
     return [fm.to_json(note)]
 

@@ -1,7 +1,8 @@
 """remote resources hold urgent finding roles
 
 An urgent finding sent to an EHR (issue #20, part 3) is one resource per occurrence: its role in
-sync_remote_resources is "<reason code>/<occurrence record id>", up to 70 characters; the column held 64.
+sync_remote_resources is "message/<reason code>/<occurrence record id>" (its Flag's "<reason code>/<occurrence
+record id>"), up to 78 characters; the column held 64.
 
 Revision ID: c8e2a4f6b1d3
 Revises: c4d8e2a6f1b7

@@ -31,7 +31,7 @@ class RemoteResource(SQLModel, table=True):
     target_id: str = Field(foreign_key="sync_targets.id", max_length=36)
     record_kind: str = Field(max_length=48)
     record_id: str = Field(max_length=36)
-    role: str = Field(max_length=128)  # "<reason code>/<occurrence id>" for an urgent finding
+    role: str = Field(max_length=128)  # "message/<reason code>/<occurrence id>": an urgent finding
     resource_type: str = Field(max_length=64)
     local_id: str = Field(max_length=64)
     remote_id: str = Field(max_length=64)

@@ -80,7 +80,7 @@ def test_urgent_finding_message(
         )
     )
     assert sent["identifier"] == [
-        {"system": f"{s.BASE}/identifier/urgent-finding", "value": f"{enrollment}/{code}/{occurrence}"}
+        {"system": f"{s.BASE}/identifier/urgent-finding", "value": f"{enrollment}/message/{code}/{occurrence}"}
     ]
     assert sent["status"] == ("completed" if closed else "in-progress") and sent["priority"] == "urgent"
     assert sent["subject"] == {"reference": f"Patient/{patient}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from service.plan_status import IV_KETAMINE_CBT, PlanStatus, compute_plan_status
 from service.plan_status.progress_note import STATUS_WORDS, progress_note_lines
+from service.record_fhir import REASON_WORDS
 
 from .builders import Records, ack, at, enrollment, iv_course, phq
 
@@ -19,7 +20,7 @@ def status(records: Records, day: float) -> PlanStatus:
 
 def test_an_open_item_9_finding_leads_the_note_after_the_status() -> None:
     result = status(COURSE.replacing(phq("m3", 3, 17, item9=True)), 3.5)
-    lines = progress_note_lines(result)
+    lines = progress_note_lines(result, REASON_WORDS)
     assert lines[0] == "Plan status: At risk. Phase: induction."
     assert lines[1].startswith("Course: ") and "induction sessions" in lines[1]
     [urgent] = [line for line in lines if line.startswith("Urgent: ")]
@@ -27,12 +28,14 @@ def test_an_open_item_9_finding_leads_the_note_after_the_status() -> None:
     first_other = next((i for i, line in enumerate(lines) if line.startswith("Needs attention: ")), len(lines))
     assert lines.index(urgent) < first_other
     assert lines[-1].startswith("Written by Tandem")
-    assert progress_note_lines(status(COURSE.replacing(phq("m3", 3, 17, item9=True)), 3.9)) == lines  # not the clock
+    assert (
+        progress_note_lines(status(COURSE.replacing(phq("m3", 3, 17, item9=True)), 3.9), REASON_WORDS) == lines
+    )  # not the clock
 
 
 def test_an_acknowledged_finding_is_told_closed_and_no_longer_urgent() -> None:
     records = COURSE.replacing(phq("m3", 3, 17, item9=True)).plus(ack("phq9_item9_positive", "m3", 4))
-    lines = progress_note_lines(status(records, 5))
+    lines = progress_note_lines(status(records, 5), REASON_WORDS)
     assert not any(line.startswith("Urgent: ") for line in lines)
     [closed] = [line for line in lines if "PHQ-9 item 9" in line]
     assert "Closed: acknowledged by prac-7" in closed

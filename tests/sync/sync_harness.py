@@ -213,7 +213,9 @@ def check_peer_holds_exactly_one_copy(
                 remote = delivered[resource.role]
                 assert copy["id"] == remote.remote_id
                 expected = outgoing_body(resource, known, remote.remote_id)
-                assert {k: v for k, v in copy.items() if k != "meta"} == expected, (kind, resource.role)
+                held = {k: v for k, v in copy.items() if k != "meta"}
+                differ = sorted(k for k in held.keys() | expected.keys() if held.get(k) != expected.get(k))
+                assert held == expected, (kind, resource.role, differ)
     return {"resources": checked, "duplicates": duplicates}
 
 
