@@ -5,7 +5,7 @@ sync_remote_resources is "message/<reason code>/<occurrence record id>" (its Fla
 record id>"), up to 78 characters; the column held 64.
 
 Revision ID: c8e2a4f6b1d3
-Revises: c4d8e2a6f1b7
+Revises: e557d56c9d0e
 Create Date: 2026-12-04 20:15:00+00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = 'c8e2a4f6b1d3'
-down_revision: str | None = 'c4d8e2a6f1b7'
+down_revision: str | None = 'e557d56c9d0e'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
