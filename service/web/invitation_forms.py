@@ -67,4 +67,5 @@ def send_from_worklist(
     csrf_token: Token = "",
 ) -> Response:
     _send(request, session, web_session, patient_id, instrument, "preferred", csrf_token)
-    return RedirectResponse(f"/worklist?view={'team' if view == 'team' else 'mine'}", status_code=303)
+    shown = "team" if view == "team" else "mine"
+    return RedirectResponse(f"/worklist?view={shown}&notice=questionnaire", status_code=303)

@@ -35,6 +35,7 @@ NOTICES = {
     "snoozed": "Snoozed: the task is back on the list on its date.",
     "escalated": "Escalated: the clinician sees it on their worklist.",
     "done": "Done: the task is off today's list.",
+    "questionnaire": "Questionnaire sent: the patient gets a link by their preferred channel (listed on their page).",
 }
 Action = Literal["outreach", "snooze", "escalation", "done"]
 

@@ -93,7 +93,8 @@ def test_the_worklist_sends_phq9_now(
     assert "Send PHQ-9 now" in page.text
     sent = b.post("/worklist/invitations", {"patient_id": patient_id, "instrument": "phq-9", "view": "team"},
                   csrf=b.csrf())  # fmt: skip
-    assert sent.status_code == 303 and sent.headers["location"] == "/worklist?view=team"
+    assert sent.status_code == 303 and sent.headers["location"] == "/worklist?view=team&notice=questionnaire"
+    assert "Questionnaire sent" in b.get(sent.headers["location"]).text
     [invitation] = _invitations(web_engine, patient_id)
     assert (invitation.instrument, invitation.channel) == ("phq-9", "preferred")
     assert invitation.expires_at - invitation.created_at > timedelta(days=6)

@@ -99,6 +99,10 @@ def test_no_serious_or_critical_violation_on_any_page_at_desktop_and_phone_width
         {"text": "Plan: recheck BP"},
     ):
         assert notes.post(base, json=body, headers=clinician).status_code == 201
+    # Questionnaires sent to the patient, so the page lists them (issue #22).
+    for instrument in ("phq-9", "gad-7"):
+        sent = notes.post(f"{API}/patients/{patient}/invitations", json={"instrument": instrument}, headers=clinician)
+        assert sent.status_code == 201, sent.text
     found: list[str] = []
     with serve(web_app) as base_url:
         for checked in PAGES:
