@@ -19,10 +19,11 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from service.instruments.codes import NOT_AT_ALL, SEVERAL_DAYS
+from service.outbox import OutboxMessage
 from service.records.audit import AuditEvent
 from service.records.questionnaire import QuestionnaireResponse
 from service.self_report.tables import Invitation, SelfReportSettings
-from tests.builders import API, ApiDriver
+from tests.builders import API, ApiDriver, sync_target_body
 from tests.self_report.conftest import Clock
 from tests.web.conftest import enrolled_patient, stored_status
 
@@ -303,3 +304,24 @@ def test_a_token_whose_patient_is_another_hospitals_opens_nothing(
     with Session(web_engine) as session:
         row = session.exec(select(Invitation).where(col(Invitation.patient_id) == foreign_patient)).one()
         assert (row.status, row.answers) == ("sent", [])
+
+
+def test_a_submitted_response_is_queued_for_the_ehr_like_any_response(
+    api_as: Callable[..., ApiDriver], patient_client: TestClient, tenant: str, web_engine: Engine
+) -> None:
+    api_as(tenant, "admin").create("sync/targets", sync_target_body(push=["questionnaire-responses"]))
+    patient_id = enrolled_patient(api_as(tenant))
+    path = path_of(send(api_as(tenant, "coordinator"), patient_id))
+    for link_id in PHQ9:
+        assert answer(patient_client, path, link_id, NOT_AT_ALL).status_code == 303
+    assert answer(patient_client, path, "/69722-7", "LA6572-7").status_code == 303
+    assert patient_client.post(f"{path}/submit").status_code == 200
+    [response] = responses_of(web_engine, tenant, patient_id)
+    assert (response.status, response.total, response.safety_findings) == ("completed", 0, [])
+    with Session(web_engine) as session:
+        queued = session.exec(
+            select(OutboxMessage.record_kind).where(
+                col(OutboxMessage.tenant_id) == tenant, col(OutboxMessage.record_id) == response.id
+            )
+        ).all()
+    assert list(queued) == ["questionnaire-responses"]
