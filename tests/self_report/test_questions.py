@@ -34,10 +34,8 @@ def test_the_crisis_resources_follow_item_9_and_any_cssrs_yes() -> None:
 
 
 def test_every_instrument_sent_has_its_instructions_and_unknown_languages_get_english() -> None:
-    assert ENGLISH.instruction(
-        "phq-9",
-        "/44250-9",
-    ).startswith("Over the last 2 weeks")
+    stem = ENGLISH.instruction("phq-9", "/44250-9")
+    assert stem is not None and stem.startswith("Over the last 2 weeks")
     assert ENGLISH.instruction("phq-9", "/69722-7") == ""
     assert ENGLISH.instruction("c-ssrs-screener", "/93246-7") == "In the past month:"
     assert translation("pt-BR") is ENGLISH and translation("en-GB") is ENGLISH
