@@ -12,7 +12,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from service.audit_trail import RequestContext
+from service.auth.principal import Principal
+from service.db.unit_of_work import unit_of_work
 from service.outbox import OutboxMessage
+from service.sync.backfill import backfill
 from service.sync.pull import pull
 from tests.builders import PHQ9_ITEMS, ApiDriver, enrollment_body, patient_body, practitioner_body, questionnaire_body
 from tests.ehr_peer.sekmet_server import SekmetServer, sekmet_fixture
@@ -180,3 +184,38 @@ def test_epic_gets_one_message_it_keeps_and_one_note_it_updates(sync_app: SyncAp
         ).all()
     assert {r.status for r in rows} == {"sent"}
     assert any("accepts no Communication updates; its copy was kept" in str(r.last_error) for r in rows)
+
+
+def test_a_backfill_queues_each_enrollments_findings_and_note_once(sync_app: SyncApp, sekmet: SekmetServer) -> None:
+    """Written before the target existed: the backfill queues the alert kinds per enrollment (once: a second run
+    queues nothing); a plan with no urgent finding owes the target nothing and its row is done, not refused."""
+    tenant = sync_app.tenant()
+    api, admin = sync_app.driver(tenant), sync_app.driver(tenant, "admin")
+    at_risk_patient, at_risk, _ = enrolled(api, admin)
+    api.create("questionnaire-responses", phq9(at_risk_patient, item9=3))
+    _, calm, _ = enrolled(api, admin)
+    target = sync_app.target(tenant, sekmet.base_url, push=["patients", *ALERTS])
+    principal = Principal(subject="test-backfill", tenant_id=tenant, role="admin", scopes=None, client_id=None)
+    ctx = RequestContext(principal=principal, request_id=str(uuid.uuid4()), settings=sync_app.settings)
+    with unit_of_work(sync_app.engine) as session:
+        first = backfill(session, ctx, target)
+    with unit_of_work(sync_app.engine) as session:
+        again = backfill(session, ctx, target)
+    assert first.queued == {"patients": 2, "urgent-findings": 2, "progress-notes": 2}
+    assert again.total_queued == 0
+    drain(sync_app, tenant)
+    with Session(sync_app.engine) as session:
+        rows = session.exec(
+            select(OutboxMessage).where(
+                col(OutboxMessage.tenant_id) == tenant, col(OutboxMessage.record_kind) == "urgent-findings"
+            )
+        ).all()
+    assert {r.status for r in rows} == {"sent"}
+    [nothing] = [r for r in rows if r.record_id == calm]
+    assert "nothing to send" in str(nothing.last_error)
+    with sekmet.client() as peer:
+        messages = all_resources(peer, "Communication")
+        notes = all_resources(peer, "DocumentReference")
+    assert len(ours(sync_app, messages, "urgent-finding", at_risk)) == 1
+    assert ours(sync_app, messages, "urgent-finding", calm) == []
+    assert all(len(ours(sync_app, notes, "progress-note", e)) == 1 for e in (at_risk, calm))
