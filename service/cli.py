@@ -200,11 +200,13 @@ def status_sweep(
     every: Annotated[int, typer.Option(help="Repeat every N seconds (0: once)", min=0)] = 0,
 ) -> None:
     """Recompute the patients whose due dates passed since their status was stored; close expired
-    break-the-glass grants (auditing their end); send the questionnaires the measurement schedule has due."""
+    break-the-glass grants (auditing their end); send the questionnaires the measurement schedule has due, then the
+    patient messages that are due (invitations, reminders)."""
     import time
 
     from service.break_glass.expiry import sweep_expired_grants
     from service.clock import now_utc
+    from service.messaging.sending import send_due_messages
     from service.patient_refresh import sweep
     from service.self_report.schedule import send_due_invitations
 
@@ -221,9 +223,12 @@ def status_sweep(
             swept = sweep(engine, canonical_base=settings.canonical_base, progress=advance)
         closed = sweep_expired_grants(engine, now_utc())
         invited = send_due_invitations(engine, settings, now_utc())
+        messages = send_due_messages(engine, settings)
         console.print(
             f"plan statuses recomputed: {swept} patients; break-the-glass grants expired and closed: {closed}; "
-            f"questionnaires sent: {invited} ({time.monotonic() - started:.1f} s)"
+            f"questionnaires sent: {invited}; patient messages sent: {messages.sent}, deferred for quiet hours: "
+            f"{messages.deferred}, failed: {messages.failed}, dead: {messages.dead}, cannot be sent: "
+            f"{messages.cannot_send} ({time.monotonic() - started:.1f} s)"
         )
         if not every:
             return

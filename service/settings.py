@@ -5,6 +5,7 @@ Secrets never come from files in the repo: outside development a placeholder sec
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +28,8 @@ def software_version() -> str:
         return "0+unknown"
 
 
+# Quiet hours "HH:MM-HH:MM" (service/messaging/quiet_hours.py reads them).
+QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 DEV_SECRET_PLACEHOLDER = "dev-only-not-a-secret-change-me-before-use"  # noqa: S105 - a known placeholder, refused in production
 
@@ -112,6 +115,34 @@ class Settings(BaseSettings):
     # patient page links are built from it.
     public_base_url: str = Field(default="http://127.0.0.1:8000", max_length=512)
 
+    # Messages to patients (invitations to a questionnaire and their reminder; service/messaging): e-mail over
+    # SMTP and text messages through the hospital's SMS gateway (a webhook). Credentials from the environment
+    # only. Unset host / URL: that channel is off, and a patient who can only be reached by it reads
+    # "cannot be sent" on the sync page.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # none: plain SMTP (a relay on the same host only); starttls: upgrade on the submission port (587); tls:
+    # implicit TLS from the first byte (465). Certificates are verified against the system's CAs (or the file
+    # TANDEM_SMTP_CA_FILE names).
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: str | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # The gateway's endpoint: POST JSON {"to": "+1…", "body": "…"}; checked like an EHR base URL (allowed hosts,
+    # https) before every request. The secret is sent as a bearer token, or signs the body (HMAC-SHA256).
+    sms_webhook_url: str | None = None
+    sms_webhook_secret: str | None = None
+    sms_webhook_auth: Literal["hmac", "bearer"] = "hmac"
+    # A reminder goes this many hours before a link expires (0: none); none after submission or expiry.
+    message_reminder_hours: int = Field(default=24, ge=0, le=24 * 30)
+    # Quiet hours in the patient's time zone (else the hospital's): a message due then waits until they end.
+    # "HH:MM-HH:MM"; per tenant as a JSON object {"tenant id": "22:00-07:00"}; "" turns them off.
+    message_quiet_hours: str = "21:00-08:00"
+    message_quiet_hours_by_tenant: dict[str, str] = Field(default_factory=dict)
+    message_max_attempts: int = Field(default=8, ge=1, le=100)
+
     @property
     def docs_served(self) -> bool:
         return self.docs_enabled if self.docs_enabled is not None else self.environment != "production"
@@ -147,6 +178,18 @@ class Settings(BaseSettings):
                 "TANDEM_SYNC_WORKER_DEAD_AFTER_SECONDS must exceed TANDEM_SYNC_WORKER_BEAT_SECONDS, or a live worker "
                 "reads as dead between two beats"
             )
+        if self.environment == "production" and self.smtp_tls == "none" and self.smtp_password:
+            raise ValueError(
+                "TANDEM_SMTP_TLS=none would send TANDEM_SMTP_PASSWORD unencrypted: use starttls or tls in production"
+            )
+        if self.sms_webhook_url and not self.sms_webhook_secret:
+            raise ValueError("TANDEM_SMS_WEBHOOK_URL needs TANDEM_SMS_WEBHOOK_SECRET: the gateway must know it is us")
+        for where, window in [("TANDEM_MESSAGE_QUIET_HOURS", self.message_quiet_hours)] + [
+            (f"TANDEM_MESSAGE_QUIET_HOURS_BY_TENANT[{tenant}]", value)
+            for tenant, value in self.message_quiet_hours_by_tenant.items()
+        ]:
+            if window and not QUIET_HOURS.fullmatch(window):
+                raise ValueError(f"{where} must read HH:MM-HH:MM (e.g. 21:00-08:00), or be empty for none")
         if self.default_page_size > self.max_page_size:
             raise ValueError("TANDEM_DEFAULT_PAGE_SIZE must not exceed TANDEM_MAX_PAGE_SIZE")
         return self

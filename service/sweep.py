@@ -1,7 +1,8 @@
 """The in-process sweep: a daemon thread, for single-process deployments without cron.
 
-It runs three packages' sweeps (plan statuses, break-the-glass expiry, the self-report schedule: invitations for
-the measurements due, and the expiry of old ones), so it sits above them rather than in any.
+It runs several packages' sweeps (plan statuses, break-the-glass expiry, the self-report schedule: invitations
+for the measurements due and the expiry of old ones, then the patient messages that are due: service/messaging), so
+it sits above them rather than in any.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 
 from service.break_glass.expiry import sweep_expired_grants
 from service.clock import now_utc
+from service.messaging.sending import send_due_messages
 from service.patient_refresh import sweep
 from service.self_report.schedule import send_due_invitations
 from service.settings import Settings
@@ -51,5 +53,9 @@ class SweepThread:
                     closed,
                     invited,
                 )
+                # After the schedule: an invitation it just created goes out in this same sweep.
+                if self._settings is not None:
+                    sent = send_due_messages(self._engine, self._settings)
+                    logger.info("patient messages: %s", sent)
             except Exception:  # a failed sweep must not end the thread; the next one retries
                 logger.exception("plan status sweep failed")

@@ -18,6 +18,7 @@ from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import hidden_patients
 from service.clock import now_utc
 from service.errors import RecordNotFound
+from service.messaging.overview import MessageOverview, message_overview, replay_message
 from service.outbox import OutboxMessage
 from service.records.patient import Patient
 from service.records.sync_target import SyncTarget
@@ -79,6 +80,10 @@ class SyncOverview:
     recent_errors: list[OutboxEntry]
     dead_letters: list[OutboxEntry]
     quarantined: list[QuarantineEntry] = field(default_factory=list)
+    # Messages to patients (service/messaging): counts, and the dead or unsendable ones with the patients' names
+    # (a restricted patient the caller may not see has none).
+    patient_messages: MessageOverview = field(default_factory=lambda: MessageOverview({}, []))
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def _targets(session: Session, tenant_id: str) -> dict[str, TargetCounts]:
@@ -168,14 +173,18 @@ def read_sync_overview(session: Session, ctx: RequestContext) -> SyncOverview:
         )
         for q in list_quarantined(session, ctx.tenant_id)
     ]
-    names = patient_names(session, ctx, [m.patient_id for m in [*errors, *dead]])
+    messages = message_overview(session, ctx.tenant_id)
+    patient_ids = [m.patient_id for m in [*errors, *dead]] + [p.patient_id for p in messages.problems]
+    names = patient_names(session, ctx, patient_ids)
     overview = SyncOverview(
         targets=per_target,
         recent_errors=[outbox_entry(m, targets, names) for m in errors],
         dead_letters=[outbox_entry(m, targets, names) for m in dead],
         quarantined=quarantined,
+        patient_messages=messages,
+        names=names,
     )
-    record_success(session, ctx, status_code=200, patient_ids=[m.patient_id for m in [*errors, *dead]])
+    record_success(session, ctx, status_code=200, patient_ids=patient_ids)
     return overview
 
 
@@ -221,6 +230,15 @@ def replay_dead_letter(session: Session, ctx: RequestContext, message_id: int) -
     session.add(message)
     record_success(session, ctx, status_code=200, patient_ids=[message.patient_id])
     return message
+
+
+def replay_patient_message(session: Session, ctx: RequestContext, message_id: int) -> int:
+    """A dead or unsendable patient message queued again (service/messaging/overview.py); audited as an update."""
+    ctx.intent = AuditIntent("update", "patient-messages", record_id=str(message_id))
+    message = replay_message(session, ctx.tenant_id, message_id)
+    ctx.intent.patient_id = message.patient_id
+    record_success(session, ctx, status_code=200, patient_ids=[message.patient_id])
+    return message_id
 
 
 def retry_quarantine(session: Session, ctx: RequestContext, target_id: str) -> RetryResult:

@@ -9,10 +9,17 @@ from fastapi.responses import RedirectResponse
 
 from service.api.deps import RowNumber
 from service.clock import now_utc
+from service.messaging.overview import STATUSES as MESSAGE_STATUSES
 from service.sync.heartbeat import read_workers
 from service.web.deps import ADMIN_PAGES, SessionDep, SignedIn, context_for_form, context_for_page, settings_of
 from service.web.rendering import WebRoute, render
-from service.web.sync_admin import OUTBOX_STATUSES, read_sync_overview, replay_dead_letter, retry_quarantine
+from service.web.sync_admin import (
+    OUTBOX_STATUSES,
+    read_sync_overview,
+    replay_dead_letter,
+    replay_patient_message,
+    retry_quarantine,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -23,6 +30,7 @@ def sync_page(
     session: SessionDep,
     web_session: SignedIn,
     replayed: str | None = None,
+    replayed_message: str | None = None,
     accepted: str | None = None,
     refused: str | None = None,
 ) -> Response:
@@ -35,7 +43,8 @@ def sync_page(
         "title": "EHR sync",
         "overview": overview,
         "statuses": OUTBOX_STATUSES,
-        "notice": _notice(replayed, accepted, refused),
+        "message_statuses": MESSAGE_STATUSES,
+        "notice": _notice(replayed, accepted, refused, replayed_message),
     }
     return render(request, "sync.html", values)
 
@@ -53,6 +62,21 @@ def replay(
     return RedirectResponse(f"/sync?replayed={message_id}", status_code=303)
 
 
+@router.post("/sync/patient-messages/{patient_message_id}/replay")
+def replay_message(
+    request: Request,
+    patient_message_id: RowNumber,
+    session: SessionDep,
+    web_session: SignedIn,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    ctx = context_for_form(
+        request, web_session, session, csrf_token, "update", "patient-messages", ADMIN_PAGES, scopes=None
+    )
+    replay_patient_message(session, ctx, patient_message_id)
+    return RedirectResponse(f"/sync?replayed_message={patient_message_id}", status_code=303)
+
+
 @router.post("/sync/targets/{target_id}/quarantine/retry")
 def retry(
     request: Request,
@@ -66,7 +90,11 @@ def retry(
     return RedirectResponse(f"/sync?accepted={len(result.accepted)}&refused={len(result.refused)}", status_code=303)
 
 
-def _notice(replayed: str | None, accepted: str | None, refused: str | None) -> str | None:
+def _notice(
+    replayed: str | None, accepted: str | None, refused: str | None, replayed_message: str | None = None
+) -> str | None:
+    if replayed_message and replayed_message.isdigit():
+        return f"Patient message {replayed_message} is queued again; it is sent at the next sweep."
     if replayed and replayed.isdigit():
         return f"Message {replayed} is queued again."
     if accepted and accepted.isdigit() and refused and refused.isdigit():

@@ -46,6 +46,7 @@ from tests.fhir.support import patient_resource
 from tests.security.support import (
     FHIR_RECORD_TYPES,
     MISSING_ID,
+    MISSING_INT_ID,
     ROLES,
     World,
     bad_credentials,
@@ -272,6 +273,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/worklist/invitations"): page(CARE_PEOPLE, 404),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
+    # a patient message (service/messaging) that is not there: the administrator is told so
+    ("POST", "/sync/patient-messages/{patient_message_id}/replay"): page(ADMIN, 404),
     ("POST", "/sync/targets/{target_id}/quarantine/retry"): page(ADMIN, 303, ids=True),
     # managing targets: an empty form is refused (422) after the role check, nothing is changed
     ("GET", "/sync/targets/new"): page(ADMIN),
@@ -427,6 +430,7 @@ class Probe:
             "invitation_id": MISSING_ID,
             "token": "A" * 43,  # a well-formed link token no invitation has
             "message_id": str(w.outbox_ids[-1]),
+            "patient_message_id": str(MISSING_INT_ID),
             "version_id": "1",
             "resource_type": resource_type or "",
         }

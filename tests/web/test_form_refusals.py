@@ -29,6 +29,7 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/patients/{patient_id}/notes": ("coordinator", "admin"),
     "/patients/{patient_id}/notes/{note_id}": ("clinician", "admin"),
     "/sync/dead-letters/{message_id}/replay": ("admin", "clinician"),
+    "/sync/patient-messages/{patient_message_id}/replay": ("admin", "coordinator"),
     "/sync/targets/{target_id}/quarantine/retry": ("admin", "coordinator"),
     "/sync/targets": ("admin", "coordinator"),
     "/sync/targets/{target_id}": ("admin", "clinician"),
@@ -75,7 +76,8 @@ def _failures(engine: Engine, response: httpx.Response) -> list[AuditEvent]:
 
 
 def _path(template: str, patient_id: str) -> str:
-    return re.sub(r"\{(message_id|target_id|note_id)\}", "1", template.replace("{patient_id}", patient_id))
+    ids = r"\{(patient_message_id|message_id|target_id|note_id)\}"
+    return re.sub(ids, "1", template.replace("{patient_id}", patient_id))
 
 
 @pytest.mark.parametrize("template", sorted(FORM_ROUTES))
