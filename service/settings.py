@@ -31,6 +31,7 @@ def software_version() -> str:
 # Quiet hours "HH:MM-HH:MM" (service/messaging/quiet_hours.py reads them).
 QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
+PUBLIC_BASE_DEFAULT = "http://127.0.0.1:8000"  # `make run`'s address; refused in production
 DEV_SECRET_PLACEHOLDER = "dev-only-not-a-secret-change-me-before-use"  # noqa: S105 - a known placeholder, refused in production
 
 
@@ -113,7 +114,7 @@ class Settings(BaseSettings):
     # (service/self_report). The link's token is sealed for the delivery channels under the keys above.
     # EHRs reach it there too: the CDS Hooks URLs (a CDS JWT's `aud` is <this>/cds-services/<id>) and the cards'
     # patient page links are built from it.
-    public_base_url: str = Field(default="http://127.0.0.1:8000", max_length=512)
+    public_base_url: str = Field(default=PUBLIC_BASE_DEFAULT, max_length=512)
 
     # Messages to patients (invitations to a questionnaire and their reminder; service/messaging): e-mail over
     # SMTP and text messages through the hospital's SMS gateway (a webhook). Credentials from the environment
@@ -169,6 +170,17 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and not self.trusted_issuers:
             raise ValueError("production needs TANDEM_TRUSTED_ISSUERS: a JSON object of issuer -> JWKS URL")
+        if not self.public_base_url.startswith(("https://", "http://")) or self.public_base_url.endswith("/"):
+            raise ValueError("TANDEM_PUBLIC_BASE_URL must be an http(s) URL without a trailing slash")
+        if self.environment == "production" and (
+            not self.public_base_url.startswith("https://") or self.public_base_url == PUBLIC_BASE_DEFAULT
+        ):
+            # Patients' links and the EHRs' CDS and SMART URLs are built from it: the loopback default would send
+            # every one of them nowhere, and plain http would carry a patient's single-use link in the clear.
+            raise ValueError(
+                "production needs TANDEM_PUBLIC_BASE_URL: the https address patients and EHRs reach Tandem at, "
+                "e.g. https://tandem.hospital.example"
+            )
         if self.rate_limit_storage != "memory://" and not self.rate_limit_storage.startswith(REDIS_SCHEMES):
             raise ValueError(
                 "TANDEM_RATE_LIMIT_STORAGE must be memory:// or a Redis URL (redis://host:6379/0, rediss://…)"

@@ -38,8 +38,32 @@ def test_production_with_real_values_starts(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TANDEM_ENVIRONMENT", "production")
     monkeypatch.setenv("TANDEM_DEV_TOKEN_SECRET", "x" * 48)
     monkeypatch.setenv("TANDEM_TRUSTED_ISSUERS", '{"https://idp.example": "https://idp.example/jwks"}')
+    monkeypatch.setenv("TANDEM_PUBLIC_BASE_URL", "https://tandem.hospital.example")
     settings = Settings()
     assert not settings.dev_issuer_enabled
+
+
+@pytest.mark.parametrize(
+    ("base", "words"),
+    [
+        (None, "production needs TANDEM_PUBLIC_BASE_URL"),  # the loopback default: every link would go nowhere
+        ("http://tandem.hospital.example", "production needs TANDEM_PUBLIC_BASE_URL"),  # a patient's link in clear
+        ("https://tandem.hospital.example/", "without a trailing slash"),
+        ("tandem.hospital.example", r"must be an http\(s\) URL"),
+    ],
+)
+def test_production_needs_the_https_address_patients_and_ehrs_reach(
+    monkeypatch: pytest.MonkeyPatch, base: str | None, words: str
+) -> None:
+    monkeypatch.setenv("TANDEM_ENVIRONMENT", "production")
+    monkeypatch.setenv("TANDEM_DEV_TOKEN_SECRET", "x" * 48)
+    monkeypatch.setenv("TANDEM_TRUSTED_ISSUERS", '{"https://idp.example": "https://idp.example/jwks"}')
+    if base is None:
+        monkeypatch.delenv("TANDEM_PUBLIC_BASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("TANDEM_PUBLIC_BASE_URL", base)
+    with pytest.raises(ValidationError, match=words):
+        Settings()
 
 
 def test_database_url_accepts_the_unprefixed_variable(monkeypatch: pytest.MonkeyPatch) -> None:

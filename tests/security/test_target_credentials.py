@@ -204,7 +204,10 @@ def test_credential_keys_rotate_and_production_needs_one() -> None:
     resealed = credentials.reseal(during, sealed)  # the newest (last) key seals
     assert credentials.open_token(after, resealed, **where) == TOKEN_A
     production = make_settings(
-        "sqlite://", environment="production", trusted_issuers={"https://idp.example": "https://idp.example/jwks"}
+        "sqlite://",
+        environment="production",
+        trusted_issuers={"https://idp.example": "https://idp.example/jwks"},
+        public_base_url="https://tandem.hospital.example",
     )
     with pytest.raises(credentials.CredentialError, match="TANDEM_TARGET_CREDENTIAL_KEYS is not set"):
         credentials.seal(production, token=TOKEN_A, **where)
