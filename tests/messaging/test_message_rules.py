@@ -91,7 +91,9 @@ def test_the_settings_refuse_what_cannot_work() -> None:
         "environment": "production",
         "dev_token_secret": "x" * 40,
         "trusted_issuers": {"https://idp.example.org": "https://idp.example.org/jwks"},
+        "public_base_url": "https://tandem.hospital.example.org",
     }
+    assert Settings.model_validate({**production, "smtp_tls": "starttls", "smtp_password": "secret"}).smtp_password
     with pytest.raises(ValidationError, match="unencrypted"):
         Settings.model_validate({**production, "smtp_tls": "none", "smtp_password": "secret"})
     assert Settings.model_validate({**base, "message_quiet_hours": ""}).message_quiet_hours == ""
