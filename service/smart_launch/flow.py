@@ -14,6 +14,8 @@ No transaction is held across the EHR's answers: each step's reads and writes ar
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from os import environ
@@ -70,7 +72,8 @@ def start_launch(engine: Engine, settings: Settings, *, iss: str | None, launch:
             "This EHR (iss) is not registered with Tandem, so Tandem will not contact it: an operator registers it "
             "with `tandem smart register`."
         )
-    config = discover(registration.iss, settings)
+    with framed_by(registration):
+        config = discover(registration.iss, settings)
     state, verifier, now = new_state(), new_code_verifier(), now_utc()
     expires_at = now + timedelta(minutes=LAUNCH_MINUTES)
     with unit_of_work(engine) as session:
@@ -118,6 +121,30 @@ def finish_launch(
     if not browser_state or not hmac.compare_digest(browser_state.encode(), state.encode()):
         raise LaunchRefused("This answer does not belong to a launch started in this browser: launch again.")
     launch, registration = _spend(engine, state)
+    with framed_by(registration):
+        return _complete(engine, settings, launch, registration, code=code, error=error, request_id=request_id)
+
+
+@contextmanager
+def framed_by(registration: SmartRegistration) -> Iterator[None]:
+    """A refusal once the EHR is known is shown where the launch runs: inside that EHR's frame (its origins)."""
+    try:
+        yield
+    except LaunchRefused as refused:
+        refused.frame_origins = tuple(registration.frame_origins)
+        raise
+
+
+def _complete(
+    engine: Engine,
+    settings: Settings,
+    launch: SmartLaunch,
+    registration: SmartRegistration,
+    *,
+    code: str | None,
+    error: str | None,
+    request_id: str,
+) -> SignedInLaunch:
     if error or not code or len(code) > MAX_PARAMETER:
         _finish(engine, launch, outcome="refused-by-ehr")
         raise LaunchRefused(f"The EHR did not authorise the launch ({(error or 'no code')[:64]}).")

@@ -10,6 +10,9 @@ class LaunchRefused(TandemError):
 
     status_code = 400
     title = "This launch from the EHR could not be accepted"
+    # The registered EHR's origins, once the launch is known to come from it: its refusal page may be shown
+    # inside that EHR's frame (it holds no patient data); empty (never framed) before that.
+    frame_origins: tuple[str, ...] = ()
 
 
 class LaunchForbidden(LaunchRefused):

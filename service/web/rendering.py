@@ -157,7 +157,9 @@ def _error_page(request: Request, error: TandemError) -> Response:
         if isinstance(error, PatientRestricted)
         else error_page(request, error.status_code, error.title, error.message)
     )
-    return with_security_headers(response, framing_origins(request))
+    # A refused SMART launch from a registered EHR names that EHR's origins (service/smart_launch/refusals.py).
+    origins = framing_origins(request) or tuple(getattr(error, "frame_origins", ()))
+    return with_security_headers(response, origins)
 
 
 WEB_SURFACE = Surface("web", _error_page)

@@ -208,6 +208,8 @@ def test_a_launch_patient_tandem_does_not_know_is_refused_and_audited(tandem: Te
     answers = walk(tandem, _launch_url(hospital, hospital.ehr.new_launch("ehr-stranger", "Practitioner/dr-ng")))
     assert [a.status_code for a in answers] == [302, 302, 404]
     assert "not in Tandem" in answers[-1].text and COOKIE_NAME not in answers[-1].cookies
+    # the refusal is readable where the launch runs: inside the registered EHR's frame, and no other
+    assert f"frame-ancestors {EHR_ORIGIN};" in answers[-1].headers["content-security-policy"]
     (row,) = [r for r in _audit(tandem, hospital.tenant) if r.record_kind == "smart-launches"]
     assert (row.actor, row.outcome, row.status_code, row.patient_id) == (
         f"{hospital.ehr.iss}/Practitioner/dr-ng",
