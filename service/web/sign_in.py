@@ -37,14 +37,16 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def set_session_cookie(request: Request, response: Response, web_session: WebSession) -> None:
+def set_session_cookie(
+    request: Request, response: Response, web_session: WebSession, *, embedded: bool | None = None
+) -> None:
     remaining = int((web_session.expires_at - datetime.now(UTC)).total_seconds())
     # A session launched from an EHR lives inside the EHR's frame, a cross-site context: a SameSite=Lax cookie is
     # neither stored nor sent there, so that one (and only that one) is SameSite=None, which browsers accept only
     # with Secure, and Partitioned (CHIPS): kept under the EHR's top-level site, so it never replaces or is sent
     # as the same user's first-party Tandem session, and no other site that frames Tandem ever sees it. Every
     # other session stays SameSite=Lax. Forms carry CSRF tokens either way (session_cookie.py).
-    embedded = web_session.embedded
+    embedded = web_session.embedded if embedded is None else embedded
     response.set_cookie(
         COOKIE_NAME,
         encode_session(web_session, settings_of(request)),
@@ -147,7 +149,8 @@ def sign_out(request: Request, session: SessionDep, csrf_token: Annotated[str, F
     current = browser_session(request)
     require_sign_in_form_token(request, current, session, csrf_token, "delete")
     response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
-    set_session_cookie(request, response, anonymous_session())
+    # Inside the EHR's frame only a cookie of the embedded kind replaces the embedded one (a Lax one is refused).
+    set_session_cookie(request, response, anonymous_session(), embedded=current is not None and current.embedded)
     return response
 
 

@@ -299,3 +299,14 @@ def test_the_launch_patient_is_found_by_the_id_the_sync_target_linked(
     assert answers[-2].headers["location"] == f"/patients/{hospital.patient_id}", answers[-2].text
     assert answers[-1].status_code == 200
     assert not any("/Patient/" in r for r in hospital.ehr.requests)
+
+
+def test_signing_out_inside_the_ehr_frame_replaces_the_embedded_cookie(tandem: TestClient, hospital: Hospital) -> None:
+    hospital.ehr.patients["ehr-p7"] = ehr_patient("ehr-p7", hospital.mrn)
+    page = walk(tandem, _launch_url(hospital, hospital.ehr.new_launch("ehr-p7")))[-1]
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    out = tandem.post("/sign-out", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    cookie = next(v for v in out.headers.get_list("set-cookie") if v.startswith(f"{COOKIE_NAME}=")).lower()
+    assert "samesite=none" in cookie and "partitioned" in cookie and "secure" in cookie
+    assert tandem.get(f"/patients/{hospital.patient_id}", follow_redirects=False).status_code == 303  # to sign-in
