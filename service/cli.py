@@ -165,10 +165,18 @@ def demo_load(
     patients: Annotated[int, typer.Option(min=1, max=100_000)] = 36,
     seed: int = 7,
     if_empty: Annotated[bool, typer.Option(help="Do nothing when the tenant already exists")] = False,
+    programme: Annotated[
+        bool,
+        typer.Option(
+            help="Load the synthetic programme for the outcomes page instead: patients enrolled 6-10 months ago, "
+            "in which CBT-adherent patients relapse later (service/demo_programme.py)"
+        ),
+    ] = False,
 ) -> None:
     """Load synthetic patients at different points of a combined plan (idempotent: reloading adds nothing)."""
     from service.demo import generate_demo_tenant
     from service.demo_loader import load_demo_tenant
+    from service.demo_programme import generate_programme
     from service.tenants import register_tenant, tenant_exists
 
     settings = get_settings()
@@ -183,7 +191,11 @@ def demo_load(
                 return
         else:
             register_tenant(session, tenant_id=tenant, name="Demo hospital (synthetic data)")
-    demo = generate_demo_tenant(seed=seed, patients=patients)
+    demo = (
+        generate_programme(seed=seed, patients=patients)
+        if programme
+        else generate_demo_tenant(seed=seed, patients=patients)
+    )
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task("loading demo patients", total=len(demo.patients))
         summary = load_demo_tenant(

@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     message_quiet_hours_by_tenant: dict[str, str] = Field(default_factory=dict)
     message_max_attempts: int = Field(default=8, ge=1, le=100)
 
+    # Programme outcomes (issue #23): a count of fewer patients than this is suppressed ("< 11"), with whatever it
+    # could be worked out from; CBT adherent = at least this share of the CBT sessions planned in the first 8 weeks
+    # attended; the secret the CSV export's pseudonymous ids are keyed with (unset: derived from the development
+    # secret outside production; production refuses the export).
+    outcomes_min_cell: int = Field(default=11, ge=1, le=1000)
+    outcomes_cbt_adherent_share: float = Field(default=0.75, gt=0, le=1)
+    outcomes_pseudonym_key: str | None = Field(default=None, min_length=32)
+
     @property
     def docs_served(self) -> bool:
         return self.docs_enabled if self.docs_enabled is not None else self.environment != "production"

@@ -12,6 +12,24 @@ from service.fhir.types import FHIR_TYPES
 __all__ = ["STATIC_TYPES", "capability_statement"]
 
 
+# The quality measures Tandem publishes (issue #23) and the operation that reports them.
+STATIC_EXTRAS: dict[str, dict[str, Any]] = {
+    "Measure": {
+        "documentation": "The programme's quality measures (PHQ-9 response and remission at 12 weeks, remission at "
+        "12 months; proportion scoring, in the spirit of CMS159). $evaluate-measure (GET, at the type with "
+        "measure=<id or url>, or at the instance /Measure/{id}/$evaluate-measure) returns a summary MeasureReport "
+        "for periodStart..periodEnd (enrolments that started in it); admins and clinicians, with a MeasureReport "
+        "read scope; counts of fewer patients than the cell size are masked (data-absent-reason).",
+        "operation": [
+            {
+                "name": "evaluate-measure",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+            }
+        ],
+    }
+}
+
+
 def search_params(resource_type: str, canonical_base: str) -> list[dict[str, Any]]:
     """Exactly the search table's parameters (search_parameters.SEARCH_PARAMETERS): what is declared is what
     is served, and everything else is refused. Those R4 does not define point at our SearchParameter."""
@@ -60,6 +78,7 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
                 "type": name,
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
                 "searchParam": search_params(name, canonical_base),
+                **STATIC_EXTRAS.get(name, {}),
             }
         )
     resources.append(

@@ -71,7 +71,7 @@ SEARCH_VALUE_FORMS = {
     "quantity": "[prefix][number]|[system]|[code]",
 }
 # The resources every FHIR server document names besides the served types.
-SHARED_SCHEMAS = ("Bundle", "CapabilityStatement", "OperationOutcome", "Parameters", "Resource")
+SHARED_SCHEMAS = ("Bundle", "CapabilityStatement", "MeasureReport", "OperationOutcome", "Parameters", "Resource")
 ERRORS = {
     "400": "The request cannot be read, or names a search parameter this server does not support",
     "401": "Missing, malformed, expired or untrusted bearer token",
@@ -174,18 +174,40 @@ def _add(paths: dict[str, dict[str, Any]], address: Address, resource: dict[str,
     item[address.method] = operation
 
 
+# Operations that change nothing, served as GET with their parameters in the query (FHIR R4 operations.html
+# allows GET when affectsState is false); each with its query parameters and the resource type it returns.
+GET_OPERATIONS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
+    "evaluate-measure": (
+        (
+            ("measure", "The Measure's id or canonical url (at the type; the instance address names it in the path)"),
+            ("periodStart", "First day of the period (YYYY-MM-DD): enrolments that started from it"),
+            ("periodEnd", "Last day of the period (YYYY-MM-DD)"),
+            ("reportType", "summary (the only one produced)"),
+        ),
+        "MeasureReport",
+    )
+}
+
+
 def _add_operation(paths: dict[str, dict[str, Any]], declared: dict[str, Any], resource_type: str | None) -> None:
     name = declared["name"]
     path = f"/{resource_type}/${name}" if resource_type else f"/${name}"
-    paths.setdefault(path, {})["post"] = {
+    operation: dict[str, Any] = {
         "tags": [resource_type or "Operations"],
         "operationId": f"operation{resource_type or ''}{''.join(p.title() for p in name.split('-'))}",
         "summary": f"${name}",
         "description": f"Defined by {declared.get('definition', 'its OperationDefinition')}",
         "x-fhir-interaction": [{"code": "operation", "name": name, **_typed(resource_type)}],
-        "requestBody": _resource_body("Parameters", required=False),
-        "responses": {"200": _resource_answer("Resource", "The operation's result"), **_error_answers()},
     }
+    if name in GET_OPERATIONS:
+        query, returns = GET_OPERATIONS[name]
+        operation["parameters"] = [_parameter(p, "query", text) for p, text in query]
+        operation["responses"] = {"200": _resource_answer(returns, "The operation's result"), **_error_answers()}
+        paths.setdefault(path, {})["get"] = operation
+        return
+    operation["requestBody"] = _resource_body("Parameters", required=False)
+    operation["responses"] = {"200": _resource_answer("Resource", "The operation's result"), **_error_answers()}
+    paths.setdefault(path, {})["post"] = operation
 
 
 def _path_parameters(template: str) -> list[dict[str, Any]]:

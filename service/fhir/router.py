@@ -8,6 +8,7 @@ are `FhirRoute`s: every error they raise leaves as an OperationOutcome (service/
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Request
@@ -30,6 +31,7 @@ from service.fhir.search_parameters import check_parameters
 from service.fhir.surface import FhirRoute, UnknownInteraction, unknown_interaction
 from service.fhir.types import FHIR_TYPES
 from service.instruments import INSTRUMENTS, questionnaire_resource
+from service.outcome_reports import measures
 
 router = APIRouter(prefix="/fhir", include_in_schema=False, route_class=FhirRoute)
 PATIENT_DATA_HEADERS = {"Cache-Control": "no-store"}
@@ -201,12 +203,66 @@ def read_questionnaire(resource_id: str, request: Request, ctx: FhirContext) -> 
     raise RecordNotFound("Questionnaire", resource_id)
 
 
-PUBLISHED_DEFINITIONS = ("StructureDefinition", "CodeSystem", "SearchParameter")
+# ---- quality measures (issue #23) ------------------------------------------------------------------------------
+
+
+def measure_report_context(request: Request, principal: PrincipalDep, session: SessionDep) -> RequestContext:
+    """$evaluate-measure reads the whole programme: admins and clinicians, with a MeasureReport scope."""
+    ctx = _context(request, principal, session, "MeasureReport", "search")
+    if principal.role not in ("admin", "clinician"):
+        raise NotPermitted(f"role {principal.role} may not evaluate measures (admins and clinicians)")
+    require_scope(principal.scopes, "MeasureReport", "search")
+    return ctx
+
+
+MeasureReportContext = Annotated[RequestContext, Depends(measure_report_context)]
+
+
+@router.get("/Measure/$evaluate-measure")
+def evaluate_measure_by_url(request: Request, session: SessionDep, ctx: MeasureReportContext) -> Response:
+    """Type level: `measure` names the Measure by id or canonical url."""
+    wanted = request.query_params.get("measure")
+    if not wanted:
+        raise invalid("measure", "name the Measure to evaluate (its id or canonical url)")
+    return _evaluate(request, session, ctx, wanted.split("|")[0].rsplit("/", 1)[-1], allowed=("measure",))
+
+
+@router.get("/Measure/{resource_id}/$evaluate-measure")
+def evaluate_measure(resource_id: str, request: Request, session: SessionDep, ctx: MeasureReportContext) -> Response:
+    return _evaluate(request, session, ctx, resource_id, allowed=())
+
+
+def _evaluate(
+    request: Request, session: SessionDep, ctx: RequestContext, measure_id: str, allowed: tuple[str, ...]
+) -> Response:
+    params = request.query_params
+    for name in params:
+        if name not in {"periodStart", "periodEnd", "reportType", "_format", *allowed}:
+            raise invalid(name, f"{name} is not a parameter of $evaluate-measure here", issue_code="not-supported")
+    if params.get("reportType", "summary") != "summary":
+        raise invalid("reportType", "only summary reports are produced", issue_code="not-supported")
+    period = {name: _fhir_date(name, params.get(name)) for name in ("periodStart", "periodEnd")}
+    report = measures.evaluate_measure(
+        session, ctx, measure_id, period_start=period["periodStart"], period_end=period["periodEnd"]
+    )
+    return _respond(request, report)
+
+
+def _fhir_date(name: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise invalid(name, f"{value!r} is not a date (YYYY-MM-DD)", issue_code="value") from None
+
+
+PUBLISHED_DEFINITIONS = ("StructureDefinition", "CodeSystem", "SearchParameter", "Measure")
 
 
 def _definitions(request: Request, resource_type: str) -> list[dict[str, Any]]:
     base = request.app.state.settings.canonical_base
-    published = [*fm.published_definitions(base), *search_definitions(base)]
+    published = [*fm.published_definitions(base), *search_definitions(base), *measures.published_measures(base)]
     return [d for d in published if d["resourceType"] == resource_type]
 
 

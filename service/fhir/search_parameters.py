@@ -119,7 +119,7 @@ SEARCHABLE_TYPES = (
     "CarePlan", "Condition", "Goal", "Flag", "ServiceRequest", "Appointment",
 )  # fmt: skip
 # Published by the service, not stored.
-STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter")
+STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter", "Measure")
 _STATIC = {"_id": SearchParameter("_id", "token"), "url": SearchParameter("url", "uri")}
 # The table: every parameter each type can be searched by. Anything else is refused (see the module docstring).
 SEARCH_PARAMETERS: dict[str, dict[str, SearchParameter]] = {

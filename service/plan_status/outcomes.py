@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from service.instruments import INSTRUMENTS, Instrument
 
 from .flags import Finding
+from .protocols import Protocol
 from .status import InstrumentOutcome, ScorePoint
 from .timeline import Timeline
 from .wording import day, days, number, session_noun
@@ -47,10 +48,24 @@ def _reduction(baseline: ScorePoint, point: ScorePoint) -> float | None:
     return (baseline.total - point.total) / baseline.total
 
 
+def response_threshold(instrument: Instrument, protocol: Protocol) -> float:
+    """The share the score must fall from baseline to count as response: the instrument's, else the protocol's."""
+    return instrument.response_reduction or protocol.default_response_reduction
+
+
+def is_response(instrument: Instrument, protocol: Protocol, baseline: ScorePoint, point: ScorePoint) -> bool:
+    """The engine's response rule for one score against the baseline (the programme outcomes reuse it)."""
+    reduction = _reduction(baseline, point)
+    return reduction is not None and reduction >= response_threshold(instrument, protocol)
+
+
+def is_remission(instrument: Instrument, point: ScorePoint) -> bool:
+    return instrument.remission is not None and instrument.remission.met_by(point.total)
+
+
 def trajectory(instrument: Instrument, timeline: Timeline) -> Trajectory:
     protocol = timeline.protocol
     points = timeline.points(instrument.key)
-    threshold = instrument.response_reduction or protocol.default_response_reduction
     first = timeline.first_given
     baseline, stale = (
         _baseline(points, first.started_at, protocol.measurements.baseline_max_age_days) if first else (None, None)
@@ -58,8 +73,7 @@ def trajectory(instrument: Instrument, timeline: Timeline) -> Trajectory:
     follow_ups = [p for p in points if baseline is not None and p.at > baseline.at]
 
     def responded(p: ScorePoint) -> bool:
-        reduction = _reduction(baseline, p) if baseline is not None else None
-        return reduction is not None and reduction >= threshold
+        return baseline is not None and is_response(instrument, protocol, baseline, p)
 
     responded_at: datetime | None = None
     relapses: list[tuple[ScorePoint, ScorePoint]] = []

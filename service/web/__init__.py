@@ -12,6 +12,7 @@ from service.web import (
     caseload_page,
     invitation_forms,
     note_forms,
+    outcomes_page,
     patient_page,
     self_report_pages,
     sign_in,
@@ -51,6 +52,7 @@ router.include_router(worklist_page.router)
 router.include_router(self_report_pages.router)
 router.include_router(invitation_forms.router)
 router.include_router(smart_launch_pages.router)
+router.include_router(outcomes_page.router)
 
 
 def install_web(app: FastAPI) -> None:

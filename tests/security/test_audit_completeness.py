@@ -36,6 +36,8 @@ NOT_PATIENT_DATA = {
     "CodeSystem": "published code systems",
     "SearchParameter": "published search parameter definitions",
     "AuditEvent": "the audit trail export, audited by its own read (tests/fhir/test_audit_export.py)",
+    "Measure": "published quality measures; $evaluate-measure is audited per patient counted "
+    "(tests/outcomes/test_outcome_exports.py)",
 }
 CARRIERS = ("alone", "batch", "transaction")
 # The audit row a returned resource must have, by interaction.

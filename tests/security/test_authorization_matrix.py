@@ -228,6 +228,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/r/{token}"): link(),
     ("POST", "/r/{token}"): link(),
     ("POST", "/r/{token}/submit"): link(),
+    # programme outcomes (issue #23): a population read for clinicians and admins, not coordinators or the EHR
+    ("GET", f"{API}/outcomes"): api(CLINICIAN | ADMIN),
+    ("GET", f"{API}/outcomes.csv"): api(CLINICIAN | ADMIN),
     ("GET", f"{API}/protocols"): api(CARE_TEAM | ADMIN),
     ("POST", f"{API}/protocols"): api(ADMIN, 201),
     ("GET", f"{API}/sync/targets/{{target_id}}/status"): api(ADMIN, ids=True),
@@ -249,6 +252,14 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/fhir/AuditEvent"): Entry("fhir", ADMIN, scope_type="AuditEvent"),
     ("GET", "/fhir/Questionnaire"): Entry("fhir", EVERYONE, scoped=False),
     ("GET", "/fhir/Questionnaire/{resource_id}"): Entry("fhir", EVERYONE, scoped=False),
+    # a summary MeasureReport of the programme: clinicians and admins with a MeasureReport scope; at the type
+    # without `measure` the allowed caller is told to name one (400)
+    ("GET", "/fhir/Measure/$evaluate-measure"): Entry(
+        "fhir", CLINICIAN | ADMIN, frozenset({400}), scope_type="MeasureReport"
+    ),
+    ("GET", "/fhir/Measure/{resource_id}/$evaluate-measure"): Entry(
+        "fhir", CLINICIAN | ADMIN, scope_type="MeasureReport"
+    ),
     ("POST", "/fhir"): Entry("fhir", EVERYONE, scoped=False),  # entries are authorized one by one (below)
     ("POST", "/fhir/"): Entry("fhir", EVERYONE, scoped=False),
     # pages: a missing session is sent to sign in (303); the caseload sends an admin to /sync
@@ -259,6 +270,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # the world's patient is not restricted: 409 after the role check
     ("POST", "/patients/{patient_id}/break-the-glass"): page(CLINICIAN, 409, ids=True),
     ("GET", "/worklist"): page(CARE_PEOPLE),
+    ("GET", "/outcomes"): page(CLINICIAN | ADMIN),
     # an empty form: refused (422) after the role check, or (no body fields to check) the empty task is not found
     ("POST", "/worklist/outreach"): page(CARE_PEOPLE, 422),
     ("POST", "/worklist/snooze"): page(CARE_PEOPLE, 422),
@@ -323,7 +335,7 @@ FHIR_DATA_TYPES: dict[str, tuple[frozenset[Role], frozenset[Role] | None]] = {
     "Flag": (CARE_TEAM, None),  # urgent plan-status reasons
 }
 # Published definitions: every role reads them (no scope needed); history/vread are not kept (404).
-FHIR_STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter")
+FHIR_STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter", "Measure")
 
 
 def fhir_entry(resource_type: str, method: str, path: str) -> Entry:
@@ -440,7 +452,8 @@ class Probe:
         if owner and path.endswith(("/dry-run", "/pull", "/connection-test")):
             values["target_id"] = MISSING_ID  # never call the EHR from a test
         if "{resource_id}" in path:
-            values["resource_id"] = self._fhir_id(resource_type or "Questionnaire")
+            measure = path.startswith("/fhir/Measure/")
+            values["resource_id"] = self._fhir_id(resource_type or ("Measure" if measure else "Questionnaire"))
         # the facade's catch-all: a path under /fhir that no interaction serves
         return path.replace("{path:path}", "Patient/no/such/interaction").format(**values)
 
@@ -450,6 +463,8 @@ class Probe:
         if resource_type in ("StructureDefinition", "CodeSystem"):
             definitions = fm.published_definitions(self.settings.canonical_base)
             return next(d["id"] for d in definitions if d["resourceType"] == resource_type)
+        if resource_type == "Measure":
+            return "phq9-response-12-weeks"
         if resource_type == "SearchParameter":
             return str(search_definitions(self.settings.canonical_base)[0]["id"])
         return self.world.fhir_ids[resource_type]
