@@ -52,10 +52,10 @@ def test_the_planted_cbt_effect_is_reported_with_the_right_counts(
         assert shown["curve"] and shown["curve"][0]["survival"] == 1.0
         assert all(p["lower"] <= p["survival"] <= p["upper"] for p in shown["curve"])
         assert all(a["patients"]["value"] is None or a["patients"]["value"] >= 11 for a in shown["at_risk"])
-    adherent, less = group(every_count, "adherent"), group(every_count, "less_adherent")
+    adherent_curve, less = group(every_count, "adherent"), group(every_count, "less_adherent")
     # The adherent patients' response lasts longer: the curves part and the test says so.
     assert less["median_days"] is not None
-    assert adherent["median_days"] is None or adherent["median_days"] > less["median_days"]
+    assert adherent_curve["median_days"] is None or adherent_curve["median_days"] > less["median_days"]
     assert report["durability"]["log_rank"]["p_value"] < 0.01
     assert report["durability"]["responders"]["value"] == sum(p.responder for p in planted)
 

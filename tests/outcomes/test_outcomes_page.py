@@ -15,7 +15,7 @@ from tests.web.conftest import Browser
 
 
 @pytest.fixture
-def signed_in(client: TestClient, settings: Settings):  # type: ignore[no-untyped-def]
+def signed_in(client: TestClient, settings: Settings):
     def open_as(tenant_id: str, role: Role) -> Browser:
         browser = Browser(TestClient(client.app, raise_server_exceptions=True), settings)
         browser.sign_in(tenant_id, role)
@@ -24,7 +24,7 @@ def signed_in(client: TestClient, settings: Settings):  # type: ignore[no-untype
     return open_as
 
 
-def test_the_page_draws_the_curves_with_their_tables_and_caveats(signed_in, planted_effect: Loaded) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_draws_the_curves_with_their_tables_and_caveats(signed_in, planted_effect: Loaded) -> None:
     browser = signed_in(planted_effect.tenant_id, "clinician")
     page = browser.get("/outcomes", params={"period_start": "2020-01-01"})
     assert page.status_code == 200, page.text
@@ -37,7 +37,7 @@ def test_the_page_draws_the_curves_with_their_tables_and_caveats(signed_in, plan
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
 
 
-def test_coordinators_do_not_see_outcomes_and_bad_filters_are_refused_in_words(signed_in, tenant: str) -> None:  # type: ignore[no-untyped-def]
+def test_coordinators_do_not_see_outcomes_and_bad_filters_are_refused_in_words(signed_in, tenant: str) -> None:
     coordinator = signed_in(tenant, "coordinator")
     assert coordinator.get("/outcomes").status_code == 403
     admin = signed_in(tenant, "admin")

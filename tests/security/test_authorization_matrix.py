@@ -253,9 +253,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/fhir/Questionnaire"): Entry("fhir", EVERYONE, scoped=False),
     ("GET", "/fhir/Questionnaire/{resource_id}"): Entry("fhir", EVERYONE, scoped=False),
     # a summary MeasureReport of the programme: clinicians and admins with a MeasureReport scope; at the type
-    # without `measure` the allowed caller is told to name one (400)
+    # without `measure` the allowed caller is told to name one (422)
     ("GET", "/fhir/Measure/$evaluate-measure"): Entry(
-        "fhir", CLINICIAN | ADMIN, frozenset({400}), scope_type="MeasureReport"
+        "fhir", CLINICIAN | ADMIN, frozenset({422}), scope_type="MeasureReport"
     ),
     ("GET", "/fhir/Measure/{resource_id}/$evaluate-measure"): Entry(
         "fhir", CLINICIAN | ADMIN, scope_type="MeasureReport"
