@@ -20,6 +20,8 @@ CAVEATS = (
     "caused it.",
     "Small numbers are suppressed: any count of fewer than {min_cell} patients is shown as \u201c< {min_cell}\u201d, "
     "and so is anything it could be worked out from, so that no patient can be recognised.",
+    "A count shown as \u201chidden\u201d is not small itself: it is withheld because, with the total, it would "
+    "give away a small count beside it.",
     "A patient without the measurement at a milestone is counted as missing and against the rate; the curves end "
     "where fewer than {min_cell} patients were still followed.",
 )

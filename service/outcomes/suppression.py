@@ -12,13 +12,21 @@ Rules (the CMS cell-size policy's spirit; cell size `TANDEM_OUTCOMES_MIN_CELL`, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, Field
+
+Why = Literal["small", "complementary"]
 
 
 class Cell(BaseModel):
     value: int | None = Field(description="Patients; null when suppressed")
     suppressed: bool = False
+    reason: Why | None = Field(
+        default=None,
+        description="small: fewer patients than the cell size; complementary: hidden so that a small cell beside it "
+        "cannot be worked out from the total",
+    )
 
     @property
     def shown(self) -> str:
@@ -37,8 +45,10 @@ def small(n: int, min_cell: int) -> bool:
 
 
 def cell(n: int, min_cell: int, *, hide: bool = False) -> Cell:
-    if hide or small(n, min_cell):
-        return Cell(value=None, suppressed=True)
+    if small(n, min_cell):
+        return Cell(value=None, suppressed=True, reason="small")
+    if hide:
+        return Cell(value=None, suppressed=True, reason="complementary")
     return Cell(value=n)
 
 
@@ -47,7 +57,7 @@ def partition(total: int, parts: Mapping[str, int], min_cell: int) -> tuple[Cell
     hidden = {k for k, n in parts.items() if small(n, min_cell)}
     total_hidden = small(total, min_cell)
     if total_hidden:
-        hidden = set(parts)
+        hidden = set(parts)  # each part is then under the cell size too (or zero, hidden with it)
     elif len(hidden) == 1:
         # One hidden part is the total minus the others: hide the next smallest (non-zero first, then zero).
         rest = sorted((k for k in parts if k not in hidden), key=lambda k: (parts[k] == 0, parts[k], k))

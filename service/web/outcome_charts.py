@@ -13,8 +13,8 @@ from markupsafe import Markup, escape
 from service.outcomes.durability import GroupCurve
 from service.outcomes.report import MilestoneReport
 
-W, H = 360, 230
-LEFT, RIGHT, TOP, BOTTOM = 40, 12, 12, 38
+W, H = 360, 250
+LEFT, RIGHT, TOP, BOTTOM = 40, 12, 12, 58
 
 
 def _vertices(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -59,7 +59,7 @@ def survival_chart(groups: Sequence[GroupCurve], chart_id: str) -> Markup:
             f'<text class="axis-label" x="{x(day):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{day // 7}</text>'
         )
     parts.append(
-        f'<text class="axis-label" x="{LEFT + plot_w / 2:.1f}" y="{H - 6}" text-anchor="middle">'
+        f'<text class="axis-label" x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h + 30}" text-anchor="middle">'
         "weeks since first response</text>"
     )
     for index, g in enumerate(shown):
@@ -70,11 +70,10 @@ def survival_chart(groups: Sequence[GroupCurve], chart_id: str) -> Markup:
         line = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in _vertices([(p.day, p.survival) for p in g.curve]))
         parts.append(f'<polyline class="km-line km-line-{index}" points="{line}" fill="none"/>')
     for index, g in enumerate(shown):
-        ly = TOP + 12 + index * 15
+        lx, ly = LEFT + index * 160, H - 6
         parts.append(
-            f'<line class="km-line km-line-{index}" x1="{LEFT + plot_w - 118}" x2="{LEFT + plot_w - 98}" '
-            f'y1="{ly - 4}" y2="{ly - 4}"/>'
-            f'<text class="legend" x="{LEFT + plot_w - 94}" y="{ly}">{escape(g.label)}</text>'
+            f'<line class="km-line km-line-{index}" x1="{lx}" x2="{lx + 22}" y1="{ly - 4}" y2="{ly - 4}"/>'
+            f'<text class="legend" x="{lx + 26}" y="{ly}">{escape(g.label)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and escaped text only
@@ -100,7 +99,10 @@ def milestone_chart(milestones: Sequence[MilestoneReport], chart_id: str, min_ce
         for j, (rate, css) in enumerate(((m.response, "bar-response"), (m.remission, "bar-remission"))):
             bar_y = top + 3 + j * 14
             if rate.rate is None:
-                words = f"< {min_cell}" if rate.suppressed and rate.denominator.value != 0 else "none due"
+                if not rate.suppressed or rate.denominator.value == 0:
+                    words = "none due"
+                else:
+                    words = "hidden" if rate.numerator.reason == "complementary" else f"< {min_cell} patients"
                 parts.append(f'<text class="bar-note" x="{label_w + 2}" y="{bar_y + 10}">{escape(words)}</text>')
                 continue
             width = plot_w * rate.rate

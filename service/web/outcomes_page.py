@@ -56,15 +56,21 @@ def outcomes_page(
     report = read_outcomes(session, ctx, query)
     n = report.min_cell
 
-    def shown(c: Cell | int | None) -> str:
+    def shown(c: Cell | int | float | None) -> str:
+        """A count as the page shows it: "< 11" under the cell size, "hidden" when a small cell beside it could
+        otherwise be worked out (the caveat says so)."""
         if isinstance(c, Cell):
-            return f"< {n}" if c.suppressed else str(c.value)
-        return f"< {n}" if c is None else str(c)
+            if not c.suppressed:
+                return str(c.value)
+            return "hidden" if c.reason == "complementary" else f"< {n}"
+        return f"< {n}" if c is None else f"{c:g}"
 
     def percent(r: Rate | float | None) -> str:
         value = r.rate if isinstance(r, Rate) else r
         if isinstance(r, Rate) and r.suppressed:
-            return f"< {n} patients" if r.denominator.value != 0 else "none due"
+            if r.denominator.value == 0:
+                return "none due"
+            return "hidden" if r.numerator.reason == "complementary" else f"< {n} patients"
         return "-" if value is None else f"{value:.0%}"
 
     values: dict[str, Any] = {

@@ -34,7 +34,7 @@ def test_the_planted_cbt_effect_is_reported_with_the_right_counts(
     headers = auth(planted_effect.tenant_id)
     report, every_count = outcomes(client, headers), outcomes(raw, headers)
     planted = planted_effect.planted
-    assert report["cohort"]["enrolled"] == {"value": 40, "suppressed": False}
+    assert report["cohort"]["enrolled"] == {"value": 40, "suppressed": False, "reason": None}
     for adherent, key in ((True, "adherent"), (False, "less_adherent")):
         mine = responders(planted, adherent)
         relapsed = sum(p.relapse_in_records for p in mine)
@@ -92,10 +92,10 @@ def test_a_cell_of_three_is_suppressed_and_cannot_be_backed_out(
     assert sum(p.skipped_week_8 for p in planted_effect.planted) == 3
     report = outcomes(client, auth(planted_effect.tenant_id))
     week_8 = next(m for m in report["milestones"] if m["key"] == "week_8")
-    assert week_8["due"] == {"value": 40, "suppressed": False}
-    assert week_8["missing"] == {"value": None, "suppressed": True}
+    assert week_8["due"] == {"value": 40, "suppressed": False, "reason": None}
+    assert week_8["missing"] == {"value": None, "suppressed": True, "reason": "small"}
     # 40 - measured would give the 3 away: measured is hidden too.
-    assert week_8["measured"] == {"value": None, "suppressed": True}
+    assert week_8["measured"] == {"value": None, "suppressed": True, "reason": "complementary"}
     assert "< 11" in " ".join(report["caveats"]) or "fewer than 11" in " ".join(report["caveats"])
 
 
@@ -129,7 +129,7 @@ def test_a_small_filter_suppresses_everything_small(
     client: TestClient, auth: Callable[..., dict[str, str]], planted_effect: Loaded
 ) -> None:
     report = outcomes(client, auth(planted_effect.tenant_id), protocol="esketamine-cbt")
-    assert report["cohort"]["enrolled"] == {"value": None, "suppressed": True}
+    assert report["cohort"]["enrolled"] == {"value": None, "suppressed": True, "reason": "small"}
     assert all(g["suppressed"] and g["curve"] == [] for g in report["durability"]["groups"])
     assert report["rems"]["suppressed"] and report["rems"]["sessions"] is None
     assert report["durability"]["log_rank"] is None

@@ -6,16 +6,16 @@ from service.outcomes.suppression import cell, partition, rate
 
 
 def test_a_cell_of_three_is_suppressed_and_zero_is_shown() -> None:
-    assert cell(3, 11).model_dump() == {"value": None, "suppressed": True}
-    assert cell(0, 11).model_dump() == {"value": 0, "suppressed": False}
-    assert cell(11, 11).model_dump() == {"value": 11, "suppressed": False}
+    assert cell(3, 11).model_dump() == {"value": None, "suppressed": True, "reason": "small"}
+    assert cell(0, 11).model_dump() == {"value": 0, "suppressed": False, "reason": None}
+    assert cell(11, 11).model_dump() == {"value": 11, "suppressed": False, "reason": None}
     assert cell(10, 11).suppressed
 
 
 def test_one_small_part_hides_the_next_smallest_so_the_total_cannot_give_it_away() -> None:
     total, parts = partition(40, {"responded": 3, "not": 25, "missing": 12}, 11)
     assert total.value == 40
-    assert parts["responded"].suppressed and parts["missing"].suppressed
+    assert parts["responded"].reason == "small" and parts["missing"].reason == "complementary"
     assert parts["not"].value == 25
 
 
