@@ -17,6 +17,10 @@ PURE_PATHS = (
     "tests/security/test_log_redaction.py",
     "tests/test_reason_codes.py",
     "tests/test_settings.py",
+    "tests/outcomes/test_survival.py",
+    "tests/outcomes/test_survival_lifelines.py",
+    "tests/outcomes/test_suppression.py",
+    "tests/outcomes/test_pseudonyms.py",
 )
 # Fixtures that reach a database or a running server.
 IMPURE_FIXTURES = frozenset({"database_url", "settings", "client", "engine", "sync_app", "sekmet"})
