@@ -17,6 +17,7 @@ from service.api import (
     invitations,
     notes,
     outcomes,
+    rems,
     sync_targets,
     well_known,
     worklist,
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notes.router)
     app.include_router(invitations.router)
     app.include_router(outcomes.router)
+    app.include_router(rems.router)
     if settings.docs_served:
         install_docs(app, fhir_openapi_url="/fhir/openapi.json")
         app.include_router(fhir_openapi.router)  # before the facade's /fhir/{resource_type} would take the path

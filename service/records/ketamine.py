@@ -65,6 +65,8 @@ class KetamineAdministration(PatientRecord, table=True):
     observation_minutes: int | None = None
     adverse_events: list[dict[str, Any]] = SqlField(default_factory=list, sa_type=JSON)
     rems_form_submitted_at: datetime | None = SqlField(default=None, sa_type=UtcDateTime)
+    # Who recorded the submission on the REMS form page or API (a token subject); None when the EHR sent the time.
+    rems_form_submitted_by: str | None = SqlField(default=None, max_length=255)
 
 
 class VitalSignReading(ApiModel):
@@ -181,4 +183,8 @@ class KetamineAdministrationCreate(KetamineAdministrationFields):
 
 
 class KetamineAdministrationPublic(RecordMeta, KetamineAdministrationFields):
-    pass
+    rems_form_submitted_by: str | None = Field(
+        default=None,
+        description="Read-only: who recorded the REMS form's submission in Tandem (POST .../rems-form/submission); "
+        "empty when the EHR sent rems_form_submitted_at",
+    )

@@ -15,6 +15,7 @@ from service.web import (
     outcomes_page,
     patient_page,
     self_report_pages,
+    rems_page,
     sign_in,
     smart_launch_pages,
     sync_page,
@@ -45,6 +46,7 @@ router.include_router(sign_in.router)
 router.include_router(caseload_page.router)
 router.include_router(patient_page.router)
 router.include_router(note_forms.router)
+router.include_router(rems_page.router)
 router.include_router(sync_page.router)
 router.include_router(target_pages.router)
 router.include_router(time_zone_page.router)

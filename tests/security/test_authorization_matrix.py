@@ -231,6 +231,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # programme outcomes (issue #23): a population read for clinicians and admins, not coordinators or the EHR
     ("GET", f"{API}/outcomes"): api(CLINICIAN | ADMIN),
     ("GET", f"{API}/outcomes.csv"): api(CLINICIAN | ADMIN),
+    # the REMS form's submission (issue #23): a clinician's; the world's session is ketamine IV, which has no REMS
+    # form (404 after the role check, as for another tenant's)
+    ("POST", f"{API}/ketamine-administrations/{{session_id}}/rems-form/submission"): api(CLINICIAN, 404, ids=True),
     ("GET", f"{API}/protocols"): api(CARE_TEAM | ADMIN),
     ("POST", f"{API}/protocols"): api(ADMIN, 201),
     ("GET", f"{API}/sync/targets/{{target_id}}/status"): api(ADMIN, ids=True),
@@ -283,6 +286,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # now" (no patient named: 404)
     ("POST", "/patients/{patient_id}/invitations"): page(CARE_PEOPLE, 303, ids=True),
     ("POST", "/worklist/invitations"): page(CARE_PEOPLE, 404),
+    # the REMS form of an esketamine session (issue #23): clinicians; the world's session is ketamine IV (404)
+    ("GET", "/patients/{patient_id}/sessions/{session_id}/rems-form"): page(CLINICIAN, 404, ids=True),
+    ("GET", "/patients/{patient_id}/sessions/{session_id}/rems-form.pdf"): page(CLINICIAN, 404, ids=True),
+    ("POST", "/patients/{patient_id}/sessions/{session_id}/rems-form/submission"): page(CLINICIAN, 404, ids=True),
     ("GET", "/sync"): page(ADMIN),
     ("POST", "/sync/dead-letters/{message_id}/replay"): page(ADMIN, 303, ids=True),
     # a patient message (service/messaging) that is not there: the administrator is told so
@@ -441,6 +448,7 @@ class Probe:
             "service_id": "tandem-plan-status",
             "invitation_id": MISSING_ID,
             "token": "A" * 43,  # a well-formed link token no invitation has
+            "session_id": self.world.ids["ketamine-administrations"],
             "message_id": str(w.outbox_ids[-1]),
             "patient_message_id": str(MISSING_INT_ID),
             "version_id": "1",
@@ -500,6 +508,8 @@ class Probe:
                 return {"headers": {"If-Match": 'W/"1"'}}
             if path.endswith("/invitations"):
                 return {"json": {"instrument": "phq-9", "channel": "none"}}
+            if path.endswith("/rems-form/submission"):
+                return {"json": {"submitted_at": "2026-10-08T09:00:00+00:00"}}
             if path.endswith("/break-the-glass"):
                 return {"json": {"reason": "admitted unconscious; the on-call psychiatrist needs the history"}}
             if path.endswith("/dry-run"):

@@ -20,6 +20,7 @@ from service.auth.tokens import mint_dev_token
 from service.caseload.tables import PlanStatusRow
 from service.demo import generate_demo_tenant
 from service.demo_loader import load_demo_tenant
+from service.records.ketamine import KetamineAdministration
 from service.settings import Settings
 from tests.builders import API, ApiDriver
 from tests.live_server import serve
@@ -35,7 +36,7 @@ WIDTHS = {"desktop": 1440, "phone": 390}
 class Checked:
     name: str
     role: Role
-    path: str  # "{patient}" is the at-risk demo patient's id
+    path: str  # "{patient}" is the at-risk demo patient's id; "{rems_form}" the REMS form of a demo esketamine session
 
 
 PAGES = [
@@ -45,6 +46,7 @@ PAGES = [
     Checked("worklist", "coordinator", "/worklist"),
     # With the demo's few patients most cells read "< 11"; the curves drawn: tests/outcomes/test_outcomes_browser.py
     Checked("outcomes", "clinician", "/outcomes?period_start=2020-01-01"),
+    Checked("REMS monitoring form", "clinician", "{rems_form}"),
 ]
 
 
@@ -63,6 +65,18 @@ def _at_risk_patient(app: FastAPI, tenant: str) -> str:
         ).first()
         assert row is not None, "the demo tenant has no at-risk patient"
         return row.patient_id
+
+
+def _rems_form(app: FastAPI, tenant: str) -> str:
+    """The REMS form page of the demo's latest esketamine session (its submission form still shown)."""
+    with Session(app.state.engine) as session:
+        row = session.exec(
+            select(KetamineAdministration)
+            .where(col(KetamineAdministration.tenant_id) == tenant, col(KetamineAdministration.drug) == "esketamine")
+            .order_by(col(KetamineAdministration.started_at).desc())
+        ).first()
+        assert row is not None, "the demo tenant has no esketamine session"
+        return f"/patients/{row.patient_id}/sessions/{row.id}/rems-form"
 
 
 def _signed_in_page(chromium: Any, base_url: str, token: str, width: int) -> Any:
@@ -90,6 +104,7 @@ def test_no_serious_or_critical_violation_on_any_page_at_desktop_and_phone_width
     chromium: Any, web_app: FastAPI, web_settings: Settings, demo_tenant: str
 ) -> None:
     patient = _at_risk_patient(web_app, demo_tenant)
+    rems_form = _rems_form(web_app, demo_tenant)
     # Notes to show: a signed one (with its amend form), its amendment, and the clinician's own draft (its edit form).
     notes = TestClient(web_app)
     token = mint_dev_token(web_settings, tenant=demo_tenant, role="clinician", subject="demo-clinician")
@@ -111,7 +126,7 @@ def test_no_serious_or_critical_violation_on_any_page_at_desktop_and_phone_width
             token = mint_dev_token(web_settings, tenant=demo_tenant, role=checked.role, subject=f"demo-{checked.role}")
             for width_name, width in WIDTHS.items():
                 page = _signed_in_page(chromium, base_url, token, width)
-                response = page.goto(checked.path.format(patient=patient))
+                response = page.goto(checked.path.format(patient=patient, rems_form=rems_form))
                 assert response is not None and response.status == 200, (checked, response and response.status)
                 violations = blocking_violations(page)
                 if violations:

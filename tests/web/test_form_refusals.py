@@ -28,6 +28,8 @@ FORM_ROUTES: dict[str, tuple[Role, Role | None]] = {
     "/patients/{patient_id}/break-the-glass": ("clinician", "coordinator"),
     "/patients/{patient_id}/notes": ("coordinator", "admin"),
     "/patients/{patient_id}/notes/{note_id}": ("clinician", "admin"),
+    # recording the REMS form's submission: the clinician's (issue #23)
+    "/patients/{patient_id}/sessions/{session_id}/rems-form/submission": ("clinician", "coordinator"),
     "/sync/dead-letters/{message_id}/replay": ("admin", "clinician"),
     "/sync/patient-messages/{patient_message_id}/replay": ("admin", "coordinator"),
     "/sync/targets/{target_id}/quarantine/retry": ("admin", "coordinator"),
@@ -76,7 +78,7 @@ def _failures(engine: Engine, response: httpx.Response) -> list[AuditEvent]:
 
 
 def _path(template: str, patient_id: str) -> str:
-    ids = r"\{(patient_message_id|message_id|target_id|note_id)\}"
+    ids = r"\{(patient_message_id|message_id|target_id|note_id|session_id)\}"
     return re.sub(ids, "1", template.replace("{patient_id}", patient_id))
 
 
