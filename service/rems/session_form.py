@@ -18,6 +18,8 @@ from sqlmodel import Session, col, select
 from service.audit_trail import AuditIntent, RequestContext, record_success
 from service.break_glass.access import ensure_visible
 from service.caseload.facts import administration_facts, sent_readings, session_times
+from service.caseload.protocols import find_protocol
+from service.caseload.tables import PlanStatusRow
 from service.clock import now_utc
 from service.errors import RecordNotFound, TandemError, invalid
 from service.plan_status import SafetyThresholds
@@ -70,7 +72,8 @@ def read_form(
     _require_form(record.id, record.drug, record.status)
     patient = read_record(session, ctx, PATIENTS, patient_id)
     assert isinstance(patient, PatientPublic)
-    return prefill(_inputs(session, ctx.tenant_id, record, patient), rems_form_days=_form_days()), record, patient
+    days = _form_days(session, ctx.tenant_id, patient_id, record.enrollment_id)
+    return prefill(_inputs(session, ctx.tenant_id, record, patient), rems_form_days=days), record, patient
 
 
 def record_submission(
@@ -129,8 +132,17 @@ def _require_form(session_id: str, drug: str, status: str) -> None:
         raise NoRemsForm(session_id, "no dose was given at this session")
 
 
-def _form_days() -> float:
-    return SafetyThresholds().rems_form_days
+def _form_days(session: Session, tenant_id: str, patient_id: str, enrollment_id: str | None) -> float:
+    """The days the protocol gives for the form, as the engine reads them: the session's enrolment's protocol (the
+    patient's first enrolment's for a session filed without one), the default without any."""
+    rows = session.exec(
+        select(PlanStatusRow)
+        .where(col(PlanStatusRow.tenant_id) == tenant_id, col(PlanStatusRow.patient_id) == patient_id)
+        .order_by(col(PlanStatusRow.enrollment_id))
+    ).all()
+    row = next((r for r in rows if r.enrollment_id == enrollment_id), rows[0] if rows else None)
+    protocol = find_protocol(session, tenant_id, row.protocol_id, row.protocol_version) if row else None
+    return (protocol.safety if protocol is not None else SafetyThresholds()).rems_form_days
 
 
 def _inputs(

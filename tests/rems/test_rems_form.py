@@ -15,9 +15,10 @@ from sqlmodel import Session, col, select
 
 from service.demo import generate_demo_tenant
 from service.demo_loader import load_demo_tenant
+from service.plan_status import ESKETAMINE_CBT
 from service.records.audit import AuditEvent
 from service.settings import Settings
-from tests.builders import API, ApiDriver, administration_body
+from tests.builders import API, ApiDriver, administration_body, enrollment_body
 from tests.rems.support import (
     MISSING,
     NOW,
@@ -262,3 +263,21 @@ def test_the_page_is_the_hospitals_clinicians_only(
     assert _page(clinician, patient_id, "no-such-session", ".pdf").status_code == 404
     anonymous = Browser(TestClient(client.app), settings)
     assert anonymous.get(f"/patients/{patient_id}/sessions/{record['id']}/rems-form").status_code == 303
+
+
+def test_the_form_is_due_when_the_enrolments_protocol_says(
+    client: TestClient, settings: Settings, tenant: str, api: ApiDriver
+) -> None:
+    protocol = ESKETAMINE_CBT.model_dump(mode="json")
+    protocol.update(id="esketamine-3-day-rems", version="1")
+    protocol["safety"]["rems_form_days"] = 3
+    added = client.post(f"{API}/protocols", json=protocol, headers=headers(settings, tenant, "admin"))
+    assert added.status_code == 201, added.text
+    patient_id = api.patient()
+    start = (NOW - timedelta(days=20)).date().isoformat()
+    api.create("enrollments", enrollment_body(patient_id, protocol_id="esketamine-3-day-rems", start_date=start))
+    record = esketamine_session(api, patient_id, days_ago=4)
+    page = _page(_browser(client, settings, tenant), patient_id, record["id"])
+    due = datetime.fromisoformat(record["started_at"]) + timedelta(days=3)
+    assert f"form due by {due.astimezone(UTC):%d %b %Y}" in page.text
+    assert ("rems_form_overdue", record["id"], True) in plan_reasons(client, settings, tenant, patient_id)

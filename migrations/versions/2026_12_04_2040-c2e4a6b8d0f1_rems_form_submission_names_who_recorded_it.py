@@ -5,8 +5,8 @@ part 4): `rems_form_submitted_at` already held when; this adds who recorded it (
 subject), empty when the EHR sent the time.
 
 Revision ID: c2e4a6b8d0f1
-Revises: 73a2f6d6a02d
-Create Date: 2026-12-04 19:45:00+00:00
+Revises: c8e2a4f6b1d3
+Create Date: 2026-12-04 20:40:00+00:00
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = 'c2e4a6b8d0f1'
-down_revision: str | None = '73a2f6d6a02d'
+down_revision: str | None = 'c8e2a4f6b1d3'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
