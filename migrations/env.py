@@ -35,6 +35,7 @@ from service.records.base import metadata
 from service.self_report import tables as self_report_tables  # noqa: F401
 from service.settings import get_settings
 from service.smart_launch import tables as smart_launch_tables  # noqa: F401
+from service.subscriptions import tables as subscription_tables  # noqa: F401
 from service.sync import tables as sync_tables  # noqa: F401
 from service.worklist import tables as worklist_tables  # noqa: F401
 

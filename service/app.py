@@ -37,6 +37,7 @@ from service.cds_hooks.jwks import JwksCache
 from service.db.engine import make_engine
 from service.fhir import openapi as fhir_openapi
 from service.fhir import router as fhir_router
+from service.fhir import subscription_routes
 from service.observability import install_observability
 from service.settings import Settings, get_settings, software_version
 from service.sweep import SweepThread
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.docs_served:
         install_docs(app, fhir_openapi_url="/fhir/openapi.json")
         app.include_router(fhir_openapi.router)  # before the facade's /fhir/{resource_type} would take the path
+    app.include_router(subscription_routes.router)  # before the facade's /fhir/{resource_type} would take the path
     app.include_router(fhir_router.router)
     app.include_router(sync_routes.router)
     app.include_router(well_known.router)

@@ -213,7 +213,8 @@ def status_sweep(
 ) -> None:
     """Recompute the patients whose due dates passed since their status was stored; close expired
     break-the-glass grants (auditing their end); send the questionnaires the measurement schedule has due, then the
-    patient messages that are due (invitations, reminders)."""
+    patient messages that are due (invitations, reminders); queue the FHIR Subscription
+    heartbeats that are due."""
     import time
 
     from service.break_glass.expiry import sweep_expired_grants
@@ -221,6 +222,7 @@ def status_sweep(
     from service.messaging.sending import send_due_messages
     from service.patient_refresh import sweep
     from service.self_report.schedule import send_due_invitations
+    from service.subscriptions.events import sweep_heartbeats
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
@@ -236,11 +238,12 @@ def status_sweep(
         closed = sweep_expired_grants(engine, now_utc())
         invited = send_due_invitations(engine, settings, now_utc())
         messages = send_due_messages(engine, settings)
+        heartbeats = sweep_heartbeats(engine)
         console.print(
             f"plan statuses recomputed: {swept} patients; break-the-glass grants expired and closed: {closed}; "
             f"questionnaires sent: {invited}; patient messages sent: {messages.sent}, deferred for quiet hours: "
             f"{messages.deferred}, failed: {messages.failed}, dead: {messages.dead}, cannot be sent: "
-            f"{messages.cannot_send} ({time.monotonic() - started:.1f} s)"
+            f"{messages.cannot_send}; subscription heartbeats queued: {heartbeats} ({time.monotonic() - started:.1f} s)"
         )
         if not every:
             return

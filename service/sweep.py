@@ -1,8 +1,8 @@
 """The in-process sweep: a daemon thread, for single-process deployments without cron.
 
 It runs several packages' sweeps (plan statuses, break-the-glass expiry, the self-report schedule: invitations
-for the measurements due and the expiry of old ones, then the patient messages that are due: service/messaging), so
-it sits above them rather than in any.
+for the measurements due and the expiry of old ones, then the patient messages that are due: service/messaging; subscription heartbeats),
+so it sits above them rather than in any.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from service.messaging.sending import send_due_messages
 from service.patient_refresh import sweep
 from service.self_report.schedule import send_due_invitations
 from service.settings import Settings
+from service.subscriptions.events import sweep_heartbeats
 
 logger = logging.getLogger("tandem.sweep")
 
@@ -47,11 +48,14 @@ class SweepThread:
                 closed = sweep_expired_grants(self._engine, now_utc())
                 # After the statuses: the measurements due are read from what the sweep just stored.
                 invited = send_due_invitations(self._engine, self._settings, now_utc()) if self._settings else 0
+                heartbeats = sweep_heartbeats(self._engine)
                 logger.info(
-                    "plan status sweep: %d patients, %d break-the-glass grants closed, %d questionnaires sent",
+                    "plan status sweep: %d patients, %d break-the-glass grants closed, %d questionnaires sent, "
+                    "%d subscription heartbeats",
                     count,
                     closed,
                     invited,
+                    heartbeats,
                 )
                 # After the schedule: an invitation it just created goes out in this same sweep.
                 if self._settings is not None:

@@ -50,6 +50,7 @@ class UnitOfWork(Session):
         super().__init__(engine, expire_on_commit=False)
         self.pending_refreshes: dict[Hashable, Refresh] = {}
         self.pending_inserts: dict[Any, list[dict[str, Any]]] = {}  # table -> rows, in the order first asked
+        self.commit_steps: dict[Hashable, Refresh] = {}  # run once each, after the refreshes, before the commit
 
     def defer_refresh(self, key: Hashable, refresh: Refresh) -> None:
         """Ask for `refresh` before derived data is next read and before commit; once per key."""
@@ -62,10 +63,17 @@ class UnitOfWork(Session):
             key = next(iter(self.pending_refreshes))
             self.pending_refreshes.pop(key)(self)
 
+    def at_commit(self, key: Hashable, step: Refresh) -> None:
+        """Ask for `step` once, after the last refresh and before the commit (what follows from everything the unit
+        wrote, e.g. subscription events: service/subscriptions/events.py); once per key."""
+        if key not in self.commit_steps:
+            self.commit_steps[key] = step
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part that may fail alone (a batch entry): its rows and its pending refreshes are undone together."""
         before = dict(self.pending_refreshes)
+        steps_before = dict(self.commit_steps)
         self.write_inserts()  # what came before is not the savepoint's to undo
         try:
             with self.begin_nested():
@@ -73,6 +81,7 @@ class UnitOfWork(Session):
                 self.write_inserts()
         except BaseException:
             self.pending_refreshes = before
+            self.commit_steps = steps_before
             self.pending_inserts.clear()
             forget(self)  # what the savepoint found may be gone with it
             raise
@@ -92,6 +101,7 @@ class UnitOfWork(Session):
 
     def rollback(self) -> None:
         self.pending_refreshes.clear()
+        self.commit_steps.clear()
         self.pending_inserts.clear()
         forget(self)
         super().rollback()
@@ -99,6 +109,10 @@ class UnitOfWork(Session):
     def complete(self) -> None:
         """Refresh, flush, commit. Up to the flush a failure means nothing was stored; COMMIT's own failure does not."""
         self.refresh_pending()
+        while self.commit_steps:
+            key = next(iter(self.commit_steps))
+            self.commit_steps.pop(key)(self)
+            self.refresh_pending()
         self.write_inserts()
         self.flush()
         try:

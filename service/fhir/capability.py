@@ -8,6 +8,9 @@ import fhir_mappings as fm
 from service.fhir.search_definitions import CUSTOM_PARAMETERS, definition_url
 from service.fhir.search_parameters import CHAINS, STATIC_TYPES, supported_parameters
 from service.fhir.types import FHIR_TYPES
+from service.subscriptions.topics import TOPIC_CANONICAL_EXTENSION, TOPICS
+
+BACKPORT_IG = "http://hl7.org/fhir/uv/subscriptions-backport"
 
 __all__ = ["STATIC_TYPES", "capability_statement"]
 
@@ -89,8 +92,10 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             "searchParam": search_params("AuditEvent", canonical_base),
         }
     )
+    resources += subscription_resources(canonical_base)
     return {
         "resourceType": "CapabilityStatement",
+        "instantiates": [f"{BACKPORT_IG}/CapabilityStatement/backport-subscription-server-r4"],
         "status": "active",
         "date": "2026-11-26",
         "kind": "instance",
@@ -130,3 +135,31 @@ def capability_statement(base: str, canonical_base: str, software_version: str) 
             }
         ],
     }
+
+
+def subscription_resources(canonical_base: str) -> list[dict[str, Any]]:
+    """FHIR Subscriptions (R4 Backport IG STU 1.1): the topics on the Subscription entry, and as Basic."""
+    return [
+        {
+            "extension": [
+                {"url": TOPIC_CANONICAL_EXTENSION, "valueCanonical": topic.url(canonical_base)} for topic in TOPICS
+            ],
+            "type": "Subscription",
+            "supportedProfile": [f"{BACKPORT_IG}/StructureDefinition/backport-subscription"],
+            "interaction": [{"code": c} for c in ("read", "search-type", "create", "delete")],
+            "documentation": "Topic-based subscriptions (R4 Subscriptions Backport IG): rest-hook channel, "
+            "payload application/fhir+json with content empty, id-only or full-resource, an optional "
+            "patient=Patient/<id> filter, heartbeats; the EHR system role only. DELETE turns a subscription off.",
+            "searchParam": [{"name": "status", "type": "token"}, {"name": "url", "type": "uri"}],
+            "operation": [
+                {"name": "status", "definition": f"{BACKPORT_IG}/OperationDefinition/backport-subscription-status"},
+                {"name": "events", "definition": f"{BACKPORT_IG}/OperationDefinition/backport-subscription-events"},
+            ],
+        },
+        {
+            "type": "Basic",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "documentation": "The subscription topics, as the Backport IG publishes a SubscriptionTopic in R4.",
+            "searchParam": [{"name": "_id", "type": "token"}, {"name": "code", "type": "token"}],
+        },
+    ]

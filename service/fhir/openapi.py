@@ -187,10 +187,23 @@ GET_OPERATIONS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
         "MeasureReport",
     )
 }
+# Operations invoked on one resource by GET (the Subscriptions Backport IG's $status and $events).
+INSTANCE_OPERATIONS = {("Subscription", "status"), ("Subscription", "events")}
 
 
 def _add_operation(paths: dict[str, dict[str, Any]], declared: dict[str, Any], resource_type: str | None) -> None:
     name = declared["name"]
+    if (resource_type, name) in INSTANCE_OPERATIONS:
+        paths.setdefault(f"/{resource_type}/{{id}}/${name}", {})["get"] = {
+            "tags": [resource_type],
+            "operationId": f"operation{resource_type}{name.title()}",
+            "summary": f"${name}",
+            "description": f"Defined by {declared.get('definition', 'its OperationDefinition')}",
+            "x-fhir-interaction": [{"code": "operation", "name": name, **_typed(resource_type)}],
+            "parameters": _path_parameters("{id}"),
+            "responses": {"200": _resource_answer("Bundle", "The operation's result"), **_error_answers()},
+        }
+        return
     path = f"/{resource_type}/${name}" if resource_type else f"/${name}"
     operation: dict[str, Any] = {
         "tags": [resource_type or "Operations"],

@@ -18,6 +18,8 @@ from service.clock import now_utc
 from service.db.memo import memo
 from service.db.unit_of_work import insert_rows, write_inserts
 from service.projection.tables import FhirResourceVersion, FhirSearchToken
+from service.subscriptions.events import Written, note_written
+from service.subscriptions.topics import FOCUS_TYPES
 
 # Elements that hold the resource's clinical date, in the order they are looked for.
 DATE_ELEMENTS = (
@@ -74,7 +76,30 @@ def project(
         if key not in produced and not previous.deleted:
             writes.add(tenant_id, record_kind, record_id, patient_id, None, previous, now, key=key)
     writes.execute(session, tenant_id)
+    _raise_topic_events(session, tenant_id, writes.versions, current)
     return bool(writes.versions)
+
+
+def _raise_topic_events(
+    session: Session,
+    tenant_id: str,
+    versions: list[dict[str, Any]],
+    current: dict[tuple[str, str], FhirResourceVersion],
+) -> None:
+    """The one place every resource version is written: the subscription topics it raises (service/subscriptions)."""
+    written = [
+        Written(
+            v["resource_type"],
+            v["resource_id"],
+            v["patient_id"],
+            None if v["deleted"] else v["body"],
+            previous.body if (previous := current.get((v["resource_type"], v["resource_id"]))) is not None else None,
+        )
+        for v in versions
+        if v["resource_type"] in FOCUS_TYPES
+    ]
+    if written:
+        note_written(session, tenant_id, written)
 
 
 _WRITTEN = "written resource version"

@@ -23,6 +23,7 @@ from service.settings import Settings
 from service.sync.heartbeat import Heartbeat
 from service.sync.leases import DEFAULT_LEASE_SECONDS, claim, kept_lease, release, renew, renew_many
 from service.sync.processing import Processor, WorkerStats
+from service.sync.subscription_delivery import deliver_due as deliver_subscription_notifications
 
 logger = logging.getLogger("tandem.sync")
 IDLE_POLL_SECONDS = 1.0
@@ -95,6 +96,15 @@ def run_worker(
             try:
                 heartbeat.beat(stats.claimed)
                 rows = claim(engine, worker_id, limit=batch, lease_seconds=lease_seconds, tenant_id=tenant_id)
+                # FHIR Subscription notifications go by the same worker and rules (subscription_delivery.py);
+                # a per-tenant worker leaves them to the shared ones.
+                notified = 0
+                if tenant_id is None:
+                    notified = deliver_subscription_notifications(
+                        engine, settings, processor.http, worker_id, limit=batch, lease_seconds=lease_seconds
+                    )
+                if not rows and notified:
+                    continue
                 if not rows:
                     if once:
                         break
