@@ -19,6 +19,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from service.clock import now_utc
+from service.db.memo import remembered
 from service.db.unit_of_work import UnitOfWork, unit_of_work
 from service.subscriptions.tables import Subscription, SubscriptionNotification
 from service.subscriptions.topics import FOCUS_TYPES, Topic, raised_topics
@@ -41,12 +42,18 @@ class Written:
 
 
 def note_written(session: Session, tenant_id: str, written: list[Written]) -> None:
-    """What a projection wrote: the events it raises are recorded before the unit commits (or now, outside one)."""
+    """What a projection wrote: the events it raises are recorded before the unit commits (or now, outside one).
+    A tenant without a live subscription costs one query per unit of work."""
+    live = _live(session, tenant_id)
+    if not live:
+        return
+    topics = {topic for _, topic, _, _ in live}
     raised = [
         (topic, version)
         for version in written
         if version.resource_type in FOCUS_TYPES
         for topic in raised_topics(version.resource_type, version.body, version.previous)
+        if topic.name in topics
     ]
     for topic, version in raised:
         key = ("subscription-event", tenant_id, topic.name, version.resource_type, version.resource_id)
@@ -60,28 +67,39 @@ def note_written(session: Session, tenant_id: str, written: list[Written]) -> No
             step(session)
 
 
+LiveSubscription = tuple[str, str, str | None, str]  # id, topic name, patient filter, status
+
+
+def _live(session: Session, tenant_id: str) -> list[LiveSubscription]:
+    """The tenant's live subscriptions, in id order, looked up once per unit of work (they change only by requests
+    of their own and by the worker, in other units)."""
+
+    def look_up() -> list[LiveSubscription]:
+        rows = session.exec(
+            select(Subscription.id, Subscription.topic, Subscription.patient_filter, Subscription.status)
+            .where(col(Subscription.tenant_id) == tenant_id, col(Subscription.status).in_(LIVE))
+            .order_by(col(Subscription.id))
+        ).all()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    return remembered(session, ("live subscriptions", tenant_id), look_up)
+
+
 def record_event(session: Session, tenant_id: str, topic: Topic, version: Written) -> int:
-    """One event for every live subscription of the tenant to `topic` whose filter matches; returns how many."""
-    subscriptions = session.exec(
-        select(Subscription.id, Subscription.patient_filter, Subscription.status)
-        .where(
-            col(Subscription.tenant_id) == tenant_id,
-            col(Subscription.topic) == topic.name,
-            col(Subscription.status).in_(LIVE),
-        )
-        .order_by(col(Subscription.id))  # the rows are locked in id order: two writers cannot deadlock on them
-    ).all()
+    """One event for every live subscription of the tenant to `topic` whose filter matches; returns how many.
+    The rows are locked in id order, so two writers cannot deadlock on them."""
     now = now_utc()
     count = 0
-    for subscription_id, patient_filter, status in subscriptions:
-        if patient_filter is not None and patient_filter != version.patient_id:
+    for subscription_id, topic_name, patient_filter, status in _live(session, tenant_id):
+        if topic_name != topic.name or (patient_filter is not None and patient_filter != version.patient_id):
             continue
-        number = session.execute(
+        # The status as of the lock, not as looked up: a handshake answered meanwhile has made it active.
+        number, status = session.execute(
             update(Subscription)
             .where(col(Subscription.id) == subscription_id)
             .values(events_since_start=col(Subscription.events_since_start) + 1)
-            .returning(col(Subscription.events_since_start))
-        ).scalar_one()
+            .returning(col(Subscription.events_since_start), col(Subscription.status))
+        ).one()
         session.add(
             SubscriptionNotification(
                 tenant_id=tenant_id,

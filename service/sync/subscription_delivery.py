@@ -38,7 +38,9 @@ N = SubscriptionNotification
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
-def claim(engine: Engine, worker_id: str, *, limit: int, lease_seconds: int) -> list[SubscriptionNotification]:
+def claim(
+    engine: Engine, worker_id: str, *, limit: int, lease_seconds: int, tenant_id: str | None = None
+) -> list[SubscriptionNotification]:
     now = now_utc()
     older = aliased(N)
     blocked = exists().where(
@@ -53,6 +55,8 @@ def claim(engine: Engine, worker_id: str, *, limit: int, lease_seconds: int) -> 
         and_(col(N.status) == "in_flight", col(N.claimed_until) < now),
     )
     query = select(N).where(due, ~blocked).order_by(col(N.id)).limit(limit)
+    if tenant_id is not None:
+        query = query.where(col(N.tenant_id) == tenant_id)
     with unit_of_work(engine) as session:
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=N)
@@ -77,9 +81,10 @@ def deliver_due(
     limit: int = 20,
     lease_seconds: int = 120,
     rng: random.Random | None = None,
+    tenant_id: str | None = None,
 ) -> int:
-    """Claim and send what is due; returns how many rows were attempted."""
-    rows = claim(engine, worker_id, limit=limit, lease_seconds=lease_seconds)
+    """Claim and send what is due (tenant_id: only that tenant's); returns how many rows were attempted."""
+    rows = claim(engine, worker_id, limit=limit, lease_seconds=lease_seconds, tenant_id=tenant_id)
     for row in rows:
         send(engine, settings, http, worker_id, row, rng=rng)
     return len(rows)
@@ -97,8 +102,9 @@ def send(
     """One attempt at one claimed row; returns its new status."""
     with Session(engine, expire_on_commit=False) as session:  # reads only
         subscription = session.get(Subscription, row.subscription_id)
-    if subscription is None or subscription.status == "off":
-        return _settle(engine, worker_id, row, "cancelled", None, None)
+    ended = subscription is not None and subscription.end is not None and subscription.end <= now_utc()
+    if subscription is None or subscription.status == "off" or ended:
+        return _settle(engine, worker_id, row, "cancelled", None, None)  # nothing is sent after the end
     failure: DeliveryFailure | None = None
     status_code: int | None = None
     try:
@@ -199,12 +205,15 @@ def _follow(
         changes: dict[str, Any] = {"last_sent_at": now, "updated_at": now}
         if row.type == "handshake":
             changes.update(status="active", error=None)
-            release_held(session, subscription_id)
+        # The subscription's row first: a writer numbering an event holds it until its commit, so the held
+        # events released below include that one (record_event reads the status under the same lock).
         session.execute(
             update(Subscription)
             .where(col(Subscription.id) == subscription_id, col(Subscription.status) != "off")
             .values(**changes)
         )
+        if row.type == "handshake":
+            release_held(session, subscription_id)
     elif status == "dead":
         error = f"{row.type} could not be delivered: {failure}"[:1024]
         changes = {"error": error, "updated_at": now}

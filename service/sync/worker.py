@@ -84,8 +84,8 @@ def run_worker(
     tenant_id: str | None = None,
 ) -> WorkerStats:
     """Deliver until `stop_event` is set (or, with once=True, until nothing is due). Rows claimed but not
-    started when the stop comes are released. tenant_id: only that tenant's rows (a per-tenant worker). The worker
-    keeps its heartbeat row (heartbeat.py) from start to stop."""
+    started when the stop comes are released. tenant_id: only that tenant's rows, outbox and subscription
+    notifications (a per-tenant worker). The worker keeps its heartbeat row (heartbeat.py) from start to stop."""
     processor = processor or Processor(engine, settings, worker_id)
     processor.worker_id = worker_id
     stats = processor.stats
@@ -96,13 +96,16 @@ def run_worker(
             try:
                 heartbeat.beat(stats.claimed)
                 rows = claim(engine, worker_id, limit=batch, lease_seconds=lease_seconds, tenant_id=tenant_id)
-                # FHIR Subscription notifications go by the same worker and rules (subscription_delivery.py);
-                # a per-tenant worker leaves them to the shared ones.
-                notified = 0
-                if tenant_id is None:
-                    notified = deliver_subscription_notifications(
-                        engine, settings, processor.http, worker_id, limit=batch, lease_seconds=lease_seconds
-                    )
+                # FHIR Subscription notifications go by the same worker and rules (subscription_delivery.py)
+                notified = deliver_subscription_notifications(
+                    engine,
+                    settings,
+                    processor.http,
+                    worker_id,
+                    limit=batch,
+                    lease_seconds=lease_seconds,
+                    tenant_id=tenant_id,
+                )
                 if not rows and notified:
                     continue
                 if not rows:

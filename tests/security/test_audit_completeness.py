@@ -38,6 +38,8 @@ NOT_PATIENT_DATA = {
     "AuditEvent": "the audit trail export, audited by its own read (tests/fhir/test_audit_export.py)",
     "Measure": "published quality measures; $evaluate-measure is audited per patient counted "
     "(tests/outcomes/test_outcome_exports.py)",
+    "Subscription": "a subscriber's own subscriptions (audited; $events audits the patients whose events it returns)",
+    "Basic": "the published subscription topics",
 }
 CARRIERS = ("alone", "batch", "transaction")
 # The audit row a returned resource must have, by interaction.

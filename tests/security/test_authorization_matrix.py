@@ -68,6 +68,7 @@ PRESCRIBERS: frozenset[Role] = frozenset({"ehr-system", "clinician"})
 STAFF_ADMINS: frozenset[Role] = frozenset({"ehr-system", "admin"})
 ADMIN: frozenset[Role] = frozenset({"admin"})
 CLINICIAN: frozenset[Role] = frozenset({"clinician"})
+EHR_SYSTEM: frozenset[Role] = frozenset({"ehr-system"})
 CARE_PEOPLE: frozenset[Role] = frozenset({"clinician", "coordinator"})
 WEB_ROLES: tuple[Role, ...] = ("clinician", "coordinator", "admin")
 FHIR_JSON = "application/fhir+json"
@@ -93,7 +94,8 @@ class Entry:
     denied: int = 403
     role_ok: dict[Role, frozenset[int]] = field(default_factory=dict)
     scoped: bool = True  # FHIR: a token without the SMART scope gets 403
-    scope_type: str | None = None  # FHIR routes of their own: the type their scope names (search interaction)
+    scope_type: str | None = None  # FHIR routes of their own: the type their scope names
+    scope_interaction: str = "search"  # … and the interaction they need on it
 
     def expected_for(self, role: Role) -> frozenset[int]:
         if role not in self.allowed:
@@ -253,6 +255,24 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # FHIR routes of their own
     # the audit trail export (IHE BALP): administrators only, with a SMART scope for AuditEvent
     ("GET", "/fhir/AuditEvent"): Entry("fhir", ADMIN, scope_type="AuditEvent"),
+    # FHIR Subscriptions (R4 Backport): the EHR system subscribes; the topics are published definitions
+    ("POST", "/fhir/Subscription"): Entry(
+        "fhir", EHR_SYSTEM, frozenset({201}), scope_type="Subscription", scope_interaction="create"
+    ),
+    ("GET", "/fhir/Subscription"): Entry("fhir", EHR_SYSTEM, scope_type="Subscription"),
+    **{
+        (method, f"/fhir/Subscription/{{subscription_id}}{suffix}"): Entry(
+            "fhir", EHR_SYSTEM, names_records=True, scope_type="Subscription", scope_interaction=interaction
+        )
+        for method, suffix, interaction in (
+            ("GET", "", "read"),
+            ("GET", "/$status", "read"),
+            ("GET", "/$events", "read"),
+            ("DELETE", "", "delete"),
+        )
+    },
+    ("GET", "/fhir/Basic"): Entry("fhir", EVERYONE, scoped=False),
+    ("GET", "/fhir/Basic/{basic_id}"): Entry("fhir", EVERYONE, scoped=False),
     ("GET", "/fhir/Questionnaire"): Entry("fhir", EVERYONE, scoped=False),
     ("GET", "/fhir/Questionnaire/{resource_id}"): Entry("fhir", EVERYONE, scoped=False),
     # a summary MeasureReport of the programme: clinicians and admins with a MeasureReport scope; at the type
@@ -345,6 +365,24 @@ FHIR_DATA_TYPES: dict[str, tuple[frozenset[Role], frozenset[Role] | None]] = {
 FHIR_STATIC_TYPES = ("Questionnaire", "StructureDefinition", "CodeSystem", "SearchParameter", "Measure")
 
 
+def subscription_body() -> dict[str, Any]:
+    """A valid backport Subscription that has ended already: accepted, and nothing is ever sent for it."""
+    backport = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "authorization matrix",
+        "criteria": "https://tandem.example.org/fhir/SubscriptionTopic/urgent-reason-raised",
+        "end": "2026-01-01T00:00:00Z",
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": "https://93.184.216.34/hooks",
+            "payload": "application/fhir+json",
+            "_payload": {"extension": [{"url": f"{backport}/backport-payload-content", "valueCode": "id-only"}]},
+        },
+    }
+
+
 def fhir_entry(resource_type: str, method: str, path: str) -> Entry:
     interaction = FHIR_GENERIC[(method, path)]
     ids = "{resource_id}" in path
@@ -434,6 +472,7 @@ class Probe:
     settings: Settings
     world: World
     tried: Counter[str] = field(default_factory=Counter)
+    world_subscription: str | None = None
 
     def url(self, method: str, path: str, resource_type: str | None, *, owner: bool) -> str:
         w = self.world
@@ -453,7 +492,10 @@ class Probe:
             "patient_message_id": str(MISSING_INT_ID),
             "version_id": "1",
             "resource_type": resource_type or "",
+            "basic_id": "topic-urgent-reason-raised",
         }
+        if "{subscription_id}" in path:
+            values["subscription_id"] = self.subscription_id()
         if path.startswith(f"{API}/") and "{record_id}" in path:
             kind = path.removeprefix(f"{API}/").removesuffix("/received").removesuffix("/{record_id}")
             values["record_id"] = w.ids[kind]
@@ -464,6 +506,15 @@ class Probe:
             values["resource_id"] = self._fhir_id(resource_type or ("Measure" if measure else "Questionnaire"))
         # the facade's catch-all: a path under /fhir that no interaction serves
         return path.replace("{path:path}", "Patient/no/such/interaction").format(**values)
+
+    def subscription_id(self) -> str:
+        """The world's subscription, made once (ended already: nothing is ever sent for it)."""
+        if self.world_subscription is None:
+            headers = {**role_headers(self.settings, self.world.tenant_id, "ehr-system"), "Accept": FHIR_JSON}
+            response = self.client.post("/fhir/Subscription", json=subscription_body(), headers=headers)
+            assert response.status_code == 201, response.text
+            self.world_subscription = str(response.json()["id"])
+        return self.world_subscription
 
     def _fhir_id(self, resource_type: str) -> str:
         if resource_type == "Questionnaire":
@@ -559,6 +610,8 @@ class Probe:
             return {"json": {"resourceType": "Bundle", "type": "batch", "entry": []}, "headers": headers}
         if path.endswith("/_search"):
             return {"headers": {"Accept": FHIR_JSON}}
+        if (method, path) == ("POST", "/fhir/Subscription"):
+            return {"json": subscription_body(), "headers": headers}
         if method == "POST" and resource_type is not None:
             return {"json": self._stored(resource_type, strip=True), "headers": headers}
         if method == "PUT" and resource_type is not None:
@@ -810,7 +863,7 @@ def _variants(
         )
     if entry.surface == "fhir" and entry.scoped and (resource_type or entry.scope_type):
         role = _first_allowed(entry)
-        interaction = FHIR_GENERIC[(method, path)] if resource_type else "search"
+        interaction = FHIR_GENERIC[(method, path)] if resource_type else entry.scope_interaction
         resource_type = resource_type or entry.scope_type
         assert resource_type is not None
         letters = {"search": "s", "read": "r", "create": "c", "update": "u", "delete": "d"}[interaction]
@@ -916,8 +969,19 @@ def test_the_fhir_tables_cover_every_type_and_interaction_the_capability_stateme
     """A type or interaction added to the CapabilityStatement fails here until the matrix says who may use it."""
     rest = client.get("/fhir/metadata").json()["rest"][0]
     served = {r["type"]: {i["code"] for i in r.get("interaction", [])} for r in rest["resource"]}
-    audit_only = {"AuditEvent"}  # its own route and matrix entry (admins read the trail)
-    assert set(served) - audit_only == {*FHIR_DATA_TYPES, *FHIR_STATIC_TYPES}
+    # their own routes and matrix entries: admins read the trail; the EHR system subscribes, and reads the topics
+    own_routes = {"AuditEvent", "Subscription", "Basic"}
+    assert set(served) - own_routes == {*FHIR_DATA_TYPES, *FHIR_STATIC_TYPES}
+    for resource_type in ("Subscription", "Basic"):
+        declared = {(m, p) for code in served[resource_type] for m, p in CAPABILITY_ROUTES[code]}
+        own = {(m, p.replace("{resource_type}", resource_type)) for m, p in declared if "_search" not in p}
+        own = {
+            (m, p.replace("{resource_id}", "{subscription_id}" if resource_type == "Subscription" else "{basic_id}"))
+            for m, p in own
+            if "_history" not in p
+        }
+        assert own <= set(MATRIX), f"{resource_type}: interactions without their own matrix entry: {own - set(MATRIX)}"
+    served = {t: codes for t, codes in served.items() if t not in ("Subscription", "Basic")}
     unknown = {(t, code) for t, codes in served.items() for code in codes if code not in CAPABILITY_ROUTES}
     assert not unknown, f"interactions the matrix does not know how to try: {sorted(unknown)}"
     routes = {route for codes in served.values() for code in codes for route in CAPABILITY_ROUTES[code]}

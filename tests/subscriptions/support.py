@@ -91,14 +91,17 @@ def status_value(bundle: dict[str, Any], name: str) -> Any:
     return next(v for k, v in value.items() if k.startswith("value"))
 
 
-def deliver(engine: Engine, settings: Settings) -> None:
-    """The sync worker, once: what is due is sent (EHR outbox rows and subscription notifications alike)."""
-    run_worker(engine, settings, worker_id="subscriptions-test", stop_event=threading.Event(), once=True)
+def deliver(engine: Engine, settings: Settings, tenant_id: str) -> None:
+    """The sync worker, once, for one tenant (other tests' rows are not ours to send): what is due is sent, EHR
+    outbox rows and subscription notifications alike."""
+    stop = threading.Event()
+    run_worker(engine, settings, worker_id="subscriptions-test", stop_event=stop, once=True, tenant_id=tenant_id)
 
 
-def deliver_notifications(engine: Engine, settings: Settings) -> int:
+def deliver_notifications(engine: Engine, settings: Settings, tenant_id: str) -> int:
+    """One claim of the tenant's due subscription notifications (the worker's subscription half)."""
     with httpx.Client(follow_redirects=False, trust_env=False) as http:
-        return deliver_due(engine, settings, http, "subscriptions-test")
+        return deliver_due(engine, settings, http, "subscriptions-test", tenant_id=tenant_id)
 
 
 def enrolled_patient(api: ApiDriver) -> str:

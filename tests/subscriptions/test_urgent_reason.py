@@ -51,7 +51,7 @@ def test_an_item9_positive_phq9_reaches_the_subscriber_with_its_event_number(
     endpoint, key = hook_url(sekmet.root_url)
     created = _subscribe(tandem, subscription("urgent-reason-raised", endpoint, patient_id=patient_id))
 
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
     [handshake] = received(sekmet, key)
     assert handshake["type"] == "handshake"
     assert handshake["subscription"].endswith(f"/Subscription/{created['id']}")
@@ -59,7 +59,7 @@ def test_an_item9_positive_phq9_reaches_the_subscriber_with_its_event_number(
 
     tandem.api.create("questionnaire-responses", phq9(patient_id, item9=0, each=2, days_ago=4))  # not urgent
     positive = tandem.api.create("questionnaire-responses", phq9(patient_id, item9=2))
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
 
     notes = received(sekmet, key)
     assert [n["type"] for n in notes] == ["handshake", "event-notification"]
@@ -78,7 +78,7 @@ def test_an_item9_positive_phq9_reaches_the_subscriber_with_its_event_number(
     assert event["resources"] == []  # id-only: the subscriber reads the focus itself
 
     # Nothing more to send: the same finding is not raised twice.
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
     assert len(received(sekmet, key)) == 2
 
     status = tandem.client.get(f"/fhir/Subscription/{created['id']}/$status", headers=tandem.headers).json()
@@ -93,9 +93,9 @@ def test_another_patients_finding_is_not_sent_to_a_filtered_subscription(tandem:
     watched, other = enrolled_patient(tandem.api), enrolled_patient(tandem.api)
     endpoint, key = hook_url(sekmet.root_url)
     created = _subscribe(tandem, subscription("urgent-reason-raised", endpoint, patient_id=watched))
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
     tandem.api.create("questionnaire-responses", phq9(other, item9=1))
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
     assert [n["type"] for n in received(sekmet, key)] == ["handshake"]
     assert _read(tandem, created["id"])["status"] == "active"
 
@@ -108,9 +108,9 @@ def test_full_resource_carries_the_flag_and_id_only_does_not(tandem: Tandem, sek
         tandem, subscription("urgent-reason-raised", full_endpoint, patient_id=patient_id, content="full-resource")
     )
     _subscribe(tandem, subscription("urgent-reason-raised", ids_endpoint, patient_id=patient_id, content="id-only"))
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
     tandem.api.create("questionnaire-responses", phq9(patient_id, item9=3))
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
 
     full = received(sekmet, full_key)[-1]
     [flag] = full["resources"]
@@ -126,14 +126,14 @@ def test_full_resource_carries_the_flag_and_id_only_does_not(tandem: Tandem, sek
 def test_a_heartbeat_follows_the_heartbeat_period(tandem: Tandem, sekmet: SekmetServer) -> None:
     endpoint, key = hook_url(sekmet.root_url)
     created = _subscribe(tandem, subscription("plan-status-changed", endpoint, heartbeat=60))
-    deliver(tandem.engine, tandem.settings)
+    deliver(tandem.engine, tandem.settings, tandem.tenant)
     sweep_heartbeats(tandem.engine)  # not a minute yet: nothing for ours
-    deliver_notifications(tandem.engine, tandem.settings)
+    deliver_notifications(tandem.engine, tandem.settings, tandem.tenant)
     assert [n["type"] for n in received(sekmet, key)] == ["handshake"]
 
     # The clock: a minute passes since the handshake was sent.
     sweep_heartbeats(tandem.engine, now_utc() + timedelta(seconds=61))
-    deliver_notifications(tandem.engine, tandem.settings)
+    deliver_notifications(tandem.engine, tandem.settings, tandem.tenant)
     notes = received(sekmet, key)
     assert [n["type"] for n in notes] == ["handshake", "heartbeat"]
     assert notes[1]["since_start"] == "0" and notes[1]["events"] == []
@@ -147,14 +147,14 @@ def test_a_subscriber_that_was_down_is_retried_and_catches_up_by_event_number(
     with FaultProxy(sekmet.root_url, FaultPlan.passthrough()) as proxy:
         endpoint, key = hook_url(proxy.root_url)
         created = _subscribe(tandem, subscription("urgent-reason-raised", endpoint, patient_id=patient_id))
-        deliver(tandem.engine, tandem.settings)
+        deliver(tandem.engine, tandem.settings, tandem.tenant)
         assert [n["type"] for n in received(sekmet, key)] == ["handshake"]
 
         # The subscriber goes down (503) for every attempt the first event gets: 3 attempts, then a dead letter.
         proxy.set_plan(FaultPlan([FaultRule(Fault.error(503), method="POST", path=r"^/hooks/")]))
         tandem.api.create("questionnaire-responses", phq9(patient_id, item9=1))
         for attempt in range(1, 4):
-            deliver_notifications(tandem.engine, tandem.settings)
+            deliver_notifications(tandem.engine, tandem.settings, tandem.tenant)
             row = _event_row(tandem, created["id"], 1)
             assert row.attempts == attempt and row.last_status_code == 503
             assert row.status == ("failed" if attempt < 3 else "dead")
@@ -166,7 +166,7 @@ def test_a_subscriber_that_was_down_is_retried_and_catches_up_by_event_number(
         # Back up; the next finding (after the first was acknowledged) is event 2, and the gap shows.
         proxy.set_plan(FaultPlan.passthrough())
         _acknowledge_and_raise_again(tandem, patient_id, enrollment_id)
-        deliver(tandem.engine, tandem.settings)
+        deliver(tandem.engine, tandem.settings, tandem.tenant)
     notes = received(sekmet, key)
     assert [n["type"] for n in notes] == ["handshake", "event-notification"]
     assert notes[1]["events"][0]["number"] == "2" and notes[1]["since_start"] == "2"
