@@ -4,7 +4,7 @@ FHIR Subscriptions, R4 Backport IG (issue #20, part 4): the subscriptions and th
 heartbeats, numbered events kept for $events), delivered by the sync worker.
 
 Revision ID: 5b7d672d5554
-Revises: 73a2f6d6a02d
+Revises: c4d8e2a6f1b3
 Create Date: 2026-12-04 19:30:15.448607+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '5b7d672d5554'
-down_revision: str | None = '73a2f6d6a02d'
+down_revision: str | None = 'c4d8e2a6f1b3'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
