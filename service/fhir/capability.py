@@ -147,10 +147,16 @@ def subscription_resources(canonical_base: str) -> list[dict[str, Any]]:
             "type": "Subscription",
             "supportedProfile": [f"{BACKPORT_IG}/StructureDefinition/backport-subscription"],
             "interaction": [{"code": c} for c in ("read", "search-type", "create", "delete")],
+            "versioning": "no-version",
+            "readHistory": False,
+            "updateCreate": False,
+            "conditionalCreate": False,
+            "conditionalUpdate": False,
+            "conditionalDelete": "not-supported",
             "documentation": "Topic-based subscriptions (R4 Subscriptions Backport IG): rest-hook channel, "
             "payload application/fhir+json with content empty, id-only or full-resource, an optional "
             "patient=Patient/<id> filter, heartbeats; the EHR system role only. DELETE turns a subscription off.",
-            "searchParam": [{"name": "status", "type": "token"}, {"name": "url", "type": "uri"}],
+            "searchParam": search_params("Subscription", canonical_base),
             "operation": [
                 {"name": "status", "definition": f"{BACKPORT_IG}/OperationDefinition/backport-subscription-status"},
                 {"name": "events", "definition": f"{BACKPORT_IG}/OperationDefinition/backport-subscription-events"},
@@ -160,6 +166,6 @@ def subscription_resources(canonical_base: str) -> list[dict[str, Any]]:
             "type": "Basic",
             "interaction": [{"code": "read"}, {"code": "search-type"}],
             "documentation": "The subscription topics, as the Backport IG publishes a SubscriptionTopic in R4.",
-            "searchParam": [{"name": "_id", "type": "token"}, {"name": "code", "type": "token"}],
+            "searchParam": search_params("Basic", canonical_base),
         },
     ]

@@ -127,7 +127,16 @@ def audit_context(request: Request, principal: PrincipalDep, session: SessionDep
     return ctx
 
 
+# Served by routes of their own (service/fhir/subscription_routes.py); what those do not serve is refused here.
+OWN_ROUTES = {
+    "Basic": "the subscription topics are published by the service, not written",
+    "Subscription": "a subscription is not updated: DELETE it and create another",
+}
+
+
 def _authorize_interaction(principal: Principal, resource_type: str, interaction: str) -> None:
+    if resource_type in OWN_ROUTES and interaction not in ("read", "search"):
+        raise NotSupported(OWN_ROUTES[resource_type])
     if resource_type in STATIC_TYPES:
         if interaction not in ("read", "search"):
             raise NotSupported(f"{resource_type} resources are published by the service, not written")

@@ -129,6 +129,13 @@ SEARCH_PARAMETERS: dict[str, dict[str, SearchParameter]] = {
         "patient": SearchParameter("patient", "reference", frozenset({"Patient"})),
         "date": SearchParameter("date", "date"),
     },
+    # FHIR Subscriptions (service/fhir/subscriptions.py): R4's names; criteria holds the topic canonical
+    "Subscription": {
+        "status": SearchParameter("status", "token"),
+        "criteria": SearchParameter("criteria", "string"),
+        "url": SearchParameter("url", "uri"),
+    },
+    "Basic": {"_id": SearchParameter("_id", "token"), "code": SearchParameter("code", "token")},
 }
 
 

@@ -19,6 +19,7 @@ from service.auth.scopes import require_scope
 from service.errors import NotPermitted
 from service.fhir import subscriptions
 from service.fhir.router import _context, _respond, fhir_base
+from service.fhir.search_parameters import check_parameters
 from service.fhir.surface import FhirRoute
 
 router = APIRouter(prefix="/fhir", include_in_schema=False, route_class=FhirRoute)
@@ -94,8 +95,9 @@ def delete_subscription(subscription_id: str, request: Request, session: Session
 @router.get("/Basic")
 def search_topics(request: Request, ctx: TopicReading) -> Response:
     """The subscription topics (published definitions, no patient data): any signed-in caller reads them."""
-    wanted = request.query_params.get("_id") or request.query_params.get("code")
-    body = subscriptions.topics(request.app.state.settings.canonical_base, wanted)
+    params = list(request.query_params.multi_items())
+    check_parameters("Basic", params)
+    body = subscriptions.topics(request.app.state.settings.canonical_base, params)
     base = fhir_base(request)
     bundle = {
         "resourceType": "Bundle",

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from service.audit_trail import RequestContext, record_success
 from service.clock import now_utc
 from service.errors import RecordNotFound, invalid
+from service.fhir.search_parameters import check_parameters
 from service.fhir.subscription_validation import read_subscription
 from service.subscriptions.events import new_subscription_id, queue_handshake
 from service.subscriptions.notifications import notification_bundle
@@ -67,19 +68,24 @@ def read(session: Session, ctx: RequestContext, subscription_id: str) -> dict[st
 
 
 def search(session: Session, ctx: RequestContext, params: list[tuple[str, str]], base: str) -> dict[str, Any]:
-    query = select(Subscription).where(col(Subscription.tenant_id) == ctx.tenant_id)
+    """By status (codes, comma: any), criteria (the topic canonical: starts with, case ignored) and url (the
+    endpoint); the declared parameters only (check_parameters). A hospital has few subscriptions: they are
+    filtered here, so no value sent reaches SQL."""
+    check_parameters("Subscription", params)
+    found = list(
+        session.exec(
+            select(Subscription)
+            .where(col(Subscription.tenant_id) == ctx.tenant_id)
+            .order_by(col(Subscription.created_at), col(Subscription.id))
+        ).all()
+    )
     for name, value in params:
         if name == "status":
-            query = query.where(col(Subscription.status).in_(value.split(",")))
+            found = [s for s in found if s.status in value.split(",")]
+        elif name == "criteria":
+            found = [s for s in found if str(s.resource.get("criteria", "")).lower().startswith(value.lower())]
         elif name == "url":
-            query = query.where(
-                col(Subscription.topic).in_([t.name for t in TOPICS if t.url(ctx.settings.canonical_base) == value])
-            )
-        elif name != "_format":
-            raise invalid(
-                name, "Subscription is searched by status and url (the topic) only", issue_code="not-supported"
-            )
-    found = session.exec(query.order_by(col(Subscription.created_at))).all()
+            found = [s for s in found if s.endpoint == value.rstrip("/")]
     _audit(session, ctx, None, 200)
     return {
         "resourceType": "Bundle",
@@ -141,9 +147,15 @@ def events(session: Session, ctx: RequestContext, subscription_id: str, params: 
     )
 
 
-def topics(canonical_base: str, wanted: str | None = None) -> list[dict[str, Any]]:
+def topics(canonical_base: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The topics as Basic, by _id and code (`SubscriptionTopic`, or `<system>|SubscriptionTopic`)."""
     found = [topic_basic(t, canonical_base) for t in TOPICS]
-    return [b for b in found if wanted in (None, b["id"], "SubscriptionTopic")]
+    for name, value in params:
+        if name == "_id":
+            found = [b for b in found if b["id"] in value.split(",")]
+        elif name == "code":
+            found = [b for b in found if "SubscriptionTopic" in [v.rpartition("|")[2] for v in value.split(",")]]
+    return found
 
 
 def topic(canonical_base: str, basic_id: str) -> dict[str, Any]:
