@@ -1,8 +1,8 @@
 """The in-process sweep: a daemon thread, for single-process deployments without cron.
 
 It runs several packages' sweeps (plan statuses, break-the-glass expiry, the self-report schedule: invitations
-for the measurements due and the expiry of old ones, then the patient messages that are due: service/messaging; subscription heartbeats),
-so it sits above them rather than in any.
+for the measurements due and the expiry of old ones, then the patient messages that are due: service/messaging;
+the FHIR Subscription heartbeats due), so it sits above them rather than in any.
 """
 
 from __future__ import annotations
