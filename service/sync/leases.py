@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, or_, update
-from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlalchemy import Engine, and_, update
+from sqlmodel import col
 
 from service.clock import now_utc
+from service.db.leased_rows import claim_rows, due_rows
 from service.db.unit_of_work import unit_of_work
 from service.outbox import OPEN_STATUSES, OutboxMessage
 from service.records import tenant as _tenant_table  # noqa: F401 - FK target of the outbox, for a bare worker process
@@ -34,43 +34,16 @@ DEFAULT_LEASE_SECONDS = 120
 def due_at(now: datetime) -> Any:
     """Rows a worker would take at `now`: due (pending, or failed and its retry time passed), or in flight under a
     lease that ran out."""
-    return or_(
-        and_(col(OutboxMessage.status).in_(("pending", "failed")), col(OutboxMessage.next_attempt_at) <= now),
-        and_(col(OutboxMessage.status) == "in_flight", col(OutboxMessage.claimed_until) < now),
-    )
+    return due_rows(OutboxMessage, now)
 
 
 def claim(
     engine: Engine, worker_id: str, *, limit: int, lease_seconds: int, tenant_id: str | None = None
 ) -> list[OutboxMessage]:
-    now = now_utc()
-    older = aliased(OutboxMessage)
-    blocked = exists().where(
-        and_(
-            col(older.target_id) == col(OutboxMessage.target_id),
-            col(older.patient_id) == col(OutboxMessage.patient_id),
-            col(older.id) < col(OutboxMessage.id),
-            col(older.status).in_(OPEN_STATUSES),
-        )
-    )
-    query = select(OutboxMessage).where(due_at(now), ~blocked).order_by(col(OutboxMessage.id)).limit(limit)
-    if tenant_id is not None:
-        query = query.where(col(OutboxMessage.tenant_id) == tenant_id)
-    with unit_of_work(engine) as session:
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=OutboxMessage)
-        rows = list(session.exec(query))
-        if rows:
-            until = now + timedelta(seconds=lease_seconds)
-            session.execute(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_([r.id for r in rows]))
-                .values(status="in_flight", claimed_by=worker_id, claimed_until=until, updated_at=now)
-            )
-            session.expunge_all()  # plain snapshots from here on: nothing to flush
-            for row in rows:
-                row.status, row.claimed_by, row.claimed_until = "in_flight", worker_id, until
-    return rows
+    return claim_rows(
+        engine, OutboxMessage, worker_id, now=now_utc(), limit=limit, lease_seconds=lease_seconds,
+        in_order_of=("target_id", "patient_id"), open_statuses=OPEN_STATUSES, tenant_id=tenant_id,
+    )  # fmt: skip
 
 
 def _still_ours(ids: list[int], worker_id: str) -> Any:
