@@ -4,7 +4,7 @@ FHIR Subscriptions, R4 Backport IG (issue #20, part 4): the subscriptions and th
 heartbeats, numbered events kept for $events), delivered by the sync worker.
 
 Revision ID: 5b7d672d5554
-Revises: c8e2a4f6b1d3
+Revises: c2e4a6b8d0f1
 Create Date: 2026-12-04 19:30:15.448607+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '5b7d672d5554'
-down_revision: str | None = 'c8e2a4f6b1d3'
+down_revision: str | None = 'c2e4a6b8d0f1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
