@@ -1,5 +1,6 @@
-"""Rows taken under a lease from an outbox table: the EHR outbox (sync_outbox, service/sync/leases.py) and the
-patient-message outbox (self_report_messages, service/messaging/claims.py) follow the same rules.
+"""Rows taken under a lease from an outbox table: the EHR outbox (sync_outbox, service/sync/leases.py), the
+patient-message outbox (self_report_messages, service/messaging/claims.py) and the subscription notifications
+(subscription_notifications, service/sync/subscription_delivery.py) follow the same rules.
 
 A row is due while `pending`, or `failed` with its retry time (`next_attempt_at`) passed, or `in_flight` under a
 lease (`claimed_until`) that ran out: a killed claimant's rows come back. A row waits while an older row of its
@@ -63,11 +64,10 @@ def claim_rows(
         rows: list[Any] = list(session.exec(query))
         if rows:
             until = now + timedelta(seconds=lease_seconds)
-            session.execute(
-                update(t)
-                .where(col(t.id).in_([r.id for r in rows]))
-                .values(status="in_flight", claimed_by=claimant, claimed_until=until, updated_at=now)
-            )
+            claimed: dict[str, Any] = {"status": "in_flight", "claimed_by": claimant, "claimed_until": until}
+            if hasattr(t, "updated_at"):  # the notification queue keeps no such column
+                claimed["updated_at"] = now
+            session.execute(update(t).where(col(t.id).in_([r.id for r in rows])).values(**claimed))
             session.expunge_all()
             for row in rows:
                 row.status, row.claimed_by, row.claimed_until = "in_flight", claimant, until

@@ -17,11 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, exists, or_, update
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
 
 from service.clock import now_utc
+from service.db.leased_rows import claim_rows
 from service.db.unit_of_work import unit_of_work
 from service.errors import InvalidRequest
 from service.settings import Settings
@@ -41,35 +41,11 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 def claim(
     engine: Engine, worker_id: str, *, limit: int, lease_seconds: int, tenant_id: str | None = None
 ) -> list[SubscriptionNotification]:
-    now = now_utc()
-    older = aliased(N)
-    blocked = exists().where(
-        and_(
-            col(older.subscription_id) == col(N.subscription_id),
-            col(older.id) < col(N.id),
-            col(older.status).in_(OPEN),
-        )
-    )
-    due = or_(
-        and_(col(N.status).in_(("pending", "failed")), col(N.next_attempt_at) <= now),
-        and_(col(N.status) == "in_flight", col(N.claimed_until) < now),
-    )
-    query = select(N).where(due, ~blocked).order_by(col(N.id)).limit(limit)
-    if tenant_id is not None:
-        query = query.where(col(N.tenant_id) == tenant_id)
-    with unit_of_work(engine) as session:
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=N)
-        rows = list(session.exec(query))
-        if rows:
-            until = now + timedelta(seconds=lease_seconds)
-            session.execute(
-                update(N)
-                .where(col(N.id).in_([r.id for r in rows]))
-                .values(status="in_flight", claimed_by=worker_id, claimed_until=until)
-            )
-            session.expunge_all()
-    return rows
+    """Due notifications, oldest first, under our lease; one subscription's go out in order (event numbers)."""
+    return claim_rows(
+        engine, N, worker_id, now=now_utc(), limit=limit, lease_seconds=lease_seconds,
+        in_order_of=("subscription_id",), open_statuses=OPEN, tenant_id=tenant_id,
+    )  # fmt: skip
 
 
 def deliver_due(
