@@ -40,7 +40,7 @@ from service.fhir import router as fhir_router
 from service.fhir import subscription_routes
 from service.observability import install_observability
 from service.settings import Settings, get_settings, software_version
-from service.sweep import SweepThread
+from service.sweep import sweep_thread
 from service.sync.worker import WorkerThread
 from service.web import install_web
 
@@ -61,7 +61,7 @@ The FHIR R4 facade (`/fhir`) has an OpenAPI document of its own, generated from 
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     sweeper = (
-        SweepThread(app.state.engine, settings.status_sweep_seconds, settings.canonical_base, settings)
+        sweep_thread(app.state.engine, settings.status_sweep_seconds, settings.canonical_base, settings)
         if settings.status_sweep_seconds
         else None
     )

@@ -217,12 +217,7 @@ def status_sweep(
     heartbeats that are due."""
     import time
 
-    from service.break_glass.expiry import sweep_expired_grants
-    from service.clock import now_utc
-    from service.messaging.sending import send_due_messages
-    from service.patient_refresh import sweep
-    from service.self_report.schedule import send_due_invitations
-    from service.subscriptions.events import sweep_heartbeats
+    from service.sweep import run_sweep
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
@@ -234,17 +229,8 @@ def status_sweep(
             def advance(done: int, due: int, task: TaskID = task) -> None:
                 progress.update(task, completed=done, total=due)
 
-            swept = sweep(engine, canonical_base=settings.canonical_base, progress=advance)
-        closed = sweep_expired_grants(engine, now_utc())
-        invited = send_due_invitations(engine, settings, now_utc())
-        messages = send_due_messages(engine, settings)
-        heartbeats = sweep_heartbeats(engine)
-        console.print(
-            f"plan statuses recomputed: {swept} patients; break-the-glass grants expired and closed: {closed}; "
-            f"questionnaires sent: {invited}; patient messages sent: {messages.sent}, deferred for quiet hours: "
-            f"{messages.deferred}, failed: {messages.failed}, dead: {messages.dead}, cannot be sent: "
-            f"{messages.cannot_send}; subscription heartbeats queued: {heartbeats} ({time.monotonic() - started:.1f} s)"
-        )
+            summary = run_sweep(engine, settings, canonical_base=settings.canonical_base, progress=advance)
+        console.print(f"{summary.words()} ({time.monotonic() - started:.1f} s)")
         if not every:
             return
         time.sleep(every)

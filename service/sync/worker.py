@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from service.background import BackgroundThread
 from service.outbox import OutboxMessage
 from service.settings import Settings
 from service.sync.heartbeat import Heartbeat
@@ -134,26 +135,17 @@ def run_worker(
     return stats
 
 
-class WorkerThread:
+class WorkerThread(BackgroundThread):
     """One delivery worker in a thread of the API process (TANDEM_DEV_WORKER, for development): a replayed
     message is sent without a second terminal. Production runs `tandem sync worker` processes instead."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.worker_id = default_worker_id()
-        self._engine = engine
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dev-sync-worker", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+        def run(stop: threading.Event) -> None:
+            try:
+                run_worker(engine, settings, worker_id=self.worker_id, stop_event=stop)
+            except Exception:  # the API must keep serving; the sync page shows the worker dead
+                logger.exception("the in-process delivery worker stopped")
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            run_worker(self._engine, self._settings, worker_id=self.worker_id, stop_event=self._stop)
-        except Exception:  # the API must keep serving; the sync page shows the worker dead
-            logger.exception("the in-process delivery worker stopped")
+        super().__init__("dev-sync-worker", run)

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from service.caseload.tables import PlanStatusRow
 from service.patient_refresh import sweep
 from service.plan_status import IV_KETAMINE_CBT
-from service.sweep import SweepThread
+from service.sweep import sweep_thread
 from tests.builders import (
     API,
     PHQ9_ITEMS,
@@ -218,7 +218,7 @@ def test_the_in_process_sweep_recomputes_due_statuses(api: ApiDriver, engine: En
         row.next_recompute_at = stale_at
         session.add(row)
         session.commit()
-    sweeper = SweepThread(engine, every_seconds=1, canonical_base="https://tandem.test/fhir")
+    sweeper = sweep_thread(engine, every_seconds=1, canonical_base="https://tandem.test/fhir")
     sweeper.start()
     try:
         deadline = time.monotonic() + 20

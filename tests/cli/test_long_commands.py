@@ -28,8 +28,8 @@ from tests.builders import ApiDriver, enrollment_body
 SWEEP_SUMMARY = re.compile(
     r"plan statuses recomputed: (\d+) patients; break-the-glass grants expired and closed: (\d+); "
     r"questionnaires sent: (\d+); "
-    r"patient messages sent: \d+, deferred for quiet hours: \d+, failed: \d+, dead: \d+, cannot be sent: \d+ "
-    r"\(\d+\.\d s\)"
+    r"patient messages sent: \d+, deferred for quiet hours: \d+, failed: \d+, dead: \d+, cannot be sent: \d+; "
+    r"subscription heartbeats queued: \d+ \(\d+\.\d s\)"
 )
 
 
