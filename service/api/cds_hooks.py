@@ -43,10 +43,12 @@ class CdsCaller:
     def __init__(
         self,
         request: Request,
-        service_id: ServiceId,
         session: SessionDep,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> None:
+        # The service id as sent, not yet validated: the JWT is checked first, so a caller without a valid one
+        # learns nothing about the request's shape (a wrong id is then a 401 too: the JWT's aud cannot match).
+        service_id = str(request.path_params.get("service_id", ""))[:64]
         settings = get_settings(request)
         audience = f"{settings.public_base_url.rstrip('/')}/cds-services/{service_id}"
         jwks: JwksCache = request.app.state.cds_jwks

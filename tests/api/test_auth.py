@@ -13,8 +13,9 @@ from service.settings import Settings
 from tests.builders import API, ApiDriver, patient_body
 from tests.conftest import TEST_SECRET
 
-# Public on purpose: probes, and our public keys (EHRs fetch them to verify our SMART assertions).
-OPEN_PATHS = {"/healthz", "/readyz", "/.well-known/jwks.json"}
+# Public on purpose: probes, our public keys (EHRs fetch them to verify our SMART assertions), and the CDS Hooks
+# discovery document (the services an EHR may call, no patient data; each call itself needs the EHR's JWT).
+OPEN_PATHS = {"/healthz", "/readyz", "/.well-known/jwks.json", "/cds-services"}
 
 
 def _token(settings: Settings, **claims: object) -> dict[str, str]:

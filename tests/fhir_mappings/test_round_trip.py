@@ -27,7 +27,8 @@ from tests.fhir_mappings.support import own_id, r4_json
 ROUND_TRIPS = settings(
     max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
-_META = {"id", "version", "created_at", "updated_at", "score", "contact"}  # contact: derived, read-only
+# contact: derived, read-only; rems_form_submitted_by: who recorded it in Tandem, not in the FHIR resource
+_META = {"id", "version", "created_at", "updated_at", "score", "contact", "rems_form_submitted_by"}
 
 
 def _without_none(value: Any) -> Any:

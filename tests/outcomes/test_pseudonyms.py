@@ -12,6 +12,7 @@ PRODUCTION = {
     "environment": "production",
     "dev_token_secret": "p" * 48,
     "trusted_issuers": {"https://idp.example.org": "https://idp.example.org/jwks"},
+    "public_base_url": "https://tandem.hospital.example",
 }
 
 
